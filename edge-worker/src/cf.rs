@@ -1,0 +1,32 @@
+//! The facts the gate reads from `request.cf`.
+//!
+//! Read straight from the JS object with serde rather than through `worker::Cf`, whose getters
+//! unwrap internally and panic when a field is absent (it is, under local workerd and for some
+//! requests in production).
+
+use serde::Deserialize;
+use wasm_bindgen::JsValue;
+
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CfFacts {
+    #[serde(default)]
+    pub country: Option<String>,
+    #[serde(default)]
+    pub asn: Option<u32>,
+    #[serde(default)]
+    pub tls_version: Option<String>,
+}
+
+impl CfFacts {
+    pub fn of(req: &worker::Request) -> CfFacts {
+        let raw: &JsValue = req.inner().as_ref();
+        let Ok(cf) = js_sys::Reflect::get(raw, &JsValue::from_str("cf")) else {
+            return CfFacts::default();
+        };
+        if cf.is_undefined() || cf.is_null() {
+            return CfFacts::default();
+        }
+        serde_wasm_bindgen::from_value(cf).unwrap_or_default()
+    }
+}

@@ -1,0 +1,114 @@
+//! The Worker's configuration: `[vars]` and secrets, parsed and validated once per isolate.
+//!
+//! | name | kind | what |
+//! |---|---|---|
+//! | `ORIGIN_URL` | var | where the tunnel reaches the agent, e.g. `https://tunnel.example.com` |
+//! | `TOKEN_ISSUER`, `TOKEN_AUDIENCE` | var | the `iss`/`aud` the agent puts in access tokens |
+//! | `TOKEN_JWKS` | var | the agent's public keys as a JWKS JSON document (current and previous) |
+//! | `POLICY` | var | the relay policy (TOML); absent = the built-in default policy |
+//! | `RELAY_SIGNING_SECRET` | secret | hex, ≥ 32 bytes: the HMAC key for signing forwarded requests |
+//!
+//! `argus-relay init` prints the exact values. A bad setting makes every request answer 503
+//! `unavailable` with `reason` naming the setting (e.g. `config.token_jwks`), never a guess.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use argus_shared::policy::Policy;
+use argus_shared::signature::MIN_SECRET_BYTES;
+use argus_shared::token::{Expectations, KeySet};
+use worker::Env;
+
+use crate::error::EdgeError;
+
+pub struct EdgeConfig {
+    /// Scheme + host (+ port), no trailing slash.
+    pub origin: String,
+    pub signing_secret: Vec<u8>,
+    pub keys: KeySet,
+    pub expectations: Expectations,
+    pub policy: Policy,
+}
+
+thread_local! {
+    // Workers isolates are single-threaded and env does not change within one.
+    static CONFIG: RefCell<Option<Rc<EdgeConfig>>> = const { RefCell::new(None) };
+}
+
+/// The parsed configuration, from the isolate's cache or parsed now. Errors are not cached, so a
+/// fixed secret takes effect without a redeploy of the code.
+pub fn get(env: &Env) -> Result<Rc<EdgeConfig>, EdgeError> {
+    if let Some(cfg) = CONFIG.with(|c| c.borrow().clone()) {
+        return Ok(cfg);
+    }
+    let cfg = Rc::new(parse(env)?);
+    CONFIG.with(|c| *c.borrow_mut() = Some(cfg.clone()));
+    Ok(cfg)
+}
+
+fn var(env: &Env, name: &str) -> Option<String> {
+    env.var(name).ok().map(|v| v.to_string()).filter(|v| !v.trim().is_empty())
+}
+
+fn secret(env: &Env, name: &str) -> Option<String> {
+    env.secret(name).ok().map(|v| v.to_string()).filter(|v| !v.trim().is_empty())
+}
+
+fn parse(env: &Env) -> Result<EdgeConfig, EdgeError> {
+    let origin = var(env, "ORIGIN_URL").ok_or(EdgeError::Config { reason: "config.origin_url" })?;
+    let origin = parse_origin(&origin).ok_or(EdgeError::Config { reason: "config.origin_url" })?;
+
+    let secret_hex =
+        secret(env, "RELAY_SIGNING_SECRET").ok_or(EdgeError::Config { reason: "config.relay_signing_secret" })?;
+    let signing_secret = hex::decode(secret_hex.trim())
+        .ok()
+        .filter(|s| s.len() >= MIN_SECRET_BYTES)
+        .ok_or(EdgeError::Config { reason: "config.relay_signing_secret" })?;
+
+    let jwks = var(env, "TOKEN_JWKS").ok_or(EdgeError::Config { reason: "config.token_jwks" })?;
+    let keys = KeySet::from_jwks_json(&jwks)
+        .ok()
+        .filter(|k| !k.is_empty())
+        .ok_or(EdgeError::Config { reason: "config.token_jwks" })?;
+
+    let issuer = var(env, "TOKEN_ISSUER").ok_or(EdgeError::Config { reason: "config.token_issuer" })?;
+    let audience = var(env, "TOKEN_AUDIENCE").ok_or(EdgeError::Config { reason: "config.token_audience" })?;
+
+    let policy = match var(env, "POLICY") {
+        Some(text) => Policy::from_toml(&text).map_err(|e| {
+            worker::console_error!("POLICY does not parse: {e}");
+            EdgeError::Config { reason: "config.policy_invalid" }
+        })?,
+        None => Policy::default_policy(),
+    };
+
+    Ok(EdgeConfig {
+        origin,
+        signing_secret,
+        keys,
+        expectations: Expectations::new(issuer, audience),
+        policy,
+    })
+}
+
+/// Accepts `http(s)://host[:port]` with an optional trailing slash; nothing else (no path, query,
+/// credentials), so the forwarded URL is always `origin + canonical path`.
+fn parse_origin(raw: &str) -> Option<String> {
+    let url = worker::Url::parse(raw.trim()).ok()?;
+    if !matches!(url.scheme(), "http" | "https")
+        || url.host_str().is_none()
+        || !url.username().is_empty()
+        || url.password().is_some()
+        || url.query().is_some()
+        || url.fragment().is_some()
+        || url.path() != "/"
+    {
+        return None;
+    }
+    let mut origin = url.origin().ascii_serialization();
+    if origin == "null" {
+        return None;
+    }
+    origin.truncate(origin.trim_end_matches('/').len());
+    Some(origin)
+}

@@ -1,0 +1,92 @@
+//! Everything the edge refuses, as one enum, and the one function that turns it into a response.
+
+use argus_shared::api::{ErrorBody, ErrorCode};
+use argus_shared::headers;
+use worker::{Headers, Response};
+
+#[derive(Debug, thiserror::Error)]
+pub enum EdgeError {
+    /// The Worker's configuration is missing or invalid. `reason` names the setting.
+    #[error("the relay is not configured correctly")]
+    Config { reason: &'static str },
+    #[error("the request path is not in canonical form")]
+    NonCanonicalPath { reason: &'static str },
+    #[error("this path is not reachable remotely")]
+    Refused { reason: &'static str },
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    #[error("a device token is required")]
+    Unauthenticated,
+    #[error("the device token is not valid")]
+    InvalidToken { reason: &'static str },
+    #[error("the request is not allowed by the relay policy")]
+    Denied { reason: &'static str },
+    #[error("too many requests")]
+    RateLimited { retry_after_secs: u32 },
+    #[error("the home server could not be reached")]
+    OriginUnreachable,
+    #[error("internal error")]
+    Internal,
+}
+
+impl EdgeError {
+    fn code(&self) -> ErrorCode {
+        match self {
+            EdgeError::Config { .. } | EdgeError::OriginUnreachable => ErrorCode::Unavailable,
+            EdgeError::NonCanonicalPath { .. } => ErrorCode::NonCanonicalPath,
+            EdgeError::Refused { .. } => ErrorCode::NotFound,
+            EdgeError::MethodNotAllowed => ErrorCode::MethodNotAllowed,
+            EdgeError::Unauthenticated => ErrorCode::Unauthenticated,
+            EdgeError::InvalidToken { .. } => ErrorCode::InvalidToken,
+            EdgeError::Denied { reason } if reason.starts_with("scope.") => ErrorCode::InsufficientScope,
+            EdgeError::Denied { .. } => ErrorCode::Forbidden,
+            EdgeError::RateLimited { .. } => ErrorCode::RateLimited,
+            EdgeError::Internal => ErrorCode::Internal,
+        }
+    }
+
+    fn reason(&self) -> Option<&'static str> {
+        match self {
+            EdgeError::Config { reason }
+            | EdgeError::NonCanonicalPath { reason }
+            | EdgeError::Refused { reason }
+            | EdgeError::InvalidToken { reason }
+            | EdgeError::Denied { reason } => Some(reason),
+            _ => None,
+        }
+    }
+
+    pub fn into_response(self, request_id: &str) -> Response {
+        let code = self.code();
+        let mut body = ErrorBody::new(code, self.to_string(), request_id);
+        if let Some(reason) = self.reason() {
+            body = body.with_reason(reason);
+        }
+        let headers = Headers::new();
+        let _ = headers.set("content-type", "application/json");
+        let _ = headers.set("cache-control", "no-store");
+        let _ = headers.set(headers::REQUEST_ID, request_id);
+        match &self {
+            EdgeError::Unauthenticated => {
+                let _ = headers.set("www-authenticate", r#"Bearer realm="argus-relay""#);
+            }
+            EdgeError::InvalidToken { .. } => {
+                let _ = headers.set("www-authenticate", r#"Bearer realm="argus-relay", error="invalid_token""#);
+            }
+            EdgeError::Denied { reason } if reason.starts_with("scope.") => {
+                let _ = headers.set("www-authenticate", r#"Bearer realm="argus-relay", error="insufficient_scope""#);
+            }
+            EdgeError::RateLimited { retry_after_secs } => {
+                let _ = headers.set("retry-after", &retry_after_secs.to_string());
+            }
+            _ => {}
+        }
+        if matches!(self, EdgeError::Internal | EdgeError::Config { .. }) {
+            worker::console_error!("request {request_id}: {self} ({:?})", self.reason());
+        }
+        Response::builder()
+            .with_status(code.status())
+            .with_headers(headers)
+            .fixed(body.to_json().into_bytes())
+    }
+}

@@ -1,0 +1,134 @@
+//! The checks every request passes, in order, before anything is forwarded:
+//!
+//! 1. canonical path ([`argus_shared::path`]) — before anyone routes on it;
+//! 2. route class ([`argus_shared::route`]) — refused paths end here;
+//! 3. device token ([`argus_shared::token`]) — except the public pairing and identity routes;
+//! 4. policy ([`argus_shared::policy`]) — geo, TLS, device, scope and path rules;
+//! 5. rate limit (Workers rate-limiting bindings) — per IP for pairing, per device for the API;
+//! 6. signed forwarding ([`crate::forward`]).
+
+use argus_shared::path::{self, CanonicalTarget};
+use argus_shared::policy::{Decision, DeviceFacts, RequestFacts};
+use argus_shared::route::{self, Route};
+use argus_shared::token::{self, AccessClaims, Scope};
+use worker::{Env, Request, Response};
+
+use crate::cf::CfFacts;
+use crate::config::{self, EdgeConfig};
+use crate::error::EdgeError;
+use crate::forward;
+
+/// Rate-limit bindings (see `wrangler.toml`).
+const PAIRING_LIMITER: &str = "PAIRING_LIMITER";
+const DEVICE_LIMITER: &str = "DEVICE_LIMITER";
+/// Both limiters use 60-second periods.
+const LIMIT_PERIOD_SECS: u32 = 60;
+
+pub async fn handle(req: Request, env: &Env, request_id: &str) -> Result<Response, EdgeError> {
+    let cfg = config::get(env)?;
+    let target = target_of(&req.inner().url())?;
+    let canonical = path::canonicalize(&target).map_err(|e| EdgeError::NonCanonicalPath { reason: e.reason() })?;
+    let method = req.method().to_string();
+    let cf = CfFacts::of(&req);
+    let client_ip = req.headers().get("cf-connecting-ip").ok().flatten();
+
+    match route::classify(&method, &canonical.decoded_path) {
+        Route::Refused(reason) => Err(EdgeError::Refused { reason }),
+        Route::MethodNotAllowed => Err(EdgeError::MethodNotAllowed),
+        Route::Public(_) => {
+            check_policy(&cfg, &method, &canonical, &cf, None)?;
+            let ip_key = client_ip.clone().unwrap_or_else(|| String::from("unknown"));
+            rate_limit(env, PAIRING_LIMITER, format!("ip:{ip_key}")).await?;
+            forward::to_origin(req, &cfg, &canonical, None, client_ip.as_deref(), request_id).await
+        }
+        Route::Agent(_) | Route::Backend { .. } => {
+            let claims = authenticate(&req, &cfg)?;
+            check_policy(&cfg, &method, &canonical, &cf, Some(&claims))?;
+            rate_limit(env, DEVICE_LIMITER, format!("device:{}", claims.sub)).await?;
+            forward::to_origin(req, &cfg, &canonical, Some(&claims.sub), client_ip.as_deref(), request_id).await
+        }
+    }
+}
+
+/// The path and query of the request URL exactly as the runtime received it (still encoded).
+fn target_of(url: &str) -> Result<String, EdgeError> {
+    let after_scheme = url
+        .split_once("://")
+        .map(|(_, rest)| rest)
+        .ok_or(EdgeError::NonCanonicalPath { reason: "path.malformed" })?;
+    let start = after_scheme.find('/').ok_or(EdgeError::NonCanonicalPath { reason: "path.malformed" })?;
+    let target = &after_scheme[start..];
+    // A fragment never reaches a server; drop it if a client sent one anyway.
+    Ok(target.split('#').next().unwrap_or(target).to_owned())
+}
+
+fn authenticate(req: &Request, cfg: &EdgeConfig) -> Result<AccessClaims, EdgeError> {
+    let header = req.headers().get("authorization").ok().flatten().ok_or(EdgeError::Unauthenticated)?;
+    let token = bearer_token(&header).ok_or(EdgeError::Unauthenticated)?;
+    let now = worker::Date::now().as_millis() / 1000;
+    token::verify_access_token(token, &cfg.keys, &cfg.expectations, now)
+        .map_err(|e| EdgeError::InvalidToken { reason: e.reason() })
+}
+
+/// `Bearer <token>` (scheme case-insensitive, one space).
+fn bearer_token(header: &str) -> Option<&str> {
+    let (scheme, token) = header.split_once(' ')?;
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token.trim())
+}
+
+fn check_policy(
+    cfg: &EdgeConfig,
+    method: &str,
+    canonical: &CanonicalTarget,
+    cf: &CfFacts,
+    claims: Option<&AccessClaims>,
+) -> Result<(), EdgeError> {
+    let facts = RequestFacts {
+        method,
+        decoded_path: &canonical.decoded_path,
+        country: cf.country.as_deref(),
+        asn: cf.asn,
+        tls_version: cf.tls_version.as_deref(),
+        device: claims.map(|c| DeviceFacts {
+            platform: &c.platform,
+            app_version: c.app_version.as_deref(),
+            os_version: c.os_version.as_deref(),
+            scope_read_only: c.scope == Scope::Viewer,
+        }),
+    };
+    match cfg.policy.evaluate(&facts) {
+        Decision::Allow => Ok(()),
+        Decision::Deny(denial) => Err(EdgeError::Denied { reason: denial.reason }),
+    }
+}
+
+async fn rate_limit(env: &Env, binding: &str, key: String) -> Result<(), EdgeError> {
+    let limiter = env.rate_limiter(binding).map_err(|_| EdgeError::Config { reason: "config.rate_limiter" })?;
+    let outcome = limiter.limit(key).await.map_err(|_| EdgeError::Internal)?;
+    if outcome.success {
+        Ok(())
+    } else {
+        Err(EdgeError::RateLimited { retry_after_secs: LIMIT_PERIOD_SECS })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn target_keeps_the_raw_encoding() {
+        assert_eq!(target_of("https://relay.example/api/v1/thumbnails/%2e%2e/app.db").unwrap(), "/api/v1/thumbnails/%2e%2e/app.db");
+        assert_eq!(target_of("http://127.0.0.1:8787/api/v1/events?limit=2#x").unwrap(), "/api/v1/events?limit=2");
+        assert!(target_of("no-scheme").is_err());
+    }
+
+    #[test]
+    fn bearer_parsing() {
+        assert_eq!(bearer_token("Bearer abc"), Some("abc"));
+        assert_eq!(bearer_token("bearer abc"), Some("abc"));
+        assert_eq!(bearer_token("Basic abc"), None);
+        assert_eq!(bearer_token("Bearer "), None);
+        assert_eq!(bearer_token("Bearer"), None);
+    }
+}

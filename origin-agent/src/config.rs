@@ -1,0 +1,312 @@
+//! The agent's configuration: one TOML file (written by `argus-relay init`), overridable by
+//! environment variables, validated once with errors that name the field.
+//!
+//! ```toml
+//! data_dir = "/var/lib/argus-relay"           # keys, database, certificates (0700)
+//! public_url = "https://relay.example.com"    # what phones use from outside (the Worker's route)
+//!
+//! [backend]
+//! url = "http://127.0.0.1:8000"               # ArgusAI
+//! api_key = "…"                               # the agent's own credential for ArgusAI (optional)
+//! request_timeout_secs = 100                  # like Cloudflare's own limit
+//!
+//! [tunnel]
+//! listen = "127.0.0.1:8470"                   # cloudflared's ingress points here; loopback only
+//!
+//! [admin]
+//! listen = "127.0.0.1:8471"                   # owner CLI and API; loopback only
+//!
+//! [tokens]
+//! issuer = "https://relay.example.com"        # default: public_url
+//! audience = "argus-relay"
+//! access_ttl_secs = 900                       # at most 900
+//!
+//! [limits]
+//! max_header_bytes = 16384
+//! header_read_timeout_secs = 10
+//! idle_timeout_secs = 60
+//! max_connections = 1024
+//! max_body_bytes = 104857600
+//! ```
+//!
+//! Environment overrides (highest precedence): `ARGUS_RELAY_DATA_DIR`, `ARGUS_RELAY_PUBLIC_URL`,
+//! `ARGUS_RELAY_BACKEND_URL`, `ARGUS_RELAY_BACKEND_API_KEY`, `ARGUS_RELAY_TUNNEL_LISTEN`,
+//! `ARGUS_RELAY_ADMIN_LISTEN`.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("{path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("{field}: {message}")]
+    Invalid { field: &'static str, message: String },
+}
+
+fn invalid(field: &'static str, message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid { field, message: message.into() }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentConfig {
+    pub data_dir: PathBuf,
+    pub public_url: String,
+    #[serde(default)]
+    pub backend: BackendConfig,
+    #[serde(default)]
+    pub tunnel: ListenConfig,
+    #[serde(default = "ListenConfig::admin_default")]
+    pub admin: ListenConfig,
+    #[serde(default)]
+    pub tokens: TokenConfig,
+    #[serde(default)]
+    pub limits: Limits,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackendConfig {
+    #[serde(default = "BackendConfig::default_url")]
+    pub url: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_key: Option<String>,
+    #[serde(default = "BackendConfig::default_timeout")]
+    pub request_timeout_secs: u64,
+}
+
+impl BackendConfig {
+    fn default_url() -> String {
+        "http://127.0.0.1:8000".into()
+    }
+    fn default_timeout() -> u64 {
+        100
+    }
+}
+
+impl Default for BackendConfig {
+    fn default() -> Self {
+        BackendConfig { url: Self::default_url(), api_key: None, request_timeout_secs: Self::default_timeout() }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListenConfig {
+    pub listen: SocketAddr,
+}
+
+impl Default for ListenConfig {
+    fn default() -> Self {
+        ListenConfig { listen: SocketAddr::from(([127, 0, 0, 1], 8470)) }
+    }
+}
+
+impl ListenConfig {
+    fn admin_default() -> Self {
+        ListenConfig { listen: SocketAddr::from(([127, 0, 0, 1], 8471)) }
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenConfig {
+    /// Defaults to `public_url`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issuer: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audience: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_ttl_secs: Option<u64>,
+}
+
+pub const DEFAULT_AUDIENCE: &str = "argus-relay";
+pub const MAX_ACCESS_TTL_SECS: u64 = 900;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    pub max_header_bytes: usize,
+    pub header_read_timeout_secs: u64,
+    pub idle_timeout_secs: u64,
+    pub max_connections: usize,
+    pub max_body_bytes: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_header_bytes: 16 * 1024,
+            header_read_timeout_secs: 10,
+            idle_timeout_secs: 60,
+            max_connections: 1024,
+            max_body_bytes: 100 * 1024 * 1024,
+        }
+    }
+}
+
+impl AgentConfig {
+    /// A fresh configuration as `init` writes it.
+    pub fn new(data_dir: PathBuf, public_url: String, backend_url: String) -> Self {
+        AgentConfig {
+            data_dir,
+            public_url,
+            backend: BackendConfig { url: backend_url, ..BackendConfig::default() },
+            tunnel: ListenConfig::default(),
+            admin: ListenConfig::admin_default(),
+            tokens: TokenConfig::default(),
+            limits: Limits::default(),
+        }
+    }
+
+    /// Reads the file, applies environment overrides, validates.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.into(), source })?;
+        Self::from_toml_with_env(&text, path, |k| std::env::var(k).ok())
+    }
+
+    pub fn from_toml_with_env(
+        text: &str,
+        path: &Path,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, ConfigError> {
+        let mut cfg: AgentConfig =
+            toml::from_str(text).map_err(|e| ConfigError::Parse { path: path.into(), message: e.to_string() })?;
+        if let Some(v) = env("ARGUS_RELAY_DATA_DIR") {
+            cfg.data_dir = v.into();
+        }
+        if let Some(v) = env("ARGUS_RELAY_PUBLIC_URL") {
+            cfg.public_url = v;
+        }
+        if let Some(v) = env("ARGUS_RELAY_BACKEND_URL") {
+            cfg.backend.url = v;
+        }
+        if let Some(v) = env("ARGUS_RELAY_BACKEND_API_KEY") {
+            cfg.backend.api_key = Some(v);
+        }
+        if let Some(v) = env("ARGUS_RELAY_TUNNEL_LISTEN") {
+            cfg.tunnel.listen = v.parse().map_err(|_| invalid("tunnel.listen", format!("{v:?} is not ip:port")))?;
+        }
+        if let Some(v) = env("ARGUS_RELAY_ADMIN_LISTEN") {
+            cfg.admin.listen = v.parse().map_err(|_| invalid("admin.listen", format!("{v:?} is not ip:port")))?;
+        }
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        check_http_url("public_url", &self.public_url)?;
+        check_http_url("backend.url", &self.backend.url)?;
+        if !self.tunnel.listen.ip().is_loopback() {
+            return Err(invalid("tunnel.listen", "must be a loopback address (cloudflared runs on this host)"));
+        }
+        if !self.admin.listen.ip().is_loopback() {
+            return Err(invalid("admin.listen", "must be a loopback address"));
+        }
+        if self.backend.request_timeout_secs == 0 || self.backend.request_timeout_secs > 600 {
+            return Err(invalid("backend.request_timeout_secs", "must be between 1 and 600"));
+        }
+        if let Some(ttl) = self.tokens.access_ttl_secs {
+            if !(60..=MAX_ACCESS_TTL_SECS).contains(&ttl) {
+                return Err(invalid("tokens.access_ttl_secs", "must be between 60 and 900"));
+            }
+        }
+        if self.limits.max_connections == 0 {
+            return Err(invalid("limits.max_connections", "must be at least 1"));
+        }
+        if self.limits.max_header_bytes < 4096 {
+            return Err(invalid("limits.max_header_bytes", "must be at least 4096"));
+        }
+        Ok(())
+    }
+
+    pub fn issuer(&self) -> String {
+        self.tokens.issuer.clone().unwrap_or_else(|| self.public_url.trim_end_matches('/').to_owned())
+    }
+
+    pub fn audience(&self) -> String {
+        self.tokens.audience.clone().unwrap_or_else(|| DEFAULT_AUDIENCE.to_owned())
+    }
+
+    pub fn access_ttl(&self) -> u64 {
+        self.tokens.access_ttl_secs.unwrap_or(MAX_ACCESS_TTL_SECS)
+    }
+
+    pub fn backend_timeout(&self) -> Duration {
+        Duration::from_secs(self.backend.request_timeout_secs)
+    }
+
+    pub fn database_path(&self) -> PathBuf {
+        self.data_dir.join("relay.db")
+    }
+
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).unwrap_or_default()
+    }
+}
+
+fn check_http_url(field: &'static str, url: &str) -> Result<(), ConfigError> {
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))
+        .ok_or_else(|| invalid(field, format!("{url:?} must start with http:// or https://")))?;
+    let host = rest.split('/').next().unwrap_or("");
+    if host.is_empty() || host.contains('@') {
+        return Err(invalid(field, format!("{url:?} has no valid host")));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<AgentConfig, ConfigError> {
+        AgentConfig::from_toml_with_env(text, Path::new("t.toml"), |_| None)
+    }
+
+    #[test]
+    fn minimal_file_gets_safe_defaults() {
+        let cfg = parse("data_dir = \"/tmp/x\"\npublic_url = \"https://relay.example.com\"\n").unwrap();
+        assert!(cfg.tunnel.listen.ip().is_loopback());
+        assert!(cfg.admin.listen.ip().is_loopback());
+        assert_eq!(cfg.access_ttl(), 900);
+        assert_eq!(cfg.issuer(), "https://relay.example.com");
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        let err = parse("data_dir = \"/x\"\npublic_url = \"https://r\"\n[tunnel]\nlisten = \"0.0.0.0:1\"\n").unwrap_err();
+        assert!(err.to_string().starts_with("tunnel.listen:"), "{err}");
+        let err = parse("data_dir = \"/x\"\npublic_url = \"ftp://r\"\n").unwrap_err();
+        assert!(err.to_string().starts_with("public_url:"), "{err}");
+        let err = parse("data_dir = \"/x\"\npublic_url = \"https://r\"\nbogus = 1\n").unwrap_err();
+        assert!(err.to_string().contains("bogus"), "{err}");
+        let err = parse("data_dir = \"/x\"\npublic_url = \"https://r\"\n[tokens]\naccess_ttl_secs = 3600\n").unwrap_err();
+        assert!(err.to_string().starts_with("tokens.access_ttl_secs:"), "{err}");
+    }
+
+    #[test]
+    fn environment_overrides_the_file() {
+        let cfg = AgentConfig::from_toml_with_env(
+            "data_dir = \"/x\"\npublic_url = \"https://r\"\n",
+            Path::new("t.toml"),
+            |k| (k == "ARGUS_RELAY_BACKEND_URL").then(|| "http://127.0.0.1:9999".to_owned()),
+        )
+        .unwrap();
+        assert_eq!(cfg.backend.url, "http://127.0.0.1:9999");
+    }
+
+    #[test]
+    fn written_config_reads_back() {
+        let cfg = AgentConfig::new("/d".into(), "https://r.example".into(), "http://127.0.0.1:8000".into());
+        let back = parse(&cfg.to_toml()).unwrap();
+        assert_eq!(back.public_url, "https://r.example");
+    }
+}

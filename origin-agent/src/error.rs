@@ -1,0 +1,104 @@
+//! Everything the agent refuses or fails at, and the one mapping to status + JSON body.
+
+use argus_shared::api::ErrorCode;
+use hyper::header::HeaderValue;
+use hyper::Response;
+
+use crate::body::{self, Body};
+
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    #[error("the request path is not in canonical form")]
+    NonCanonicalPath { reason: &'static str },
+    #[error("not found")]
+    NotFound,
+    #[error("this path is not reachable from here")]
+    Refused { reason: &'static str },
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    #[error("a device token is required")]
+    Unauthenticated,
+    #[error("the device token is not valid")]
+    InvalidToken { reason: &'static str },
+    #[error("the edge signature is not valid")]
+    InvalidSignature { reason: &'static str },
+    #[error("this device may not do that")]
+    InsufficientScope,
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("invalid, expired or already used code")]
+    InvalidCode,
+    #[error("{0}")]
+    Conflict(&'static str),
+    #[error("too many attempts; try again later")]
+    RateLimited { retry_after_secs: u64 },
+    #[error("request body too large")]
+    PayloadTooLarge,
+    #[error("the ArgusAI backend could not be reached")]
+    BackendUnreachable,
+    #[error("the ArgusAI backend did not answer in time")]
+    BackendTimeout,
+    #[error("internal error")]
+    Internal,
+}
+
+impl AgentError {
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            AgentError::NonCanonicalPath { .. } => ErrorCode::NonCanonicalPath,
+            AgentError::NotFound | AgentError::Refused { .. } => ErrorCode::NotFound,
+            AgentError::MethodNotAllowed => ErrorCode::MethodNotAllowed,
+            AgentError::Unauthenticated => ErrorCode::Unauthenticated,
+            AgentError::InvalidToken { .. } => ErrorCode::InvalidToken,
+            AgentError::InvalidSignature { .. } => ErrorCode::InvalidSignature,
+            AgentError::InsufficientScope => ErrorCode::InsufficientScope,
+            AgentError::BadRequest(_) => ErrorCode::BadRequest,
+            AgentError::InvalidCode => ErrorCode::InvalidCode,
+            AgentError::Conflict(_) => ErrorCode::Conflict,
+            AgentError::RateLimited { .. } => ErrorCode::RateLimited,
+            AgentError::PayloadTooLarge => ErrorCode::PayloadTooLarge,
+            AgentError::BackendUnreachable => ErrorCode::BadGateway,
+            AgentError::BackendTimeout => ErrorCode::GatewayTimeout,
+            AgentError::Internal => ErrorCode::Internal,
+        }
+    }
+
+    fn reason(&self) -> Option<&'static str> {
+        match self {
+            AgentError::NonCanonicalPath { reason }
+            | AgentError::Refused { reason }
+            | AgentError::InvalidToken { reason }
+            | AgentError::InvalidSignature { reason } => Some(reason),
+            _ => None,
+        }
+    }
+
+    pub fn into_response(self, request_id: &str) -> Response<Body> {
+        let mut resp = body::error(self.code(), &self.to_string(), request_id, self.reason());
+        let h = resp.headers_mut();
+        match &self {
+            AgentError::Unauthenticated => {
+                h.insert("www-authenticate", HeaderValue::from_static(r#"Bearer realm="argus-relay""#));
+            }
+            AgentError::InvalidToken { .. } => {
+                h.insert(
+                    "www-authenticate",
+                    HeaderValue::from_static(r#"Bearer realm="argus-relay", error="invalid_token""#),
+                );
+            }
+            AgentError::InsufficientScope => {
+                h.insert(
+                    "www-authenticate",
+                    HeaderValue::from_static(r#"Bearer realm="argus-relay", error="insufficient_scope""#),
+                );
+            }
+            AgentError::RateLimited { retry_after_secs } => {
+                if let Ok(v) = HeaderValue::from_str(&retry_after_secs.to_string()) {
+                    h.insert("retry-after", v);
+                }
+            }
+            _ => {}
+        }
+        resp
+    }
+}

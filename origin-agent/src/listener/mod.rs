@@ -1,0 +1,6 @@
+//! The agent's listeners. Each decides who may reach the shared router:
+//! - [`tunnel`]: loopback, for cloudflared; every request must carry a valid edge signature;
+//! - [`admin`]: loopback, for the owner's CLI and page; admin token required.
+
+pub mod admin;
+pub mod tunnel;

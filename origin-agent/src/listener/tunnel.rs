@@ -1,0 +1,88 @@
+//! The tunnel listener: what cloudflared forwards from the edge Worker.
+//!
+//! Order: edge signature (and body digest) → shared router. Nothing reaches routing, token checks or
+//! the backend without a valid, fresh, never-seen signature from the Worker.
+
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use argus_shared::signature::BodyBinding;
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+use hyper::{Request, Response};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use crate::body::{self, Body};
+use crate::clock::unix_now;
+use crate::error::AgentError;
+use crate::proxy::is_websocket_upgrade;
+use crate::require_edge_signature;
+use crate::router::{self, RequestContext};
+use crate::state::AppState;
+
+/// Digest-signed bodies are at most this large (the Worker streams anything bigger, unsigned).
+const MAX_SIGNED_BODY: usize = 1024 * 1024;
+
+pub async fn handle(state: Arc<AppState>, req: Request<Incoming>, _peer: SocketAddr) -> Response<Body> {
+    let request_id = crate::request_id::from_headers(req.headers());
+    let method = req.method().clone();
+    let path = req.uri().path().to_owned();
+    let started = std::time::Instant::now();
+    let resp = match serve(&state, req, &request_id).await {
+        Ok(resp) => resp,
+        Err(e) => e.into_response(&request_id),
+    };
+    tracing::info!(
+        listener = "tunnel",
+        request_id,
+        %method,
+        path = %path.chars().take(200).collect::<String>(),
+        status = resp.status().as_u16(),
+        elapsed_ms = started.elapsed().as_secs_f64() * 1000.0,
+        "request"
+    );
+    resp
+}
+
+async fn serve(state: &AppState, mut req: Request<Incoming>, request_id: &str) -> Result<Response<Body>, AgentError> {
+    let now = unix_now();
+    let target = req.uri().path_and_query().map(|p| p.as_str()).unwrap_or("/").to_owned();
+    let facts = require_edge_signature::check(
+        &state.edge_secret,
+        &state.replay,
+        req.method().as_str(),
+        &target,
+        req.headers(),
+        now,
+    )?;
+    state.last_edge_request.store(now, Ordering::Relaxed);
+
+    let client_upgrade = is_websocket_upgrade(req.headers()).then(|| hyper::upgrade::on(&mut req));
+    let (parts, incoming) = req.into_parts();
+    let body = match facts.body {
+        BodyBinding::Sha256(expected) => {
+            let bytes = Limited::new(incoming, MAX_SIGNED_BODY)
+                .collect()
+                .await
+                .map_err(|_| AgentError::PayloadTooLarge)?
+                .to_bytes();
+            let actual: [u8; 32] = Sha256::digest(&bytes).into();
+            if !bool::from(actual.ct_eq(&expected)) {
+                return Err(AgentError::InvalidSignature { reason: "signature.body_mismatch" });
+            }
+            body::full(bytes)
+        }
+        BodyBinding::Unsigned => {
+            body::boxed(Limited::new(incoming, usize::try_from(state.config.limits.max_body_bytes).unwrap_or(usize::MAX)))
+        }
+    };
+    let req = Request::from_parts(parts, body);
+    router::dispatch(
+        state,
+        req,
+        RequestContext { request_id: request_id.to_owned(), client_ip: facts.client_ip, client_upgrade },
+    )
+    .await
+}

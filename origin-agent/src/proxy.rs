@@ -1,0 +1,201 @@
+//! The hardened forwarder to the ArgusAI backend.
+//!
+//! ArgusAI cannot defend itself (see `docs/security.md`), so every request the agent forwards is
+//! rewritten here, whatever listener it came from:
+//! - client credentials for the backend are removed (`Cookie` — its `access_token` cookie beats
+//!   Bearer —, `X-API-Key`, `Authorization`: device tokens never reach the backend);
+//! - the client's `User-Agent` is replaced (a UA containing `testclient` skips ArgusAI's auth);
+//! - `X-Forwarded-For` is exactly one value, the real client IP (uvicorn trusts it from 127.0.0.1
+//!   and keys its login limit on it); every other forwarding header is dropped;
+//! - the agent's own backend credential is added when configured;
+//! - hop-by-hop headers are dropped both ways, except the upgrade handshake for WebSockets.
+//!
+//! Bodies stream both ways with backpressure; nothing is buffered here.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use argus_shared::headers;
+use hyper::header::{HeaderName, HeaderValue};
+use hyper::upgrade::OnUpgrade;
+use hyper::{Request, Response, StatusCode, Uri};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+
+use crate::body::{self, Body};
+use crate::error::AgentError;
+
+/// The `User-Agent` the backend sees on every proxied request.
+pub const BACKEND_USER_AGENT: &str = concat!("argus-relay/", env!("CARGO_PKG_VERSION"));
+
+#[derive(Clone)]
+pub struct Backend {
+    client: Client<HttpConnector, Body>,
+    scheme: hyper::http::uri::Scheme,
+    authority: hyper::http::uri::Authority,
+    api_key: Option<HeaderValue>,
+    timeout: Duration,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BackendConfigError {
+    #[error("backend url {0:?} is not an http:// URL with a host")]
+    BadUrl(String),
+    #[error("backend api key contains characters not allowed in a header")]
+    BadApiKey,
+}
+
+/// Who is asking, for the headers the backend sees.
+pub struct ForwardContext<'a> {
+    pub client_ip: Option<IpAddr>,
+    pub request_id: &'a str,
+    /// The client's side of a WebSocket upgrade, when the request asks for one.
+    pub client_upgrade: Option<OnUpgrade>,
+}
+
+impl Backend {
+    pub fn new(url: &str, api_key: Option<&str>, timeout: Duration) -> Result<Backend, BackendConfigError> {
+        let uri: Uri = url.parse().map_err(|_| BackendConfigError::BadUrl(url.into()))?;
+        let scheme = uri.scheme().cloned().ok_or_else(|| BackendConfigError::BadUrl(url.into()))?;
+        if scheme != hyper::http::uri::Scheme::HTTP {
+            // The backend sits beside the agent; TLS to it is not supported (and not needed).
+            return Err(BackendConfigError::BadUrl(url.into()));
+        }
+        let authority = uri.authority().cloned().ok_or_else(|| BackendConfigError::BadUrl(url.into()))?;
+        let api_key = api_key
+            .map(|k| HeaderValue::from_str(k).map_err(|_| BackendConfigError::BadApiKey))
+            .transpose()?
+            .map(|mut v| {
+                v.set_sensitive(true);
+                v
+            });
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        connector.set_connect_timeout(Some(Duration::from_secs(5)));
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(30))
+            .pool_max_idle_per_host(64)
+            .build(connector);
+        Ok(Backend { client, scheme, authority, api_key, timeout })
+    }
+
+    /// A GET of a backend path with the agent's own credential (health checks).
+    pub async fn get(&self, path: &str) -> Result<Response<hyper::body::Incoming>, AgentError> {
+        let uri = self.uri_for(path)?;
+        let mut req = Request::get(uri).body(body::empty()).map_err(|_| AgentError::Internal)?;
+        req.headers_mut().insert(hyper::header::USER_AGENT, HeaderValue::from_static(BACKEND_USER_AGENT));
+        if let Some(key) = &self.api_key {
+            req.headers_mut().insert(HeaderName::from_static(headers::X_API_KEY), key.clone());
+        }
+        match tokio::time::timeout(self.timeout, self.client.request(req)).await {
+            Ok(Ok(resp)) => Ok(resp),
+            Ok(Err(_)) => Err(AgentError::BackendUnreachable),
+            Err(_) => Err(AgentError::BackendTimeout),
+        }
+    }
+
+    fn uri_for(&self, path_and_query: &str) -> Result<Uri, AgentError> {
+        Uri::builder()
+            .scheme(self.scheme.clone())
+            .authority(self.authority.clone())
+            .path_and_query(path_and_query)
+            .build()
+            .map_err(|_| AgentError::NonCanonicalPath { reason: "path.malformed" })
+    }
+
+    /// Forwards `req` (whose path was already checked) and returns the backend's response.
+    pub async fn forward(&self, req: Request<Body>, ctx: ForwardContext<'_>) -> Result<Response<Body>, AgentError> {
+        let (parts, req_body) = req.into_parts();
+        let path_and_query = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+        let uri = self.uri_for(path_and_query)?;
+        let wants_upgrade = is_websocket_upgrade(&parts.headers);
+
+        let mut out = Request::builder().method(parts.method.clone()).uri(uri).version(hyper::Version::HTTP_11);
+        let h = out.headers_mut().ok_or(AgentError::Internal)?;
+        for (name, value) in parts.headers.iter() {
+            let n = name.as_str();
+            if headers::is_stripped_request_header(n)
+                || n == headers::AUTHORIZATION
+                || n == "user-agent"
+                || n == "host"
+                || n == "expect"
+            {
+                continue;
+            }
+            h.append(name.clone(), value.clone());
+        }
+        h.insert(hyper::header::USER_AGENT, HeaderValue::from_static(BACKEND_USER_AGENT));
+        if let Some(ip) = ctx.client_ip {
+            if let Ok(v) = HeaderValue::from_str(&ip.to_string()) {
+                h.insert(HeaderName::from_static(headers::X_FORWARDED_FOR), v);
+            }
+        }
+        if let Ok(v) = HeaderValue::from_str(ctx.request_id) {
+            h.insert(HeaderName::from_static(headers::REQUEST_ID), v);
+        }
+        if let Some(key) = &self.api_key {
+            h.insert(HeaderName::from_static(headers::X_API_KEY), key.clone());
+        }
+        if wants_upgrade {
+            h.insert(hyper::header::CONNECTION, HeaderValue::from_static("upgrade"));
+            h.insert(hyper::header::UPGRADE, HeaderValue::from_static("websocket"));
+        }
+        let out = out.body(req_body).map_err(|_| AgentError::Internal)?;
+
+        let mut resp = match tokio::time::timeout(self.timeout, self.client.request(out)).await {
+            Ok(Ok(resp)) => resp,
+            Ok(Err(e)) => {
+                tracing::warn!(request_id = ctx.request_id, error = %e, "backend request failed");
+                return Err(AgentError::BackendUnreachable);
+            }
+            Err(_) => {
+                tracing::warn!(request_id = ctx.request_id, "backend timed out");
+                return Err(AgentError::BackendTimeout);
+            }
+        };
+
+        if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
+            let Some(client_upgrade) = ctx.client_upgrade.filter(|_| wants_upgrade) else {
+                return Err(AgentError::BackendUnreachable);
+            };
+            let backend_upgrade = hyper::upgrade::on(&mut resp);
+            let request_id = ctx.request_id.to_owned();
+            tokio::spawn(async move {
+                match tokio::try_join!(client_upgrade, backend_upgrade) {
+                    Ok((client, backend)) => {
+                        let mut client = TokioIo::new(client);
+                        let mut backend = TokioIo::new(backend);
+                        if let Err(e) = tokio::io::copy_bidirectional(&mut client, &mut backend).await {
+                            tracing::debug!(request_id, error = %e, "websocket bridge ended");
+                        }
+                    }
+                    Err(e) => tracing::warn!(request_id, error = %e, "websocket upgrade failed"),
+                }
+            });
+            let (mut parts, _) = resp.into_parts();
+            add_request_id(&mut parts.headers, ctx.request_id);
+            return Ok(Response::from_parts(parts, body::empty()));
+        }
+
+        let (mut parts, resp_body) = resp.into_parts();
+        for name in headers::HOP_BY_HOP {
+            parts.headers.remove(*name);
+        }
+        add_request_id(&mut parts.headers, ctx.request_id);
+        Ok(Response::from_parts(parts, body::boxed(resp_body)))
+    }
+}
+
+fn add_request_id(h: &mut hyper::HeaderMap, request_id: &str) {
+    if let Ok(v) = HeaderValue::from_str(request_id) {
+        h.insert(HeaderName::from_static(headers::REQUEST_ID), v);
+    }
+}
+
+/// `Upgrade: websocket` (the `Connection: upgrade` token is implied by the client sending it).
+pub fn is_websocket_upgrade(h: &hyper::HeaderMap) -> bool {
+    h.get(hyper::header::UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"))
+}

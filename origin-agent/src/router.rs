@@ -1,0 +1,58 @@
+//! One routing table for the remote listeners: what the agent serves itself, what goes to the
+//! backend, and what is refused. The route classes come from [`argus_shared::route`], the same
+//! table the edge uses.
+
+use std::net::IpAddr;
+
+use argus_shared::path;
+use argus_shared::route::{self, Route};
+use argus_shared::token::Scope;
+use hyper::upgrade::OnUpgrade;
+use hyper::{Method, Request, Response};
+
+use crate::body::Body;
+use crate::clock::unix_now;
+use crate::error::AgentError;
+use crate::identity;
+use crate::proxy::ForwardContext;
+use crate::require_device_token;
+use crate::state::AppState;
+
+/// What the listener established about the request before routing.
+pub struct RequestContext {
+    pub request_id: String,
+    pub client_ip: Option<IpAddr>,
+    pub client_upgrade: Option<OnUpgrade>,
+}
+
+pub async fn dispatch(state: &AppState, req: Request<Body>, ctx: RequestContext) -> Result<Response<Body>, AgentError> {
+    let target = req.uri().path_and_query().map(|p| p.as_str()).unwrap_or("/");
+    let canonical = path::canonicalize(target).map_err(|e| AgentError::NonCanonicalPath { reason: e.reason() })?;
+    match route::classify(req.method().as_str(), &canonical.decoded_path) {
+        Route::Refused(reason) => Err(AgentError::Refused { reason }),
+        Route::MethodNotAllowed => Err(AgentError::MethodNotAllowed),
+        Route::Public(public) => identity::http::public(state, public, req, &ctx).await,
+        Route::Agent(agent_route) => {
+            let claims = require_device_token::check(state, req.headers(), unix_now())?;
+            identity::http::device_route(state, agent_route, req, &claims, &ctx).await
+        }
+        Route::Backend { .. } => {
+            let claims = require_device_token::check(state, req.headers(), unix_now())?;
+            if claims.scope == Scope::Viewer && !matches!(*req.method(), Method::GET | Method::HEAD) {
+                return Err(AgentError::InsufficientScope);
+            }
+            state.touch_device(&claims.sub);
+            state
+                .backend
+                .forward(
+                    req,
+                    ForwardContext {
+                        client_ip: ctx.client_ip,
+                        request_id: &ctx.request_id,
+                        client_upgrade: ctx.client_upgrade,
+                    },
+                )
+                .await
+        }
+    }
+}

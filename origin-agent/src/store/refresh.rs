@@ -1,0 +1,185 @@
+//! Refresh tokens: rotation within a family, reuse detection, revocation.
+
+use rusqlite::{params, OptionalExtension, Transaction};
+use sha2::{Digest, Sha256};
+
+use super::devices::load_device;
+use super::{
+    check_text, flatten, limits, Device, RefreshError, Store, StoreError,
+    REFRESH_TOKEN_LIFETIME_SECS,
+};
+
+/// `SHA-256(token)`: the only form in which a refresh token is stored or looked up.
+pub fn refresh_token_hash(token: &[u8]) -> [u8; 32] {
+    Sha256::digest(token).into()
+}
+
+/// A successful rotation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefreshOutcome {
+    /// The (active) device the family belongs to.
+    pub device: Device,
+    pub family_id: String,
+    /// When the new token expires.
+    pub expires_at: i64,
+}
+
+struct TokenRow {
+    family_id: String,
+    expires_at: i64,
+    used_at: Option<i64>,
+    family_revoked_at: Option<i64>,
+    device_id: String,
+}
+
+pub(super) fn validate_family_id(id: &str) -> Result<(), StoreError> {
+    check_text(id, 1, limits::FAMILY_ID, "refresh family id")
+}
+
+/// Starts a family for `device_id` with its first token, inside the caller's transaction.
+pub(super) fn start_family(
+    tx: &Transaction<'_>,
+    family_id: &str,
+    device_id: &str,
+    token_hash: &[u8; 32],
+    now: i64,
+) -> Result<(), StoreError> {
+    tx.execute(
+        "INSERT INTO refresh_families (id, device_id, created_at) VALUES (?1, ?2, ?3)",
+        params![family_id, device_id, now],
+    )?;
+    insert_token(tx, family_id, token_hash, now)
+}
+
+fn insert_token(
+    tx: &Transaction<'_>,
+    family_id: &str,
+    token_hash: &[u8; 32],
+    now: i64,
+) -> Result<(), StoreError> {
+    tx.execute(
+        "INSERT INTO refresh_tokens (token_hash, family_id, created_at, expires_at)
+         VALUES (?1, ?2, ?3, ?4)",
+        params![
+            &token_hash[..],
+            family_id,
+            now,
+            now.saturating_add(REFRESH_TOKEN_LIFETIME_SECS)
+        ],
+    )?;
+    Ok(())
+}
+
+fn revoke_family(
+    tx: &Transaction<'_>,
+    family_id: &str,
+    reason: &str,
+    now: i64,
+) -> Result<bool, StoreError> {
+    Ok(tx.execute(
+        "UPDATE refresh_families SET revoked_at = ?2, revoked_reason = ?3
+         WHERE id = ?1 AND revoked_at IS NULL",
+        params![family_id, now, reason],
+    )? == 1)
+}
+
+impl Store {
+    /// Exchanges the refresh token hashed `old_hash` for the one hashed `new_hash`, atomically:
+    ///
+    /// * unknown → [`RefreshError::Unknown`];
+    /// * device revoked → [`RefreshError::DeviceRevoked`]; family revoked → [`RefreshError::Revoked`];
+    /// * already used → the whole family is revoked (committed) and [`RefreshError::Reused`];
+    /// * expired → [`RefreshError::Expired`];
+    /// * otherwise the old token is marked used (replaced by the new one), the new token joins
+    ///   the family with a fresh [`REFRESH_TOKEN_LIFETIME_SECS`], and the device is returned.
+    ///
+    /// Reuse is checked before expiry: presenting a token that was rotated away is evidence that
+    /// a copy exists, however old.
+    pub fn rotate_refresh(
+        &self,
+        old_hash: &[u8; 32],
+        new_hash: &[u8; 32],
+        now: i64,
+    ) -> Result<RefreshOutcome, RefreshError> {
+        flatten(self.write(|tx| {
+            let row = tx
+                .query_row(
+                    "SELECT t.family_id, t.expires_at, t.used_at, f.revoked_at, f.device_id
+                     FROM refresh_tokens t JOIN refresh_families f ON f.id = t.family_id
+                     WHERE t.token_hash = ?1",
+                    [&old_hash[..]],
+                    |r| {
+                        Ok(TokenRow {
+                            family_id: r.get(0)?,
+                            expires_at: r.get(1)?,
+                            used_at: r.get(2)?,
+                            family_revoked_at: r.get(3)?,
+                            device_id: r.get(4)?,
+                        })
+                    },
+                )
+                .optional()?;
+            let Some(TokenRow {
+                family_id,
+                expires_at,
+                used_at,
+                family_revoked_at,
+                device_id,
+            }) = row
+            else {
+                return Ok(Err(RefreshError::Unknown));
+            };
+            let device = match load_device(tx, &device_id)? {
+                Some(d) if d.is_active() => d,
+                // Normally revoke_device already revoked the family; make sure.
+                Some(_) => {
+                    revoke_family(tx, &family_id, "device_revoked", now)?;
+                    return Ok(Err(RefreshError::DeviceRevoked));
+                }
+                None => return Err(StoreError::Corrupt("refresh family without device")),
+            };
+            if family_revoked_at.is_some() {
+                return Ok(Err(RefreshError::Revoked));
+            }
+            if used_at.is_some() {
+                revoke_family(tx, &family_id, "reuse", now)?;
+                return Ok(Err(RefreshError::Reused));
+            }
+            if expires_at <= now {
+                return Ok(Err(RefreshError::Expired));
+            }
+            insert_token(tx, &family_id, new_hash, now)?;
+            let n = tx.execute(
+                "UPDATE refresh_tokens SET used_at = ?2, replaced_by = ?3
+                 WHERE token_hash = ?1 AND used_at IS NULL",
+                params![&old_hash[..], now, &new_hash[..]],
+            )?;
+            if n != 1 {
+                // Impossible under BEGIN IMMEDIATE; roll back rather than fork the family.
+                return Err(StoreError::Corrupt("refresh token changed during rotation"));
+            }
+            Ok(Ok(RefreshOutcome {
+                device,
+                family_id,
+                expires_at: now.saturating_add(REFRESH_TOKEN_LIFETIME_SECS),
+            }))
+        }))
+    }
+
+    /// Revokes one family (logout of one session). `true` if it existed and was active.
+    pub fn revoke_refresh_family(&self, family_id: &str, now: i64) -> Result<bool, StoreError> {
+        self.write(|tx| revoke_family(tx, family_id, "logout", now))
+    }
+
+    /// The family a refresh token belongs to, if the token is known (for logout by token).
+    pub fn refresh_family_of(&self, token_hash: &[u8; 32]) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .lock()
+            .query_row(
+                "SELECT family_id FROM refresh_tokens WHERE token_hash = ?1",
+                [&token_hash[..]],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+}

@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Installs everything argus-relay needs to build, test and run its demo, from the package
+# registries only. Idempotent: each step checks first and skips what is already there at the
+# right version. Called by `make test` and `make demo`.
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
+cd "$ROOT"
+
+WORKER_BUILD_VERSION=0.8.7
+WASM_BINDGEN_VERSION=0.2.130
+
+step() { printf '\033[1mbootstrap:\033[0m %s\n' "$*"; }
+
+# 1. Rust target for the Worker and for checking shared/ builds as wasm.
+if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
+  step "adding rust target wasm32-unknown-unknown"
+  rustup target add wasm32-unknown-unknown
+fi
+
+# 2. worker-build (its own lockfile works with the registry).
+if ! worker-build --version 2>/dev/null | grep -q " ${WORKER_BUILD_VERSION}\$"; then
+  step "installing worker-build ${WORKER_BUILD_VERSION} (~3.5 min, once per machine)"
+  cargo install worker-build --version "=${WORKER_BUILD_VERSION}" --locked
+fi
+
+# 3. wasm-bindgen CLI, equal to the wasm-bindgen in Cargo.lock. Not --locked: its lockfile
+#    wants a crate version the registry does not have.
+if ! wasm-bindgen --version 2>/dev/null | grep -q " ${WASM_BINDGEN_VERSION}\$"; then
+  step "installing wasm-bindgen-cli ${WASM_BINDGEN_VERSION} (~4.5 min, once per machine)"
+  cargo install wasm-bindgen-cli --version "=${WASM_BINDGEN_VERSION}"
+fi
+lock_version=$(grep -A1 '^name = "wasm-bindgen"$' Cargo.lock | sed -n 's/^version = "\(.*\)"/\1/p')
+if [ "$lock_version" != "$WASM_BINDGEN_VERSION" ]; then
+  echo "bootstrap: Cargo.lock has wasm-bindgen $lock_version, the CLI is $WASM_BINDGEN_VERSION" >&2
+  exit 1
+fi
+
+# 4. npm tools: wrangler (with workerd), binaryen (wasm-opt), Node 22 (wrangler 4 needs >= 22.12).
+stamp="node_modules/.argus-bootstrap-stamp"
+want=$(sha256sum package-lock.json | cut -d' ' -f1)
+if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+  step "installing npm packages (wrangler, binaryen, node 22)"
+  npm ci --no-audit --no-fund --loglevel=error
+  echo "$want" > "$stamp"
+fi
+
+# 5. Check the result, so a broken install fails here and not in the middle of a test.
+node_version=$(node --version)
+case "$node_version" in
+  v22.*) ;;
+  *) echo "bootstrap: expected Node 22 first on PATH, got $node_version" >&2; exit 1 ;;
+esac
+for bin in "$WASM_BINDGEN_BIN" "$WASM_OPT_BIN" "$ESBUILD_BIN"; do
+  [ -x "$bin" ] || { echo "bootstrap: missing $bin" >&2; exit 1; }
+done
+"$WASM_OPT_BIN" --version | grep -q "version 132" || { echo "bootstrap: wasm-opt is not binaryen 132" >&2; exit 1; }
+step "ok (node $node_version, $(worker-build --version), $(wasm-bindgen --version), wasm-opt 132)"

@@ -1,0 +1,84 @@
+//! Every header argus-relay adds, reads or strips, in one place.
+//!
+//! Names are lower-case (HTTP/2 style); compare case-insensitively.
+
+/// Request id, set by the first hop that sees the request and returned to the client.
+pub const REQUEST_ID: &str = "x-request-id";
+
+/// Edge → agent signature headers (see [`crate::signature`]).
+pub const RELAY_SIGNATURE: &str = "x-relay-signature";
+pub const RELAY_TIMESTAMP: &str = "x-relay-timestamp";
+pub const RELAY_NONCE: &str = "x-relay-nonce";
+pub const RELAY_DEVICE: &str = "x-relay-device";
+pub const RELAY_BODY_DIGEST: &str = "x-relay-body-digest";
+/// The client IP the edge saw, signed together with the rest (so the agent can trust it).
+pub const RELAY_CLIENT_IP: &str = "x-relay-client-ip";
+/// Prefix of every relay-internal header; clients may never send any of them.
+pub const RELAY_PREFIX: &str = "x-relay-";
+
+pub const X_FORWARDED_FOR: &str = "x-forwarded-for";
+pub const X_FORWARDED_PREFIX: &str = "x-forwarded-";
+pub const FORWARDED: &str = "forwarded";
+pub const X_REAL_IP: &str = "x-real-ip";
+
+/// Credentials the backend accepts and that must never come from a client:
+/// ArgusAI looks up `X-API-Key`, then the `access_token` cookie (which beats Bearer), then Bearer.
+pub const COOKIE: &str = "cookie";
+pub const X_API_KEY: &str = "x-api-key";
+pub const AUTHORIZATION: &str = "authorization";
+
+/// Hop-by-hop headers (RFC 9110 §7.6.1) plus the de-facto ones. Never forwarded.
+pub const HOP_BY_HOP: &[&str] = &[
+    "connection",
+    "keep-alive",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+];
+
+/// Cloudflare's own request headers: meaningful only at the edge, never trusted further in.
+pub const CLOUDFLARE_PREFIX: &str = "cf-";
+
+/// True for a request header a client sends that must not travel towards the backend.
+///
+/// `Authorization` is not in this list: the hop that consumes the device token removes it
+/// explicitly (the agent replaces it with the backend's own credential).
+pub fn is_stripped_request_header(name: &str) -> bool {
+    let name = name.to_ascii_lowercase();
+    HOP_BY_HOP.contains(&name.as_str())
+        || name == COOKIE
+        || name == X_API_KEY
+        || name == FORWARDED
+        || name == X_REAL_IP
+        || name.starts_with(X_FORWARDED_PREFIX)
+        || name.starts_with(RELAY_PREFIX)
+        || name.starts_with(CLOUDFLARE_PREFIX)
+        || name == "mf-cf-blob"
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strips_credentials_forwarding_and_hop_by_hop() {
+        for h in [
+            "Cookie", "X-API-Key", "x-forwarded-for", "X-Forwarded-Host", "Forwarded", "X-Real-IP",
+            "X-Relay-Signature", "x-relay-anything", "Connection", "Transfer-Encoding", "CF-Connecting-IP",
+            "MF-CF-Blob",
+        ] {
+            assert!(is_stripped_request_header(h), "{h} must be stripped");
+        }
+    }
+
+    #[test]
+    fn keeps_ordinary_headers() {
+        for h in ["accept", "content-type", "range", "if-none-match", "user-agent", "authorization"] {
+            assert!(!is_stripped_request_header(h), "{h} must pass");
+        }
+    }
+}

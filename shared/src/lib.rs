@@ -1,0 +1,14 @@
+//! Logic that both halves of argus-relay run: the edge Worker (wasm32) and the origin agent (native).
+//!
+//! Everything here is a pure function of its inputs. Time (`now`, in Unix seconds) and random bytes
+//! (nonces, ids) are passed in by the caller, so the same code runs in workerd, in the agent and in
+//! tests with fixed instants.
+#![forbid(unsafe_code)]
+
+pub mod api;
+pub mod headers;
+pub mod path;
+pub mod route;
+pub mod signature;
+pub mod token;
+pub mod policy;

@@ -1,0 +1,30 @@
+//! The end-to-end harness: the whole argus-relay stack on loopback, driven like a phone.
+//!
+//! [`Stack::start`] brings up, on ephemeral loopback ports and with readiness waits:
+//! 1. the stand-in ArgusAI backend ([`backend`]), in this process;
+//! 2. the origin agent (`argus-relay init` + `argus-relay run`, the real binary) ([`agent`]);
+//! 3. the real edge Worker under `wrangler dev` (workerd), pointed at the agent ([`worker`]).
+//!
+//! Everything is torn down when the [`Stack`] is dropped, also when a test panics: child processes
+//! run in their own process groups and are killed as groups, and they die with the test process.
+
+pub mod agent;
+pub mod backend;
+pub mod phone;
+pub mod process;
+pub mod stack;
+pub mod worker;
+
+pub use stack::{Stack, StackOptions};
+
+use std::path::PathBuf;
+
+/// The workspace root (the checkout).
+pub fn workspace_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// `../shared` beside the checkout: reference material (photos, test vectors, the backend's API).
+pub fn reference_dir() -> PathBuf {
+    workspace_root().join("..").join("shared")
+}

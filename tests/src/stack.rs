@@ -1,0 +1,116 @@
+//! The whole stack, started for one test and torn down when dropped.
+
+use std::time::Duration;
+
+use crate::agent::Agent;
+use crate::backend::{BackendConfig, StandInBackend};
+use crate::phone::Phone;
+use crate::worker::{EdgeWorker, WorkerSettings};
+
+/// The API key the stand-in backend expects and the agent is configured with.
+pub const BACKEND_API_KEY: &str = "standin-backend-key-0123456789";
+
+#[derive(Debug, Clone, Default)]
+pub struct StackOptions {
+    /// `POLICY` for the Worker (TOML); `None` = the built-in default policy.
+    pub policy: Option<String>,
+    /// Rate-limit overrides (binding name, requests per 60 s).
+    pub rate_limits: Vec<(String, u32)>,
+    /// Extra environment for the agent process.
+    pub agent_env: Vec<(String, String)>,
+    /// Start without the Worker (agent-only tests).
+    pub without_worker: bool,
+}
+
+pub struct Stack {
+    pub backend: StandInBackend,
+    pub agent: Agent,
+    pub worker: Option<EdgeWorker>,
+    pub dir: tempfile::TempDir,
+}
+
+impl Stack {
+    pub async fn start() -> Stack {
+        Stack::start_with(StackOptions::default()).await
+    }
+
+    /// Starts backend, agent and Worker; panics with every process's output if one fails.
+    pub async fn start_with(opts: StackOptions) -> Stack {
+        let dir = tempfile::Builder::new().prefix("argus-e2e-").tempdir().expect("temp dir");
+        let backend = StandInBackend::start(BackendConfig { api_key: BACKEND_API_KEY.to_owned(), ..BackendConfig::default() })
+            .await
+            .expect("stand-in backend starts");
+        let backend_url = backend.url();
+        let base = dir.path().to_owned();
+        let opts2 = opts.clone();
+        let (agent, worker) = tokio::task::spawn_blocking(move || -> Result<(Agent, Option<EdgeWorker>), String> {
+            let config = Agent::init(&base.join("agent"), "https://relay.test", &backend_url, BACKEND_API_KEY)?;
+            let agent = Agent::start(&config, opts2.agent_env.clone())?;
+            if opts2.without_worker {
+                return Ok((agent, None));
+            }
+            let wc = agent.worker_config()?;
+            let mut settings = WorkerSettings { rate_limits: opts2.rate_limits.clone(), ..WorkerSettings::default() };
+            for (k, v) in wc.vars {
+                if k != "ORIGIN_URL" {
+                    settings.vars.push((k, v));
+                }
+            }
+            settings.vars.push(("ORIGIN_URL".into(), agent.tunnel_url()));
+            if let Some(policy) = &opts2.policy {
+                settings.vars.push(("POLICY".into(), policy.clone()));
+            }
+            settings.secrets = wc.secrets.into_iter().collect();
+            let worker = EdgeWorker::start(&base.join("worker"), &settings)
+                .map_err(|e| format!("{e}\n--- agent output ---\n{}", agent.output()))?;
+            Ok((agent, Some(worker)))
+        })
+        .await
+        .expect("stack start task")
+        .unwrap_or_else(|e| panic!("stack failed to start: {e}"));
+        Stack { backend, agent, worker, dir }
+    }
+
+    /// The Worker's URL (what the phone talks to).
+    pub fn edge_url(&self) -> String {
+        self.worker.as_ref().map(|w| w.url()).expect("stack started without a Worker")
+    }
+
+    /// A phone talking to the Worker, with no token yet.
+    pub fn phone(&self) -> Phone {
+        Phone::new(&self.edge_url())
+    }
+
+    /// A client talking straight to the agent's tunnel listener (as an attacker who found the
+    /// tunnel hostname would).
+    pub fn direct_to_tunnel(&self) -> Phone {
+        Phone::new(&self.agent.tunnel_url())
+    }
+
+    /// Everything each process printed, for failure messages.
+    pub fn logs(&self) -> String {
+        format!(
+            "--- agent ---\n{}\n--- worker ---\n{}",
+            self.agent.output(),
+            self.worker.as_ref().map(|w| w.output()).unwrap_or_default()
+        )
+    }
+}
+
+/// Polls `f` until it returns `Some`, up to `timeout`.
+pub async fn eventually<T, F, Fut>(timeout: Duration, mut f: F) -> Option<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if let Some(v) = f().await {
+            return Some(v);
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
