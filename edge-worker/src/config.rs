@@ -47,37 +47,60 @@ pub fn get(env: &Env) -> Result<Rc<EdgeConfig>, EdgeError> {
 }
 
 fn var(env: &Env, name: &str) -> Option<String> {
-    env.var(name).ok().map(|v| v.to_string()).filter(|v| !v.trim().is_empty())
+    env.var(name)
+        .ok()
+        .map(|v| v.to_string())
+        .filter(|v| !v.trim().is_empty())
 }
 
 fn secret(env: &Env, name: &str) -> Option<String> {
-    env.secret(name).ok().map(|v| v.to_string()).filter(|v| !v.trim().is_empty())
+    env.secret(name)
+        .ok()
+        .map(|v| v.to_string())
+        .filter(|v| !v.trim().is_empty())
 }
 
 fn parse(env: &Env) -> Result<EdgeConfig, EdgeError> {
-    let origin = var(env, "ORIGIN_URL").ok_or(EdgeError::Config { reason: "config.origin_url" })?;
-    let origin = parse_origin(&origin).ok_or(EdgeError::Config { reason: "config.origin_url" })?;
+    let origin = var(env, "ORIGIN_URL").ok_or(EdgeError::Config {
+        reason: "config.origin_url",
+    })?;
+    let origin = parse_origin(&origin).ok_or(EdgeError::Config {
+        reason: "config.origin_url",
+    })?;
 
-    let secret_hex =
-        secret(env, "RELAY_SIGNING_SECRET").ok_or(EdgeError::Config { reason: "config.relay_signing_secret" })?;
+    let secret_hex = secret(env, "RELAY_SIGNING_SECRET").ok_or(EdgeError::Config {
+        reason: "config.relay_signing_secret",
+    })?;
     let signing_secret = hex::decode(secret_hex.trim())
         .ok()
         .filter(|s| s.len() >= MIN_SECRET_BYTES)
-        .ok_or(EdgeError::Config { reason: "config.relay_signing_secret" })?;
+        .ok_or(EdgeError::Config {
+            reason: "config.relay_signing_secret",
+        })?;
 
-    let jwks = var(env, "TOKEN_JWKS").ok_or(EdgeError::Config { reason: "config.token_jwks" })?;
+    let jwks = var(env, "TOKEN_JWKS").ok_or(EdgeError::Config {
+        reason: "config.token_jwks",
+    })?;
     let keys = KeySet::from_jwks_json(&jwks)
         .ok()
         .filter(|k| !k.is_empty())
-        .ok_or(EdgeError::Config { reason: "config.token_jwks" })?;
+        .ok_or(EdgeError::Config {
+            reason: "config.token_jwks",
+        })?;
 
-    let issuer = var(env, "TOKEN_ISSUER").ok_or(EdgeError::Config { reason: "config.token_issuer" })?;
-    let audience = var(env, "TOKEN_AUDIENCE").ok_or(EdgeError::Config { reason: "config.token_audience" })?;
+    let issuer = var(env, "TOKEN_ISSUER").ok_or(EdgeError::Config {
+        reason: "config.token_issuer",
+    })?;
+    let audience = var(env, "TOKEN_AUDIENCE").ok_or(EdgeError::Config {
+        reason: "config.token_audience",
+    })?;
 
     let policy = match var(env, "POLICY") {
         Some(text) => Policy::from_toml(&text).map_err(|e| {
             worker::console_error!("POLICY does not parse: {e}");
-            EdgeError::Config { reason: "config.policy_invalid" }
+            EdgeError::Config {
+                reason: "config.policy_invalid",
+            }
         })?,
         None => Policy::default_policy(),
     };

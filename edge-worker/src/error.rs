@@ -38,7 +38,9 @@ impl EdgeError {
             EdgeError::MethodNotAllowed => ErrorCode::MethodNotAllowed,
             EdgeError::Unauthenticated => ErrorCode::Unauthenticated,
             EdgeError::InvalidToken { .. } => ErrorCode::InvalidToken,
-            EdgeError::Denied { reason } if reason.starts_with("scope.") => ErrorCode::InsufficientScope,
+            EdgeError::Denied { reason } if reason.starts_with("scope.") => {
+                ErrorCode::InsufficientScope
+            }
             EdgeError::Denied { .. } => ErrorCode::Forbidden,
             EdgeError::RateLimited { .. } => ErrorCode::RateLimited,
             EdgeError::Internal => ErrorCode::Internal,
@@ -71,10 +73,16 @@ impl EdgeError {
                 let _ = headers.set("www-authenticate", r#"Bearer realm="argus-relay""#);
             }
             EdgeError::InvalidToken { .. } => {
-                let _ = headers.set("www-authenticate", r#"Bearer realm="argus-relay", error="invalid_token""#);
+                let _ = headers.set(
+                    "www-authenticate",
+                    r#"Bearer realm="argus-relay", error="invalid_token""#,
+                );
             }
             EdgeError::Denied { reason } if reason.starts_with("scope.") => {
-                let _ = headers.set("www-authenticate", r#"Bearer realm="argus-relay", error="insufficient_scope""#);
+                let _ = headers.set(
+                    "www-authenticate",
+                    r#"Bearer realm="argus-relay", error="insufficient_scope""#,
+                );
             }
             EdgeError::RateLimited { retry_after_secs } => {
                 let _ = headers.set("retry-after", &retry_after_secs.to_string());

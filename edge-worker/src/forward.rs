@@ -51,10 +51,14 @@ pub async fn to_origin(
         if headers::is_stripped_request_header(&name) {
             continue;
         }
-        out_headers.append(&name, &value).map_err(|_| EdgeError::Internal)?;
+        out_headers
+            .append(&name, &value)
+            .map_err(|_| EdgeError::Internal)?;
     }
     if is_websocket {
-        out_headers.set("upgrade", "websocket").map_err(|_| EdgeError::Internal)?;
+        out_headers
+            .set("upgrade", "websocket")
+            .map_err(|_| EdgeError::Internal)?;
     }
 
     let (body, binding) = body_of(&mut req, &method, is_websocket).await?;
@@ -68,7 +72,8 @@ pub async fn to_origin(
         client_ip,
         body: binding,
     };
-    let sig = signature::sign(&cfg.signing_secret, &parts, now, &nonce).map_err(|_| EdgeError::Internal)?;
+    let sig = signature::sign(&cfg.signing_secret, &parts, now, &nonce)
+        .map_err(|_| EdgeError::Internal)?;
     let set = |k: &str, v: &str| out_headers.set(k, v).map_err(|_| EdgeError::Internal);
     set(headers::RELAY_SIGNATURE, &sig)?;
     set(headers::RELAY_TIMESTAMP, &now.to_string())?;
@@ -97,7 +102,11 @@ pub async fn to_origin(
     respond(resp, request_id)
 }
 
-async fn body_of(req: &mut Request, method: &Method, is_websocket: bool) -> Result<(Option<JsValue>, BodyBinding), EdgeError> {
+async fn body_of(
+    req: &mut Request,
+    method: &Method,
+    is_websocket: bool,
+) -> Result<(Option<JsValue>, BodyBinding), EdgeError> {
     if matches!(method, Method::Get | Method::Head | Method::Options) || is_websocket {
         return Ok((None, BodyBinding::of_bytes(b"")));
     }
@@ -142,6 +151,7 @@ fn respond(resp: Response, request_id: &str) -> Result<Response, EdgeError> {
     for (name, value) in resp.headers().entries() {
         out.append(&name, &value).map_err(|_| EdgeError::Internal)?;
     }
-    out.set(headers::REQUEST_ID, request_id).map_err(|_| EdgeError::Internal)?;
+    out.set(headers::REQUEST_ID, request_id)
+        .map_err(|_| EdgeError::Internal)?;
     Ok(resp.with_headers(out))
 }

@@ -27,7 +27,8 @@ const LIMIT_PERIOD_SECS: u32 = 60;
 pub async fn handle(req: Request, env: &Env, request_id: &str) -> Result<Response, EdgeError> {
     let cfg = config::get(env)?;
     let target = target_of(&req.inner().url())?;
-    let canonical = path::canonicalize(&target).map_err(|e| EdgeError::NonCanonicalPath { reason: e.reason() })?;
+    let canonical = path::canonicalize(&target)
+        .map_err(|e| EdgeError::NonCanonicalPath { reason: e.reason() })?;
     let method = req.method().to_string();
     let cf = CfFacts::of(&req);
     let client_ip = req.headers().get("cf-connecting-ip").ok().flatten();
@@ -39,31 +40,56 @@ pub async fn handle(req: Request, env: &Env, request_id: &str) -> Result<Respons
             check_policy(&cfg, &method, &canonical, &cf, None)?;
             let ip_key = client_ip.clone().unwrap_or_else(|| String::from("unknown"));
             rate_limit(env, PAIRING_LIMITER, format!("ip:{ip_key}")).await?;
-            forward::to_origin(req, &cfg, &canonical, None, client_ip.as_deref(), request_id).await
+            forward::to_origin(
+                req,
+                &cfg,
+                &canonical,
+                None,
+                client_ip.as_deref(),
+                request_id,
+            )
+            .await
         }
         Route::Agent(_) | Route::Backend { .. } => {
             let claims = authenticate(&req, &cfg)?;
             check_policy(&cfg, &method, &canonical, &cf, Some(&claims))?;
             rate_limit(env, DEVICE_LIMITER, format!("device:{}", claims.sub)).await?;
-            forward::to_origin(req, &cfg, &canonical, Some(&claims.sub), client_ip.as_deref(), request_id).await
+            forward::to_origin(
+                req,
+                &cfg,
+                &canonical,
+                Some(&claims.sub),
+                client_ip.as_deref(),
+                request_id,
+            )
+            .await
         }
     }
 }
 
 /// The path and query of the request URL exactly as the runtime received it (still encoded).
 fn target_of(url: &str) -> Result<String, EdgeError> {
-    let after_scheme = url
-        .split_once("://")
-        .map(|(_, rest)| rest)
-        .ok_or(EdgeError::NonCanonicalPath { reason: "path.malformed" })?;
-    let start = after_scheme.find('/').ok_or(EdgeError::NonCanonicalPath { reason: "path.malformed" })?;
+    let after_scheme =
+        url.split_once("://")
+            .map(|(_, rest)| rest)
+            .ok_or(EdgeError::NonCanonicalPath {
+                reason: "path.malformed",
+            })?;
+    let start = after_scheme.find('/').ok_or(EdgeError::NonCanonicalPath {
+        reason: "path.malformed",
+    })?;
     let target = &after_scheme[start..];
     // A fragment never reaches a server; drop it if a client sent one anyway.
     Ok(target.split('#').next().unwrap_or(target).to_owned())
 }
 
 fn authenticate(req: &Request, cfg: &EdgeConfig) -> Result<AccessClaims, EdgeError> {
-    let header = req.headers().get("authorization").ok().flatten().ok_or(EdgeError::Unauthenticated)?;
+    let header = req
+        .headers()
+        .get("authorization")
+        .ok()
+        .flatten()
+        .ok_or(EdgeError::Unauthenticated)?;
     let token = bearer_token(&header).ok_or(EdgeError::Unauthenticated)?;
     let now = worker::Date::now().as_millis() / 1000;
     token::verify_access_token(token, &cfg.keys, &cfg.expectations, now)
@@ -98,17 +124,23 @@ fn check_policy(
     };
     match cfg.policy.evaluate(&facts) {
         Decision::Allow => Ok(()),
-        Decision::Deny(denial) => Err(EdgeError::Denied { reason: denial.reason }),
+        Decision::Deny(denial) => Err(EdgeError::Denied {
+            reason: denial.reason,
+        }),
     }
 }
 
 async fn rate_limit(env: &Env, binding: &str, key: String) -> Result<(), EdgeError> {
-    let limiter = env.rate_limiter(binding).map_err(|_| EdgeError::Config { reason: "config.rate_limiter" })?;
+    let limiter = env.rate_limiter(binding).map_err(|_| EdgeError::Config {
+        reason: "config.rate_limiter",
+    })?;
     let outcome = limiter.limit(key).await.map_err(|_| EdgeError::Internal)?;
     if outcome.success {
         Ok(())
     } else {
-        Err(EdgeError::RateLimited { retry_after_secs: LIMIT_PERIOD_SECS })
+        Err(EdgeError::RateLimited {
+            retry_after_secs: LIMIT_PERIOD_SECS,
+        })
     }
 }
 
@@ -118,8 +150,14 @@ mod tests {
 
     #[test]
     fn target_keeps_the_raw_encoding() {
-        assert_eq!(target_of("https://relay.example/api/v1/thumbnails/%2e%2e/app.db").unwrap(), "/api/v1/thumbnails/%2e%2e/app.db");
-        assert_eq!(target_of("http://127.0.0.1:8787/api/v1/events?limit=2#x").unwrap(), "/api/v1/events?limit=2");
+        assert_eq!(
+            target_of("https://relay.example/api/v1/thumbnails/%2e%2e/app.db").unwrap(),
+            "/api/v1/thumbnails/%2e%2e/app.db"
+        );
+        assert_eq!(
+            target_of("http://127.0.0.1:8787/api/v1/events?limit=2#x").unwrap(),
+            "/api/v1/events?limit=2"
+        );
         assert!(target_of("no-scheme").is_err());
     }
 

@@ -10,11 +10,15 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 pub type Body = BoxBody<Bytes, BoxError>;
 
 pub fn empty() -> Body {
-    Empty::<Bytes>::new().map_err(|never| match never {}).boxed()
+    Empty::<Bytes>::new()
+        .map_err(|never| match never {})
+        .boxed()
 }
 
 pub fn full(bytes: impl Into<Bytes>) -> Body {
-    Full::new(bytes.into()).map_err(|never| match never {}).boxed()
+    Full::new(bytes.into())
+        .map_err(|never| match never {})
+        .boxed()
 }
 
 /// Boxes any body whose error converts into [`BoxError`] (e.g. `hyper::body::Incoming`).
@@ -40,7 +44,12 @@ pub fn json<T: serde::Serialize>(status: StatusCode, value: &T) -> Response<Body
 }
 
 /// `{"error":{...}}` with the status of `code`, plus the request id header.
-pub fn error(code: ErrorCode, message: &str, request_id: &str, reason: Option<&str>) -> Response<Body> {
+pub fn error(
+    code: ErrorCode,
+    message: &str,
+    request_id: &str,
+    reason: Option<&str>,
+) -> Response<Body> {
     let mut body = ErrorBody::new(code, message, request_id);
     if let Some(reason) = reason {
         body = body.with_reason(reason);
@@ -54,7 +63,9 @@ pub fn error(code: ErrorCode, message: &str, request_id: &str, reason: Option<&s
 }
 
 fn fallback_500() -> Response<Body> {
-    let mut resp = Response::new(full(r#"{"error":{"code":"internal","message":"internal error","request_id":""}}"#));
+    let mut resp = Response::new(full(
+        r#"{"error":{"code":"internal","message":"internal error","request_id":""}}"#,
+    ));
     *resp.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
     resp
 }

@@ -42,15 +42,24 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{path}: {message}")]
     Parse { path: PathBuf, message: String },
     #[error("{field}: {message}")]
-    Invalid { field: &'static str, message: String },
+    Invalid {
+        field: &'static str,
+        message: String,
+    },
 }
 
 fn invalid(field: &'static str, message: impl Into<String>) -> ConfigError {
-    ConfigError::Invalid { field, message: message.into() }
+    ConfigError::Invalid {
+        field,
+        message: message.into(),
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -92,7 +101,11 @@ impl BackendConfig {
 
 impl Default for BackendConfig {
     fn default() -> Self {
-        BackendConfig { url: Self::default_url(), api_key: None, request_timeout_secs: Self::default_timeout() }
+        BackendConfig {
+            url: Self::default_url(),
+            api_key: None,
+            request_timeout_secs: Self::default_timeout(),
+        }
     }
 }
 
@@ -104,13 +117,17 @@ pub struct ListenConfig {
 
 impl Default for ListenConfig {
     fn default() -> Self {
-        ListenConfig { listen: SocketAddr::from(([127, 0, 0, 1], 8470)) }
+        ListenConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8470)),
+        }
     }
 }
 
 impl ListenConfig {
     fn admin_default() -> Self {
-        ListenConfig { listen: SocketAddr::from(([127, 0, 0, 1], 8471)) }
+        ListenConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8471)),
+        }
     }
 }
 
@@ -157,7 +174,10 @@ impl AgentConfig {
         AgentConfig {
             data_dir,
             public_url,
-            backend: BackendConfig { url: backend_url, ..BackendConfig::default() },
+            backend: BackendConfig {
+                url: backend_url,
+                ..BackendConfig::default()
+            },
             tunnel: ListenConfig::default(),
             admin: ListenConfig::admin_default(),
             tokens: TokenConfig::default(),
@@ -167,7 +187,10 @@ impl AgentConfig {
 
     /// Reads the file, applies environment overrides, validates.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.into(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.into(),
+            source,
+        })?;
         Self::from_toml_with_env(&text, path, |k| std::env::var(k).ok())
     }
 
@@ -176,8 +199,10 @@ impl AgentConfig {
         path: &Path,
         env: impl Fn(&str) -> Option<String>,
     ) -> Result<Self, ConfigError> {
-        let mut cfg: AgentConfig =
-            toml::from_str(text).map_err(|e| ConfigError::Parse { path: path.into(), message: e.to_string() })?;
+        let mut cfg: AgentConfig = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: path.into(),
+            message: e.to_string(),
+        })?;
         if let Some(v) = env("ARGUS_RELAY_DATA_DIR") {
             cfg.data_dir = v.into();
         }
@@ -191,10 +216,14 @@ impl AgentConfig {
             cfg.backend.api_key = Some(v);
         }
         if let Some(v) = env("ARGUS_RELAY_TUNNEL_LISTEN") {
-            cfg.tunnel.listen = v.parse().map_err(|_| invalid("tunnel.listen", format!("{v:?} is not ip:port")))?;
+            cfg.tunnel.listen = v
+                .parse()
+                .map_err(|_| invalid("tunnel.listen", format!("{v:?} is not ip:port")))?;
         }
         if let Some(v) = env("ARGUS_RELAY_ADMIN_LISTEN") {
-            cfg.admin.listen = v.parse().map_err(|_| invalid("admin.listen", format!("{v:?} is not ip:port")))?;
+            cfg.admin.listen = v
+                .parse()
+                .map_err(|_| invalid("admin.listen", format!("{v:?} is not ip:port")))?;
         }
         cfg.validate()?;
         Ok(cfg)
@@ -204,17 +233,26 @@ impl AgentConfig {
         check_http_url("public_url", &self.public_url)?;
         check_http_url("backend.url", &self.backend.url)?;
         if !self.tunnel.listen.ip().is_loopback() {
-            return Err(invalid("tunnel.listen", "must be a loopback address (cloudflared runs on this host)"));
+            return Err(invalid(
+                "tunnel.listen",
+                "must be a loopback address (cloudflared runs on this host)",
+            ));
         }
         if !self.admin.listen.ip().is_loopback() {
             return Err(invalid("admin.listen", "must be a loopback address"));
         }
         if self.backend.request_timeout_secs == 0 || self.backend.request_timeout_secs > 600 {
-            return Err(invalid("backend.request_timeout_secs", "must be between 1 and 600"));
+            return Err(invalid(
+                "backend.request_timeout_secs",
+                "must be between 1 and 600",
+            ));
         }
         if let Some(ttl) = self.tokens.access_ttl_secs {
             if !(60..=MAX_ACCESS_TTL_SECS).contains(&ttl) {
-                return Err(invalid("tokens.access_ttl_secs", "must be between 60 and 900"));
+                return Err(invalid(
+                    "tokens.access_ttl_secs",
+                    "must be between 60 and 900",
+                ));
             }
         }
         if self.limits.max_connections == 0 {
@@ -227,11 +265,17 @@ impl AgentConfig {
     }
 
     pub fn issuer(&self) -> String {
-        self.tokens.issuer.clone().unwrap_or_else(|| self.public_url.trim_end_matches('/').to_owned())
+        self.tokens
+            .issuer
+            .clone()
+            .unwrap_or_else(|| self.public_url.trim_end_matches('/').to_owned())
     }
 
     pub fn audience(&self) -> String {
-        self.tokens.audience.clone().unwrap_or_else(|| DEFAULT_AUDIENCE.to_owned())
+        self.tokens
+            .audience
+            .clone()
+            .unwrap_or_else(|| DEFAULT_AUDIENCE.to_owned())
     }
 
     pub fn access_ttl(&self) -> u64 {
@@ -255,7 +299,12 @@ fn check_http_url(field: &'static str, url: &str) -> Result<(), ConfigError> {
     let rest = url
         .strip_prefix("https://")
         .or_else(|| url.strip_prefix("http://"))
-        .ok_or_else(|| invalid(field, format!("{url:?} must start with http:// or https://")))?;
+        .ok_or_else(|| {
+            invalid(
+                field,
+                format!("{url:?} must start with http:// or https://"),
+            )
+        })?;
     let host = rest.split('/').next().unwrap_or("");
     if host.is_empty() || host.contains('@') {
         return Err(invalid(field, format!("{url:?} has no valid host")));
@@ -273,7 +322,8 @@ mod tests {
 
     #[test]
     fn minimal_file_gets_safe_defaults() {
-        let cfg = parse("data_dir = \"/tmp/x\"\npublic_url = \"https://relay.example.com\"\n").unwrap();
+        let cfg =
+            parse("data_dir = \"/tmp/x\"\npublic_url = \"https://relay.example.com\"\n").unwrap();
         assert!(cfg.tunnel.listen.ip().is_loopback());
         assert!(cfg.admin.listen.ip().is_loopback());
         assert_eq!(cfg.access_ttl(), 900);
@@ -282,14 +332,23 @@ mod tests {
 
     #[test]
     fn errors_name_the_field() {
-        let err = parse("data_dir = \"/x\"\npublic_url = \"https://r\"\n[tunnel]\nlisten = \"0.0.0.0:1\"\n").unwrap_err();
+        let err = parse(
+            "data_dir = \"/x\"\npublic_url = \"https://r\"\n[tunnel]\nlisten = \"0.0.0.0:1\"\n",
+        )
+        .unwrap_err();
         assert!(err.to_string().starts_with("tunnel.listen:"), "{err}");
         let err = parse("data_dir = \"/x\"\npublic_url = \"ftp://r\"\n").unwrap_err();
         assert!(err.to_string().starts_with("public_url:"), "{err}");
         let err = parse("data_dir = \"/x\"\npublic_url = \"https://r\"\nbogus = 1\n").unwrap_err();
         assert!(err.to_string().contains("bogus"), "{err}");
-        let err = parse("data_dir = \"/x\"\npublic_url = \"https://r\"\n[tokens]\naccess_ttl_secs = 3600\n").unwrap_err();
-        assert!(err.to_string().starts_with("tokens.access_ttl_secs:"), "{err}");
+        let err = parse(
+            "data_dir = \"/x\"\npublic_url = \"https://r\"\n[tokens]\naccess_ttl_secs = 3600\n",
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string().starts_with("tokens.access_ttl_secs:"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -305,7 +364,11 @@ mod tests {
 
     #[test]
     fn written_config_reads_back() {
-        let cfg = AgentConfig::new("/d".into(), "https://r.example".into(), "http://127.0.0.1:8000".into());
+        let cfg = AgentConfig::new(
+            "/d".into(),
+            "https://r.example".into(),
+            "http://127.0.0.1:8000".into(),
+        );
         let back = parse(&cfg.to_toml()).unwrap();
         assert_eq!(back.public_url, "https://r.example");
     }

@@ -78,18 +78,25 @@ impl AgentError {
         let h = resp.headers_mut();
         match &self {
             AgentError::Unauthenticated => {
-                h.insert("www-authenticate", HeaderValue::from_static(r#"Bearer realm="argus-relay""#));
+                h.insert(
+                    "www-authenticate",
+                    HeaderValue::from_static(r#"Bearer realm="argus-relay""#),
+                );
             }
             AgentError::InvalidToken { .. } => {
                 h.insert(
                     "www-authenticate",
-                    HeaderValue::from_static(r#"Bearer realm="argus-relay", error="invalid_token""#),
+                    HeaderValue::from_static(
+                        r#"Bearer realm="argus-relay", error="invalid_token""#,
+                    ),
                 );
             }
             AgentError::InsufficientScope => {
                 h.insert(
                     "www-authenticate",
-                    HeaderValue::from_static(r#"Bearer realm="argus-relay", error="insufficient_scope""#),
+                    HeaderValue::from_static(
+                        r#"Bearer realm="argus-relay", error="insufficient_scope""#,
+                    ),
                 );
             }
             AgentError::RateLimited { retry_after_secs } => {

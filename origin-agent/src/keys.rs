@@ -29,7 +29,9 @@ pub enum KeyRingError {
 fn load(store: &Store, now: u64) -> Result<Loaded, KeyRingError> {
     let now = i64::try_from(now).unwrap_or(i64::MAX);
     store.retire_expired_keys(now, MAX_ACCESS_TOKEN_LIFETIME_SECS)?;
-    let current = store.current_signing_key()?.ok_or(KeyRingError::NoSigningKey)?;
+    let current = store
+        .current_signing_key()?
+        .ok_or(KeyRingError::NoSigningKey)?;
     let mut verification = KeySet::new();
     for key in store.signing_keys_for_verification(now)? {
         let signing = TokenSigningKey::from_seed(key.kid.clone(), key.seed);
@@ -38,14 +40,19 @@ fn load(store: &Store, now: u64) -> Result<Loaded, KeyRingError> {
             .map_err(|_| KeyRingError::BadKey(key.kid.clone()))?;
     }
     Ok(Loaded {
-        current: Arc::new(TokenSigningKey::from_seed(current.kid.clone(), current.seed)),
+        current: Arc::new(TokenSigningKey::from_seed(
+            current.kid.clone(),
+            current.seed,
+        )),
         verification: Arc::new(verification),
     })
 }
 
 impl KeyRing {
     pub fn load(store: &Store, now: u64) -> Result<KeyRing, KeyRingError> {
-        Ok(KeyRing { loaded: RwLock::new(load(store, now)?) })
+        Ok(KeyRing {
+            loaded: RwLock::new(load(store, now)?),
+        })
     }
 
     /// Re-reads the keys (after a rotation, and periodically to retire expired ones).

@@ -55,14 +55,26 @@ pub struct ForwardContext<'a> {
 }
 
 impl Backend {
-    pub fn new(url: &str, api_key: Option<&str>, timeout: Duration) -> Result<Backend, BackendConfigError> {
-        let uri: Uri = url.parse().map_err(|_| BackendConfigError::BadUrl(url.into()))?;
-        let scheme = uri.scheme().cloned().ok_or_else(|| BackendConfigError::BadUrl(url.into()))?;
+    pub fn new(
+        url: &str,
+        api_key: Option<&str>,
+        timeout: Duration,
+    ) -> Result<Backend, BackendConfigError> {
+        let uri: Uri = url
+            .parse()
+            .map_err(|_| BackendConfigError::BadUrl(url.into()))?;
+        let scheme = uri
+            .scheme()
+            .cloned()
+            .ok_or_else(|| BackendConfigError::BadUrl(url.into()))?;
         if scheme != hyper::http::uri::Scheme::HTTP {
             // The backend sits beside the agent; TLS to it is not supported (and not needed).
             return Err(BackendConfigError::BadUrl(url.into()));
         }
-        let authority = uri.authority().cloned().ok_or_else(|| BackendConfigError::BadUrl(url.into()))?;
+        let authority = uri
+            .authority()
+            .cloned()
+            .ok_or_else(|| BackendConfigError::BadUrl(url.into()))?;
         let api_key = api_key
             .map(|k| HeaderValue::from_str(k).map_err(|_| BackendConfigError::BadApiKey))
             .transpose()?
@@ -77,16 +89,28 @@ impl Backend {
             .pool_idle_timeout(Duration::from_secs(30))
             .pool_max_idle_per_host(64)
             .build(connector);
-        Ok(Backend { client, scheme, authority, api_key, timeout })
+        Ok(Backend {
+            client,
+            scheme,
+            authority,
+            api_key,
+            timeout,
+        })
     }
 
     /// A GET of a backend path with the agent's own credential (health checks).
     pub async fn get(&self, path: &str) -> Result<Response<hyper::body::Incoming>, AgentError> {
         let uri = self.uri_for(path)?;
-        let mut req = Request::get(uri).body(body::empty()).map_err(|_| AgentError::Internal)?;
-        req.headers_mut().insert(hyper::header::USER_AGENT, HeaderValue::from_static(BACKEND_USER_AGENT));
+        let mut req = Request::get(uri)
+            .body(body::empty())
+            .map_err(|_| AgentError::Internal)?;
+        req.headers_mut().insert(
+            hyper::header::USER_AGENT,
+            HeaderValue::from_static(BACKEND_USER_AGENT),
+        );
         if let Some(key) = &self.api_key {
-            req.headers_mut().insert(HeaderName::from_static(headers::X_API_KEY), key.clone());
+            req.headers_mut()
+                .insert(HeaderName::from_static(headers::X_API_KEY), key.clone());
         }
         match tokio::time::timeout(self.timeout, self.client.request(req)).await {
             Ok(Ok(resp)) => Ok(resp),
@@ -101,17 +125,30 @@ impl Backend {
             .authority(self.authority.clone())
             .path_and_query(path_and_query)
             .build()
-            .map_err(|_| AgentError::NonCanonicalPath { reason: "path.malformed" })
+            .map_err(|_| AgentError::NonCanonicalPath {
+                reason: "path.malformed",
+            })
     }
 
     /// Forwards `req` (whose path was already checked) and returns the backend's response.
-    pub async fn forward(&self, req: Request<Body>, ctx: ForwardContext<'_>) -> Result<Response<Body>, AgentError> {
+    pub async fn forward(
+        &self,
+        req: Request<Body>,
+        ctx: ForwardContext<'_>,
+    ) -> Result<Response<Body>, AgentError> {
         let (parts, req_body) = req.into_parts();
-        let path_and_query = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+        let path_and_query = parts
+            .uri
+            .path_and_query()
+            .map(|p| p.as_str())
+            .unwrap_or("/");
         let uri = self.uri_for(path_and_query)?;
         let wants_upgrade = is_websocket_upgrade(&parts.headers);
 
-        let mut out = Request::builder().method(parts.method.clone()).uri(uri).version(hyper::Version::HTTP_11);
+        let mut out = Request::builder()
+            .method(parts.method.clone())
+            .uri(uri)
+            .version(hyper::Version::HTTP_11);
         let h = out.headers_mut().ok_or(AgentError::Internal)?;
         for (name, value) in parts.headers.iter() {
             let n = name.as_str();
@@ -125,7 +162,10 @@ impl Backend {
             }
             h.append(name.clone(), value.clone());
         }
-        h.insert(hyper::header::USER_AGENT, HeaderValue::from_static(BACKEND_USER_AGENT));
+        h.insert(
+            hyper::header::USER_AGENT,
+            HeaderValue::from_static(BACKEND_USER_AGENT),
+        );
         if let Some(ip) = ctx.client_ip {
             if let Ok(v) = HeaderValue::from_str(&ip.to_string()) {
                 h.insert(HeaderName::from_static(headers::X_FORWARDED_FOR), v);
@@ -138,8 +178,14 @@ impl Backend {
             h.insert(HeaderName::from_static(headers::X_API_KEY), key.clone());
         }
         if wants_upgrade {
-            h.insert(hyper::header::CONNECTION, HeaderValue::from_static("upgrade"));
-            h.insert(hyper::header::UPGRADE, HeaderValue::from_static("websocket"));
+            h.insert(
+                hyper::header::CONNECTION,
+                HeaderValue::from_static("upgrade"),
+            );
+            h.insert(
+                hyper::header::UPGRADE,
+                HeaderValue::from_static("websocket"),
+            );
         }
         let out = out.body(req_body).map_err(|_| AgentError::Internal)?;
 
@@ -166,7 +212,9 @@ impl Backend {
                     Ok((client, backend)) => {
                         let mut client = TokioIo::new(client);
                         let mut backend = TokioIo::new(backend);
-                        if let Err(e) = tokio::io::copy_bidirectional(&mut client, &mut backend).await {
+                        if let Err(e) =
+                            tokio::io::copy_bidirectional(&mut client, &mut backend).await
+                        {
                             tracing::debug!(request_id, error = %e, "websocket bridge ended");
                         }
                     }

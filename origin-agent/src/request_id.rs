@@ -16,7 +16,9 @@ pub fn new() -> String {
 pub fn from_headers(h: &HeaderMap) -> String {
     h.get(argus_shared::headers::REQUEST_ID)
         .and_then(|v| v.to_str().ok())
-        .filter(|v| (8..=64).contains(&v.len()) && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
+        .filter(|v| {
+            (8..=64).contains(&v.len()) && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        })
         .map(str::to_owned)
         .unwrap_or_else(new)
 }

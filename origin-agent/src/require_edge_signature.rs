@@ -23,7 +23,10 @@ pub struct EdgeFacts {
 fn header<'a>(h: &'a HeaderMap, name: &'static str) -> Result<Option<&'a str>, SignatureError> {
     match h.get(name) {
         None => Ok(None),
-        Some(v) => v.to_str().map(Some).map_err(|_| SignatureError::Malformed(name)),
+        Some(v) => v
+            .to_str()
+            .map(Some)
+            .map_err(|_| SignatureError::Malformed(name)),
     }
 }
 
@@ -57,12 +60,27 @@ fn check_inner(
     let body = BodyBinding::parse_header_value(required(h, headers::RELAY_BODY_DIGEST)?)?;
     let device_id = header(h, headers::RELAY_DEVICE)?;
     let client_ip = header(h, headers::RELAY_CLIENT_IP)?;
-    let parts = SignedParts { method, path_and_query, device_id, client_ip, body };
+    let parts = SignedParts {
+        method,
+        path_and_query,
+        device_id,
+        client_ip,
+        body,
+    };
     signature::verify(secret, &parts, timestamp, nonce, sig, now)?;
     // Only a correctly signed nonce is remembered, so nobody can burn nonces for the edge.
     if !replay.first_use(nonce, now) {
         return Err(SignatureError::Replayed);
     }
-    let client_ip = client_ip.map(|ip| ip.parse().map_err(|_| SignatureError::Malformed("client ip"))).transpose()?;
-    Ok(EdgeFacts { device_id: device_id.map(str::to_owned), client_ip, body })
+    let client_ip = client_ip
+        .map(|ip| {
+            ip.parse()
+                .map_err(|_| SignatureError::Malformed("client ip"))
+        })
+        .transpose()?;
+    Ok(EdgeFacts {
+        device_id: device_id.map(str::to_owned),
+        client_ip,
+        body,
+    })
 }

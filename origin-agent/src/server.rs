@@ -64,7 +64,9 @@ pub async fn serve<F, Fut>(
             let handler = handler.clone();
             async move { Ok::<_, Infallible>(handler(req, peer).await) }
         });
-        let conn = builder.serve_connection(TokioIo::new(stream), service).with_upgrades();
+        let conn = builder
+            .serve_connection(TokioIo::new(stream), service)
+            .with_upgrades();
         let mut stop = shutdown.clone();
         tasks.spawn(async move {
             let mut conn = std::pin::pin!(conn);

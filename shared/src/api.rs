@@ -51,7 +51,9 @@ impl ErrorCode {
     pub const fn status(self) -> u16 {
         match self {
             ErrorCode::BadRequest | ErrorCode::NonCanonicalPath => 400,
-            ErrorCode::Unauthenticated | ErrorCode::InvalidToken | ErrorCode::InvalidSignature => 401,
+            ErrorCode::Unauthenticated | ErrorCode::InvalidToken | ErrorCode::InvalidSignature => {
+                401
+            }
             ErrorCode::Forbidden | ErrorCode::InsufficientScope => 403,
             ErrorCode::NotFound | ErrorCode::InvalidCode => 404,
             ErrorCode::MethodNotAllowed => 405,
@@ -151,7 +153,12 @@ mod tests {
 
     #[test]
     fn wire_strings_match_serde() {
-        for code in [ErrorCode::BadRequest, ErrorCode::NonCanonicalPath, ErrorCode::InvalidCode, ErrorCode::GatewayTimeout] {
+        for code in [
+            ErrorCode::BadRequest,
+            ErrorCode::NonCanonicalPath,
+            ErrorCode::InvalidCode,
+            ErrorCode::GatewayTimeout,
+        ] {
             assert_eq!(serde_json::to_value(code).unwrap(), code.as_str());
         }
     }

@@ -67,8 +67,17 @@ mod tests {
     #[test]
     fn strips_credentials_forwarding_and_hop_by_hop() {
         for h in [
-            "Cookie", "X-API-Key", "x-forwarded-for", "X-Forwarded-Host", "Forwarded", "X-Real-IP",
-            "X-Relay-Signature", "x-relay-anything", "Connection", "Transfer-Encoding", "CF-Connecting-IP",
+            "Cookie",
+            "X-API-Key",
+            "x-forwarded-for",
+            "X-Forwarded-Host",
+            "Forwarded",
+            "X-Real-IP",
+            "X-Relay-Signature",
+            "x-relay-anything",
+            "Connection",
+            "Transfer-Encoding",
+            "CF-Connecting-IP",
             "MF-CF-Blob",
         ] {
             assert!(is_stripped_request_header(h), "{h} must be stripped");
@@ -77,7 +86,14 @@ mod tests {
 
     #[test]
     fn keeps_ordinary_headers() {
-        for h in ["accept", "content-type", "range", "if-none-match", "user-agent", "authorization"] {
+        for h in [
+            "accept",
+            "content-type",
+            "range",
+            "if-none-match",
+            "user-agent",
+            "authorization",
+        ] {
             assert!(!is_stripped_request_header(h), "{h} must pass");
         }
     }

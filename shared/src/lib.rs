@@ -8,7 +8,7 @@
 pub mod api;
 pub mod headers;
 pub mod path;
+pub mod policy;
 pub mod route;
 pub mod signature;
 pub mod token;
-pub mod policy;

@@ -66,9 +66,12 @@ impl BodyBinding {
         if v == UNSIGNED_BODY {
             return Ok(BodyBinding::Unsigned);
         }
-        let hex_part = v.strip_prefix("sha256:").ok_or(SignatureError::Malformed("body digest"))?;
+        let hex_part = v
+            .strip_prefix("sha256:")
+            .ok_or(SignatureError::Malformed("body digest"))?;
         let mut out = [0u8; 32];
-        hex::decode_to_slice(hex_part, &mut out).map_err(|_| SignatureError::Malformed("body digest"))?;
+        hex::decode_to_slice(hex_part, &mut out)
+            .map_err(|_| SignatureError::Malformed("body digest"))?;
         Ok(BodyBinding::Sha256(out))
     }
 }
@@ -119,7 +122,9 @@ impl SignatureError {
 
 fn valid_nonce(nonce: &str) -> bool {
     (16..=64).contains(&nonce.len())
-        && nonce.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        && nonce
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 fn no_newline(field: &str) -> bool {
@@ -127,7 +132,11 @@ fn no_newline(field: &str) -> bool {
 }
 
 /// The exact string that is MACed.
-pub fn signed_string(parts: &SignedParts<'_>, timestamp: u64, nonce: &str) -> Result<String, SignatureError> {
+pub fn signed_string(
+    parts: &SignedParts<'_>,
+    timestamp: u64,
+    nonce: &str,
+) -> Result<String, SignatureError> {
     if !valid_nonce(nonce) {
         return Err(SignatureError::Malformed("nonce"));
     }
@@ -159,10 +168,18 @@ fn mac(secret: &[u8]) -> Result<HmacSha256, SignatureError> {
 }
 
 /// Signs; returns the `X-Relay-Signature` header value `v1=<hex>`.
-pub fn sign(secret: &[u8], parts: &SignedParts<'_>, timestamp: u64, nonce: &str) -> Result<String, SignatureError> {
+pub fn sign(
+    secret: &[u8],
+    parts: &SignedParts<'_>,
+    timestamp: u64,
+    nonce: &str,
+) -> Result<String, SignatureError> {
     let mut m = mac(secret)?;
     m.update(signed_string(parts, timestamp, nonce)?.as_bytes());
-    Ok(format!("{VERSION}={}", hex::encode(m.finalize().into_bytes())))
+    Ok(format!(
+        "{VERSION}={}",
+        hex::encode(m.finalize().into_bytes())
+    ))
 }
 
 /// Checks version, freshness (±[`MAX_SKEW_SECS`] around `now`) and the MAC, in constant time.
@@ -175,9 +192,12 @@ pub fn verify(
     signature_header: &str,
     now: u64,
 ) -> Result<(), SignatureError> {
-    let hex_sig = signature_header.strip_prefix("v1=").ok_or(SignatureError::UnsupportedVersion)?;
+    let hex_sig = signature_header
+        .strip_prefix("v1=")
+        .ok_or(SignatureError::UnsupportedVersion)?;
     let mut given = [0u8; 32];
-    hex::decode_to_slice(hex_sig, &mut given).map_err(|_| SignatureError::Malformed("signature"))?;
+    hex::decode_to_slice(hex_sig, &mut given)
+        .map_err(|_| SignatureError::Malformed("signature"))?;
     if timestamp.abs_diff(now) > MAX_SKEW_SECS {
         return Err(SignatureError::Stale);
     }
@@ -192,7 +212,8 @@ pub fn parse_timestamp(v: &str) -> Result<u64, SignatureError> {
     if v.is_empty() || v.len() > 12 || !v.bytes().all(|b| b.is_ascii_digit()) {
         return Err(SignatureError::Malformed("timestamp"));
     }
-    v.parse().map_err(|_| SignatureError::Malformed("timestamp"))
+    v.parse()
+        .map_err(|_| SignatureError::Malformed("timestamp"))
 }
 
 #[cfg(test)]
@@ -245,15 +266,29 @@ mod tests {
         p.body = BodyBinding::of_bytes(b"x");
         variants.push(p);
         for v in variants {
-            assert_eq!(verify(SECRET, &v, 1_000, NONCE, &sig, 1_000), Err(SignatureError::Mismatch), "{v:?}");
+            assert_eq!(
+                verify(SECRET, &v, 1_000, NONCE, &sig, 1_000),
+                Err(SignatureError::Mismatch),
+                "{v:?}"
+            );
         }
-        assert_eq!(verify(SECRET, &parts(), 1_001, NONCE, &sig, 1_000), Err(SignatureError::Mismatch));
+        assert_eq!(
+            verify(SECRET, &parts(), 1_001, NONCE, &sig, 1_000),
+            Err(SignatureError::Mismatch)
+        );
         assert_eq!(
             verify(SECRET, &parts(), 1_000, "abcdefghijklmnoq", &sig, 1_000),
             Err(SignatureError::Mismatch)
         );
         assert_eq!(
-            verify(b"another secret of thirty-two bytes!", &parts(), 1_000, NONCE, &sig, 1_000),
+            verify(
+                b"another secret of thirty-two bytes!",
+                &parts(),
+                1_000,
+                NONCE,
+                &sig,
+                1_000
+            ),
             Err(SignatureError::Mismatch)
         );
     }
@@ -261,23 +296,51 @@ mod tests {
     #[test]
     fn stale_and_future_timestamps_are_refused() {
         let sig = sign(SECRET, &parts(), 1_000, NONCE).unwrap();
-        assert_eq!(verify(SECRET, &parts(), 1_000, NONCE, &sig, 1_061), Err(SignatureError::Stale));
-        assert_eq!(verify(SECRET, &parts(), 1_000, NONCE, &sig, 939), Err(SignatureError::Stale));
+        assert_eq!(
+            verify(SECRET, &parts(), 1_000, NONCE, &sig, 1_061),
+            Err(SignatureError::Stale)
+        );
+        assert_eq!(
+            verify(SECRET, &parts(), 1_000, NONCE, &sig, 939),
+            Err(SignatureError::Stale)
+        );
         verify(SECRET, &parts(), 1_000, NONCE, &sig, 1_060).unwrap();
     }
 
     #[test]
     fn malformed_headers_are_refused_without_panicking() {
-        for bad in ["", "v1=", "v2=00", "v1=zz", "v1=00", &"v1=".repeat(100), "v1=ééé"] {
-            assert!(verify(SECRET, &parts(), 1_000, NONCE, bad, 1_000).is_err(), "{bad:?}");
+        for bad in [
+            "",
+            "v1=",
+            "v2=00",
+            "v1=zz",
+            "v1=00",
+            &"v1=".repeat(100),
+            "v1=ééé",
+        ] {
+            assert!(
+                verify(SECRET, &parts(), 1_000, NONCE, bad, 1_000).is_err(),
+                "{bad:?}"
+            );
         }
-        for nonce in ["short", "with space in the nonce!", "x\nyyyyyyyyyyyyyyyyyy", &"a".repeat(65)] {
-            assert_eq!(sign(SECRET, &parts(), 1_000, nonce), Err(SignatureError::Malformed("nonce")));
+        for nonce in [
+            "short",
+            "with space in the nonce!",
+            "x\nyyyyyyyyyyyyyyyyyy",
+            &"a".repeat(65),
+        ] {
+            assert_eq!(
+                sign(SECRET, &parts(), 1_000, nonce),
+                Err(SignatureError::Malformed("nonce"))
+            );
         }
         let mut p = parts();
         p.path_and_query = "/a\nGET";
         assert!(sign(SECRET, &p, 1_000, NONCE).is_err());
-        assert_eq!(sign(b"short", &parts(), 1, NONCE), Err(SignatureError::WeakSecret));
+        assert_eq!(
+            sign(b"short", &parts(), 1, NONCE),
+            Err(SignatureError::WeakSecret)
+        );
         for ts in ["", "-1", "1e9", "9999999999999", "12 "] {
             assert!(parse_timestamp(ts).is_err(), "{ts:?}");
         }

@@ -55,18 +55,29 @@ pub fn run_cli(args: &[&str], env: &[(String, String)]) -> Result<String, String
     for (k, v) in env {
         cmd.env(k, v);
     }
-    let out = cmd.output().map_err(|e| format!("cannot run {}: {e}", binary().display()))?;
+    let out = cmd
+        .output()
+        .map_err(|e| format!("cannot run {}: {e}", binary().display()))?;
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     if out.status.success() {
         Ok(stdout)
     } else {
-        Err(format!("argus-relay {args:?} failed ({}):\n{stdout}\n{}", out.status, String::from_utf8_lossy(&out.stderr)))
+        Err(format!(
+            "argus-relay {args:?} failed ({}):\n{stdout}\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        ))
     }
 }
 
 impl Agent {
     /// `argus-relay init` for a fresh data dir.
-    pub fn init(dir: &Path, public_url: &str, backend_url: &str, backend_api_key: &str) -> Result<PathBuf, String> {
+    pub fn init(
+        dir: &Path,
+        public_url: &str,
+        backend_url: &str,
+        backend_api_key: &str,
+    ) -> Result<PathBuf, String> {
         let data_dir = dir.join("data");
         let config = dir.join("config.toml");
         run_cli(
@@ -119,7 +130,9 @@ impl Agent {
         }
         let mut process = ChildProcess::spawn("argus-relay run", cmd).map_err(|e| e.to_string())?;
         let ready = process.wait_for_line(Duration::from_secs(20), |line| {
-            serde_json::from_str::<ReadyLine>(line).ok().map(|r| r.listening)
+            serde_json::from_str::<ReadyLine>(line)
+                .ok()
+                .map(|r| r.listening)
         })?;
         self.tunnel = ready.tunnel;
         self.admin = ready.admin;
@@ -183,6 +196,9 @@ impl Agent {
     }
 
     pub fn output(&self) -> String {
-        self.process.as_ref().map(|p| p.output_text()).unwrap_or_default()
+        self.process
+            .as_ref()
+            .map(|p| p.output_text())
+            .unwrap_or_default()
     }
 }

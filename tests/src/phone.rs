@@ -31,7 +31,12 @@ impl Phone {
             .timeout(std::time::Duration::from_secs(30))
             .build()
             .expect("http client");
-        Phone { http, base: base.trim_end_matches('/').to_owned(), token: None, cf: cf_blob("US", 64496, "TLSv1.3") }
+        Phone {
+            http,
+            base: base.trim_end_matches('/').to_owned(),
+            token: None,
+            cf: cf_blob("US", 64496, "TLSv1.3"),
+        }
     }
 
     pub fn with_token(mut self, token: &str) -> Phone {
@@ -50,7 +55,10 @@ impl Phone {
 
     /// A request with the phone's headers: `MF-CF-Blob`, and `Authorization` when it has a token.
     pub fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
-        let mut rb = self.http.request(method, self.url(path)).header("mf-cf-blob", self.cf.to_string());
+        let mut rb = self
+            .http
+            .request(method, self.url(path))
+            .header("mf-cf-blob", self.cf.to_string());
         if let Some(t) = &self.token {
             rb = rb.bearer_auth(t);
         }
@@ -58,18 +66,28 @@ impl Phone {
     }
 
     pub async fn get(&self, path: &str) -> reqwest::Response {
-        self.request(reqwest::Method::GET, path).send().await.expect("request sent")
+        self.request(reqwest::Method::GET, path)
+            .send()
+            .await
+            .expect("request sent")
     }
 
     pub async fn post_json(&self, path: &str, body: &Value) -> reqwest::Response {
-        self.request(reqwest::Method::POST, path).json(body).send().await.expect("request sent")
+        self.request(reqwest::Method::POST, path)
+            .json(body)
+            .send()
+            .await
+            .expect("request sent")
     }
 
     /// Status and JSON body (Null when the body is not JSON).
     pub async fn json(resp: reqwest::Response) -> (u16, Value) {
         let status = resp.status().as_u16();
         let bytes = resp.bytes().await.unwrap_or_default();
-        (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        )
     }
 
     pub async fn get_json(&self, path: &str) -> (u16, Value) {
@@ -93,6 +111,10 @@ pub async fn send_raw(base: &str, request_head: &str) -> (u16, String) {
     let mut buf = Vec::new();
     let _ = tokio::time::timeout(std::time::Duration::from_secs(30), s.read_to_end(&mut buf)).await;
     let text = String::from_utf8_lossy(&buf).into_owned();
-    let status = text.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let status = text
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
     (status, text)
 }

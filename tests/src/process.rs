@@ -18,7 +18,9 @@ pub struct ChildProcess {
 impl ChildProcess {
     /// Spawns `cmd` with stdout and stderr captured line by line.
     pub fn spawn(name: &str, mut cmd: Command) -> std::io::Result<ChildProcess> {
-        cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).stdin(Stdio::null());
+        cmd.stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .stdin(Stdio::null());
         cmd.process_group(0);
         // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec.
         unsafe {
@@ -31,8 +33,14 @@ impl ChildProcess {
         let output = Arc::new(Mutex::new(Vec::new()));
         let (tx, lines) = mpsc::channel();
         for stream in [
-            child.stdout.take().map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
-            child.stderr.take().map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+            child
+                .stdout
+                .take()
+                .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+            child
+                .stderr
+                .take()
+                .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
         ]
         .into_iter()
         .flatten()
@@ -48,18 +56,34 @@ impl ChildProcess {
                 }
             });
         }
-        Ok(ChildProcess { name: name.to_owned(), child, output, lines })
+        Ok(ChildProcess {
+            name: name.to_owned(),
+            child,
+            output,
+            lines,
+        })
     }
 
     /// Waits for a line for which `pick` returns something; fails with the output so far.
-    pub fn wait_for_line<T>(&mut self, timeout: Duration, mut pick: impl FnMut(&str) -> Option<T>) -> Result<T, String> {
+    pub fn wait_for_line<T>(
+        &mut self,
+        timeout: Duration,
+        mut pick: impl FnMut(&str) -> Option<T>,
+    ) -> Result<T, String> {
         let deadline = Instant::now() + timeout;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
-                return Err(format!("{}: timed out; output:\n{}", self.name, self.output_text()));
+                return Err(format!(
+                    "{}: timed out; output:\n{}",
+                    self.name,
+                    self.output_text()
+                ));
             }
-            match self.lines.recv_timeout(left.min(Duration::from_millis(200))) {
+            match self
+                .lines
+                .recv_timeout(left.min(Duration::from_millis(200)))
+            {
                 Ok(line) => {
                     if let Some(v) = pick(&line) {
                         return Ok(v);
@@ -67,11 +91,19 @@ impl ChildProcess {
                 }
                 Err(mpsc::RecvTimeoutError::Timeout) => {
                     if let Ok(Some(status)) = self.child.try_wait() {
-                        return Err(format!("{} exited ({status}); output:\n{}", self.name, self.output_text()));
+                        return Err(format!(
+                            "{} exited ({status}); output:\n{}",
+                            self.name,
+                            self.output_text()
+                        ));
                     }
                 }
                 Err(mpsc::RecvTimeoutError::Disconnected) => {
-                    return Err(format!("{} closed its output; output:\n{}", self.name, self.output_text()));
+                    return Err(format!(
+                        "{} closed its output; output:\n{}",
+                        self.name,
+                        self.output_text()
+                    ));
                 }
             }
         }

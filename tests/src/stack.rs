@@ -36,44 +36,69 @@ impl Stack {
 
     /// Starts backend, agent and Worker; panics with every process's output if one fails.
     pub async fn start_with(opts: StackOptions) -> Stack {
-        let dir = tempfile::Builder::new().prefix("argus-e2e-").tempdir().expect("temp dir");
-        let backend = StandInBackend::start(BackendConfig { api_key: BACKEND_API_KEY.to_owned(), ..BackendConfig::default() })
-            .await
-            .expect("stand-in backend starts");
+        let dir = tempfile::Builder::new()
+            .prefix("argus-e2e-")
+            .tempdir()
+            .expect("temp dir");
+        let backend = StandInBackend::start(BackendConfig {
+            api_key: BACKEND_API_KEY.to_owned(),
+            ..BackendConfig::default()
+        })
+        .await
+        .expect("stand-in backend starts");
         let backend_url = backend.url();
         let base = dir.path().to_owned();
         let opts2 = opts.clone();
-        let (agent, worker) = tokio::task::spawn_blocking(move || -> Result<(Agent, Option<EdgeWorker>), String> {
-            let config = Agent::init(&base.join("agent"), "https://relay.test", &backend_url, BACKEND_API_KEY)?;
-            let agent = Agent::start(&config, opts2.agent_env.clone())?;
-            if opts2.without_worker {
-                return Ok((agent, None));
-            }
-            let wc = agent.worker_config()?;
-            let mut settings = WorkerSettings { rate_limits: opts2.rate_limits.clone(), ..WorkerSettings::default() };
-            for (k, v) in wc.vars {
-                if k != "ORIGIN_URL" {
-                    settings.vars.push((k, v));
+        let (agent, worker) =
+            tokio::task::spawn_blocking(move || -> Result<(Agent, Option<EdgeWorker>), String> {
+                let config = Agent::init(
+                    &base.join("agent"),
+                    "https://relay.test",
+                    &backend_url,
+                    BACKEND_API_KEY,
+                )?;
+                let agent = Agent::start(&config, opts2.agent_env.clone())?;
+                if opts2.without_worker {
+                    return Ok((agent, None));
                 }
-            }
-            settings.vars.push(("ORIGIN_URL".into(), agent.tunnel_url()));
-            if let Some(policy) = &opts2.policy {
-                settings.vars.push(("POLICY".into(), policy.clone()));
-            }
-            settings.secrets = wc.secrets.into_iter().collect();
-            let worker = EdgeWorker::start(&base.join("worker"), &settings)
-                .map_err(|e| format!("{e}\n--- agent output ---\n{}", agent.output()))?;
-            Ok((agent, Some(worker)))
-        })
-        .await
-        .expect("stack start task")
-        .unwrap_or_else(|e| panic!("stack failed to start: {e}"));
-        Stack { backend, agent, worker, dir }
+                let wc = agent.worker_config()?;
+                let mut settings = WorkerSettings {
+                    rate_limits: opts2.rate_limits.clone(),
+                    ..WorkerSettings::default()
+                };
+                for (k, v) in wc.vars {
+                    if k != "ORIGIN_URL" {
+                        settings.vars.push((k, v));
+                    }
+                }
+                settings
+                    .vars
+                    .push(("ORIGIN_URL".into(), agent.tunnel_url()));
+                if let Some(policy) = &opts2.policy {
+                    settings.vars.push(("POLICY".into(), policy.clone()));
+                }
+                settings.secrets = wc.secrets.into_iter().collect();
+                let worker = EdgeWorker::start(&base.join("worker"), &settings)
+                    .map_err(|e| format!("{e}\n--- agent output ---\n{}", agent.output()))?;
+                Ok((agent, Some(worker)))
+            })
+            .await
+            .expect("stack start task")
+            .unwrap_or_else(|e| panic!("stack failed to start: {e}"));
+        Stack {
+            backend,
+            agent,
+            worker,
+            dir,
+        }
     }
 
     /// The Worker's URL (what the phone talks to).
     pub fn edge_url(&self) -> String {
-        self.worker.as_ref().map(|w| w.url()).expect("stack started without a Worker")
+        self.worker
+            .as_ref()
+            .map(|w| w.url())
+            .expect("stack started without a Worker")
     }
 
     /// A phone talking to the Worker, with no token yet.

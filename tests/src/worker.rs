@@ -49,7 +49,10 @@ impl EdgeWorker {
         for (k, v) in &settings.vars {
             toml.push_str(&format!("{k} = {}\n", toml_string(v)));
         }
-        let limits = [("PAIRING_LIMITER", 20u32, 7301), ("DEVICE_LIMITER", 600, 7302)];
+        let limits = [
+            ("PAIRING_LIMITER", 20u32, 7301),
+            ("DEVICE_LIMITER", 600, 7302),
+        ];
         for (name, default, ns) in limits {
             let limit = settings
                 .rate_limits
@@ -62,7 +65,11 @@ impl EdgeWorker {
             ));
         }
         std::fs::write(dir.join("wrangler.toml"), toml).map_err(|e| e.to_string())?;
-        let dev_vars: String = settings.secrets.iter().map(|(k, v)| format!("{k}={v}\n")).collect();
+        let dev_vars: String = settings
+            .secrets
+            .iter()
+            .map(|(k, v)| format!("{k}={v}\n"))
+            .collect();
         std::fs::write(dir.join(".dev.vars"), dev_vars).map_err(|e| e.to_string())?;
 
         let root = workspace_root();
@@ -75,9 +82,27 @@ impl EdgeWorker {
         let inspector = free_port();
         let mut cmd = Command::new(node);
         cmd.arg(wrangler)
-            .args(["dev", "--config", "wrangler.toml", "--ip", "127.0.0.1", "--local"])
-            .args(["--port", &port.to_string(), "--inspector-port", &inspector.to_string()])
-            .args(["--persist-to", "state", "--log-level", "warn", "--show-interactive-dev-session=false"])
+            .args([
+                "dev",
+                "--config",
+                "wrangler.toml",
+                "--ip",
+                "127.0.0.1",
+                "--local",
+            ])
+            .args([
+                "--port",
+                &port.to_string(),
+                "--inspector-port",
+                &inspector.to_string(),
+            ])
+            .args([
+                "--persist-to",
+                "state",
+                "--log-level",
+                "warn",
+                "--show-interactive-dev-session=false",
+            ])
             .current_dir(dir)
             .env("WRANGLER_SEND_METRICS", "false")
             .env("WRANGLER_HIDE_BANNER", "true")
@@ -86,7 +111,11 @@ impl EdgeWorker {
             .env("NO_COLOR", "1")
             .env("CI", "true");
         let process = ChildProcess::spawn("wrangler dev", cmd).map_err(|e| e.to_string())?;
-        let mut worker = EdgeWorker { process, port, _dir: dir.to_owned() };
+        let mut worker = EdgeWorker {
+            process,
+            port,
+            _dir: dir.to_owned(),
+        };
         worker.wait_ready(Duration::from_secs(60))?;
         Ok(worker)
     }
@@ -96,7 +125,10 @@ impl EdgeWorker {
         let addr = format!("127.0.0.1:{}", self.port);
         while std::time::Instant::now() < deadline {
             if !self.process.is_running() {
-                return Err(format!("wrangler dev exited:\n{}", self.process.output_text()));
+                return Err(format!(
+                    "wrangler dev exited:\n{}",
+                    self.process.output_text()
+                ));
             }
             if std::net::TcpStream::connect(&addr).is_ok() {
                 // The port answers once workerd serves; one real request proves the Worker loaded.
@@ -108,7 +140,10 @@ impl EdgeWorker {
             }
             std::thread::sleep(Duration::from_millis(100));
         }
-        Err(format!("wrangler dev not ready in {timeout:?}:\n{}", self.process.output_text()))
+        Err(format!(
+            "wrangler dev not ready in {timeout:?}:\n{}",
+            self.process.output_text()
+        ))
     }
 
     pub fn url(&self) -> String {
@@ -128,7 +163,10 @@ fn raw_get(addr: &str, path: &str) -> std::io::Result<String> {
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect(addr)?;
     s.set_read_timeout(Some(Duration::from_secs(5)))?;
-    write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n")?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )?;
     let mut buf = [0u8; 64];
     let n = s.read(&mut buf)?;
     Ok(String::from_utf8_lossy(&buf[..n]).into_owned())

@@ -15,7 +15,11 @@ use clap::{Parser, Subcommand};
 use crate::config::{AgentConfig, ConfigError};
 
 #[derive(Debug, Parser)]
-#[command(name = "argus-relay", version, about = "Secure remote access to a self-hosted ArgusAI server: the origin agent and its owner tools.")]
+#[command(
+    name = "argus-relay",
+    version,
+    about = "Secure remote access to a self-hosted ArgusAI server: the origin agent and its owner tools."
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -24,7 +28,11 @@ pub struct Cli {
 #[derive(Debug, clap::Args)]
 pub struct ConfigArg {
     /// The agent's configuration file (written by `argus-relay init`).
-    #[arg(long, env = "ARGUS_RELAY_CONFIG", default_value = "/etc/argus-relay/config.toml")]
+    #[arg(
+        long,
+        env = "ARGUS_RELAY_CONFIG",
+        default_value = "/etc/argus-relay/config.toml"
+    )]
     pub config: PathBuf,
 }
 
@@ -87,7 +95,9 @@ pub enum CliError {
     Usage(String),
     #[error("{0}")]
     Failed(String),
-    #[error("the agent's admin API is not reachable at {url}: {reason} (is `argus-relay run` running?)")]
+    #[error(
+        "the agent's admin API is not reachable at {url}: {reason} (is `argus-relay run` running?)"
+    )]
     AgentUnreachable { url: String, reason: String },
     #[error("the agent refused: {0}")]
     Refused(String),
@@ -111,18 +121,31 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Devices(a) => devices::list(a),
         Command::Rename(a) => devices::rename(a),
         Command::Revoke(a) => devices::revoke(a),
-        Command::Keys { command: KeysCommand::Rotate(a) } => devices::rotate_keys(a),
-        Command::Policy { command: PolicyCommand::Check { file } } => policy_check(&file),
-        Command::Config { command: ConfigCommand::Check(a) } => {
+        Command::Keys {
+            command: KeysCommand::Rotate(a),
+        } => devices::rotate_keys(a),
+        Command::Policy {
+            command: PolicyCommand::Check { file },
+        } => policy_check(&file),
+        Command::Config {
+            command: ConfigCommand::Check(a),
+        } => {
             let cfg = AgentConfig::load(&a.config)?;
-            println!("{}: ok (backend {}, tunnel {}, admin {})", a.config.display(), cfg.backend.url, cfg.tunnel.listen, cfg.admin.listen);
+            println!(
+                "{}: ok (backend {}, tunnel {}, admin {})",
+                a.config.display(),
+                cfg.backend.url,
+                cfg.tunnel.listen,
+                cfg.admin.listen
+            );
             Ok(())
         }
     }
 }
 
 fn policy_check(file: &std::path::Path) -> Result<(), CliError> {
-    let text = std::fs::read_to_string(file).map_err(|e| CliError::Usage(format!("cannot read {}: {e}", file.display())))?;
+    let text = std::fs::read_to_string(file)
+        .map_err(|e| CliError::Usage(format!("cannot read {}: {e}", file.display())))?;
     match argus_shared::policy::Policy::from_toml(&text) {
         Ok(_) => {
             println!("{}: ok", file.display());
