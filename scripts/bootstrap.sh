@@ -18,7 +18,7 @@ if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
 fi
 
 # 2. worker-build (its own lockfile works with the registry).
-if ! worker-build --version 2>/dev/null | grep -q " ${WORKER_BUILD_VERSION}\$"; then
+if ! worker-build --version 2>/dev/null | grep -qE "(^| )${WORKER_BUILD_VERSION}\$"; then
   step "installing worker-build ${WORKER_BUILD_VERSION} (~3.5 min, once per machine)"
   cargo install worker-build --version "=${WORKER_BUILD_VERSION}" --locked
 fi
@@ -54,4 +54,4 @@ for bin in "$WASM_BINDGEN_BIN" "$WASM_OPT_BIN" "$ESBUILD_BIN"; do
   [ -x "$bin" ] || { echo "bootstrap: missing $bin" >&2; exit 1; }
 done
 "$WASM_OPT_BIN" --version | grep -q "version 132" || { echo "bootstrap: wasm-opt is not binaryen 132" >&2; exit 1; }
-step "ok (node $node_version, $(worker-build --version), $(wasm-bindgen --version), wasm-opt 132)"
+step "ok (node $node_version, worker-build $(worker-build --version), $(wasm-bindgen --version), wasm-opt 132)"
