@@ -15,10 +15,9 @@ cargo clippy -p edge-worker --target wasm32-unknown-unknown -- -D warnings
 step "shared/ builds for wasm32"
 cargo build -p argus-shared --target wasm32-unknown-unknown
 
-step "edge Worker bundle (worker-build --release)"
-bash scripts/build-worker.sh
-
-step "wrangler deploy --dry-run"
+# wrangler.toml's [build] runs scripts/build-worker.sh, so this one step builds the bundle the
+# end-to-end tests use and checks that it deploys.
+step "edge Worker: build + wrangler deploy --dry-run"
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 node "$WRANGLER" deploy --dry-run --outdir "$out"
