@@ -1,12 +1,10 @@
 #!/usr/bin/env bash
-# `make demo`: the whole stack locally. Not complete yet: the origin agent's `run` command (tunnel
-# listener + router) is still being wired (see docs/architecture.md, "Status"). Until then this
-# starts the stand-in ArgusAI backend so its contract can be explored.
+# `make demo`: build everything, then run the whole stack locally (stand-in ArgusAI backend,
+# origin agent, the Worker under `wrangler dev`) until Ctrl-C. See tests/src/bin/demo.rs.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 cd "$ROOT"
-cargo build -q -p e2e-tests --bin stand-in-backend
-echo "argus-relay demo (partial): stand-in ArgusAI backend on http://127.0.0.1:8000"
-echo "  try: curl -s -H 'X-API-Key: demo-key' 'http://127.0.0.1:8000/api/v1/events?limit=2'"
-echo "  the full phone -> Worker -> agent -> backend path is not wired yet."
-exec target/debug/stand-in-backend --listen 127.0.0.1:8000 --api-key demo-key
+bash scripts/build-worker.sh
+cargo build -q -p origin-agent --bin argus-relay
+cargo build -q -p e2e-tests --bin demo
+exec "${CARGO_TARGET_DIR:-target}/debug/demo"

@@ -27,7 +27,19 @@ where
     B: hyper::body::Body<Data = Bytes> + Send + Sync + 'static,
     B::Error: Into<BoxError>,
 {
-    body.map_err(Into::into).boxed()
+    body.map_err(|e| -> BoxError { e.into() }).boxed()
+}
+
+/// A request body as the router takes it.
+pub fn incoming(body: hyper::body::Incoming) -> Body {
+    body.map_err(|e| -> BoxError { Box::new(e) }).boxed()
+}
+
+/// A request body capped at `limit` bytes (the error is a `LengthLimitError` past it).
+pub fn limited(body: hyper::body::Incoming, limit: usize) -> Body {
+    http_body_util::Limited::new(body, limit)
+        .map_err(|e| -> BoxError { e })
+        .boxed()
 }
 
 /// A JSON response with `Cache-Control: no-store` (everything the agent itself says is per-user).

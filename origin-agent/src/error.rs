@@ -18,6 +18,8 @@ pub enum AgentError {
     MethodNotAllowed,
     #[error("a device token is required")]
     Unauthenticated,
+    #[error("the admin token is required (it is in the data directory, file admin.token)")]
+    AdminTokenRequired,
     #[error("the device token is not valid")]
     InvalidToken { reason: &'static str },
     #[error("the edge signature is not valid")]
@@ -48,7 +50,9 @@ impl AgentError {
             AgentError::NonCanonicalPath { .. } => ErrorCode::NonCanonicalPath,
             AgentError::NotFound | AgentError::Refused { .. } => ErrorCode::NotFound,
             AgentError::MethodNotAllowed => ErrorCode::MethodNotAllowed,
-            AgentError::Unauthenticated => ErrorCode::Unauthenticated,
+            AgentError::Unauthenticated | AgentError::AdminTokenRequired => {
+                ErrorCode::Unauthenticated
+            }
             AgentError::InvalidToken { .. } => ErrorCode::InvalidToken,
             AgentError::InvalidSignature { .. } => ErrorCode::InvalidSignature,
             AgentError::InsufficientScope => ErrorCode::InsufficientScope,

@@ -1,18 +1,25 @@
 //! The argus-relay origin agent (library). The binary `argus-relay` is in `main.rs`.
 //!
-//! Work in progress: the modules below compile and are tested; the listeners, router, identity
-//! HTTP handlers and most CLI subcommands are not wired yet (see docs/architecture.md, "Status").
+//! Layout: [`listener`] accepts (tunnel: edge-signed requests; admin: the owner), [`router`]
+//! sends each request to [`identity`] (pairing, tokens, devices) or through [`proxy`] to ArgusAI;
+//! [`store`] is the SQLite state; [`cli`] is every subcommand.
 
 pub mod body;
 pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod error;
+pub mod identity;
 pub mod keys;
+pub mod lan_cert;
+pub mod listener;
 pub mod proxy;
 pub mod qr;
 pub mod replay;
 pub mod request_id;
+pub mod require_device_token;
 pub mod require_edge_signature;
+pub mod router;
 pub mod server;
+pub mod state;
 pub mod store;

@@ -13,14 +13,18 @@ pub fn check(state: &AppState, h: &HeaderMap, now: u64) -> Result<AccessClaims, 
         .get(hyper::header::AUTHORIZATION)
         .ok_or(AgentError::Unauthenticated)?
         .to_str()
-        .map_err(|_| AgentError::InvalidToken { reason: "token.malformed" })?;
+        .map_err(|_| AgentError::InvalidToken {
+            reason: "token.malformed",
+        })?;
     let token = bearer(header).ok_or(AgentError::Unauthenticated)?;
     let keys = state.keys.verification_keys();
     let claims = token::verify_access_token(token, &keys, &state.expectations, now)
         .map_err(|e| AgentError::InvalidToken { reason: e.reason() })?;
     match state.store.is_device_active(&claims.sub) {
         Ok(true) => Ok(claims),
-        Ok(false) => Err(AgentError::InvalidToken { reason: "token.device_revoked" }),
+        Ok(false) => Err(AgentError::InvalidToken {
+            reason: "token.device_revoked",
+        }),
         Err(e) => {
             tracing::error!(error = %e, "device lookup failed");
             Err(AgentError::Internal)

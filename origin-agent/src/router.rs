@@ -25,20 +25,33 @@ pub struct RequestContext {
     pub client_upgrade: Option<OnUpgrade>,
 }
 
-pub async fn dispatch(state: &AppState, req: Request<Body>, ctx: RequestContext) -> Result<Response<Body>, AgentError> {
-    let target = req.uri().path_and_query().map(|p| p.as_str()).unwrap_or("/");
-    let canonical = path::canonicalize(target).map_err(|e| AgentError::NonCanonicalPath { reason: e.reason() })?;
+pub async fn dispatch(
+    state: &AppState,
+    req: Request<Body>,
+    ctx: RequestContext,
+) -> Result<Response<Body>, AgentError> {
+    let target = req
+        .uri()
+        .path_and_query()
+        .map(|p| p.as_str())
+        .unwrap_or("/");
+    let canonical = path::canonicalize(target)
+        .map_err(|e| AgentError::NonCanonicalPath { reason: e.reason() })?;
     match route::classify(req.method().as_str(), &canonical.decoded_path) {
         Route::Refused(reason) => Err(AgentError::Refused { reason }),
         Route::MethodNotAllowed => Err(AgentError::MethodNotAllowed),
-        Route::Public(public) => identity::http::public(state, public, req, &ctx).await,
+        Route::Public(public) => {
+            identity::http::public(state, public, req, &ctx, &canonical.decoded_path).await
+        }
         Route::Agent(agent_route) => {
             let claims = require_device_token::check(state, req.headers(), unix_now())?;
-            identity::http::device_route(state, agent_route, req, &claims, &ctx).await
+            identity::http::device_route(state, agent_route, req, &claims, &canonical.decoded_path)
+                .await
         }
         Route::Backend { .. } => {
             let claims = require_device_token::check(state, req.headers(), unix_now())?;
-            if claims.scope == Scope::Viewer && !matches!(*req.method(), Method::GET | Method::HEAD) {
+            if claims.scope == Scope::Viewer && !matches!(*req.method(), Method::GET | Method::HEAD)
+            {
                 return Err(AgentError::InsufficientScope);
             }
             state.touch_device(&claims.sub);

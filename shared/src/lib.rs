@@ -6,6 +6,7 @@
 #![forbid(unsafe_code)]
 
 pub mod api;
+pub mod edge_state;
 pub mod headers;
 pub mod path;
 pub mod policy;

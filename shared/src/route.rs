@@ -618,6 +618,14 @@ mod tests {
     }
 
     #[test]
+    fn the_edge_state_path_is_never_routed_for_phones() {
+        assert_eq!(
+            classify("GET", crate::edge_state::EDGE_STATE_PATH),
+            Route::Refused("route.outside_api")
+        );
+    }
+
+    #[test]
     fn refused_paths() {
         let cases = [
             ("/api/v1/system", "route.system"),

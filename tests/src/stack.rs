@@ -20,6 +20,20 @@ pub struct StackOptions {
     pub agent_env: Vec<(String, String)>,
     /// Start without the Worker (agent-only tests).
     pub without_worker: bool,
+    /// Point the agent at this backend URL instead of the stand-in (e.g. a closed port, for
+    /// "backend down").
+    pub backend_url: Option<String>,
+}
+
+/// A phone paired through the Worker: its ids and tokens.
+#[derive(Debug, Clone)]
+pub struct PairedDevice {
+    pub device_id: String,
+    pub access_token: String,
+    pub refresh_token: String,
+    pub expires_in: u64,
+    /// The whole pairing answer.
+    pub answer: serde_json::Value,
 }
 
 pub struct Stack {
@@ -46,7 +60,7 @@ impl Stack {
         })
         .await
         .expect("stand-in backend starts");
-        let backend_url = backend.url();
+        let backend_url = opts.backend_url.clone().unwrap_or_else(|| backend.url());
         let base = dir.path().to_owned();
         let opts2 = opts.clone();
         let (agent, worker) =
@@ -110,6 +124,61 @@ impl Stack {
     /// tunnel hostname would).
     pub fn direct_to_tunnel(&self) -> Phone {
         Phone::new(&self.agent.tunnel_url())
+    }
+
+    /// `argus-relay pair --no-wait --json --scope SCOPE`: a fresh owner code and its answer.
+    pub fn owner_code(&self, scope: &str) -> serde_json::Value {
+        let out = self
+            .agent
+            .cli(&["pair", "--no-wait", "--json", "--scope", scope])
+            .unwrap_or_else(|e| panic!("argus-relay pair: {e}"));
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("pair --json output {out:?}: {e}"))
+    }
+
+    /// Pairs a new phone with an owner code of `scope`, through the Worker (the seed's flow).
+    pub async fn pair_phone(&self, scope: &str) -> PairedDevice {
+        let created = self.owner_code(scope);
+        let code = created["code"].as_str().expect("code").to_owned();
+        let (status, answer) = self
+            .phone()
+            .post_json_json(
+                "/api/v1/devices/pair",
+                &serde_json::json!({
+                    "code": code,
+                    "device_info": {
+                        "name": format!("Test phone ({scope})"),
+                        "model": "iPhone15,2",
+                        "platform": "ios",
+                        "os_version": "18.1",
+                        "app_version": "1.4.0",
+                    }
+                }),
+            )
+            .await;
+        assert_eq!(status, 200, "pairing failed: {answer}\n{}", self.logs());
+        PairedDevice {
+            device_id: answer["device_id"].as_str().expect("device_id").to_owned(),
+            access_token: answer["access_token"]
+                .as_str()
+                .expect("access_token")
+                .to_owned(),
+            refresh_token: answer["refresh_token"]
+                .as_str()
+                .expect("refresh_token")
+                .to_owned(),
+            expires_in: answer["expires_in"].as_u64().expect("expires_in"),
+            answer,
+        }
+    }
+
+    /// How many requests for `path` the agent's tunnel listener logged.
+    pub fn agent_saw(&self, path: &str) -> usize {
+        let needle = format!("path={path} ");
+        self.agent
+            .output()
+            .lines()
+            .filter(|l| l.contains("listener=\"tunnel\"") && l.contains(&needle))
+            .count()
     }
 
     /// Everything each process printed, for failure messages.

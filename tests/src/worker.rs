@@ -50,7 +50,7 @@ impl EdgeWorker {
             toml.push_str(&format!("{k} = {}\n", toml_string(v)));
         }
         let limits = [
-            ("PAIRING_LIMITER", 20u32, 7301),
+            ("PAIRING_LIMITER", 60u32, 7301),
             ("DEVICE_LIMITER", 600, 7302),
         ];
         for (name, default, ns) in limits {

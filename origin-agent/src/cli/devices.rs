@@ -205,10 +205,8 @@ fn render_rotation(rotated: &Rotated) -> Result<String, CliError> {
         "New signing key: {kid}\n\
          Tokens signed with the previous key stay valid until they expire.\n\
          \n\
-         Next, update the edge Worker: set the wrangler var TOKEN_JWKS to the JWKS below (one line),\n\
-         e.g. in wrangler.toml under [vars]:  TOKEN_JWKS = '<the line below>'\n\
-         then deploy it (`npx wrangler deploy`). Until then the Worker cannot verify tokens signed\n\
-         with the new key.\n\
+         The edge Worker fetches the new public key from this agent within 5 seconds; nothing to\n\
+         redeploy. The public keys now served (also at /.well-known/jwks.json):\n\
          \n\
          {jwks}\n",
         kid = admin_client::sanitize(&rotated.kid),
@@ -261,7 +259,7 @@ mod tests {
         .unwrap();
         let text = render_rotation(&rotated).unwrap();
         assert!(text.starts_with("New signing key: k2\n"));
-        assert!(text.contains("TOKEN_JWKS"));
+        assert!(text.contains("nothing to"));
         let last = text.lines().last().unwrap();
         let back: Value = serde_json::from_str(last).unwrap();
         assert_eq!(back, rotated.jwks);

@@ -6,7 +6,10 @@
 
 mod admin_client;
 mod devices;
+pub mod init;
 mod pairing;
+mod run;
+mod worker_config;
 
 use std::path::PathBuf;
 
@@ -38,6 +41,12 @@ pub struct ConfigArg {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Create the configuration and data directory (keys, secrets, LAN certificate). Safe to re-run.
+    Init(init::InitArgs),
+    /// Run the agent: the tunnel listener for cloudflared and the admin listener, on loopback.
+    Run(run::RunArgs),
+    /// Print what the edge Worker needs: its [vars] and its secret.
+    WorkerConfig(worker_config::WorkerConfigArgs),
     /// Create a one-time pairing code and QR code, and wait for a phone to pair.
     Pair(pairing::PairArgs),
     /// List phone-initiated pairing requests waiting for the owner.
@@ -114,6 +123,9 @@ impl CliError {
 
 pub fn run(cli: Cli) -> Result<(), CliError> {
     match cli.command {
+        Command::Init(a) => init::init(a),
+        Command::Run(a) => run::run(a),
+        Command::WorkerConfig(a) => worker_config::worker_config(a),
         Command::Pair(a) => pairing::pair(a),
         Command::Pending(a) => pairing::pending(a),
         Command::Confirm(a) => pairing::decide(a, true),

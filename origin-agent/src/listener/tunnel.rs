@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
+use argus_shared::edge_state::{self, EdgeState, RevokedDevice, EDGE_STATE_PATH};
 use argus_shared::signature::BodyBinding;
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
@@ -18,14 +19,19 @@ use crate::body::{self, Body};
 use crate::clock::unix_now;
 use crate::error::AgentError;
 use crate::proxy::is_websocket_upgrade;
-use crate::require_edge_signature;
+use crate::require_edge_signature::{self, EdgeFacts};
 use crate::router::{self, RequestContext};
 use crate::state::AppState;
+use crate::store::MAX_ACCESS_TOKEN_LIFETIME_SECS;
 
 /// Digest-signed bodies are at most this large (the Worker streams anything bigger, unsigned).
 const MAX_SIGNED_BODY: usize = 1024 * 1024;
 
-pub async fn handle(state: Arc<AppState>, req: Request<Incoming>, _peer: SocketAddr) -> Response<Body> {
+pub async fn handle(
+    state: Arc<AppState>,
+    req: Request<Incoming>,
+    _peer: SocketAddr,
+) -> Response<Body> {
     let request_id = crate::request_id::from_headers(req.headers());
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
@@ -46,9 +52,18 @@ pub async fn handle(state: Arc<AppState>, req: Request<Incoming>, _peer: SocketA
     resp
 }
 
-async fn serve(state: &AppState, mut req: Request<Incoming>, request_id: &str) -> Result<Response<Body>, AgentError> {
+async fn serve(
+    state: &AppState,
+    mut req: Request<Incoming>,
+    request_id: &str,
+) -> Result<Response<Body>, AgentError> {
     let now = unix_now();
-    let target = req.uri().path_and_query().map(|p| p.as_str()).unwrap_or("/").to_owned();
+    let target = req
+        .uri()
+        .path_and_query()
+        .map(|p| p.as_str())
+        .unwrap_or("/")
+        .to_owned();
     let facts = require_edge_signature::check(
         &state.edge_secret,
         &state.replay,
@@ -58,6 +73,9 @@ async fn serve(state: &AppState, mut req: Request<Incoming>, request_id: &str) -
         now,
     )?;
     state.last_edge_request.store(now, Ordering::Relaxed);
+    if target == EDGE_STATE_PATH {
+        return edge_state(state, &req, &facts, now);
+    }
 
     let client_upgrade = is_websocket_upgrade(req.headers()).then(|| hyper::upgrade::on(&mut req));
     let (parts, incoming) = req.into_parts();
@@ -70,19 +88,76 @@ async fn serve(state: &AppState, mut req: Request<Incoming>, request_id: &str) -
                 .to_bytes();
             let actual: [u8; 32] = Sha256::digest(&bytes).into();
             if !bool::from(actual.ct_eq(&expected)) {
-                return Err(AgentError::InvalidSignature { reason: "signature.body_mismatch" });
+                return Err(AgentError::InvalidSignature {
+                    reason: "signature.body_mismatch",
+                });
             }
             body::full(bytes)
         }
-        BodyBinding::Unsigned => {
-            body::boxed(Limited::new(incoming, usize::try_from(state.config.limits.max_body_bytes).unwrap_or(usize::MAX)))
-        }
+        BodyBinding::Unsigned => body::limited(
+            incoming,
+            usize::try_from(state.config.limits.max_body_bytes).unwrap_or(usize::MAX),
+        ),
     };
     let req = Request::from_parts(parts, body);
     router::dispatch(
         state,
         req,
-        RequestContext { request_id: request_id.to_owned(), client_ip: facts.client_ip, client_upgrade },
+        RequestContext {
+            request_id: request_id.to_owned(),
+            client_ip: facts.client_ip,
+            client_upgrade,
+        },
     )
     .await
+}
+
+/// The Worker's view of keys and revocations ([`argus_shared::edge_state`]), MACed for the
+/// nonce of the request it answers. Only the Worker's own signed, device-less GET gets it.
+fn edge_state(
+    state: &AppState,
+    req: &Request<Incoming>,
+    facts: &EdgeFacts,
+    now: u64,
+) -> Result<Response<Body>, AgentError> {
+    if req.method() != hyper::Method::GET || facts.device_id.is_some() {
+        return Err(AgentError::NotFound);
+    }
+    let nonce = req
+        .headers()
+        .get(argus_shared::headers::RELAY_NONCE)
+        .and_then(|v| v.to_str().ok())
+        .ok_or(AgentError::Internal)?;
+    // A token of a device revoked earlier than this has expired anyway.
+    let horizon = i64::try_from(now).unwrap_or(i64::MAX).saturating_sub(
+        MAX_ACCESS_TOKEN_LIFETIME_SECS + 2 * argus_shared::token::DEFAULT_LEEWAY_SECS as i64,
+    );
+    let revoked = state
+        .store
+        .revoked_since(horizon)
+        .map_err(|e| {
+            tracing::error!(error = %e, "store failure");
+            AgentError::Internal
+        })?
+        .into_iter()
+        .map(|r| RevokedDevice {
+            id: r.id,
+            revoked_at: r.revoked_at,
+        })
+        .collect();
+    let doc = EdgeState {
+        generated_at: now,
+        jwks: state.keys.jwks(),
+        revoked,
+    };
+    let bytes = serde_json::to_vec(&doc).map_err(|_| AgentError::Internal)?;
+    let mac = edge_state::response_mac(&state.edge_secret, nonce, &bytes)
+        .map_err(|_| AgentError::Internal)?;
+    Response::builder()
+        .status(hyper::StatusCode::OK)
+        .header("content-type", "application/json")
+        .header("cache-control", "no-store")
+        .header(edge_state::MAC_HEADER, mac)
+        .body(body::full(bytes))
+        .map_err(|_| AgentError::Internal)
 }

@@ -1,0 +1,244 @@
+//! The admin listener: loopback only, for the owner's CLI (and the admin page).
+//!
+//! Every request needs `Authorization: Bearer <admin token>` (the token is in
+//! `<data_dir>/admin.token`, 0600), compared in constant time. The `Host` header must name a
+//! loopback address or `localhost`, so a web page in the owner's browser cannot reach this API
+//! through DNS rebinding.
+//!
+//! | method | path | body → answer |
+//! |---|---|---|
+//! | POST | `/admin/pairing-codes` | `{scope, ttl_secs}` → 201 `{code, scope, expires_at, expires_in, pair_uri, public_url, fingerprint}` |
+//! | GET | `/admin/pairing-codes/{code}` | → `{code, state: pending\|redeemed\|expired, device_id, device_name}` |
+//! | GET | `/admin/pairings/pending` | → `{pending: [{id, phone_device_id, platform, name, model, created_at, expires_at}]}` |
+//! | POST | `/admin/pairings/confirm` | `{code, scope}` → `{confirmed: true}` |
+//! | POST | `/admin/pairings/deny` | `{code}` → `{denied: true}` |
+//! | GET | `/admin/devices` | → `{devices, total}` |
+//! | PUT | `/admin/devices/{id}/rename` | `{name}` → the device |
+//! | DELETE | `/admin/devices/{id}` | → `{revoked: true, device_id}` |
+//! | POST | `/admin/keys/rotate` | → `{kid, jwks}` |
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use hyper::body::Incoming;
+use hyper::{Method, Request, Response, StatusCode};
+use serde::Deserialize;
+use subtle::ConstantTimeEq;
+
+use crate::body::{self, Body};
+use crate::clock::unix_now;
+use crate::error::AgentError;
+use crate::identity::{self, codes, http as id_http};
+use crate::require_device_token::bearer;
+use crate::state::AppState;
+use crate::store::{PairError, Scope};
+
+pub async fn handle(
+    state: Arc<AppState>,
+    req: Request<Incoming>,
+    _peer: SocketAddr,
+) -> Response<Body> {
+    let request_id = crate::request_id::new();
+    let method = req.method().clone();
+    let path = req.uri().path().to_owned();
+    let resp = match serve(&state, req.map(body::incoming)).await {
+        Ok(resp) => resp,
+        Err(e) => e.into_response(&request_id),
+    };
+    tracing::info!(
+        listener = "admin",
+        request_id,
+        %method,
+        path = %path.chars().take(200).collect::<String>(),
+        status = resp.status().as_u16(),
+        "request"
+    );
+    resp
+}
+
+fn host_is_loopback(req: &Request<Body>) -> bool {
+    let Some(host) = req
+        .headers()
+        .get(hyper::header::HOST)
+        .and_then(|h| h.to_str().ok())
+    else {
+        return false;
+    };
+    // Strip the port: `[::1]:8471`, `127.0.0.1:8471`, `localhost:8471`.
+    let name = if let Some(rest) = host.strip_prefix('[') {
+        rest.split(']').next().unwrap_or("")
+    } else {
+        host.rsplit_once(':').map_or(host, |(h, _)| h)
+    };
+    name.eq_ignore_ascii_case("localhost")
+        || name
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+fn authorized(state: &AppState, req: &Request<Body>) -> bool {
+    let Some(token) = req
+        .headers()
+        .get(hyper::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(bearer)
+    else {
+        return false;
+    };
+    bool::from(token.as_bytes().ct_eq(&state.admin_token))
+}
+
+fn parse_scope(s: &str) -> Result<Scope, AgentError> {
+    Scope::parse(s)
+        .ok_or_else(|| AgentError::BadRequest("scope must be \"owner\" or \"viewer\"".into()))
+}
+
+#[derive(Deserialize)]
+struct CreateCode {
+    #[serde(default = "default_scope")]
+    scope: String,
+    #[serde(default = "default_ttl")]
+    ttl_secs: u64,
+}
+
+fn default_scope() -> String {
+    // Least privilege unless the owner asks for more (as the CLI does).
+    "viewer".into()
+}
+
+fn default_ttl() -> u64 {
+    identity::MAX_OWNER_CODE_TTL_SECS
+}
+
+#[derive(Deserialize)]
+struct Decide {
+    code: String,
+    #[serde(default)]
+    scope: Option<String>,
+}
+
+async fn serve(state: &AppState, req: Request<Body>) -> Result<Response<Body>, AgentError> {
+    if !host_is_loopback(&req) {
+        return Err(AgentError::Refused {
+            reason: "admin.host_not_loopback",
+        });
+    }
+    if !authorized(state, &req) {
+        return Err(AgentError::AdminTokenRequired);
+    }
+    let path = req.uri().path().to_owned();
+    let segs: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    let method = req.method().clone();
+    let now = i64::try_from(unix_now()).unwrap_or(i64::MAX);
+    match (method, segs.as_slice()) {
+        (Method::POST, ["admin", "pairing-codes"]) => {
+            let body: CreateCode = id_http::read_json(req).await?;
+            let created =
+                identity::create_owner_code(state, parse_scope(&body.scope)?, body.ttl_secs)?;
+            Ok(body::json(StatusCode::CREATED, &created))
+        }
+        (Method::GET, ["admin", "pairing-codes", code]) => {
+            let code = codes::normalize(code).ok_or(AgentError::NotFound)?;
+            let known = state.owner_code(&code).ok_or(AgentError::NotFound)?;
+            let device_name = match &known.device_id {
+                Some(id) => state.store.device(id).ok().flatten().map(|d| d.name),
+                None => None,
+            };
+            let code_state = if known.device_id.is_some() {
+                "redeemed"
+            } else if known.expires_at <= unix_now() {
+                "expired"
+            } else {
+                "pending"
+            };
+            Ok(body::json(
+                StatusCode::OK,
+                &serde_json::json!({
+                    "code": code,
+                    "state": code_state,
+                    "expires_at": known.expires_at,
+                    "device_id": known.device_id,
+                    "device_name": device_name,
+                }),
+            ))
+        }
+        (Method::GET, ["admin", "pairings", "pending"]) => {
+            let pending = state.store.pending_phone_pairings(now).map_err(|e| {
+                tracing::error!(error = %e, "store failure");
+                AgentError::Internal
+            })?;
+            Ok(body::json(
+                StatusCode::OK,
+                &serde_json::json!({ "pending": pending }),
+            ))
+        }
+        (Method::POST, ["admin", "pairings", verb @ ("confirm" | "deny")]) => {
+            let confirm = *verb == "confirm";
+            let body: Decide = id_http::read_json(req).await?;
+            let code = codes::normalize(&body.code).ok_or(AgentError::InvalidCode)?;
+            let result = if confirm {
+                let scope = parse_scope(body.scope.as_deref().unwrap_or("viewer"))?;
+                state.store.confirm_pairing(&code, scope, now)
+            } else {
+                state.store.deny_pairing(&code, now)
+            };
+            match result {
+                Ok(()) => {
+                    tracing::info!(confirm, "owner decided a phone pairing");
+                    let key = if confirm { "confirmed" } else { "denied" };
+                    Ok(body::json(
+                        StatusCode::OK,
+                        &serde_json::json!({ key: true }),
+                    ))
+                }
+                Err(PairError::Store(e)) => {
+                    tracing::error!(error = %e, "store failure");
+                    Err(AgentError::Internal)
+                }
+                Err(_) => Err(AgentError::InvalidCode),
+            }
+        }
+        (Method::GET, ["admin", "devices"]) => Ok(body::json(
+            StatusCode::OK,
+            &id_http::device_list(state, None)?,
+        )),
+        (Method::PUT, ["admin", "devices", id, "rename"]) => {
+            let id = (*id).to_owned();
+            let body: id_http::RenameBody = id_http::read_json(req).await?;
+            id_http::rename(state, &id, &body.name, None)
+        }
+        (Method::DELETE, ["admin", "devices", id]) => id_http::revoke(state, id),
+        (Method::POST, ["admin", "keys", "rotate"]) => rotate_keys(state),
+        (
+            _,
+            ["admin", "pairing-codes", ..]
+            | ["admin", "pairings", ..]
+            | ["admin", "devices", ..]
+            | ["admin", "keys", ..],
+        ) => Err(AgentError::MethodNotAllowed),
+        _ => Err(AgentError::NotFound),
+    }
+}
+
+fn rotate_keys(state: &AppState) -> Result<Response<Body>, AgentError> {
+    let internal = |e: &dyn std::fmt::Display| {
+        tracing::error!(error = %e, "key rotation failed");
+        AgentError::Internal
+    };
+    let seed = crate::keys::new_seed().map_err(|e| internal(&e))?;
+    let signing = argus_shared::token::TokenSigningKey::from_seed_with_thumbprint_kid(seed);
+    let now = unix_now();
+    state
+        .store
+        .add_signing_key(&signing.kid, &seed, i64::try_from(now).unwrap_or(i64::MAX))
+        .map_err(|e| internal(&e))?;
+    state
+        .keys
+        .reload(&state.store, now)
+        .map_err(|e| internal(&e))?;
+    tracing::info!(kid = %signing.kid, "signing key rotated");
+    Ok(body::json(
+        StatusCode::OK,
+        &serde_json::json!({ "kid": signing.kid, "jwks": state.keys.jwks() }),
+    ))
+}
