@@ -15,6 +15,7 @@ pub mod lan_cert;
 pub mod listener;
 pub mod proxy;
 pub mod qr;
+pub mod relay_status;
 pub mod replay;
 pub mod request_id;
 pub mod require_device_token;

@@ -12,14 +12,12 @@
 //! | `PUT /api/v1/devices/{id}/rename` | owner, or the device itself | rename |
 //! | `DELETE /api/v1/devices/{id}` | owner, or the device itself | revoke |
 //! | `GET /.well-known/jwks.json` | anyone | the public token keys |
-//! | `GET /api/v1/health` | anyone | the relay is up (says nothing else) |
-//! | `GET /api/v1/relay/status` | a device | agent, backend and edge liveness |
+//! | `GET /api/v1/health` | anyone | liveness and the server's identity (instance id, LAN certificate fingerprint) |
+//! | `GET /api/v1/relay/status` | a device | see [`crate::relay_status`] |
 //!
 //! Every code-taking endpoint first checks the caller's failure window
 //! ([`super::limiter`]) and charges it on failure; unknown, expired, used and locked codes get
 //! the same answer.
-
-use std::sync::atomic::Ordering;
 
 use argus_shared::route::{AgentRoute, PublicRoute};
 use argus_shared::token::{AccessClaims, Scope as TokenScope};
@@ -111,7 +109,13 @@ pub async fn public(
         PublicRoute::Jwks => Ok(body::json(StatusCode::OK, &state.keys.jwks())),
         PublicRoute::Health => Ok(body::json(
             StatusCode::OK,
-            &serde_json::json!({"status": "ok", "service": "argus-relay"}),
+            &serde_json::json!({
+                "status": "ok",
+                "service": "argus-relay",
+                "version": env!("CARGO_PKG_VERSION"),
+                "instance_id": state.instance_id,
+                "fingerprint": state.lan_fingerprint,
+            }),
         )),
         PublicRoute::PairCode => redeem_owner_code(state, req, client).await,
         PublicRoute::MobilePair => phone_pair(state, req, client).await,
@@ -610,28 +614,6 @@ struct RevokeBody {
     revoke_all: bool,
 }
 
-#[derive(Serialize)]
-struct RelayStatus {
-    status: &'static str,
-    version: &'static str,
-    uptime_secs: u64,
-    devices: u64,
-    backend: BackendStatus,
-    edge: EdgeStatus,
-}
-
-#[derive(Serialize)]
-struct BackendStatus {
-    reachable: bool,
-    status: Option<u16>,
-}
-
-#[derive(Serialize)]
-struct EdgeStatus {
-    /// Seconds since the last request with a valid edge signature.
-    last_request_secs_ago: Option<u64>,
-}
-
 pub async fn device_route(
     state: &AppState,
     route: AgentRoute,
@@ -690,32 +672,6 @@ pub async fn device_route(
                 &serde_json::json!({"revoked_count": count}),
             ))
         }
-        AgentRoute::RelayStatus => {
-            let backend = match state.backend.get("/health").await {
-                Ok(resp) => BackendStatus {
-                    reachable: true,
-                    status: Some(resp.status().as_u16()),
-                },
-                Err(_) => BackendStatus {
-                    reachable: false,
-                    status: None,
-                },
-            };
-            let now = unix_now();
-            let last = state.last_edge_request.load(Ordering::Relaxed);
-            Ok(body::json(
-                StatusCode::OK,
-                &RelayStatus {
-                    status: if backend.reachable { "ok" } else { "degraded" },
-                    version: env!("CARGO_PKG_VERSION"),
-                    uptime_secs: now.saturating_sub(state.started_at),
-                    devices: state.store.device_count().map_err(store_failed)?,
-                    backend,
-                    edge: EdgeStatus {
-                        last_request_secs_ago: (last != 0).then(|| now.saturating_sub(last)),
-                    },
-                },
-            ))
-        }
+        AgentRoute::RelayStatus => crate::relay_status::answer(state).await,
     }
 }
