@@ -4,19 +4,21 @@
 //! |---|---|---|
 //! | `ORIGIN_URL` | var | where the tunnel reaches the agent, e.g. `https://tunnel.example.com` |
 //! | `TOKEN_ISSUER`, `TOKEN_AUDIENCE` | var | the `iss`/`aud` the agent puts in access tokens |
-//! | `TOKEN_JWKS` | var | the agent's public keys as a JWKS JSON document (current and previous) |
 //! | `POLICY` | var | the relay policy (TOML); absent = the built-in default policy |
 //! | `RELAY_SIGNING_SECRET` | secret | hex, ≥ 32 bytes: the HMAC key for signing forwarded requests |
 //!
 //! `argus-relay init` prints the exact values. A bad setting makes every request answer 503
-//! `unavailable` with `reason` naming the setting (e.g. `config.token_jwks`), never a guess.
+//! `unavailable` with `reason` naming the setting (e.g. `config.origin_url`), never a guess.
+//!
+//! The token keys and revoked devices are not configuration: they change at the agent and reach
+//! the Worker as the edge state ([`crate::edge_state`]).
 
 use std::cell::RefCell;
 use std::rc::Rc;
 
 use argus_shared::policy::Policy;
 use argus_shared::signature::MIN_SECRET_BYTES;
-use argus_shared::token::{Expectations, KeySet};
+use argus_shared::token::Expectations;
 use worker::Env;
 
 use crate::error::EdgeError;
@@ -25,7 +27,6 @@ pub struct EdgeConfig {
     /// Scheme + host (+ port), no trailing slash.
     pub origin: String,
     pub signing_secret: Vec<u8>,
-    pub keys: KeySet,
     pub expectations: Expectations,
     pub policy: Policy,
 }
@@ -78,16 +79,6 @@ fn parse(env: &Env) -> Result<EdgeConfig, EdgeError> {
             reason: "config.relay_signing_secret",
         })?;
 
-    let jwks = var(env, "TOKEN_JWKS").ok_or(EdgeError::Config {
-        reason: "config.token_jwks",
-    })?;
-    let keys = KeySet::from_jwks_json(&jwks)
-        .ok()
-        .filter(|k| !k.is_empty())
-        .ok_or(EdgeError::Config {
-            reason: "config.token_jwks",
-        })?;
-
     let issuer = var(env, "TOKEN_ISSUER").ok_or(EdgeError::Config {
         reason: "config.token_issuer",
     })?;
@@ -108,7 +99,6 @@ fn parse(env: &Env) -> Result<EdgeConfig, EdgeError> {
     Ok(EdgeConfig {
         origin,
         signing_secret,
-        keys,
         expectations: Expectations::new(issuer, audience),
         policy,
     })

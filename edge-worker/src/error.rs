@@ -25,6 +25,11 @@ pub enum EdgeError {
     RateLimited { retry_after_secs: u32 },
     #[error("the home server could not be reached")]
     OriginUnreachable,
+    /// No fresh, verified edge state (token keys, revoked devices) from the agent: device
+    /// requests fail closed. `reason` is `edge_state.unavailable` or an
+    /// [`argus_shared::edge_state::EdgeStateError`] reason.
+    #[error("the relay cannot check device tokens right now")]
+    EdgeStateUnavailable { reason: &'static str },
     #[error("internal error")]
     Internal,
 }
@@ -32,7 +37,9 @@ pub enum EdgeError {
 impl EdgeError {
     fn code(&self) -> ErrorCode {
         match self {
-            EdgeError::Config { .. } | EdgeError::OriginUnreachable => ErrorCode::Unavailable,
+            EdgeError::Config { .. }
+            | EdgeError::OriginUnreachable
+            | EdgeError::EdgeStateUnavailable { .. } => ErrorCode::Unavailable,
             EdgeError::NonCanonicalPath { .. } => ErrorCode::NonCanonicalPath,
             EdgeError::Refused { .. } => ErrorCode::NotFound,
             EdgeError::MethodNotAllowed => ErrorCode::MethodNotAllowed,
@@ -53,7 +60,8 @@ impl EdgeError {
             | EdgeError::NonCanonicalPath { reason }
             | EdgeError::Refused { reason }
             | EdgeError::InvalidToken { reason }
-            | EdgeError::Denied { reason } => Some(reason),
+            | EdgeError::Denied { reason }
+            | EdgeError::EdgeStateUnavailable { reason } => Some(reason),
             _ => None,
         }
     }

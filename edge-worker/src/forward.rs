@@ -63,27 +63,19 @@ pub async fn to_origin(
 
     let (body, binding) = body_of(&mut req, &method, is_websocket).await?;
 
-    let now = worker::Date::now().as_millis() / 1000;
-    let nonce = request_id::nonce().ok_or(EdgeError::Internal)?;
-    let parts = SignedParts {
-        method: method.as_ref(),
-        path_and_query: &path_and_query,
-        device_id,
-        client_ip,
-        body: binding,
-    };
-    let sig = signature::sign(&cfg.signing_secret, &parts, now, &nonce)
-        .map_err(|_| EdgeError::Internal)?;
+    sign_into(
+        &out_headers,
+        &cfg.signing_secret,
+        &SignedParts {
+            method: method.as_ref(),
+            path_and_query: &path_and_query,
+            device_id,
+            client_ip,
+            body: binding,
+        },
+    )?;
     let set = |k: &str, v: &str| out_headers.set(k, v).map_err(|_| EdgeError::Internal);
-    set(headers::RELAY_SIGNATURE, &sig)?;
-    set(headers::RELAY_TIMESTAMP, &now.to_string())?;
-    set(headers::RELAY_NONCE, &nonce)?;
-    set(headers::RELAY_BODY_DIGEST, &binding.to_header_value())?;
-    if let Some(device) = device_id {
-        set(headers::RELAY_DEVICE, device)?;
-    }
     if let Some(ip) = client_ip {
-        set(headers::RELAY_CLIENT_IP, ip)?;
         set(headers::X_FORWARDED_FOR, ip)?;
     }
     set(headers::REQUEST_ID, request_id)?;
@@ -100,6 +92,31 @@ pub async fn to_origin(
         EdgeError::OriginUnreachable
     })?;
     respond(resp, request_id)
+}
+
+/// Signs `parts` now with a fresh nonce and sets the signature headers on `out`
+/// (`x-relay-signature`, `-timestamp`, `-nonce`, `-body-digest`, and `-device` / `-client-ip` when
+/// present). Every request the Worker sends to the origin goes through here. Returns the nonce.
+pub fn sign_into(
+    out: &Headers,
+    secret: &[u8],
+    parts: &SignedParts<'_>,
+) -> Result<String, EdgeError> {
+    let now = worker::Date::now().as_millis() / 1000;
+    let nonce = request_id::nonce().ok_or(EdgeError::Internal)?;
+    let sig = signature::sign(secret, parts, now, &nonce).map_err(|_| EdgeError::Internal)?;
+    let set = |k: &str, v: &str| out.set(k, v).map_err(|_| EdgeError::Internal);
+    set(headers::RELAY_SIGNATURE, &sig)?;
+    set(headers::RELAY_TIMESTAMP, &now.to_string())?;
+    set(headers::RELAY_NONCE, &nonce)?;
+    set(headers::RELAY_BODY_DIGEST, &parts.body.to_header_value())?;
+    if let Some(device) = parts.device_id {
+        set(headers::RELAY_DEVICE, device)?;
+    }
+    if let Some(ip) = parts.client_ip {
+        set(headers::RELAY_CLIENT_IP, ip)?;
+    }
+    Ok(nonce)
 }
 
 async fn body_of(

@@ -2,7 +2,9 @@
 //!
 //! 1. canonical path ([`argus_shared::path`]) — before anyone routes on it;
 //! 2. route class ([`argus_shared::route`]) — refused paths end here;
-//! 3. device token ([`argus_shared::token`]) — except the public pairing and identity routes;
+//! 3. device token ([`argus_shared::token`]) — except the public pairing and identity routes —
+//!    against the keys of a fresh edge state ([`crate::edge_state`]), then "not revoked" from the
+//!    same state;
 //! 4. policy ([`argus_shared::policy`]) — geo, TLS, device, scope and path rules;
 //! 5. rate limit (Workers rate-limiting bindings) — per IP for pairing, per device for the API;
 //! 6. signed forwarding ([`crate::forward`]).
@@ -15,6 +17,7 @@ use worker::{Env, Request, Response};
 
 use crate::cf::CfFacts;
 use crate::config::{self, EdgeConfig};
+use crate::edge_state;
 use crate::error::EdgeError;
 use crate::forward;
 
@@ -23,6 +26,8 @@ const PAIRING_LIMITER: &str = "PAIRING_LIMITER";
 const DEVICE_LIMITER: &str = "DEVICE_LIMITER";
 /// Both limiters use 60-second periods.
 const LIMIT_PERIOD_SECS: u32 = 60;
+/// `reason` of the 401 for a valid token of a device the edge state lists as revoked.
+const REASON_DEVICE_REVOKED: &str = "token.device_revoked";
 
 pub async fn handle(req: Request, env: &Env, request_id: &str) -> Result<Response, EdgeError> {
     let cfg = config::get(env)?;
@@ -51,7 +56,7 @@ pub async fn handle(req: Request, env: &Env, request_id: &str) -> Result<Respons
             .await
         }
         Route::Agent(_) | Route::Backend { .. } => {
-            let claims = authenticate(&req, &cfg)?;
+            let claims = authenticate(&req, &cfg, request_id).await?;
             check_policy(&cfg, &method, &canonical, &cf, Some(&claims))?;
             rate_limit(env, DEVICE_LIMITER, format!("device:{}", claims.sub)).await?;
             forward::to_origin(
@@ -83,7 +88,13 @@ fn target_of(url: &str) -> Result<String, EdgeError> {
     Ok(target.split('#').next().unwrap_or(target).to_owned())
 }
 
-fn authenticate(req: &Request, cfg: &EdgeConfig) -> Result<AccessClaims, EdgeError> {
+/// The bearer token, verified against the keys of a fresh edge state, of a device that the state
+/// does not list as revoked. No token: refused before the state is fetched.
+async fn authenticate(
+    req: &Request,
+    cfg: &EdgeConfig,
+    request_id: &str,
+) -> Result<AccessClaims, EdgeError> {
     let header = req
         .headers()
         .get("authorization")
@@ -91,9 +102,16 @@ fn authenticate(req: &Request, cfg: &EdgeConfig) -> Result<AccessClaims, EdgeErr
         .flatten()
         .ok_or(EdgeError::Unauthenticated)?;
     let token = bearer_token(&header).ok_or(EdgeError::Unauthenticated)?;
+    let fresh = edge_state::get(cfg, request_id).await?;
     let now = worker::Date::now().as_millis() / 1000;
-    token::verify_access_token(token, &cfg.keys, &cfg.expectations, now)
-        .map_err(|e| EdgeError::InvalidToken { reason: e.reason() })
+    let claims = token::verify_access_token(token, &fresh.keys, &cfg.expectations, now)
+        .map_err(|e| EdgeError::InvalidToken { reason: e.reason() })?;
+    if fresh.state.is_revoked(&claims.sub) {
+        return Err(EdgeError::InvalidToken {
+            reason: REASON_DEVICE_REVOKED,
+        });
+    }
+    Ok(claims)
 }
 
 /// `Bearer <token>` (scheme case-insensitive, one space).

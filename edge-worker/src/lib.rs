@@ -6,11 +6,14 @@
 //! ([`argus_shared::signature`]) and forwarded through the tunnel to the origin agent.
 //!
 //! The logic is in `argus-shared`; this crate is the glue to the Workers runtime:
-//! [`config`] (env → typed config, parsed once per isolate), [`gate`] (the checks in order),
-//! [`forward`] (header hygiene, signing, the origin fetch) and [`error`] (one JSON error shape).
+//! [`config`] (env → typed config, parsed once per isolate), [`edge_state`] (token keys and revoked
+//! devices from the agent, at most [`argus_shared::edge_state::MAX_AGE_SECS`] old), [`gate`] (the
+//! checks in order), [`forward`] (header hygiene, signing, the origin fetch) and [`error`] (one
+//! JSON error shape).
 
 mod cf;
 mod config;
+mod edge_state;
 mod error;
 mod forward;
 mod gate;

@@ -32,7 +32,9 @@
 //! 5. with a device: `devices.platforms` → `device.platform_not_allowed`;
 //!    `devices.min_app_version` → `device.app_version_unknown`, `device.app_too_old`;
 //!    `devices.min_os_version` → `device.os_version_unknown`, `device.os_too_old`;
-//!    read-only scope and a method other than GET/HEAD → `scope.read_only`.
+//!    read-only scope and a method other than GET/HEAD → `scope.read_only` (except the relay's
+//!    self-service routes — sign out, rename or revoke *this* device — which the agent restricts
+//!    to the calling device).
 //!
 //! # Missing facts
 //! - No country (or an empty one) counts as `"XX"`, Cloudflare's "unknown": denied by an allow
@@ -1016,7 +1018,11 @@ impl Policy {
                     Some(_) => {}
                 }
             }
-            if d.scope_read_only && f.method != "GET" && f.method != "HEAD" {
+            if d.scope_read_only
+                && f.method != "GET"
+                && f.method != "HEAD"
+                && !is_self_service(f.method, f.decoded_path)
+            {
                 return Err("scope.read_only");
             }
         }
@@ -1177,6 +1183,19 @@ fn version_of(field: &str, v: &str, errors: &mut Vec<FieldError>) -> Option<Vers
         });
     }
     parsed
+}
+
+/// The relay's own device routes that a read-only device may call *on itself*: sign out,
+/// rename itself, revoke itself. The agent enforces "itself" (it knows the device); the scope rule
+/// here would otherwise stop a viewer from ever signing out.
+fn is_self_service(method: &str, decoded_path: &str) -> bool {
+    use crate::route::{classify, AgentRoute, Route};
+    matches!(
+        classify(method, decoded_path),
+        Route::Agent(
+            AgentRoute::DeviceDelete | AgentRoute::DeviceRename | AgentRoute::MobileRevoke
+        )
+    )
 }
 
 #[cfg(test)]
@@ -1586,8 +1605,18 @@ mod tests {
             reason(&p, &viewer("POST", "/api/v1/events/e1/feedback")),
             Some("scope.read_only")
         );
+        // Self-service routes pass here; the agent allows them only on the device itself.
+        assert_eq!(reason(&p, &viewer("DELETE", "/api/v1/devices/d1")), None);
         assert_eq!(
-            reason(&p, &viewer("DELETE", "/api/v1/devices/d1")),
+            reason(&p, &viewer("PUT", "/api/v1/devices/d1/rename")),
+            None
+        );
+        assert_eq!(
+            reason(&p, &viewer("POST", "/api/v1/mobile/auth/revoke")),
+            None
+        );
+        assert_eq!(
+            reason(&p, &viewer("PUT", "/api/v1/devices/d1/preferences")),
             Some("scope.read_only")
         );
         assert_eq!(
