@@ -54,6 +54,13 @@ pub async fn dispatch(
             {
                 return Err(AgentError::InsufficientScope);
             }
+            // Backups, restore, settings — the whole database: owners only, whatever the edge
+            // policy allowed.
+            let system = canonical.decoded_path == "/api/v1/system"
+                || canonical.decoded_path.starts_with("/api/v1/system/");
+            if system && claims.scope != Scope::Owner {
+                return Err(AgentError::InsufficientScope);
+            }
             state.touch_device(&claims.sub);
             state
                 .backend
