@@ -16,6 +16,7 @@
 //! | PUT | `/admin/devices/{id}/rename` | `{name}` → the device |
 //! | DELETE | `/admin/devices/{id}` | → `{revoked: true, device_id}` |
 //! | POST | `/admin/keys/rotate` | → `{kid, jwks}` |
+//! | GET | `/admin/metrics` | → Prometheus text format ([`crate::metrics`]) |
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -45,6 +46,11 @@ pub async fn handle(
         Ok(resp) => resp,
         Err(e) => e.into_response(&request_id),
     };
+    crate::metrics::METRICS.request(
+        "admin",
+        crate::metrics::RouteLabel::Admin,
+        resp.status().as_u16(),
+    );
     tracing::info!(
         listener = "admin",
         request_id,
@@ -209,12 +215,18 @@ async fn serve(state: &AppState, req: Request<Body>) -> Result<Response<Body>, A
         }
         (Method::DELETE, ["admin", "devices", id]) => id_http::revoke(state, id),
         (Method::POST, ["admin", "keys", "rotate"]) => rotate_keys(state),
+        (Method::GET, ["admin", "metrics"]) => Response::builder()
+            .header("content-type", "text/plain; version=0.0.4; charset=utf-8")
+            .header("cache-control", "no-store")
+            .body(body::full(crate::metrics::METRICS.render()))
+            .map_err(|_| AgentError::Internal),
         (
             _,
             ["admin", "pairing-codes", ..]
             | ["admin", "pairings", ..]
             | ["admin", "devices", ..]
-            | ["admin", "keys", ..],
+            | ["admin", "keys", ..]
+            | ["admin", "metrics"],
         ) => Err(AgentError::MethodNotAllowed),
         _ => Err(AgentError::NotFound),
     }
