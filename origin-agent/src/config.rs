@@ -22,7 +22,7 @@
 //! audience = "argus-relay"
 //! access_ttl_secs = 900                       # at most 900
 //!
-//! [limits]                                  # per listener (see server.rs, proxy.rs)
+//! [limits]                                    # per listener (see server.rs, proxy.rs)
 //! max_header_bytes = 16384                    # request line + headers; larger → 431
 //! header_read_timeout_secs = 10               # from a head's first byte to its end (slowloris)
 //! idle_timeout_secs = 120                     # keep-alive idle, and a streamed upload's stall;
