@@ -12,10 +12,12 @@ pub mod agent;
 pub mod backend;
 pub mod phone;
 pub mod process;
+pub mod signer;
 pub mod stack;
+pub mod via;
 pub mod worker;
 
-pub use stack::{Stack, StackOptions};
+pub use stack::{PairedDevice, Stack, StackOptions};
 
 use std::path::PathBuf;
 

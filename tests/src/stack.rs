@@ -23,6 +23,11 @@ pub struct StackOptions {
     /// Point the agent at this backend URL instead of the stand-in (e.g. a closed port, for
     /// "backend down").
     pub backend_url: Option<String>,
+    /// A TOML fragment merged into the agent's configuration before it starts (e.g. small limits:
+    /// `"[limits]\nmax_connections = 8"`).
+    pub agent_toml: Option<String>,
+    /// The stand-in's `redirect_slashes` (ArgusAI: off — a stray `/` is a 404; on: Starlette's 307).
+    pub backend_redirect_slashes: bool,
 }
 
 /// A phone paired through the Worker: its ids and tokens.
@@ -41,6 +46,8 @@ pub struct Stack {
     pub agent: Agent,
     pub worker: Option<EdgeWorker>,
     pub dir: tempfile::TempDir,
+    /// The edge signing secret (`RELAY_SIGNING_SECRET`), for signing like the Worker.
+    pub edge_secret: Vec<u8>,
 }
 
 impl Stack {
@@ -56,6 +63,7 @@ impl Stack {
             .expect("temp dir");
         let backend = StandInBackend::start(BackendConfig {
             api_key: BACKEND_API_KEY.to_owned(),
+            redirect_slashes: opts.backend_redirect_slashes,
             ..BackendConfig::default()
         })
         .await
@@ -63,19 +71,28 @@ impl Stack {
         let backend_url = opts.backend_url.clone().unwrap_or_else(|| backend.url());
         let base = dir.path().to_owned();
         let opts2 = opts.clone();
-        let (agent, worker) =
-            tokio::task::spawn_blocking(move || -> Result<(Agent, Option<EdgeWorker>), String> {
+        type Started = (Agent, Option<EdgeWorker>, Vec<u8>);
+        let (agent, worker, edge_secret) =
+            tokio::task::spawn_blocking(move || -> Result<Started, String> {
                 let config = Agent::init(
                     &base.join("agent"),
                     "https://relay.test",
                     &backend_url,
                     BACKEND_API_KEY,
                 )?;
-                let agent = Agent::start(&config, opts2.agent_env.clone())?;
-                if opts2.without_worker {
-                    return Ok((agent, None));
+                if let Some(fragment) = &opts2.agent_toml {
+                    Agent::patch_config(&config, fragment)?;
                 }
+                let agent = Agent::start(&config, opts2.agent_env.clone())?;
                 let wc = agent.worker_config()?;
+                let secret = wc
+                    .secrets
+                    .get("RELAY_SIGNING_SECRET")
+                    .and_then(|h| hex::decode(h).ok())
+                    .ok_or("worker-config has no hex RELAY_SIGNING_SECRET")?;
+                if opts2.without_worker {
+                    return Ok((agent, None, secret));
+                }
                 let mut settings = WorkerSettings {
                     rate_limits: opts2.rate_limits.clone(),
                     ..WorkerSettings::default()
@@ -94,7 +111,7 @@ impl Stack {
                 settings.secrets = wc.secrets.into_iter().collect();
                 let worker = EdgeWorker::start(&base.join("worker"), &settings)
                     .map_err(|e| format!("{e}\n--- agent output ---\n{}", agent.output()))?;
-                Ok((agent, Some(worker)))
+                Ok((agent, Some(worker), secret))
             })
             .await
             .expect("stack start task")
@@ -104,6 +121,7 @@ impl Stack {
             agent,
             worker,
             dir,
+            edge_secret,
         }
     }
 
@@ -124,6 +142,47 @@ impl Stack {
     /// tunnel hostname would).
     pub fn direct_to_tunnel(&self) -> Phone {
         Phone::new(&self.agent.tunnel_url())
+    }
+
+    /// A client of the agent's tunnel listener that signs every request like the Worker (valid
+    /// edge signature), as `client_ip` — to test the agent alone, including with attacks the
+    /// Worker would already stop.
+    pub fn tunnel(&self) -> crate::signer::Tunnel {
+        crate::signer::Tunnel::new(&self.agent.tunnel_url(), &self.edge_secret)
+    }
+
+    /// Pairs a phone straight through the tunnel listener (signed), for stacks without a Worker.
+    pub async fn pair_phone_direct(&self, scope: &str) -> PairedDevice {
+        let created = self.owner_code(scope);
+        let code = created["code"].as_str().expect("code");
+        let body = serde_json::json!({
+            "code": code,
+            "device_info": {"name": "Direct phone", "model": "iPhone15,2", "platform": "ios",
+                            "os_version": "18.1", "app_version": "1.4.0"}
+        });
+        let resp = self
+            .tunnel()
+            .post_json("/api/v1/devices/pair", &body)
+            .send()
+            .await
+            .expect("pair request");
+        let (status, answer) = Phone::json(resp).await;
+        assert_eq!(
+            status,
+            200,
+            "direct pairing failed: {answer}\n{}",
+            self.logs()
+        );
+        PairedDevice {
+            device_id: answer["device_id"].as_str().expect("device_id").to_owned(),
+            access_token: answer["access_token"].as_str().expect("token").to_owned(),
+            refresh_token: answer["refresh_token"]
+                .as_str()
+                .expect("refresh")
+                .to_owned(),
+            expires_in: answer["expires_in"].as_u64().expect("expires_in"),
+            answer,
+        }
     }
 
     /// `argus-relay pair --no-wait --json --scope SCOPE`: a fresh owner code and its answer.
@@ -207,4 +266,35 @@ where
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// A Worker policy that lets owner devices reach `/api/v1/system/**` (backups, restore, the
+/// AI-processing SSE stream: denied by the default policy) — the built-in lists with
+/// `/api/v1/system/**` taken out of the deny list (its tunnel controls stay refused by the route
+/// table anyway) — plus `extra_allow` rules (e.g. `"HEAD /api/v1/events/*/video"`).
+pub fn policy_with_system_paths(extra_allow: &[&str]) -> String {
+    use argus_shared::policy::DEFAULT_DENY;
+    let quote = |s: &str| serde_json::to_string(s).unwrap_or_default();
+    let mut allow = vec![quote("@default")];
+    for p in [
+        "GET /api/v1/system/ai-processing-stream",
+        "GET /api/v1/system/backup/*/download",
+        "POST /api/v1/system/restore",
+    ]
+    .iter()
+    .chain(extra_allow)
+    {
+        allow.push(quote(p));
+    }
+    let deny: Vec<String> = DEFAULT_DENY
+        .iter()
+        .filter(|r| **r != "/api/v1/system/**")
+        .chain(["/api/v1/system/tunnel/**"].iter())
+        .map(|r| quote(r))
+        .collect();
+    format!(
+        "version = 1\n[paths]\nallow = [{}]\ndeny = [{}]\n",
+        allow.join(", "),
+        deny.join(", ")
+    )
 }
