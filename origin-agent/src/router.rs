@@ -98,7 +98,9 @@ pub async fn dispatch_classified(
             if system && claims.scope != Scope::Owner {
                 return Err(AgentError::InsufficientScope);
             }
-            state.touch_device(&claims.sub);
+            if state.verified_tokens.due_touch(&claims.sub, unix_now()) {
+                state.touch_device(&claims.sub);
+            }
             state
                 .backend
                 .forward(
