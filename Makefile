@@ -13,5 +13,9 @@ test: bootstrap
 demo: bootstrap
 	@bash scripts/demo.sh
 
+# Benchmarks: one run each, figures and ratios printed (docs/benchmarks.md keeps the last ones).
+bench: bootstrap
+	@bash scripts/bench-proxy.sh
+
 fmt:
 	cargo fmt --all

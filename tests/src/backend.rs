@@ -98,6 +98,9 @@ pub struct BackendConfig {
     /// FastAPI's `redirect_slashes`: ArgusAI sets it to `False` (a stray trailing slash is a 404);
     /// `true` gives Starlette's 307 to the other spelling.
     pub redirect_slashes: bool,
+    /// Record every request for [`StandInBackend::requests`] (default). Off for load tests: the
+    /// log grows without bound.
+    pub record_requests: bool,
 }
 
 impl Default for BackendConfig {
@@ -117,6 +120,7 @@ impl Default for BackendConfig {
             ws_heartbeat: Duration::from_secs(30),
             cors_origins: vec!["http://localhost:3000".to_owned()],
             redirect_slashes: false,
+            record_requests: true,
         }
     }
 }

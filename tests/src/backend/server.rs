@@ -220,20 +220,22 @@ fn etag_matches(h: &HeaderMap, etag: &str) -> bool {
 // The request pipeline.
 
 async fn handle(st: Arc<State>, _peer: SocketAddr, mut req: Request<Incoming>) -> Resp {
-    st.log.push(RecordedRequest {
-        method: req.method().as_str().to_owned(),
-        target: req.uri().to_string(),
-        headers: req
-            .headers()
-            .iter()
-            .map(|(k, v)| {
-                (
-                    k.as_str().to_owned(),
-                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
-                )
-            })
-            .collect(),
-    });
+    if st.config.record_requests {
+        st.log.push(RecordedRequest {
+            method: req.method().as_str().to_owned(),
+            target: req.uri().to_string(),
+            headers: req
+                .headers()
+                .iter()
+                .map(|(k, v)| {
+                    (
+                        k.as_str().to_owned(),
+                        String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                    )
+                })
+                .collect(),
+        });
+    }
 
     // uvicorn hands the app the percent-decoded path; routing and the auth middleware see that.
     let raw_path = req.uri().path().to_owned();
