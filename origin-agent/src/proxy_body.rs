@@ -50,6 +50,8 @@ pub struct Watched<B> {
     on_end: Option<oneshot::Sender<()>>,
     /// Log and count a cut (any error) under this request id.
     report_cut: Option<String>,
+    /// Released when the body ends (a backend slot).
+    held: Option<tokio::sync::OwnedSemaphorePermit>,
 }
 
 impl<B> Watched<B> {
@@ -62,7 +64,14 @@ impl<B> Watched<B> {
             deadline: None,
             on_end: None,
             report_cut: None,
+            held: None,
         }
+    }
+
+    /// Keeps `permit` until the body ends (or is dropped).
+    pub fn hold(mut self, permit: Option<tokio::sync::OwnedSemaphorePermit>) -> Self {
+        self.held = permit;
+        self
     }
 
     /// Logs and counts (`upstream_errors_total{kind="cut"}`) the body ending in an error.
@@ -113,6 +122,9 @@ where
         if let (Poll::Ready(Some(Err(e))), Some(request_id)) = (&r, &self.report_cut) {
             tracing::warn!(request_id = %request_id, error = %e, "response body cut");
             METRICS.upstream_error(UpstreamError::Cut);
+        }
+        if matches!(r, Poll::Ready(None) | Poll::Ready(Some(Err(_)))) {
+            self.held = None;
         }
         r
     }

@@ -88,6 +88,7 @@ impl AppState {
             &config.backend.url,
             config.backend.api_key.as_deref(),
             config.backend_timeout(),
+            config.backend.max_concurrent_requests,
         )?;
         Ok(AppState {
             expectations: Expectations::new(config.issuer(), config.audience()),
