@@ -46,7 +46,9 @@ pub async fn handle(
     let path = req.uri().path().to_owned();
     let started = std::time::Instant::now();
     let mut label = RouteLabel::Rejected;
-    let resp = match serve(&state, req, &request_id, &mut label).await {
+    // Boxed: hyper keeps one slot per connection the size of this future, idle or not; the
+    // request's own (larger) state lives only while it is in flight.
+    let resp = match Box::pin(serve(&state, req, &request_id, &mut label)).await {
         Ok(resp) => resp,
         Err(e) => {
             if let AgentError::InvalidSignature { reason } = &e {
