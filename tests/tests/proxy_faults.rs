@@ -213,7 +213,9 @@ async fn bodies_over_the_cap_get_a_json_413() {
 async fn an_upload_that_stalls_is_cut_after_the_idle_timeout() {
     let (mut stack, device) = small_limits_stack(false).await;
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<bytes::Bytes, std::io::Error>>(1);
-    tx.send(Ok(bytes::Bytes::from(vec![1u8; 64 * 1024]))).await.unwrap();
+    tx.send(Ok(bytes::Bytes::from(vec![1u8; 64 * 1024])))
+        .await
+        .unwrap();
     let body = reqwest::Body::wrap_stream(futures_util::stream::unfold(rx, |mut rx| async move {
         rx.recv().await.map(|c| (c, rx))
     }));
@@ -230,7 +232,10 @@ async fn an_upload_that_stalls_is_cut_after_the_idle_timeout() {
     let (status, body) = Phone::json(resp).await;
     assert_json_error("direct", status, &body, 400, "bad_request");
     // idle_timeout_secs = 3
-    assert!(took >= Duration::from_millis(2800) && took < Duration::from_secs(6), "{took:?}");
+    assert!(
+        took >= Duration::from_millis(2800) && took < Duration::from_secs(6),
+        "{took:?}"
+    );
     drop(tx);
     agent_alive(&mut stack);
 }
