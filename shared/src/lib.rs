@@ -13,3 +13,4 @@ pub mod policy;
 pub mod route;
 pub mod signature;
 pub mod token;
+pub mod ws_auth;
