@@ -57,6 +57,65 @@ impl EdgeSigner {
         }
     }
 
+    /// The relay headers that sign `method target` (empty body) per `how`.
+    pub fn signature_headers(
+        &self,
+        method: &str,
+        path_and_query: &str,
+        how: &Signing,
+    ) -> Vec<(&'static str, String)> {
+        if how.unsigned {
+            return Vec::new();
+        }
+        let ts = (now() as i64 + how.skew_secs).max(0) as u64;
+        let nonce = how.nonce.clone().unwrap_or_else(fresh_nonce);
+        let body = BodyBinding::of_bytes(b"");
+        let parts = SignedParts {
+            method,
+            path_and_query,
+            device_id: how.device_id.as_deref(),
+            client_ip: how.client_ip.as_deref(),
+            body,
+        };
+        let mut sig = signature::sign(&self.secret, &parts, ts, &nonce).expect("sign");
+        if how.tamper {
+            let last = sig.pop().expect("non-empty");
+            sig.push(if last == '0' { '1' } else { '0' });
+        }
+        let mut out = vec![
+            (headers::RELAY_SIGNATURE, sig),
+            (headers::RELAY_TIMESTAMP, ts.to_string()),
+            (headers::RELAY_NONCE, nonce),
+            (headers::RELAY_BODY_DIGEST, body.to_header_value()),
+        ];
+        if let Some(d) = &how.device_id {
+            out.push((headers::RELAY_DEVICE, d.clone()));
+        }
+        if let Some(ip) = &how.client_ip {
+            out.push((headers::RELAY_CLIENT_IP, ip.clone()));
+        }
+        out
+    }
+
+    /// Like [`EdgeSigner::send`], over a raw connection so the target reaches the agent byte for
+    /// byte (HTTP clients normalise `%2e%2e`). Returns the status and the whole response text.
+    pub async fn send_raw(
+        &self,
+        method: &str,
+        target: &str,
+        extra: &[(&str, &str)],
+        how: &Signing,
+    ) -> (u16, String) {
+        let mut head = format!("{method} {target} HTTP/1.1");
+        for (k, v) in extra {
+            head.push_str(&format!("\r\n{k}: {v}"));
+        }
+        for (k, v) in self.signature_headers(method, target, how) {
+            head.push_str(&format!("\r\n{k}: {v}"));
+        }
+        crate::phone::send_raw(&self.base, &head).await
+    }
+
     /// `method path` with `extra` headers and an empty body, signed per `how`.
     pub async fn send(
         &self,
@@ -72,33 +131,8 @@ impl EdgeSigner {
         for (k, v) in extra {
             rb = rb.header(*k, *v);
         }
-        if !how.unsigned {
-            let ts = (now() as i64 + how.skew_secs).max(0) as u64;
-            let nonce = how.nonce.clone().unwrap_or_else(fresh_nonce);
-            let body = BodyBinding::of_bytes(b"");
-            let parts = SignedParts {
-                method,
-                path_and_query,
-                device_id: how.device_id.as_deref(),
-                client_ip: how.client_ip.as_deref(),
-                body,
-            };
-            let mut sig = signature::sign(&self.secret, &parts, ts, &nonce).expect("sign");
-            if how.tamper {
-                let last = sig.pop().expect("non-empty");
-                sig.push(if last == '0' { '1' } else { '0' });
-            }
-            rb = rb
-                .header(headers::RELAY_SIGNATURE, sig)
-                .header(headers::RELAY_TIMESTAMP, ts.to_string())
-                .header(headers::RELAY_NONCE, nonce)
-                .header(headers::RELAY_BODY_DIGEST, body.to_header_value());
-            if let Some(d) = &how.device_id {
-                rb = rb.header(headers::RELAY_DEVICE, d);
-            }
-            if let Some(ip) = &how.client_ip {
-                rb = rb.header(headers::RELAY_CLIENT_IP, ip);
-            }
+        for (k, v) in self.signature_headers(method, path_and_query, how) {
+            rb = rb.header(k, v);
         }
         let resp = rb.send().await.expect("agent answers");
         crate::phone::Phone::json(resp).await
