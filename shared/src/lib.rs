@@ -7,6 +7,8 @@
 
 pub mod api;
 pub mod edge_state;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod headers;
 pub mod path;
 pub mod policy;
