@@ -13,6 +13,9 @@ test: bootstrap
 demo: bootstrap
 	@bash scripts/demo.sh
 
+bench: bootstrap
+	@bash scripts/bench.sh
+
 fuzz: bootstrap
 	@bash scripts/fuzz.sh
 
