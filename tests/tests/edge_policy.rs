@@ -28,6 +28,9 @@ fn info(platform: &str, os: &str, app: &str) -> Value {
     json!({"name": format!("{platform} {os} {app}"), "platform": platform, "os_version": os, "app_version": app})
 }
 
+/// (name, token, request.cf, method, path, expected status, expected reason)
+type Case<'a> = (&'a str, &'a str, Value, &'a str, &'a str, u16, Option<&'a str>);
+
 #[tokio::test(flavor = "multi_thread")]
 async fn each_policy_rule_allows_and_denies_at_the_edge() {
     let stack = Stack::start_with(StackOptions {
@@ -52,8 +55,7 @@ async fn each_policy_rule_allows_and_denies_at_the_edge() {
         .await;
 
     let us = cf_blob("US", 64496, "TLSv1.3");
-    // (who, cf, method, path, expected status, expected reason)
-    let cases: Vec<(&str, &str, Value, &str, &str, u16, Option<&str>)> = vec![
+    let cases: Vec<Case> = vec![
         (
             "allowed",
             &good.access_token,
