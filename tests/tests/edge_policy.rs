@@ -29,7 +29,15 @@ fn info(platform: &str, os: &str, app: &str) -> Value {
 }
 
 /// (name, token, request.cf, method, path, expected status, expected reason)
-type Case<'a> = (&'a str, &'a str, Value, &'a str, &'a str, u16, Option<&'a str>);
+type Case<'a> = (
+    &'a str,
+    &'a str,
+    Value,
+    &'a str,
+    &'a str,
+    u16,
+    Option<&'a str>,
+);
 
 #[tokio::test(flavor = "multi_thread")]
 async fn each_policy_rule_allows_and_denies_at_the_edge() {

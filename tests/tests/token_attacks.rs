@@ -357,6 +357,20 @@ async fn the_tunnel_without_a_valid_fresh_unused_edge_signature_gives_nothing() 
         .await;
     assert_eq!(s, 401);
 
+    // A signature vouching for another device than the token's: the two checks must agree.
+    let other = Signing {
+        device_id: Some("dev_someone_else".into()),
+        ..Signing::default()
+    };
+    let (s, body) = signer
+        .send("GET", "/api/v1/events?limit=1", &auth, &other)
+        .await;
+    assert_eq!(s, 401, "{body}");
+    assert_eq!(
+        body["error"]["reason"], "signature.device_mismatch",
+        "{body}"
+    );
+
     // A replayed signature: the first use passes, the second is refused.
     let nonce = fresh_nonce();
     let once = Signing {
