@@ -307,3 +307,90 @@ async fn every_non_canonical_path_is_refused_before_it_reaches_home() {
         "nothing touching app.db reached ArgusAI"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rate_limits_answer_429_with_retry_after_per_ip_for_pairing_and_per_device_for_the_api() {
+    let stack = Stack::start_with(StackOptions {
+        rate_limits: vec![("PAIRING_LIMITER".into(), 12), ("DEVICE_LIMITER".into(), 5)],
+        ..StackOptions::default()
+    })
+    .await;
+    let a = stack.pair_phone("viewer").await;
+    let b = stack.pair_phone("viewer").await;
+    // Per device: `a` runs out, `b` is unaffected.
+    let pa = stack.phone().with_token(&a.access_token);
+    let mut statuses = Vec::new();
+    for _ in 0..8 {
+        statuses.push(pa.get("/api/v1/events?limit=1").await);
+    }
+    let limited = statuses
+        .iter()
+        .find(|r| r.status() == 429)
+        .expect("device limited");
+    let retry: u64 = limited.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(retry > 0 && retry <= 60);
+    let pb = stack.phone().with_token(&b.access_token);
+    assert_eq!(
+        pb.get("/api/v1/events?limit=1").await.status(),
+        200,
+        "another device has its own budget"
+    );
+    // Per IP on the pairing routes (two pairings already used some of it).
+    let phone = stack.phone();
+    let mut hit = None;
+    for i in 0..16 {
+        let (s, body) = phone.get_json("/api/v1/mobile/auth/status/402918").await;
+        if s == 429 {
+            hit = Some((i, body));
+            break;
+        }
+    }
+    let (_, body) = hit.expect("pairing limited per IP");
+    assert_eq!(body["error"]["code"], "rate_limited");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn client_headers_that_could_fool_argusai_never_reach_it() {
+    let stack = Stack::start().await;
+    let device = stack.pair_phone("viewer").await;
+    stack.backend.clear_requests();
+    let resp = stack
+        .phone()
+        .with_token(&device.access_token)
+        .request(reqwest::Method::GET, "/api/v1/events?limit=1")
+        .header("cookie", "access_token=stolen-argus-session")
+        .header("x-api-key", "stolen-argus-key")
+        .header("x-forwarded-for", "203.0.113.99")
+        .header("forwarded", "for=203.0.113.99")
+        .header("x-real-ip", "203.0.113.99")
+        .header("x-relay-device", "dev_admin")
+        .header("user-agent", "testclient")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert!(resp.headers().contains_key("x-request-id"));
+    let seen = stack.backend.requests();
+    let r = seen.iter().find(|r| r.path() == "/api/v1/events").unwrap();
+    assert_eq!(r.header("cookie"), None);
+    assert_eq!(r.header("x-api-key"), Some(e2e::stack::BACKEND_API_KEY));
+    assert_eq!(r.header_all("x-forwarded-for").len(), 1);
+    assert_ne!(
+        r.header("x-forwarded-for"),
+        Some("127.0.0.1"),
+        "{:?}",
+        r.headers
+    );
+    assert_eq!(r.header("forwarded"), None);
+    assert_eq!(r.header("x-real-ip"), None);
+    assert!(
+        r.headers.iter().all(|(k, _)| !k.starts_with("x-relay-")),
+        "{:?}",
+        r.headers
+    );
+    assert!(!r.header("user-agent").unwrap_or("").contains("testclient"));
+}
