@@ -238,6 +238,14 @@ impl Advertiser {
     }
 }
 
+impl Drop for Advertiser {
+    /// Without [`Advertiser::stop`]: the daemon stops without a goodbye (the records age out).
+    fn drop(&mut self) {
+        let _ = self.daemon.shutdown();
+        self.monitor.abort();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

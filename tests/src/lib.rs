@@ -10,6 +10,7 @@
 
 pub mod agent;
 pub mod backend;
+pub mod lan;
 pub mod phone;
 pub mod process;
 pub mod stack;
