@@ -11,6 +11,7 @@
 pub mod agent;
 pub mod backend;
 pub mod lan;
+pub mod netns;
 pub mod phone;
 pub mod process;
 pub mod stack;

@@ -27,10 +27,21 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 /// Every test finishes within this, or fails.
 const TEST_LIMIT: Duration = Duration::from_secs(180);
 
-async fn bounded<F: std::future::Future<Output = ()>>(f: F) {
-    tokio::time::timeout(TEST_LIMIT, f)
-        .await
-        .expect("the test took too long");
+/// Runs the test `name`: in a network namespace of its own when possible (`e2e::netns`), with a
+/// time limit.
+fn run(name: &str, body: impl std::future::Future<Output = ()>) {
+    if e2e::netns::run_isolated(name) {
+        return;
+    }
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+        .block_on(async {
+            tokio::time::timeout(TEST_LIMIT, body)
+                .await
+                .expect("the test took too long")
+        });
 }
 
 fn median(mut v: Vec<Duration>) -> Duration {
@@ -77,9 +88,9 @@ fn body_of(raw: &str) -> Value {
     serde_json::from_str(body).unwrap_or(Value::Null)
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn at_home_the_phone_goes_straight_to_the_agent() {
-    bounded(async {
+#[test]
+fn at_home_the_phone_goes_straight_to_the_agent() {
+    run("at_home_the_phone_goes_straight_to_the_agent", async {
         let mdns = mdns_port();
         let stack = lan_stack(mdns).await;
         let lan = stack
@@ -163,13 +174,12 @@ async fn at_home_the_phone_goes_straight_to_the_agent() {
         .unwrap();
         assert_eq!(out["route"], "lan", "{out}");
         assert_eq!(out["address"], lan.to_string(), "{out}");
-    })
-    .await;
+    });
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn the_lan_listener_has_the_same_gate_as_the_relay() {
-    bounded(async {
+#[test]
+fn the_lan_listener_has_the_same_gate_as_the_relay() {
+    run("the_lan_listener_has_the_same_gate_as_the_relay", async {
         let mdns = mdns_port();
         let stack = lan_stack(mdns).await;
         let lan = stack.agent.lan_addr().unwrap();
@@ -212,7 +222,7 @@ async fn the_lan_listener_has_the_same_gate_as_the_relay() {
         for path in [
             "/docs",
             "/openapi.json",
-            "/api/v1/system/settings",
+            "/api/v1/system/tunnel/status",
             "/relay/v1/edge-state",
         ] {
             let resp = http
@@ -223,6 +233,15 @@ async fn the_lan_listener_has_the_same_gate_as_the_relay() {
                 .unwrap();
             assert_eq!(resp.status(), 404, "{path}");
         }
+
+        // The backend's system routes are for owners, at home too.
+        let resp = http
+            .get(url("/api/v1/system/settings"))
+            .bearer_auth(&state.access_token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 403);
 
         // ArgusAI's database leak is refused before routing.
         let (status, raw) =
@@ -244,100 +263,101 @@ async fn the_lan_listener_has_the_same_gate_as_the_relay() {
         let last = events.last().expect("the backend saw the LAN request");
         assert_eq!(last.header_all("x-forwarded-for"), vec!["127.0.0.1"]);
         assert!(last.header("authorization").is_none());
-    })
-    .await;
+    });
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn without_a_verified_lan_server_the_phone_uses_the_relay() {
-    bounded(async {
-        let mdns = mdns_port();
-        // The agent's LAN listener is off: nothing of ours on the LAN.
-        let stack = Stack::start().await;
-        let identity = health(&stack).await;
-        let state = pair_through_relay(&stack, "viewer").await;
+#[test]
+fn without_a_verified_lan_server_the_phone_uses_the_relay() {
+    run(
+        "without_a_verified_lan_server_the_phone_uses_the_relay",
+        async {
+            let mdns = mdns_port();
+            // The agent's LAN listener is off: nothing of ours on the LAN.
+            let stack = Stack::start().await;
+            let identity = health(&stack).await;
+            let state = pair_through_relay(&stack, "viewer").await;
 
-        // Nothing answers: the relay after the discovery window.
-        let session = Session::open(state.clone(), session_options(mdns)).unwrap();
-        let started = Instant::now();
-        assert_eq!(session.resolve().await, Route::Relay);
-        let nothing_took = started.elapsed();
-        let resp = session.get("/api/v1/events?limit=1").await.unwrap();
-        assert_eq!((resp.route, resp.status), (Route::Relay, 200));
-        drop(session);
+            // Nothing answers: the relay after the discovery window.
+            let session = Session::open(state.clone(), session_options(mdns)).unwrap();
+            let started = Instant::now();
+            assert_eq!(session.resolve().await, Route::Relay);
+            let nothing_took = started.elapsed();
+            let resp = session.get("/api/v1/events?limit=1").await.unwrap();
+            assert_eq!((resp.route, resp.status), (Route::Relay, 200));
+            drop(session);
 
-        // A remembered LAN address that no longer answers costs one refused connection.
-        let closed: SocketAddr = format!("127.0.0.1:{}", e2e::process::free_port())
-            .parse()
+            // A remembered LAN address that no longer answers costs one refused connection.
+            let closed: SocketAddr = format!("127.0.0.1:{}", e2e::process::free_port())
+                .parse()
+                .unwrap();
+            let no_mdns = SessionOptions {
+                browse: None,
+                ..session_options(mdns)
+            };
+            let session = Session::open(
+                ClientState {
+                    last_lan: Some(closed),
+                    ..state.clone()
+                },
+                no_mdns.clone(),
+            )
             .unwrap();
-        let no_mdns = SessionOptions {
-            browse: None,
-            ..session_options(mdns)
-        };
-        let session = Session::open(
-            ClientState {
-                last_lan: Some(closed),
-                ..state.clone()
-            },
-            no_mdns.clone(),
-        )
-        .unwrap();
-        let started = Instant::now();
-        assert_eq!(session.resolve().await, Route::Relay);
-        let stale_took = started.elapsed();
-        assert!(matches!(
-            session.rejections().as_slice(),
-            [(a, LanRejected::Unreachable(_))] if *a == closed
-        ));
-        drop(session);
+            let started = Instant::now();
+            assert_eq!(session.resolve().await, Route::Relay);
+            let stale_took = started.elapsed();
+            assert!(matches!(
+                session.rejections().as_slice(),
+                [(a, LanRejected::Unreachable(_))] if *a == closed
+            ));
+            drop(session);
 
-        // An impostor advertises the service with the agent's fingerprint in TXT and answers
-        // health with the agent's identity — but has its own certificate.
-        let impostor = Impostor::start(ImpostorCert::Own, identity.clone(), mdns).await;
-        let session = Session::open(state.clone(), session_options(mdns)).unwrap();
-        let started = Instant::now();
-        assert_eq!(session.resolve().await, Route::Relay);
-        let impostor_took = started.elapsed();
-        assert!(
-            session
-                .rejections()
-                .iter()
-                .any(|(a, why)| *a == impostor.addr && *why == LanRejected::WrongCertificate),
-            "{:?}",
-            session.rejections()
-        );
-        let resp = session.get("/api/v1/events?limit=1").await.unwrap();
-        assert_eq!((resp.route, resp.status), (Route::Relay, 200));
-        drop(session);
-        impostor.stop().await;
+            // An impostor advertises the service with the agent's fingerprint in TXT and answers
+            // health with the agent's identity — but has its own certificate.
+            let impostor = Impostor::start(ImpostorCert::Own, identity.clone(), mdns).await;
+            let session = Session::open(state.clone(), session_options(mdns)).unwrap();
+            let started = Instant::now();
+            assert_eq!(session.resolve().await, Route::Relay);
+            let impostor_took = started.elapsed();
+            assert!(
+                session
+                    .rejections()
+                    .iter()
+                    .any(|(a, why)| *a == impostor.addr && *why == LanRejected::WrongCertificate),
+                "{:?}",
+                session.rejections()
+            );
+            let resp = session.get("/api/v1/events?limit=1").await.unwrap();
+            assert_eq!((resp.route, resp.status), (Route::Relay, 200));
+            drop(session);
+            impostor.stop().await;
 
-        // The impostor copies the agent's (public) certificate but cannot sign with its key.
-        let mdns2 = mdns_port();
-        let impostor = Impostor::start(
-            ImpostorCert::Copied(agent_certificate(&stack)),
-            identity.clone(),
-            mdns2,
-        )
-        .await;
-        let session = Session::open(state.clone(), session_options(mdns2)).unwrap();
-        assert_eq!(session.resolve().await, Route::Relay);
-        assert!(
-            session
-                .rejections()
-                .iter()
-                .any(|(a, why)| *a == impostor.addr && matches!(why, LanRejected::Tls(_))),
-            "{:?}",
-            session.rejections()
-        );
-        impostor.stop().await;
+            // The impostor copies the agent's (public) certificate but cannot sign with its key.
+            let mdns2 = mdns_port();
+            let impostor = Impostor::start(
+                ImpostorCert::Copied(agent_certificate(&stack)),
+                identity.clone(),
+                mdns2,
+            )
+            .await;
+            let session = Session::open(state.clone(), session_options(mdns2)).unwrap();
+            assert_eq!(session.resolve().await, Route::Relay);
+            assert!(
+                session
+                    .rejections()
+                    .iter()
+                    .any(|(a, why)| *a == impostor.addr && matches!(why, LanRejected::Tls(_))),
+                "{:?}",
+                session.rejections()
+            );
+            impostor.stop().await;
 
-        eprintln!(
+            eprintln!(
             "fell back to the relay: nothing on the LAN {nothing_took:?} (discovery window {:?}); \
              stale LAN address {stale_took:?}; impostor {impostor_took:?}",
             session_options(mdns).discovery_timeout
         );
-    })
-    .await;
+        },
+    );
 }
 
 /// The same server's LAN listener in a second process (same configuration and data directory,
@@ -364,9 +384,9 @@ async fn wait_route(
         .expect("session alive")
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn the_phone_follows_the_lan_as_it_comes_and_goes() {
-    bounded(async {
+#[test]
+fn the_phone_follows_the_lan_as_it_comes_and_goes() {
+    run("the_phone_follows_the_lan_as_it_comes_and_goes", async {
         let mdns = mdns_port();
         // The shared configuration describes mDNS; only the second process turns the LAN on.
         let section =
@@ -432,13 +452,12 @@ async fn the_phone_follows_the_lan_as_it_comes_and_goes() {
              after starting it (of which the agent's start {started_in:?}); \
              LAN dead without goodbye → request served by the relay in {failover_took:?}"
         );
-    })
-    .await;
+    });
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn mdns_advertises_the_lan_listener_and_withdraws_it() {
-    bounded(async {
+#[test]
+fn mdns_advertises_the_lan_listener_and_withdraws_it() {
+    run("mdns_advertises_the_lan_listener_and_withdraws_it", async {
         let mdns = mdns_port();
         let section = format!(
             "{}plain_http_listen = \"127.0.0.1:0\"\n",
@@ -533,13 +552,12 @@ async fn mdns_advertises_the_lan_listener_and_withdraws_it() {
         assert!(removed.is_ok(), "no goodbye\n{}", stack.agent.output());
         eprintln!("withdrawn {:?} after SIGTERM", stopped.elapsed());
         let _ = daemon.shutdown();
-    })
-    .await;
+    });
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_phone_pairs_at_home_over_the_lan() {
-    bounded(async {
+#[test]
+fn a_phone_pairs_at_home_over_the_lan() {
+    run("a_phone_pairs_at_home_over_the_lan", async {
         let mdns = mdns_port();
         let stack = lan_stack(mdns).await;
         let lan = stack.agent.lan_addr().unwrap();
@@ -621,6 +639,5 @@ async fn a_phone_pairs_at_home_over_the_lan() {
             statuses.push(resp.status().as_u16());
         }
         assert_eq!(statuses, vec![404, 404, 404, 404, 404, 429]);
-    })
-    .await;
+    });
 }

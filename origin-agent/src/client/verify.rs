@@ -99,12 +99,15 @@ fn find_rustls_error<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a
         if let Some(r) = err.downcast_ref::<rustls::Error>() {
             return Some(r);
         }
-        if let Some(io) = err.downcast_ref::<std::io::Error>() {
-            if let Some(r) = io.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
-                return Some(r);
-            }
-        }
-        cur = err.source();
+        // An `io::Error`'s `source()` skips the error it wraps (tokio-rustls wraps the rustls
+        // error in one, the connector wraps that in another): look inside instead.
+        cur = match err
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+        {
+            Some(inner) => Some(inner as &(dyn std::error::Error + 'static)),
+            None => err.source(),
+        };
     }
     None
 }
@@ -122,4 +125,65 @@ pub fn chain(e: &(dyn std::error::Error + 'static)) -> String {
         cur = s.source();
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    /// A TLS server on loopback with a fresh self-signed certificate; returns it and the address.
+    async fn tls_server() -> (SocketAddr, Vec<u8>) {
+        let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        let cert = rcgen::CertificateParams::new(vec!["localhost".to_owned()])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap();
+        let der = cert.der().to_vec();
+        let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![cert.der().clone()],
+            rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
+        )
+        .unwrap();
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((tcp, _)) = listener.accept().await {
+                let _ = acceptor.accept(tcp).await;
+            }
+        });
+        (addr, der)
+    }
+
+    #[tokio::test]
+    async fn another_certificate_is_reported_as_such() {
+        let (addr, _) = tls_server().await;
+        let pin = Pin::parse(&format!("sha256:{}", "ab".repeat(32))).unwrap();
+        let http = super::super::http::lan_client(pin, Duration::from_secs(2)).unwrap();
+        let err = verify_lan(&http, addr, &pin, None, Duration::from_secs(2))
+            .await
+            .unwrap_err();
+        assert_eq!(err, LanRejected::WrongCertificate);
+    }
+
+    #[tokio::test]
+    async fn a_closed_port_is_unreachable() {
+        let addr = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap()
+        };
+        let pin = Pin::parse(&format!("sha256:{}", "ab".repeat(32))).unwrap();
+        let http = super::super::http::lan_client(pin, Duration::from_secs(2)).unwrap();
+        let err = verify_lan(&http, addr, &pin, None, Duration::from_secs(2))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, LanRejected::Unreachable(_)), "{err:?}");
+    }
 }
