@@ -234,14 +234,24 @@ fn the_lan_listener_has_the_same_gate_as_the_relay() {
             assert_eq!(resp.status(), 404, "{path}");
         }
 
-        // The backend's system routes are for owners, at home too.
-        let resp = http
-            .get(url("/api/v1/system/settings"))
-            .bearer_auth(&state.access_token)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(resp.status(), 403);
+        // What the default policy keeps from phones stays closed at home too (the agent has no
+        // copy of the Worker's POLICY: the built-in path rules apply on the LAN).
+        for path in [
+            "/api/v1/system/settings",
+            "/api/v1/logs",
+            "/api/v1/integrations/mqtt/config",
+        ] {
+            let resp = http
+                .get(url(path))
+                .bearer_auth(&state.access_token)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(resp.status(), 403, "{path}");
+            let body: Value = resp.json().await.unwrap();
+            assert_eq!(body["error"]["code"], "forbidden", "{body}");
+            assert_eq!(body["error"]["reason"], "path.denied", "{body}");
+        }
 
         // ArgusAI's database leak is refused before routing.
         let (status, raw) =

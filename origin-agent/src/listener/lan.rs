@@ -2,11 +2,17 @@
 //! certificate `argus-relay init` made ([`crate::lan_cert`]). Phones pin that certificate by its
 //! SHA-256 fingerprint (given at pairing), so no CA and no stable address are needed.
 //!
-//! Order: TLS → shared router ([`router::dispatch`]) with the peer's IP as the client IP. There is
-//! no edge signature here; the router requires a device token on every non-public route, exactly
-//! as behind the tunnel, and the proxy applies the same header hygiene. The public routes
-//! (pairing, refresh, health, JWKS) are served too — a phone may pair at home — with the same
-//! per-client failure windows, keyed by the peer IP.
+//! Order: TLS → (token routes) the built-in policy's path rules → shared router
+//! ([`router::dispatch`]) with the peer's IP as the client IP. There is no edge signature here; the router requires a device
+//! token on every non-public route, exactly as behind the tunnel, and the proxy applies the same
+//! header hygiene. The public routes (pairing, refresh, health, JWKS) are served too — a phone
+//! may pair at home — with the same per-client failure windows, keyed by the peer IP.
+//!
+//! The policy: the Worker evaluates the owner's `POLICY`, which the agent does not have. Here the
+//! built-in default path rules apply ([`argus_shared::policy::DEFAULT_ALLOW`] and
+//! [`DEFAULT_DENY`](argus_shared::policy::DEFAULT_DENY)), so a device reaches no more at home than
+//! a default relay lets through (no `/api/v1/logs`, integrations, system settings…). Geo, TLS and
+//! device-version rules are about the internet path and do not apply here.
 //!
 //! Optionally ([`crate::config::LanConfig::plain_http_listen`]) the same handler is served over
 //! plain HTTP for apps that cannot pin; tokens then cross the LAN in clear text.
@@ -14,8 +20,11 @@
 //! While the listener runs it is advertised over mDNS ([`crate::discovery`]).
 
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
+use argus_shared::path;
+use argus_shared::policy::{Decision, Policy, RequestFacts};
+use argus_shared::route::{self, Route};
 use hyper::body::Incoming;
 use hyper::{Request, Response};
 use rustls::pki_types::pem::PemObject;
@@ -28,6 +37,7 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::body::{self, Body};
 use crate::discovery::{Advertisement, Advertiser};
+use crate::error::AgentError;
 use crate::lan_cert;
 use crate::proxy::is_websocket_upgrade;
 use crate::router::{self, RequestContext};
@@ -101,17 +111,16 @@ pub async fn handle(
     let client_upgrade = is_websocket_upgrade(req.headers()).then(|| hyper::upgrade::on(&mut req));
     let limit = usize::try_from(state.config.limits.max_body_bytes).unwrap_or(usize::MAX);
     let req = req.map(|b| body::limited(b, limit));
-    let resp = match router::dispatch(
-        &state,
-        req,
-        RequestContext {
-            request_id: request_id.clone(),
-            client_ip: Some(client_ip),
-            client_upgrade,
-        },
-    )
-    .await
-    {
+    let ctx = RequestContext {
+        request_id: request_id.clone(),
+        client_ip: Some(client_ip),
+        client_upgrade,
+    };
+    let result = match check_paths(&req) {
+        Ok(()) => router::dispatch(&state, req, ctx).await,
+        Err(e) => Err(e),
+    };
+    let resp = match result {
         Ok(resp) => resp,
         Err(e) => e.into_response(&request_id),
     };
@@ -125,6 +134,41 @@ pub async fn handle(
         "request"
     );
     resp
+}
+
+/// The built-in policy (compiled once).
+static DEFAULT_POLICY: LazyLock<Policy> = LazyLock::new(Policy::default_policy);
+
+/// The built-in policy's path rules (see the module documentation), for the routes that need a
+/// device token. Non-canonical targets, refused routes and the public routes are left to the
+/// router, which answers them as behind the tunnel (404 for a refused route, not 403).
+fn check_paths<B>(req: &Request<B>) -> Result<(), AgentError> {
+    let target = req
+        .uri()
+        .path_and_query()
+        .map(|p| p.as_str())
+        .unwrap_or("/");
+    let Ok(canonical) = path::canonicalize(target) else {
+        return Ok(());
+    };
+    if !matches!(
+        route::classify(req.method().as_str(), &canonical.decoded_path),
+        Route::Agent(_) | Route::Backend { .. }
+    ) {
+        return Ok(());
+    }
+    let facts = RequestFacts {
+        method: req.method().as_str(),
+        decoded_path: &canonical.decoded_path,
+        country: None,
+        asn: None,
+        tls_version: None,
+        device: None,
+    };
+    match DEFAULT_POLICY.evaluate(&facts) {
+        Decision::Allow => Ok(()),
+        Decision::Deny(d) => Err(AgentError::Forbidden { reason: d.reason }),
+    }
 }
 
 /// The peer's address as the router keys it (IPv4-mapped IPv6 as IPv4).
@@ -236,5 +280,38 @@ impl LanListeners {
         for t in self.tasks {
             let _ = t.await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(method: &str, target: &str) -> Result<(), &'static str> {
+        let req = Request::builder()
+            .method(method)
+            .uri(target)
+            .body(())
+            .unwrap();
+        check_paths(&req).map_err(|e| match e {
+            AgentError::Forbidden { reason } => reason,
+            other => panic!("{other:?}"),
+        })
+    }
+
+    #[test]
+    fn the_default_path_rules_apply_at_home() {
+        assert_eq!(check("GET", "/api/v1/events?limit=1"), Ok(()));
+        assert_eq!(check("POST", "/api/v1/devices/pair"), Ok(()));
+        assert_eq!(check("GET", "/api/v1/health"), Ok(()));
+        assert_eq!(check("GET", "/api/v1/logs"), Err("path.denied"));
+        assert_eq!(check("GET", "/api/v1/system/settings"), Err("path.denied"));
+        assert_eq!(
+            check("GET", "/api/v1/integrations/mqtt/config"),
+            Err("path.denied")
+        );
+        // Non-canonical targets and refused routes are the router's to answer, as remotely.
+        assert_eq!(check("GET", "/api/v1/thumbnails/%2e%2e/app.db"), Ok(()));
+        assert_eq!(check("GET", "/docs"), Ok(()));
     }
 }
