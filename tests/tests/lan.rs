@@ -119,6 +119,14 @@ fn at_home_the_phone_goes_straight_to_the_agent() {
         }
         assert_eq!(stack.agent.saw("lan", "/api/v1/events") - before, 10);
 
+        // Tokens rotate at home too.
+        let old_refresh = session.state().await.refresh_token;
+        session.refresh().await.unwrap();
+        assert_eq!(stack.agent.saw("lan", "/api/v1/mobile/auth/refresh"), 1);
+        assert_ne!(session.state().await.refresh_token, old_refresh);
+        let resp = session.get("/api/v1/events?limit=1").await.unwrap();
+        assert_eq!((resp.route, resp.status), (Route::Lan(lan), 200));
+
         // The same phone without discovery goes through the relay.
         let away = Session::open(
             ClientState {

@@ -16,7 +16,7 @@
 //! - on the relay, the LAN is looked for again every [`SessionOptions::recheck_every`].
 //!
 //! Tokens: the access token is refreshed (rotating the refresh token) a minute before it expires
-//! and once on `token.expired`; refreshes are serialised, since presenting a rotated refresh
+//! and once on a `401 invalid_token` (other than `token.device_revoked`); refreshes are serialised, since presenting a rotated refresh
 //! token twice revokes the whole family. The state file is rewritten after every rotation.
 
 use std::collections::HashSet;
@@ -237,7 +237,11 @@ impl Session {
             .inner
             .send_routed(&method, path, body, Some(&token))
             .await?;
-        if resp.status == 401 && resp.json()["error"]["reason"] == "token.expired" {
+        let error = resp.json()["error"].clone();
+        if resp.status == 401
+            && error["code"] == "invalid_token"
+            && error["reason"] != "token.device_revoked"
+        {
             self.inner.refresh(Some(&token)).await?;
             let token = self.inner.state.lock().await.access_token.clone();
             return self
