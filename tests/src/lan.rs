@@ -4,7 +4,9 @@
 //! Confinement: every listener binds 127.0.0.1, and every mDNS daemon (agent, client, impostor,
 //! raw browser) is restricted to the `lo` interface and to a private UDP port per test (not
 //! 5353), so no test packet is addressed to anything but loopback and parallel tests do not see
-//! each other's advertisements.
+//! each other's advertisements. When the tests can (root), each also runs in a network
+//! namespace of its own ([`crate::netns`]), where not even the kernel's multicast membership
+//! reports can leave the machine.
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -90,6 +90,7 @@ pub struct DiscoverArgs {
 
 #[derive(Debug, clap::Args)]
 pub struct RouteArgs {
+    /// The device's state file (from `client pair`); token rotations are saved back to it.
     #[arg(long)]
     pub state: PathBuf,
     /// How long to look for the LAN before choosing the relay (milliseconds).

@@ -8,6 +8,8 @@ pub enum ClientError {
     BadPairUri(String),
     #[error("{0:?} is not a fingerprint (expected sha256:<64 hex digits>)")]
     BadFingerprint(String),
+    #[error("{0:?}: a request path starts with /")]
+    BadPath(String),
     #[error("relay URL {url:?}: {reason}")]
     BadRelayUrl { url: String, reason: &'static str },
     #[error("state file {path}: {message}")]

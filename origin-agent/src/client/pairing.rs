@@ -65,16 +65,37 @@ pub async fn pair(
         Some(cfg) => find_lan(&lan_http, &pin, cfg).await?,
         None => None,
     };
-    let (http, base, via_lan) = match found {
-        Some((addr, _)) => (lan_http.clone(), format!("https://{addr}"), Some(addr)),
-        None => (relay_client()?, relay_url.clone(), None),
-    };
     let body = json!({"code": uri.code, "device_info": device});
-    let (status, answer) = json_answer(
-        http.post(format!("{base}/api/v1/devices/pair")).json(&body),
-        &base,
-    )
-    .await?;
+    let redeem = |http: reqwest::Client, base: String| {
+        let body = body.clone();
+        async move {
+            let answer = json_answer(
+                http.post(format!("{base}/api/v1/devices/pair")).json(&body),
+                &base,
+            )
+            .await;
+            (http, base, answer)
+        }
+    };
+    let (http, base, via_lan, result) = match found {
+        Some((addr, _)) => {
+            let (http, base, result) = redeem(lan_http.clone(), format!("https://{addr}")).await;
+            match result {
+                // The LAN server went away between verification and redeeming: the relay.
+                Err(ClientError::Transport { message, .. }) => {
+                    tracing::info!(%addr, error = %message, "pairing over the LAN failed; using the relay");
+                    let (http, base, result) = redeem(relay_client()?, relay_url.clone()).await;
+                    (http, base, None, result)
+                }
+                other => (http, base, Some(addr), other),
+            }
+        }
+        None => {
+            let (http, base, result) = redeem(relay_client()?, relay_url.clone()).await;
+            (http, base, None, result)
+        }
+    };
+    let (status, answer) = result?;
     if status != 200 {
         return Err(ClientError::from_answer(status, &answer));
     }

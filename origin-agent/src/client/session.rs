@@ -228,9 +228,7 @@ impl Session {
         body: Option<&Value>,
     ) -> Result<Response, ClientError> {
         if !path.starts_with('/') {
-            return Err(ClientError::HttpClient(format!(
-                "{path:?}: a path starts with /"
-            )));
+            return Err(ClientError::BadPath(path.chars().take(80).collect()));
         }
         let token = self.inner.fresh_access_token().await?;
         let resp = self
