@@ -26,6 +26,9 @@ pub enum AgentError {
     InvalidSignature { reason: &'static str },
     #[error("this device may not do that")]
     InsufficientScope,
+    /// A policy rule refused the request (`reason`: the rule's stable code, e.g. `path.denied`).
+    #[error("the relay's policy does not allow this request")]
+    Forbidden { reason: &'static str },
     #[error("{0}")]
     BadRequest(String),
     #[error("invalid, expired or already used code")]
@@ -56,6 +59,7 @@ impl AgentError {
             AgentError::InvalidToken { .. } => ErrorCode::InvalidToken,
             AgentError::InvalidSignature { .. } => ErrorCode::InvalidSignature,
             AgentError::InsufficientScope => ErrorCode::InsufficientScope,
+            AgentError::Forbidden { .. } => ErrorCode::Forbidden,
             AgentError::BadRequest(_) => ErrorCode::BadRequest,
             AgentError::InvalidCode => ErrorCode::InvalidCode,
             AgentError::Conflict(_) => ErrorCode::Conflict,
@@ -72,7 +76,8 @@ impl AgentError {
             AgentError::NonCanonicalPath { reason }
             | AgentError::Refused { reason }
             | AgentError::InvalidToken { reason }
-            | AgentError::InvalidSignature { reason } => Some(reason),
+            | AgentError::InvalidSignature { reason }
+            | AgentError::Forbidden { reason } => Some(reason),
             _ => None,
         }
     }

@@ -1,13 +1,16 @@
 //! The argus-relay origin agent (library). The binary `argus-relay` is in `main.rs`.
 //!
-//! Layout: [`listener`] accepts (tunnel: edge-signed requests; admin: the owner), [`router`]
-//! sends each request to [`identity`] (pairing, tokens, devices) or through [`proxy`] to ArgusAI;
-//! [`store`] is the SQLite state; [`cli`] is every subcommand.
+//! Layout: [`listener`] accepts (tunnel: edge-signed requests; admin: the owner; lan: phones at
+//! home), [`router`] sends each request to [`identity`] (pairing, tokens, devices) or through
+//! [`proxy`] to ArgusAI; [`store`] is the SQLite state; [`discovery`] advertises the LAN listener
+//! over mDNS; [`client`] is the reference phone client; [`cli`] is every subcommand.
 
 pub mod body;
 pub mod cli;
+pub mod client;
 pub mod clock;
 pub mod config;
+pub mod discovery;
 pub mod error;
 pub mod identity;
 pub mod keys;

@@ -1,7 +1,10 @@
-//! One HTTP/1.1 accept loop for every listener: limits, upgrades, graceful shutdown.
+//! One HTTP/1.1 accept loop for every listener: limits, upgrades, graceful shutdown. What the
+//! connection speaks under HTTP is a [`Handshake`]: plain TCP ([`PlainTcp`]) for the loopback
+//! listeners, TLS for the LAN listener ([`crate::listener::lan`]).
 
 use std::convert::Infallible;
 use std::future::Future;
+use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,7 +14,8 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Request, Response};
 use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::net::TcpListener;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Semaphore};
 
 use crate::body::Body;
@@ -20,17 +24,61 @@ use crate::config::Limits;
 /// How long in-flight requests get to finish after shutdown is asked for.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Serves `listener` until `shutdown` turns true, then drains.
+/// Turns an accepted TCP connection into the byte stream HTTP is served over. It runs in the
+/// connection's own task (holding its connection permit), bounded by the header read timeout,
+/// so a slow handshake never stalls the accept loop.
+pub trait Handshake: Send + Sync + 'static {
+    type Stream: AsyncRead + AsyncWrite + Unpin + Send + 'static;
+    fn handshake(&self, tcp: TcpStream) -> impl Future<Output = io::Result<Self::Stream>> + Send;
+}
+
+/// Plain TCP: the connection as it is.
+pub struct PlainTcp;
+
+impl Handshake for PlainTcp {
+    type Stream = TcpStream;
+    async fn handshake(&self, tcp: TcpStream) -> io::Result<TcpStream> {
+        Ok(tcp)
+    }
+}
+
+/// Serves plain HTTP on `listener` until `shutdown` turns true, then drains.
 pub async fn serve<F, Fut>(
     name: &'static str,
     listener: TcpListener,
     limits: Limits,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
     handler: F,
 ) where
     F: Fn(Request<Incoming>, SocketAddr) -> Fut + Clone + Send + Sync + 'static,
     Fut: Future<Output = Response<Body>> + Send + 'static,
 {
+    serve_with(
+        name,
+        listener,
+        Arc::new(PlainTcp),
+        limits,
+        shutdown,
+        handler,
+    )
+    .await
+}
+
+/// Serves `listener`, each connection first through `handshake`, until `shutdown` turns true,
+/// then drains.
+pub async fn serve_with<H, F, Fut>(
+    name: &'static str,
+    listener: TcpListener,
+    handshake: Arc<H>,
+    limits: Limits,
+    mut shutdown: watch::Receiver<bool>,
+    handler: F,
+) where
+    H: Handshake,
+    F: Fn(Request<Incoming>, SocketAddr) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = Response<Body>> + Send + 'static,
+{
+    let handshake_timeout = Duration::from_secs(limits.header_read_timeout_secs);
     let mut tasks = tokio::task::JoinSet::new();
     let permits = Arc::new(Semaphore::new(limits.max_connections));
     let mut builder = http1::Builder::new();
@@ -64,11 +112,27 @@ pub async fn serve<F, Fut>(
             let handler = handler.clone();
             async move { Ok::<_, Infallible>(handler(req, peer).await) }
         });
-        let conn = builder
-            .serve_connection(TokioIo::new(stream), service)
-            .with_upgrades();
+        let builder = builder.clone();
+        let handshake = handshake.clone();
         let mut stop = shutdown.clone();
         tasks.spawn(async move {
+            let stream = tokio::select! {
+                r = tokio::time::timeout(handshake_timeout, handshake.handshake(stream)) => match r {
+                    Ok(Ok(s)) => s,
+                    Ok(Err(e)) => {
+                        tracing::debug!(listener = name, %peer, error = %e, "handshake failed");
+                        return;
+                    }
+                    Err(_) => {
+                        tracing::debug!(listener = name, %peer, "handshake timed out");
+                        return;
+                    }
+                },
+                _ = stop.changed() => return,
+            };
+            let conn = builder
+                .serve_connection(TokioIo::new(stream), service)
+                .with_upgrades();
             let mut conn = std::pin::pin!(conn);
             let result = tokio::select! {
                 r = conn.as_mut() => r,

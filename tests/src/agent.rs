@@ -32,6 +32,12 @@ pub struct WorkerConfig {
 struct Listening {
     tunnel: SocketAddr,
     admin: SocketAddr,
+    /// The LAN listener (HTTPS), when it runs.
+    #[serde(default)]
+    lan: Option<SocketAddr>,
+    /// The LAN plain-HTTP listener, when it runs.
+    #[serde(default)]
+    lan_http: Option<SocketAddr>,
 }
 
 #[derive(Deserialize)]
@@ -45,7 +51,10 @@ pub struct Agent {
     data_dir: PathBuf,
     tunnel: SocketAddr,
     admin: SocketAddr,
+    lan: Option<SocketAddr>,
+    lan_http: Option<SocketAddr>,
     extra_env: Vec<(String, String)>,
+    extra_args: Vec<String>,
 }
 
 /// Runs `argus-relay ARGS` to completion; returns stdout, or stdout+stderr as the error.
@@ -68,6 +77,16 @@ pub fn run_cli(args: &[&str], env: &[(String, String)]) -> Result<String, String
             String::from_utf8_lossy(&out.stderr)
         ))
     }
+}
+
+/// Merges `extra` (TOML) into the configuration file: each top-level key replaces the one there.
+pub fn merge_config(config_path: &Path, extra: &str) -> Result<(), String> {
+    let text = std::fs::read_to_string(config_path).map_err(|e| e.to_string())?;
+    let mut cfg: toml::Table = toml::from_str(&text).map_err(|e| e.to_string())?;
+    let extra: toml::Table = toml::from_str(extra).map_err(|e| format!("{e}: {extra}"))?;
+    cfg.extend(extra);
+    let out = toml::to_string(&cfg).map_err(|e| e.to_string())?;
+    std::fs::write(config_path, out).map_err(|e| e.to_string())
 }
 
 impl Agent {
@@ -101,13 +120,25 @@ impl Agent {
 
     /// `argus-relay run` on ephemeral loopback ports; returns once it says it listens.
     pub fn start(config_path: &Path, extra_env: Vec<(String, String)>) -> Result<Agent, String> {
+        Agent::start_with_args(config_path, extra_env, Vec::new())
+    }
+
+    /// Like [`Agent::start`], with more arguments for `run` (e.g. `--lan-listen 127.0.0.1:0`).
+    pub fn start_with_args(
+        config_path: &Path,
+        extra_env: Vec<(String, String)>,
+        extra_args: Vec<String>,
+    ) -> Result<Agent, String> {
         let mut agent = Agent {
             process: None,
             config_path: config_path.to_owned(),
             data_dir: PathBuf::new(),
             tunnel: SocketAddr::from(([127, 0, 0, 1], 0)),
             admin: SocketAddr::from(([127, 0, 0, 1], 0)),
+            lan: None,
+            lan_http: None,
             extra_env,
+            extra_args,
         };
         agent.spawn("127.0.0.1:0", "127.0.0.1:0")?;
         let cfg = std::fs::read_to_string(config_path).map_err(|e| e.to_string())?;
@@ -124,6 +155,7 @@ impl Agent {
         let mut cmd = Command::new(binary());
         cmd.args(["run", "--config", &self.config_path.to_string_lossy()])
             .args(["--tunnel-listen", tunnel, "--admin-listen", admin])
+            .args(&self.extra_args)
             .env("RUST_LOG", "info");
         for (k, v) in &self.extra_env {
             cmd.env(k, v);
@@ -136,6 +168,8 @@ impl Agent {
         })?;
         self.tunnel = ready.tunnel;
         self.admin = ready.admin;
+        self.lan = ready.lan;
+        self.lan_http = ready.lan_http;
         self.process = Some(process);
         Ok(())
     }
@@ -145,6 +179,33 @@ impl Agent {
         if let Some(mut p) = self.process.take() {
             p.kill();
         }
+    }
+
+    /// Stops the agent gracefully (SIGTERM: it withdraws its mDNS advertisement and drains).
+    pub fn terminate(&mut self) -> Option<std::process::ExitStatus> {
+        self.process
+            .take()
+            .and_then(|mut p| p.terminate(Duration::from_secs(10)))
+    }
+
+    /// The LAN listener's address, when it runs.
+    pub fn lan_addr(&self) -> Option<SocketAddr> {
+        self.lan
+    }
+
+    /// The LAN plain-HTTP listener's address, when it runs.
+    pub fn lan_http_addr(&self) -> Option<SocketAddr> {
+        self.lan_http
+    }
+
+    /// How many requests for `path` the `listener` (`tunnel`, `lan`, `lan_http`) logged.
+    pub fn saw(&self, listener: &str, path: &str) -> usize {
+        let tag = format!("listener=\"{listener}\"");
+        let needle = format!("path={path} ");
+        self.output()
+            .lines()
+            .filter(|l| l.contains(&tag) && l.contains(&needle))
+            .count()
     }
 
     /// Starts it again on the same ports.

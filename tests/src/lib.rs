@@ -11,6 +11,8 @@
 pub mod agent;
 pub mod backend;
 pub mod edge_signer;
+pub mod lan;
+pub mod netns;
 pub mod phone;
 pub mod process;
 pub mod stack;

@@ -23,6 +23,9 @@ pub struct StackOptions {
     /// Point the agent at this backend URL instead of the stand-in (e.g. a closed port, for
     /// "backend down").
     pub backend_url: Option<String>,
+    /// TOML merged into the agent's configuration after `init` (each top-level key replaces
+    /// the written one), e.g. a `[lan]` section.
+    pub agent_config: Option<String>,
 }
 
 /// A phone paired through the Worker: its ids and tokens.
@@ -71,6 +74,9 @@ impl Stack {
                     &backend_url,
                     BACKEND_API_KEY,
                 )?;
+                if let Some(extra) = &opts2.agent_config {
+                    crate::agent::merge_config(&config, extra)?;
+                }
                 let agent = Agent::start(&config, opts2.agent_env.clone())?;
                 if opts2.without_worker {
                     return Ok((agent, None));

@@ -5,6 +5,7 @@
 //! `worker-config`, `policy check` and `config check` work on files alone.
 
 mod admin_client;
+pub mod client;
 mod devices;
 pub mod init;
 mod pairing;
@@ -43,7 +44,8 @@ pub struct ConfigArg {
 pub enum Command {
     /// Create the configuration and data directory (keys, secrets, LAN certificate). Safe to re-run.
     Init(init::InitArgs),
-    /// Run the agent: the tunnel listener for cloudflared and the admin listener, on loopback.
+    /// Run the agent: the tunnel listener for cloudflared and the admin listener, on loopback
+    /// (and the LAN listener when `[lan] enabled`).
     Run(run::RunArgs),
     /// Print what the edge Worker needs: its [vars] and its secret.
     WorkerConfig(worker_config::WorkerConfigArgs),
@@ -75,6 +77,11 @@ pub enum Command {
     Config {
         #[command(subcommand)]
         command: ConfigCommand,
+    },
+    /// The reference phone client: pair, discover the server on the LAN, choose LAN or relay.
+    Client {
+        #[command(subcommand)]
+        command: client::ClientCommand,
     },
 }
 
@@ -139,6 +146,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Policy {
             command: PolicyCommand::Check { file },
         } => policy_check(&file),
+        Command::Client { command } => client::run(command),
         Command::Config {
             command: ConfigCommand::Check(a),
         } => {

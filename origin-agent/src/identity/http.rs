@@ -162,10 +162,13 @@ struct OwnerPairDeviceInfo {
     device_id: Option<String>,
 }
 
+/// Who the phone paired with: the relay URL, and the identity it checks on the LAN
+/// (certificate pin, and the instance id `/api/v1/health` must report).
 #[derive(Serialize)]
 struct ServerInfo<'a> {
     url: &'a str,
     fingerprint: &'a str,
+    instance_id: &'a str,
 }
 
 #[derive(Serialize)]
@@ -236,6 +239,7 @@ async fn redeem_owner_code(
             server: ServerInfo {
                 url: &state.config.public_url,
                 fingerprint: &state.lan_fingerprint,
+                instance_id: &state.instance_id,
             },
         },
     ))
