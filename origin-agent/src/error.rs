@@ -26,6 +26,10 @@ pub enum AgentError {
     InvalidSignature { reason: &'static str },
     #[error("this device may not do that")]
     InsufficientScope,
+    /// A browser request to the admin API that did not come from the admin page itself
+    /// (cross-site, or without the page's CSRF token).
+    #[error("refused: this request did not come from the admin page")]
+    Forbidden { reason: &'static str },
     #[error("{0}")]
     BadRequest(String),
     #[error("invalid, expired or already used code")]
@@ -56,6 +60,7 @@ impl AgentError {
             AgentError::InvalidToken { .. } => ErrorCode::InvalidToken,
             AgentError::InvalidSignature { .. } => ErrorCode::InvalidSignature,
             AgentError::InsufficientScope => ErrorCode::InsufficientScope,
+            AgentError::Forbidden { .. } => ErrorCode::Forbidden,
             AgentError::BadRequest(_) => ErrorCode::BadRequest,
             AgentError::InvalidCode => ErrorCode::InvalidCode,
             AgentError::Conflict(_) => ErrorCode::Conflict,
@@ -71,6 +76,7 @@ impl AgentError {
         match self {
             AgentError::NonCanonicalPath { reason }
             | AgentError::Refused { reason }
+            | AgentError::Forbidden { reason }
             | AgentError::InvalidToken { reason }
             | AgentError::InvalidSignature { reason } => Some(reason),
             _ => None,

@@ -4,6 +4,7 @@
 //! sends each request to [`identity`] (pairing, tokens, devices) or through [`proxy`] to ArgusAI;
 //! [`store`] is the SQLite state; [`cli`] is every subcommand.
 
+pub mod admin_ui;
 pub mod body;
 pub mod cli;
 pub mod clock;

@@ -9,6 +9,7 @@ mod devices;
 pub mod init;
 mod pairing;
 mod run;
+mod ui;
 mod worker_config;
 
 use std::path::PathBuf;
@@ -61,6 +62,8 @@ pub enum Command {
     Rename(devices::RenameArgs),
     /// Revoke a device: its tokens stop working at once.
     Revoke(devices::RevokeArgs),
+    /// Print a one-time sign-in link to the Mobile Access page (pairing QR, devices, status).
+    Ui(ui::UiArgs),
     /// Signing keys.
     Keys {
         #[command(subcommand)]
@@ -133,6 +136,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Devices(a) => devices::list(a),
         Command::Rename(a) => devices::rename(a),
         Command::Revoke(a) => devices::revoke(a),
+        Command::Ui(a) => ui::ui(a),
         Command::Keys {
             command: KeysCommand::Rotate(a),
         } => devices::rotate_keys(a),
