@@ -112,14 +112,24 @@ impl PageError {
         }
     }
 
+    /// What to do, in words; [`PageError::command`] is the command it names.
     fn hint(self) -> &'static str {
         match self {
             PageError::NotLoopback => {
-                "From another computer, forward the port over SSH (ssh -L 8471:127.0.0.1:8471 \
-                 your-server), then run argus-relay ui on the server and open its link."
+                "From another computer, forward the relay's admin port over SSH, then run \
+                 argus-relay ui on the server and open its link on your computer:"
             }
-            PageError::NotFound => "The page is at /admin/ui.",
-            _ => "On the computer that runs the relay, run: argus-relay ui — then open the link it prints.",
+            PageError::NotFound => {
+                "The page is at /admin/ui. To sign in, run this on the relay's computer:"
+            }
+            _ => "On the computer that runs the relay, run this and open the link it prints:",
+        }
+    }
+
+    fn command(self) -> &'static str {
+        match self {
+            PageError::NotLoopback => "ssh -L 8471:127.0.0.1:8471 your-server",
+            _ => "argus-relay ui",
         }
     }
 }
@@ -424,6 +434,7 @@ fn message_page(p: PageError, request_id: &str) -> Response<Body> {
         .replace("{{title}}", &escape_html(&p.to_string()))
         .replace("{{message}}", &escape_html(p.message()))
         .replace("{{hint}}", &escape_html(p.hint()))
+        .replace("{{command}}", &escape_html(p.command()))
         .replace("{{request_id}}", &escape_html(request_id));
     let mut resp = html_response(p.status(), html);
     if let Ok(v) = HeaderValue::from_str(request_id) {
@@ -582,7 +593,7 @@ mod tests {
             PageError::LinkUsed,
             PageError::CrossSite,
         ] {
-            assert!(p.hint().contains("argus-relay ui"), "{p:?}");
+            assert_eq!(p.command(), "argus-relay ui", "{p:?}");
         }
         let resp = message_page(PageError::SignInNeeded, "req-1");
         assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);

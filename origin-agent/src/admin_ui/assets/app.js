@@ -197,11 +197,11 @@
       const ttl = typeof created.expires_in === 'number' ? created.expires_in : 600;
       pairing.deadline = Date.now() + ttl * 1000;
       $('pair-card').hidden = false;
-      $('pair-card').dataset.pairUri = str(created.pair_uri);
+      $('pair-card').dataset.pairUri = typeof created.pair_uri === 'string' ? created.pair_uri : '';
       $('pair-code').textContent = groupCode(pairing.code);
       $('pair-code').dataset.code = pairing.code;
       $('pair-scope-label').textContent = created.scope === 'owner' ? 'Owner access' : 'Viewer access';
-      showSvg($('pair-qr'), str(created.qr_svg));
+      showSvg($('pair-qr'), typeof created.qr_svg === 'string' ? created.qr_svg : '');
       $('pair-qr').classList.remove('qr-dim');
       setPairState('waiting', 'Waiting for the phone…');
       button.textContent = 'Show another code';
@@ -284,11 +284,11 @@
       name: 'code',
     });
     const scope = h('select', { 'aria-label': 'Access', name: 'scope' },
-      h('option', { value: 'viewer', text: 'Viewer — watch only', selected: true }),
-      h('option', { value: 'owner', text: 'Owner — full control' }));
+      h('option', { value: 'viewer', text: 'Viewer', selected: true }),
+      h('option', { value: 'owner', text: 'Owner' }));
     const confirmBtn = h('button', { type: 'submit', class: 'btn btn-primary', text: 'Confirm' });
     const denyBtn = h('button', { type: 'button', class: 'btn btn-danger-quiet', text: 'Deny' });
-    const when = h('span', { class: 'when' });
+    const when = h('span', { class: 'muted small when' });
     const form = h('form', { class: 'decide', autocomplete: 'off' },
       h('label', { class: 'field' }, h('span', { text: 'Code on the phone' }), codeInput),
       h('label', { class: 'field' }, h('span', { text: 'Access' }), scope),
@@ -298,8 +298,8 @@
         h('span', { class: 'device-icon', 'aria-hidden': 'true' }),
         h('div', { class: 'item-title' },
           h('strong', { class: 'name', text: str(p.name, 'Phone') }),
-          h('span', { class: 'muted small', text: joinParts(str(p.model), str(p.platform)) })),
-        when),
+          h('span', { class: 'muted small', text: joinParts(str(p.model), str(p.platform)) }),
+          when)),
       form);
 
     form.addEventListener('submit', async (ev) => {
