@@ -20,16 +20,16 @@ pub enum AgentError {
     Unauthenticated,
     #[error("the admin token is required (it is in the data directory, file admin.token)")]
     AdminTokenRequired,
+    /// A browser request to the admin API that did not come from the admin page itself
+    /// (another origin, or without the page's CSRF token): 403.
+    #[error("refused: this request did not come from the admin page")]
+    CsrfRefused { reason: &'static str },
     #[error("the device token is not valid")]
     InvalidToken { reason: &'static str },
     #[error("the edge signature is not valid")]
     InvalidSignature { reason: &'static str },
     #[error("this device may not do that")]
     InsufficientScope,
-    /// A browser request to the admin API that did not come from the admin page itself
-    /// (cross-site, or without the page's CSRF token).
-    #[error("refused: this request did not come from the admin page")]
-    Forbidden { reason: &'static str },
     #[error("{0}")]
     BadRequest(String),
     #[error("invalid, expired or already used code")]
@@ -57,10 +57,10 @@ impl AgentError {
             AgentError::Unauthenticated | AgentError::AdminTokenRequired => {
                 ErrorCode::Unauthenticated
             }
+            AgentError::CsrfRefused { .. } => ErrorCode::Forbidden,
             AgentError::InvalidToken { .. } => ErrorCode::InvalidToken,
             AgentError::InvalidSignature { .. } => ErrorCode::InvalidSignature,
             AgentError::InsufficientScope => ErrorCode::InsufficientScope,
-            AgentError::Forbidden { .. } => ErrorCode::Forbidden,
             AgentError::BadRequest(_) => ErrorCode::BadRequest,
             AgentError::InvalidCode => ErrorCode::InvalidCode,
             AgentError::Conflict(_) => ErrorCode::Conflict,
@@ -74,9 +74,9 @@ impl AgentError {
 
     fn reason(&self) -> Option<&'static str> {
         match self {
+            AgentError::CsrfRefused { reason } => Some(reason),
             AgentError::NonCanonicalPath { reason }
             | AgentError::Refused { reason }
-            | AgentError::Forbidden { reason }
             | AgentError::InvalidToken { reason }
             | AgentError::InvalidSignature { reason } => Some(reason),
             _ => None,

@@ -25,6 +25,32 @@ const LAPTOP = { width: 1280, height: 832 };
 const STEP_TIMEOUT_MS = 20_000;
 const COMMAND_TIMEOUT_MS = 120_000;
 
+// What an agent with tunnel supervision answers on GET /admin/status (shape from the tunnel work;
+// the page must render it without knowing every field).
+const RICH_STATUS = {
+  status: 'degraded',
+  problems: ['the tunnel is not connected (state: reconnecting); last error 12 s ago: cloudflared exited (exit status 1)'],
+  instance_id: '9f2c0c6e5a',
+  uptime_secs: 3600,
+  tunnel: {
+    monitoring: 'supervised', state: 'reconnecting', connected: false, ready_connections: 0,
+    connector_id: null, state_since: 1764120000, connected_since: null, uptime_secs: null,
+    reconnects: 3, restarts: 1,
+    last_error: { message: 'cloudflared exited (exit status 1)', at: 1764123588, secs_ago: 12 },
+    next_attempt_in_ms: 4000, checked_secs_ago: 1, hostname: 'relay.example.com',
+    cloudflared_version: '2024.8.2',
+  },
+  edge: {
+    last_request_at: 1764123505, last_request_secs_ago: 95, signed_requests: 120,
+    rejected: { total: 2, by_reason: { 'signature.stale': 2 }, last: { reason: 'signature.stale', secs_ago: 300 } },
+  },
+  backend: { reachable: true, status: 200, latency_ms: 3 },
+  keys: { signing_kid: 'kid-1', verification_kids: ['kid-1'] },
+  devices: { paired: 2 },
+  versions: { agent: '0.2.0', cloudflared: '2024.8.2' },
+  future_field: { level: 3 },
+};
+
 // ---- protocol with the Rust test -------------------------------------------------------------
 
 const input = createInterface({ input: process.stdin });
@@ -223,6 +249,22 @@ async function main() {
   await page.locator('#status-pill', { hasText: 'degraded' }).waitFor();
   await page.click('#revoked summary');
   await shot('08-status-degraded', ['phone', 'laptop']);
+
+  // Richer status from newer agents (tunnel supervision, problems in plain words): shown, not
+  // choked on. Served from a fixture in place of the agent's answer.
+  await page.route('**/admin/status', (route) => route.fulfill({
+    status: 200,
+    contentType: 'application/json',
+    body: JSON.stringify(RICH_STATUS),
+  }));
+  await page.locator('#status-list dd[data-key="tunnel"]', { hasText: 'reconnecting' }).waitFor();
+  await page.locator('#status-problems', { hasText: 'cloudflared exited' }).waitFor();
+  check((await textOf('#status-list dd[data-key="tunnel_error"]')).includes('cloudflared exited'), 'last tunnel error');
+  check((await textOf('#status-list dd[data-key="edge_rejected"]')).startsWith('2 requests'), 'edge refusals');
+  check((await textOf('#status-list dd[data-key="devices"]')) === '2', 'devices as {paired}');
+  check((await textOf('#status-list dd[data-key="future_field"]')).includes('Level: 3'), 'unknown fields shown');
+  await shot('08b-status-tunnel', ['phone', 'laptop']);
+  await page.unroute('**/admin/status');
   await page.emulateMedia({ colorScheme: 'dark' });
   await shot('09-dark', ['phone', 'laptop']);
   await page.emulateMedia({ colorScheme: 'light' });

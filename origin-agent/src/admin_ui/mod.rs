@@ -243,7 +243,7 @@ pub fn authorize_api(state: &AppState, req: &Request<Body>) -> Result<(), AgentE
     )
     .map_err(|e| {
         tracing::warn!(reason = e.reason(), "admin page: request refused");
-        AgentError::Forbidden { reason: e.reason() }
+        AgentError::CsrfRefused { reason: e.reason() }
     })
 }
 
@@ -261,7 +261,7 @@ fn require_session(
     )
     .map_err(|e| {
         tracing::warn!(reason = e.reason(), "admin page: request refused");
-        AgentError::Forbidden { reason: e.reason() }
+        AgentError::CsrfRefused { reason: e.reason() }
     })?;
     Ok(found)
 }

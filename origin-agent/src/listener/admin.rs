@@ -18,7 +18,7 @@
 //! | PUT | `/admin/devices/{id}/rename` | `{name}` → the device |
 //! | DELETE | `/admin/devices/{id}` | → `{revoked: true, device_id}` |
 //! | POST | `/admin/keys/rotate` | → `{kid, jwks}` |
-//! | GET | `/admin/status` | → what `GET /api/v1/relay/status` answers ([`crate::relay_status`]) |
+//! | GET | `/admin/status` | → the relay status ([`crate::relay_status`]) with local detail |
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -48,7 +48,6 @@ pub async fn handle(
         Ok(resp) => resp,
         Err(e) => e.into_response(&request_id),
     };
-    crate::admin_ui::harden(resp.headers_mut());
     tracing::info!(
         listener = "admin",
         request_id,
@@ -57,6 +56,7 @@ pub async fn handle(
         status = resp.status().as_u16(),
         "request"
     );
+    crate::admin_ui::harden(resp.headers_mut());
     resp
 }
 

@@ -563,65 +563,113 @@
   }
 
   const TUNNEL_GOOD = /^(up|ok|connected|running|healthy|ready|active)$/i;
-  const TUNNEL_BAD = /^(down|error|failed|disconnected|stopped|unhealthy|dead|exited)$/i;
+  const TUNNEL_BAD = /^(down|error|failed|disconnected|not connected|stopped|unhealthy|dead|exited|reconnecting)$/i;
 
   function fact(key, label, value, kind) {
     return [h('dt', { text: label }), h('dd', { class: kind ? `fact-${kind}` : undefined, dataset: { key }, text: value })];
   }
 
+  function count(n, one, many) {
+    return `${n} ${n === 1 ? one : many}`;
+  }
+
+  function ago(secs) {
+    return typeof secs === 'number' && isFinite(secs) ? (secs < 10 ? 'just now' : `${span(secs)} ago`) : null;
+  }
+
+  // Fields of /admin/status this page understands; anything else is shown as it comes.
+  const KNOWN_STATUS = new Set(['status', 'problems', 'version', 'versions', 'uptime_secs', 'devices',
+    'backend', 'edge', 'tunnel', 'keys', 'instance_id']);
+
+  function tunnelFacts(t, rows) {
+    if (!t || typeof t !== 'object' || Array.isArray(t)) {
+      rows.push(fact('tunnel', 'Tunnel', flat(t, 1)));
+      return;
+    }
+    let state = t.state !== undefined ? t.state : t.status;
+    if (state === undefined || state === null) {
+      state = t.connected === true ? 'connected' : (t.connected === false ? 'not connected' : '');
+    }
+    state = str(state);
+    const kind = t.connected === true || TUNNEL_GOOD.test(state) ? 'ok'
+      : (t.connected === false || TUNNEL_BAD.test(state) ? 'bad' : undefined);
+    rows.push(fact('tunnel', 'Tunnel', joinParts(state || '—',
+      typeof t.ready_connections === 'number' ? count(t.ready_connections, 'connection', 'connections') : null,
+      typeof t.reconnects === 'number' && t.reconnects > 0 ? count(t.reconnects, 'reconnect', 'reconnects') : null,
+      typeof t.hostname === 'string' ? t.hostname : null), kind));
+    const err = t.last_error;
+    if (err && typeof err === 'object' && err.message) {
+      rows.push(fact('tunnel_error', 'Last tunnel error', joinParts(str(err.message), ago(err.secs_ago)), 'bad'));
+    } else if (typeof err === 'string' && err) {
+      rows.push(fact('tunnel_error', 'Last tunnel error', str(err), 'bad'));
+    }
+  }
+
+  function edgeFacts(e, rows) {
+    if (!e || typeof e !== 'object') {
+      rows.push(fact('edge', 'Edge (Cloudflare)', flat(e, 1)));
+      return;
+    }
+    const last = ago(e.last_request_secs_ago);
+    rows.push(fact('edge', 'Edge (Cloudflare)', joinParts(
+      last ? `Last request ${last}` : 'No request from the edge yet',
+      typeof e.signed_requests === 'number' ? count(e.signed_requests, 'signed request', 'signed requests') : null),
+    last ? 'ok' : undefined));
+    const rej = e.rejected;
+    const total = typeof rej === 'number' ? rej : (rej && typeof rej.total === 'number' ? rej.total : 0);
+    if (total > 0) {
+      const l = rej && typeof rej === 'object' ? rej.last : null;
+      const lastRej = !l ? null : (typeof l === 'object' && l.reason
+        ? joinParts(str(l.reason), ago(l.secs_ago)) : flat(l, 1));
+      rows.push(fact('edge_rejected', 'Refused at the tunnel', joinParts(count(total, 'request', 'requests'),
+        lastRej ? `last: ${lastRej}` : null), 'bad'));
+    }
+  }
+
+  function backendFacts(b, rows) {
+    if (!b || typeof b !== 'object') {
+      rows.push(fact('backend', 'ArgusAI server', flat(b, 1)));
+      return;
+    }
+    const reachable = b.reachable === true;
+    rows.push(fact('backend', 'ArgusAI server', reachable
+      ? joinParts('Reachable', typeof b.status === 'number' ? `HTTP ${b.status}` : null,
+        typeof b.latency_ms === 'number' ? `${b.latency_ms} ms` : null)
+      : 'Unreachable', reachable ? 'ok' : 'bad'));
+  }
+
   function renderStatus(s) {
-    const list = $('status-list');
     const rows = [];
-    const known = new Set(['status', 'version', 'uptime_secs', 'devices', 'backend', 'edge', 'tunnel']);
     const overall = str(s.status, 'unknown');
     const ok = /^(ok|healthy|up)$/i.test(overall);
     setPill(ok ? 'ok' : 'warn', ok ? 'Relay OK' : `Relay ${overall}`);
-    rows.push(fact('status', 'Overall', ok ? 'OK' : overall, ok ? 'ok' : 'warn'));
+    rows.push(fact('status', 'Overall', ok ? 'OK' : overall.charAt(0).toUpperCase() + overall.slice(1), ok ? 'ok' : 'warn'));
 
-    if (s.tunnel !== undefined) {
-      const t = s.tunnel;
-      if (t && typeof t === 'object' && !Array.isArray(t)) {
-        const state = str(t.state !== undefined ? t.state : (t.status !== undefined ? t.status : t.connected), '');
-        const rest = Object.fromEntries(Object.entries(t).filter(([k]) => !['state', 'status'].includes(k)));
-        const kind = TUNNEL_GOOD.test(state) || t.connected === true ? 'ok' : (TUNNEL_BAD.test(state) || t.connected === false ? 'bad' : undefined);
-        const text = joinParts(state || null, Object.keys(rest).length ? flat(rest, 1) : null) || '—';
-        rows.push(fact('tunnel', 'Tunnel', text, kind));
-      } else {
-        rows.push(fact('tunnel', 'Tunnel', flat(t, 1)));
-      }
+    const problems = Array.isArray(s.problems) ? s.problems.filter((p) => p !== null && p !== undefined && p !== '') : [];
+    $('status-problems').replaceChildren(...problems.slice(0, 10).map((p) => h('li', { text: typeof p === 'string' ? str(p) : flat(p, 1) })));
+    $('status-problems').hidden = problems.length === 0;
+
+    if (s.tunnel !== undefined) tunnelFacts(s.tunnel, rows);
+    if (s.edge !== undefined) edgeFacts(s.edge, rows);
+    if (s.backend !== undefined) backendFacts(s.backend, rows);
+    if (s.devices !== undefined) {
+      const d = s.devices;
+      const n = typeof d === 'number' ? d : (d && typeof d.paired === 'number' ? d.paired : null);
+      rows.push(fact('devices', 'Paired devices', n !== null ? String(n) : flat(d, 1)));
     }
-
-    const edge = s.edge && typeof s.edge === 'object' ? s.edge : null;
-    if (edge) {
-      const ago = edge.last_request_secs_ago;
-      const text = typeof ago === 'number'
-        ? (ago < 10 ? 'Last request just now' : `Last request ${span(ago)} ago`)
-        : 'No request from the edge yet';
-      const extra = Object.fromEntries(Object.entries(edge).filter(([k]) => k !== 'last_request_secs_ago'));
-      rows.push(fact('edge', 'Edge (Cloudflare)', joinParts(text, Object.keys(extra).length ? flat(extra, 1) : null),
-        typeof ago === 'number' ? 'ok' : undefined));
-    }
-
-    const b = s.backend && typeof s.backend === 'object' ? s.backend : null;
-    if (b) {
-      const reachable = b.reachable === true;
-      const text = reachable
-        ? joinParts('Reachable', typeof b.status === 'number' ? `HTTP ${b.status}` : null)
-        : 'Unreachable';
-      rows.push(fact('backend', 'ArgusAI server', text, reachable ? 'ok' : 'bad'));
-    }
-
-    if (s.devices !== undefined) rows.push(fact('devices', 'Paired devices', flat(s.devices, 1)));
-    if (s.version !== undefined || s.uptime_secs !== undefined) {
-      rows.push(fact('agent', 'Agent', joinParts(s.version !== undefined ? `version ${str(s.version)}` : null,
+    const versions = s.versions && typeof s.versions === 'object' ? s.versions : {};
+    const agentVersion = s.version !== undefined ? s.version : versions.agent;
+    if (agentVersion !== undefined || s.uptime_secs !== undefined) {
+      rows.push(fact('agent', 'Agent', joinParts(agentVersion !== undefined ? `version ${str(agentVersion)}` : null,
         typeof s.uptime_secs === 'number' ? `up ${span(s.uptime_secs)}` : null)));
     }
+    if (versions.cloudflared) rows.push(fact('cloudflared', 'cloudflared', `version ${str(versions.cloudflared)}`));
     // Anything newer agents report: shown as it is.
     for (const [k, v] of Object.entries(s)) {
-      if (known.has(k)) continue;
+      if (KNOWN_STATUS.has(k)) continue;
       rows.push(fact(k, humanKey(k), flat(v, 1), isErrorKey(k) && v ? 'bad' : undefined));
     }
-    list.replaceChildren(...rows.flat());
+    $('status-list').replaceChildren(...rows.flat());
     $('status-updated').textContent = `Updated ${new Date().toLocaleTimeString()}`;
   }
 
