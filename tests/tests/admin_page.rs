@@ -74,6 +74,7 @@ struct BrowserScript {
     stdin: ChildStdin,
     lines: Lines<BufReader<ChildStdout>>,
     stderr: std::sync::Arc<std::sync::Mutex<String>>,
+    exited: bool,
 }
 
 impl BrowserScript {
@@ -111,6 +112,7 @@ impl BrowserScript {
             stdin,
             lines,
             stderr,
+            exited: false,
         }
     }
 
@@ -171,6 +173,7 @@ impl BrowserScript {
             .await
             .expect("the browser script exits")
             .expect("wait");
+        self.exited = true;
         assert!(
             status.success(),
             "browser script: {status}\n{}",
@@ -181,7 +184,10 @@ impl BrowserScript {
 
 impl Drop for BrowserScript {
     fn drop(&mut self) {
-        // The script and its Chromium share a process group.
+        // The script and its Chromium share a process group (killed on failure).
+        if self.exited {
+            return;
+        }
         if let Some(pid) = self.child.id() {
             // SAFETY: sending a signal to a process group we created.
             unsafe {

@@ -233,25 +233,14 @@ fn session_of(
 /// For the admin API: accepts the page's session in place of the admin token. No live session
 /// → 401 (as without a token); a session but not from the page itself → 403.
 pub fn authorize_api(state: &AppState, req: &Request<Body>) -> Result<(), AgentError> {
-    let (active, _) =
-        session_of(state, req.headers()).map_err(|_| AgentError::AdminTokenRequired)?;
-    csrf::check(
-        req.method(),
-        req.headers(),
-        host_of(req.headers()),
-        &active.csrf_token,
-    )
-    .map_err(|e| {
-        tracing::warn!(reason = e.reason(), "admin page: request refused");
-        AgentError::CsrfRefused { reason: e.reason() }
-    })
+    checked_session(state, req).map(|_| ())
 }
 
-/// The session of a state-changing UI request, checked like [`authorize_api`].
-fn require_session(
+/// The request's live session (and its cookie value), having passed the [`csrf`] checks.
+fn checked_session(
     state: &AppState,
     req: &Request<Body>,
-) -> Result<(session::Active, String), UiError> {
+) -> Result<(session::Active, String), AgentError> {
     let found = session_of(state, req.headers()).map_err(|_| AgentError::AdminTokenRequired)?;
     csrf::check(
         req.method(),
@@ -346,16 +335,14 @@ fn login_link(state: &AppState, req: &Request<Body>) -> Result<Response<Body>, U
 }
 
 fn logout(state: &AppState, req: &Request<Body>) -> Result<Response<Body>, UiError> {
-    let (_, id) = require_session(state, req)?;
+    let (_, id) = checked_session(state, req)?;
     state.admin_sessions.end(&id);
     tracing::info!("admin page: signed out");
     let mut resp = body::json(StatusCode::OK, &serde_json::json!({"signed_out": true}));
-    resp.headers_mut().insert(
-        header::SET_COOKIE,
-        HeaderValue::from_static(
-            "argus_relay_admin=; Path=/admin; HttpOnly; SameSite=Strict; Max-Age=0",
-        ),
-    );
+    let cleared = format!("{COOKIE_NAME}=; Path=/admin; HttpOnly; SameSite=Strict; Max-Age=0");
+    if let Ok(v) = HeaderValue::from_str(&cleared) {
+        resp.headers_mut().insert(header::SET_COOKIE, v);
+    }
     Ok(resp)
 }
 
@@ -384,7 +371,7 @@ struct CodeWithQr {
 }
 
 async fn pairing_code(state: &AppState, req: Request<Body>) -> Result<Response<Body>, UiError> {
-    require_session(state, &req)?;
+    checked_session(state, &req)?;
     let body: NewCode = identity::http::read_json(req).await?;
     let scope = Scope::parse(&body.scope)
         .ok_or_else(|| AgentError::BadRequest("scope must be \"owner\" or \"viewer\"".into()))?;
