@@ -202,7 +202,7 @@
       $('pair-code').dataset.code = pairing.code;
       $('pair-scope-label').textContent = created.scope === 'owner' ? 'Owner access' : 'Viewer access';
       showSvg($('pair-qr'), typeof created.qr_svg === 'string' ? created.qr_svg : '');
-      $('pair-qr').classList.remove('qr-dim');
+      $('pair-qr').hidden = false;
       setPairState('waiting', 'Waiting for the phone…');
       button.textContent = 'Show another code';
       tick();
@@ -237,7 +237,7 @@
     stopPairing();
     pairing.done = true;
     $('pair-countdown').textContent = 'Expired';
-    $('pair-qr').classList.add('qr-dim');
+    $('pair-qr').hidden = true;
     setPairState('expired', 'This code has expired. Show a new one to pair a phone.');
   }
 
@@ -251,7 +251,7 @@
         stopPairing();
         pairing.done = true;
         $('pair-countdown').textContent = 'Used';
-        $('pair-qr').classList.add('qr-dim');
+        $('pair-qr').hidden = true;
         setPairState('paired', `Paired: ${str(st.device_name, 'a phone')}`);
         toast(`${str(st.device_name, 'A phone')} is paired`, 'ok');
         refreshDevices();
