@@ -9,8 +9,9 @@ mod devices;
 pub mod init;
 mod pairing;
 mod run;
-mod ui;
 mod worker_config;
+// The Mobile Access page's sign-in link.
+mod ui;
 
 use std::path::PathBuf;
 
