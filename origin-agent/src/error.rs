@@ -20,6 +20,10 @@ pub enum AgentError {
     Unauthenticated,
     #[error("the admin token is required (it is in the data directory, file admin.token)")]
     AdminTokenRequired,
+    /// A browser request to the admin API that did not come from the admin page itself
+    /// (another origin, or without the page's CSRF token): 403.
+    #[error("refused: this request did not come from the admin page")]
+    CsrfRefused { reason: &'static str },
     #[error("the device token is not valid")]
     InvalidToken { reason: &'static str },
     #[error("the edge signature is not valid")]
@@ -56,6 +60,7 @@ impl AgentError {
             AgentError::Unauthenticated | AgentError::AdminTokenRequired => {
                 ErrorCode::Unauthenticated
             }
+            AgentError::CsrfRefused { .. } => ErrorCode::Forbidden,
             AgentError::InvalidToken { .. } => ErrorCode::InvalidToken,
             AgentError::InvalidSignature { .. } => ErrorCode::InvalidSignature,
             AgentError::InsufficientScope => ErrorCode::InsufficientScope,
@@ -73,6 +78,7 @@ impl AgentError {
 
     fn reason(&self) -> Option<&'static str> {
         match self {
+            AgentError::CsrfRefused { reason } => Some(reason),
             AgentError::NonCanonicalPath { reason }
             | AgentError::Refused { reason }
             | AgentError::InvalidToken { reason }

@@ -5,6 +5,7 @@
 //! [`proxy`] to ArgusAI; [`store`] is the SQLite state; [`discovery`] advertises the LAN listener
 //! over mDNS; [`client`] is the reference phone client; [`cli`] is every subcommand.
 
+pub mod admin_ui;
 pub mod body;
 pub mod cli;
 pub mod client;

@@ -44,6 +44,8 @@ pub struct AppState {
     pub last_edge_request: AtomicU64,
     /// Owner codes made through the admin API, and the device each was redeemed by.
     owner_codes: Mutex<HashMap<String, OwnerCodeState>>,
+    /// The admin page's sign-in tickets and browser sessions (in memory).
+    pub admin_sessions: crate::admin_ui::Sessions,
 }
 
 #[derive(Debug, Clone)]
@@ -103,6 +105,7 @@ impl AppState {
             started_at: now,
             last_edge_request: AtomicU64::new(0),
             owner_codes: Mutex::new(HashMap::new()),
+            admin_sessions: crate::admin_ui::Sessions::default(),
         })
     }
 

@@ -11,6 +11,8 @@ pub mod init;
 mod pairing;
 mod run;
 mod worker_config;
+// The Mobile Access page's sign-in link.
+mod ui;
 
 use std::path::PathBuf;
 
@@ -63,6 +65,8 @@ pub enum Command {
     Rename(devices::RenameArgs),
     /// Revoke a device: its tokens stop working at once.
     Revoke(devices::RevokeArgs),
+    /// Print a one-time sign-in link to the Mobile Access page (pairing QR, devices, status).
+    Ui(ui::UiArgs),
     /// Signing keys.
     Keys {
         #[command(subcommand)]
@@ -140,6 +144,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Devices(a) => devices::list(a),
         Command::Rename(a) => devices::rename(a),
         Command::Revoke(a) => devices::revoke(a),
+        Command::Ui(a) => ui::ui(a),
         Command::Keys {
             command: KeysCommand::Rotate(a),
         } => devices::rotate_keys(a),
