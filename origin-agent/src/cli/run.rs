@@ -1,5 +1,6 @@
 //! `argus-relay run`: the agent itself — the tunnel listener (for cloudflared) and the admin
 //! listener (for the owner), both on loopback, until SIGINT/SIGTERM, then a graceful drain.
+//! With a `[cloudflared]` section it also runs (or watches) cloudflared ([`crate::tunnel`]).
 //!
 //! When both listeners are bound it prints one JSON line on stdout,
 //! `{"listening":{"tunnel":"127.0.0.1:8470","admin":"127.0.0.1:8471"}}`, for supervisors and
@@ -103,7 +104,12 @@ async fn serve(cfg: AgentConfig) -> Result<(), CliError> {
         stop_rx.clone(),
         move |req, peer| admin::handle(st.clone(), req, peer),
     ));
-    let housekeeping = tokio::spawn(housekeeping(state.clone(), stop_rx));
+    let housekeeping = tokio::spawn(housekeeping(state.clone(), stop_rx.clone()));
+    let cloudflared = crate::tunnel::supervisor::start(
+        state.config.cloudflared.clone(),
+        state.tunnel.clone(),
+        stop_rx,
+    );
 
     let ready = serde_json::json!({"listening": {"tunnel": tunnel_addr, "admin": admin_addr}});
     {
@@ -122,7 +128,7 @@ async fn serve(cfg: AgentConfig) -> Result<(), CliError> {
     shutdown_signal().await;
     tracing::info!("shutting down: draining connections");
     let _ = stop_tx.send(true);
-    let _ = tokio::join!(tunnel_task, admin_task, housekeeping);
+    let _ = tokio::join!(tunnel_task, admin_task, housekeeping, cloudflared);
     tracing::info!("stopped");
     Ok(())
 }

@@ -16,6 +16,7 @@
 //! | PUT | `/admin/devices/{id}/rename` | `{name}` → the device |
 //! | DELETE | `/admin/devices/{id}` | → `{revoked: true, device_id}` |
 //! | POST | `/admin/keys/rotate` | → `{kid, jwks}` |
+//! | GET | `/admin/status` | → the relay status ([`crate::relay_status`]) with local detail |
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -209,12 +210,14 @@ async fn serve(state: &AppState, req: Request<Body>) -> Result<Response<Body>, A
         }
         (Method::DELETE, ["admin", "devices", id]) => id_http::revoke(state, id),
         (Method::POST, ["admin", "keys", "rotate"]) => rotate_keys(state),
+        (Method::GET, ["admin", "status"]) => crate::relay_status::answer(state, true).await,
         (
             _,
             ["admin", "pairing-codes", ..]
             | ["admin", "pairings", ..]
             | ["admin", "devices", ..]
-            | ["admin", "keys", ..],
+            | ["admin", "keys", ..]
+            | ["admin", "status"],
         ) => Err(AgentError::MethodNotAllowed),
         _ => Err(AgentError::NotFound),
     }
