@@ -6,9 +6,12 @@
 
 mod admin_client;
 mod devices;
+pub mod doctor;
 pub mod init;
 mod pairing;
 mod run;
+pub mod status;
+pub mod tunnel;
 mod worker_config;
 
 use std::path::PathBuf;
@@ -76,6 +79,15 @@ pub enum Command {
         #[command(subcommand)]
         command: ConfigCommand,
     },
+    /// The Cloudflare Tunnel (cloudflared) the agent runs or watches.
+    Tunnel {
+        #[command(subcommand)]
+        command: tunnel::TunnelCommand,
+    },
+    /// The running agent's status: tunnel, edge, backend, devices.
+    Status(status::StatusArgs),
+    /// Check the whole chain (public URL → Worker → tunnel → agent → ArgusAI) and say what to fix.
+    Doctor(doctor::DoctorArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -139,6 +151,9 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Policy {
             command: PolicyCommand::Check { file },
         } => policy_check(&file),
+        Command::Tunnel { command } => tunnel::run(command),
+        Command::Status(a) => status::status(a),
+        Command::Doctor(a) => doctor::doctor(a),
         Command::Config {
             command: ConfigCommand::Check(a),
         } => {
