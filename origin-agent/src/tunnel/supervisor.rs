@@ -6,9 +6,10 @@
 //! a token passed as `TUNNEL_TOKEN` in the environment (not on the command line, where any local
 //! user could read it). cloudflared runs in its own process group (a Ctrl-C in the agent's
 //! terminal reaches the agent, which then stops cloudflared in order) and gets SIGTERM if the
-//! agent dies (Linux `PR_SET_PDEATHSIG`), so no stale cloudflared keeps answering on the metrics
-//! address — and, before each start, the agent refuses to trust a metrics address something else
-//! already listens on.
+//! agent dies (Linux `PR_SET_PDEATHSIG`; it is spawned from a runtime worker thread, which lives as
+//! long as the agent), so no stale cloudflared keeps answering on the metrics address — and,
+//! before each start, the agent refuses to trust a metrics address something else already
+//! listens on.
 
 use std::ffi::OsString;
 use std::os::unix::process::ExitStatusExt;
@@ -105,6 +106,8 @@ async fn run(cfg: CloudflaredConfig, monitor: TunnelMonitor, mut stop: watch::Re
     );
     let mut running: Option<Running> = None;
     let mut version: Option<String> = None;
+    // `/metrics` is asked once per process, after its first ready answer.
+    let mut version_asked = false;
     let mut action = if *stop.borrow() {
         Action::Done
     } else {
@@ -145,6 +148,7 @@ async fn run(cfg: CloudflaredConfig, monitor: TunnelMonitor, mut stop: watch::Re
                 Ok(r) => {
                     tracing::info!(pid = r.pid, binary = %cfg.binary.display(), "cloudflared started");
                     running = Some(r);
+                    version_asked = false;
                     machine.spawned(Instant::now())
                 }
                 Err(why) => {
@@ -186,8 +190,11 @@ async fn run(cfg: CloudflaredConfig, monitor: TunnelMonitor, mut stop: watch::Re
                     _ = stop.changed() => machine.stop(Instant::now()),
                     _ = tokio::time::sleep(interval) => {
                         let probe = readiness::probe(cfg.metrics, probe_timeout).await;
-                        if matches!(probe, Probe::Ready { .. }) && version.is_none() {
-                            version = readiness::version(cfg.metrics, probe_timeout).await;
+                        if matches!(probe, Probe::Ready { .. }) && !version_asked {
+                            version_asked = true;
+                            if let Some(v) = readiness::version(cfg.metrics, probe_timeout).await {
+                                version = Some(v);
+                            }
                         }
                         machine.probe(probe, Instant::now())
                     }
