@@ -131,18 +131,27 @@ pub fn init(args: InitArgs) -> Result<(), CliError> {
     let (mut cfg, new_config) = config_for(&args)?;
     let mut tunnel_report = None;
     if args.tunnel.given() {
-        if cfg.cloudflared.is_some() {
-            return Err(CliError::Usage(format!(
-                "{} already has a [cloudflared] section; change it with `argus-relay tunnel config`",
-                args.config.config.display()
-            )));
+        match &cfg.cloudflared {
+            Some(existing) => {
+                let differs = super::tunnel::differences(existing, &args.tunnel)?;
+                if !differs.is_empty() {
+                    return Err(CliError::Usage(format!(
+                        "{} has a [cloudflared] section that says otherwise for {}; change it \
+                         with `argus-relay tunnel config`",
+                        args.config.config.display(),
+                        differs.join(", ")
+                    )));
+                }
+            }
+            None => {
+                tunnel_report = Some(super::tunnel::apply(
+                    &args.config.config,
+                    &args.tunnel,
+                    None,
+                )?);
+                cfg = AgentConfig::load(&args.config.config)?;
+            }
         }
-        tunnel_report = Some(super::tunnel::apply(
-            &args.config.config,
-            &args.tunnel,
-            None,
-        )?);
-        cfg = AgentConfig::load(&args.config.config)?;
     }
     let failed = |what: &str, e: &dyn std::fmt::Display| CliError::Failed(format!("{what}: {e}"));
     let store = Store::open(cfg.database_path()).map_err(|e| failed("database", &e))?;

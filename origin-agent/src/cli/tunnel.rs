@@ -93,6 +93,56 @@ impl TunnelSetupArgs {
     }
 }
 
+fn normalize_hostname(h: &str) -> String {
+    h.trim().trim_end_matches('.').to_ascii_lowercase()
+}
+
+/// The given flags that say otherwise than an existing `[cloudflared]` section (so that
+/// re-running `init` with the same flags, or with `ARGUS_RELAY_TUNNEL_TOKEN` set, changes
+/// nothing and is not an error).
+pub fn differences(
+    existing: &CloudflaredConfig,
+    setup: &TunnelSetupArgs,
+) -> Result<Vec<&'static str>, CliError> {
+    let mut out = Vec::new();
+    let token = match (&setup.tunnel_token, &setup.tunnel_token_file) {
+        (Some(t), _) => Some(t.trim().to_owned()),
+        (None, Some(f)) => Some(read_token_file(f)?),
+        (None, None) => None,
+    };
+    if token.is_some() && token != existing.token {
+        out.push(if setup.tunnel_token.is_some() {
+            "--tunnel-token"
+        } else {
+            "--tunnel-token-file"
+        });
+    }
+    if setup.tunnel_id.is_some() && existing.config.is_none() {
+        out.push("--tunnel-id");
+    }
+    if setup
+        .tunnel_hostname
+        .as_deref()
+        .is_some_and(|h| Some(normalize_hostname(h)) != existing.hostname)
+    {
+        out.push("--tunnel-hostname");
+    }
+    if setup.tunnel_metrics.is_some_and(|m| m != existing.metrics) {
+        out.push("--tunnel-metrics");
+    }
+    if setup
+        .cloudflared_binary
+        .as_ref()
+        .is_some_and(|b| *b != existing.binary)
+    {
+        out.push("--cloudflared-binary");
+    }
+    if setup.observe_only && existing.enabled {
+        out.push("--observe-only");
+    }
+    Ok(out)
+}
+
 fn absolute(p: &Path) -> Result<PathBuf, CliError> {
     if p.is_absolute() {
         Ok(p.to_owned())
@@ -174,7 +224,7 @@ pub fn apply(
     let mut c = raw.cloudflared.clone().unwrap_or_default();
     c.enabled = !setup.observe_only;
     if let Some(h) = &setup.tunnel_hostname {
-        c.hostname = Some(h.trim().trim_end_matches('.').to_ascii_lowercase());
+        c.hostname = Some(normalize_hostname(h));
     }
     if let Some(m) = setup.tunnel_metrics {
         c.metrics = m;
@@ -403,6 +453,29 @@ mod tests {
         .unwrap_err();
         assert!(e.to_string().contains("--tunnel-hostname"), "{e}");
         assert_eq!(std::fs::read_to_string(&p).unwrap(), BASE, "untouched");
+    }
+
+    #[test]
+    fn the_same_flags_again_are_no_difference() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = setup(dir.path());
+        let flags = TunnelSetupArgs {
+            tunnel_token: Some("tok".into()),
+            tunnel_hostname: Some("tunnel.example.com".into()),
+            ..TunnelSetupArgs::default()
+        };
+        apply(&p, &flags, None).unwrap();
+        let c = AgentConfig::load(&p).unwrap().cloudflared.unwrap();
+        assert!(differences(&c, &flags).unwrap().is_empty());
+        let other = TunnelSetupArgs {
+            tunnel_token: Some("other".into()),
+            observe_only: true,
+            ..TunnelSetupArgs::default()
+        };
+        assert_eq!(
+            differences(&c, &other).unwrap(),
+            ["--tunnel-token", "--observe-only"]
+        );
     }
 
     #[test]
