@@ -1,5 +1,5 @@
 # The two commands (see README): `make test` and `make demo`. Both bootstrap first.
-.PHONY: bootstrap worker test demo bench fmt
+.PHONY: bootstrap worker test demo bench fmt fuzz
 
 bootstrap:
 	@bash scripts/bootstrap.sh
@@ -12,6 +12,12 @@ test: bootstrap
 
 demo: bootstrap
 	@bash scripts/demo.sh
+
+bench: bootstrap
+	@bash scripts/bench.sh
+
+fuzz: bootstrap
+	@bash scripts/fuzz.sh
 
 fmt:
 	cargo fmt --all

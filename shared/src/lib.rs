@@ -7,9 +7,12 @@
 
 pub mod api;
 pub mod edge_state;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod headers;
 pub mod path;
 pub mod policy;
 pub mod route;
 pub mod signature;
 pub mod token;
+pub mod ws_auth;

@@ -118,8 +118,9 @@ pub const DEFAULT_ALLOW: &[&str] = &[
 ];
 
 /// The built-in deny list (wins over any allow). `"@default"` in `paths.deny` stands for it.
-/// The first group is also refused by [`crate::route::classify`]; it is repeated here so the
-/// policy alone is safe too.
+/// Most of the first group is also refused by [`crate::route::classify`] (all but
+/// `/api/v1/system/**` outside its tunnel controls, which only this list keeps from phones);
+/// it is repeated here so the policy alone is safe too.
 pub const DEFAULT_DENY: &[&str] = &[
     "/api/v1/system/**",
     "/docs/**",

@@ -64,7 +64,12 @@
 //! # Refused ([`Route::Refused`], reason codes)
 //! | reason | paths | why |
 //! |---|---|---|
-//! | `route.system` | `/api/v1/system`, `/api/v1/system/**` | settings, AI keys, SMTP, backup download/restore (the whole database), data deletion, **tunnel start/stop** |
+//! | `route.system_tunnel` | `/api/v1/system/tunnel/**` | ArgusAI's own tunnel start/stop: a phone could cut or rewire the very path it uses |
+//!
+//! The rest of `/api/v1/system/**` (settings, AI keys, SMTP, backup download and restore — the
+//! whole database —, data deletion) is *routed* to the backend, but the policy denies it by
+//! default (`DEFAULT_DENY`) and the agent serves it to owner-scoped devices only; an owner who
+//! wants backups from the phone lifts it in the policy.
 //! | `route.backend_credentials` | `/api/v1/auth/**`, `/api/v1/api-keys/**`, `/api/v1/users/**`, `/api/v1/mobile/auth/**` except the agent's | these mint or manage ArgusAI credentials. Remote requests reach ArgusAI with the *agent's* credential injected, so `login` would be a password oracle behind one IP (ArgusAI's 5-per-15-min limit would lock out the LAN), `change-password`/`logout`/`sessions` would act on the agent's own account, and `api-keys`/`users` would let a phone mint lasting credentials that survive its revocation |
 //! | `route.docs` | `/docs`, `/docs/**`, `/redoc`, `/redoc/**`, `/openapi.json` | API map for attackers; no client needs it |
 //! | `route.metrics` | `/metrics`, `/api/v1/metrics` | Prometheus and pipeline internals, unauthenticated on the backend |
@@ -200,8 +205,8 @@ pub enum BackendClass {
     Image,
     /// A WebSocket upgrade (`/ws`, `/ws/stream/{camera_id}`).
     WebSocket,
-    /// Server-sent events. ArgusAI's two SSE endpoints live under `/api/v1/system` and are
-    /// refused; the class exists so a future one is not given an API timeout.
+    /// Server-sent events (`/api/v1/system/ai-processing-stream` and the like): passed through
+    /// unbuffered, no API timeout.
     EventStream,
     /// Event video with range requests (`/api/v1/events/{id}/video`, `…/video/download`).
     Video,
@@ -443,7 +448,8 @@ fn refused(segs: &Segs<'_>) -> Option<&'static str> {
         ["ws", ..] => None,
         [".well-known", "jwks.json"] if exact.is_some() => None,
         [".well-known", ..] => Some("route.unknown_agent_path"),
-        ["api", "v1", "system", ..] => Some("route.system"),
+        // The backend's own tunnel controls: never remotely, whatever the policy says.
+        ["api", "v1", "system", "tunnel", ..] => Some("route.system_tunnel"),
         ["api", "v1", "auth" | "api-keys" | "users", ..] => Some("route.backend_credentials"),
         ["api", "v1", "mobile", "auth", rest @ ..] => match (rest, exact.is_some()) {
             (["pair" | "exchange" | "refresh" | "revoke"], true) => None,
@@ -466,7 +472,9 @@ fn backend_class(segs: &Segs<'_>) -> BackendClass {
     match segs.exact() {
         Some(["api", "v1", "events", _, "video"])
         | Some(["api", "v1", "events", _, "video", "download"]) => BackendClass::Video,
-        Some(["api", "v1", "events" | "motion-events", "export"])
+        Some(["api", "v1", "system", s]) if s.ends_with("-stream") => BackendClass::EventStream,
+        Some(["api", "v1", "system", "backup", _, "download"])
+        | Some(["api", "v1", "events" | "motion-events", "export"])
         | Some(["api", "v1", "context", "adjustments", "export"])
         | Some(["api", "v1", "webhooks", "logs", "export"])
         | Some(["api", "v1", "logs", "download"]) => BackendClass::Export,
@@ -618,6 +626,31 @@ mod tests {
     }
 
     #[test]
+    fn system_paths_are_routed_with_their_traffic_class_except_tunnel_controls() {
+        let backend = |class| Route::Backend { class };
+        assert_eq!(
+            classify("GET", "/api/v1/system/ai-processing-stream"),
+            backend(BackendClass::EventStream)
+        );
+        assert_eq!(
+            classify("GET", "/api/v1/system/backup/20250101/download"),
+            backend(BackendClass::Export)
+        );
+        assert_eq!(
+            classify("POST", "/api/v1/system/restore"),
+            backend(BackendClass::Api)
+        );
+        assert_eq!(
+            classify("GET", "/api/v1/system/settings"),
+            backend(BackendClass::Api)
+        );
+        assert_eq!(
+            classify("POST", "/api/v1/system/tunnel/stop"),
+            Route::Refused("route.system_tunnel")
+        );
+    }
+
+    #[test]
     fn the_edge_state_path_is_never_routed_for_phones() {
         assert_eq!(
             classify("GET", crate::edge_state::EDGE_STATE_PATH),
@@ -628,14 +661,10 @@ mod tests {
     #[test]
     fn refused_paths() {
         let cases = [
-            ("/api/v1/system", "route.system"),
-            ("/api/v1/system/", "route.system"),
-            ("/api/v1/system/settings", "route.system"),
-            ("/api/v1/system/tunnel/start", "route.system"),
-            ("/api/v1/system/tunnel/stop", "route.system"),
-            ("/api/v1/system/tunnel/status", "route.system"),
-            ("/api/v1/system/backup/2025/download", "route.system"),
-            ("/api/v1/system/restore", "route.system"),
+            ("/api/v1/system/tunnel", "route.system_tunnel"),
+            ("/api/v1/system/tunnel/start", "route.system_tunnel"),
+            ("/api/v1/system/tunnel/stop", "route.system_tunnel"),
+            ("/api/v1/system/tunnel/status", "route.system_tunnel"),
             ("/api/v1/auth/login", "route.backend_credentials"),
             ("/api/v1/auth/refresh", "route.backend_credentials"),
             ("/api/v1/auth/me", "route.backend_credentials"),
@@ -758,8 +787,11 @@ mod tests {
 
     #[test]
     fn deep_paths_still_refused_by_prefix() {
-        let deep = format!("/api/v1/system{}", "/x".repeat(40));
-        assert_eq!(classify("GET", &deep), Route::Refused("route.system"));
+        let deep = format!("/api/v1/system/tunnel{}", "/x".repeat(40));
+        assert_eq!(
+            classify("GET", &deep),
+            Route::Refused("route.system_tunnel")
+        );
         let deep = format!("/docs{}", "/x".repeat(40));
         assert_eq!(classify("GET", &deep), Route::Refused("route.docs"));
         let deep = format!("/api/v1/mobile/auth/status{}", "/x".repeat(40));

@@ -124,7 +124,7 @@ fn pipeline_for_ordinary_requests() {
     let t = canonicalize("/api/v1/%73ystem/tunnel/stop").unwrap();
     assert_eq!(
         classify("POST", &t.decoded_path),
-        Route::Refused("route.system")
+        Route::Refused("route.system_tunnel")
     );
     assert_eq!(
         denial(&policy, &phone("POST", &t.decoded_path)),

@@ -13,6 +13,7 @@
 pub mod agent;
 pub mod backend;
 pub mod cloudflared;
+pub mod edge_signer;
 pub mod phone;
 pub mod process;
 pub mod stack;

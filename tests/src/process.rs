@@ -8,6 +8,36 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+/// `PR_SET_PDEATHSIG` fires when the *thread* that forked the child exits, not the process. Tests
+/// spawn from short-lived threads (tokio's blocking pool reaps idle threads after 10 s), which
+/// would kill a healthy child mid-test. So every child is forked by one thread that lives as long
+/// as the process.
+fn spawn_from_keeper_thread(cmd: Command) -> std::io::Result<Child> {
+    type Job = (Command, mpsc::Sender<std::io::Result<Child>>);
+    static KEEPER: std::sync::OnceLock<Mutex<mpsc::Sender<Job>>> = std::sync::OnceLock::new();
+    let keeper = KEEPER.get_or_init(|| {
+        let (tx, rx) = mpsc::channel::<Job>();
+        std::thread::Builder::new()
+            .name("child-spawner".into())
+            .spawn(move || {
+                for (mut cmd, reply) in rx {
+                    let _ = reply.send(cmd.spawn());
+                }
+            })
+            .expect("spawner thread");
+        Mutex::new(tx)
+    });
+    let (reply_tx, reply_rx) = mpsc::channel();
+    keeper
+        .lock()
+        .map_err(|_| std::io::Error::other("spawner poisoned"))?
+        .send((cmd, reply_tx))
+        .map_err(|_| std::io::Error::other("spawner gone"))?;
+    reply_rx
+        .recv()
+        .map_err(|_| std::io::Error::other("spawner gone"))?
+}
+
 pub struct ChildProcess {
     name: String,
     child: Child,
@@ -29,7 +59,7 @@ impl ChildProcess {
                 Ok(())
             });
         }
-        let mut child = cmd.spawn()?;
+        let mut child = spawn_from_keeper_thread(cmd)?;
         let output = Arc::new(Mutex::new(Vec::new()));
         let (tx, lines) = mpsc::channel();
         for stream in [

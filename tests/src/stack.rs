@@ -177,22 +177,29 @@ impl Stack {
 
     /// Pairs a new phone with an owner code of `scope`, through the Worker (the seed's flow).
     pub async fn pair_phone(&self, scope: &str) -> PairedDevice {
+        let info = serde_json::json!({
+            "name": format!("Test phone ({scope})"),
+            "model": "iPhone15,2",
+            "platform": "ios",
+            "os_version": "18.1",
+            "app_version": "1.4.0",
+        });
+        self.pair_phone_with(scope, info).await
+    }
+
+    /// Pairs a new phone that describes itself with `device_info` (platform, versions, …).
+    pub async fn pair_phone_with(
+        &self,
+        scope: &str,
+        device_info: serde_json::Value,
+    ) -> PairedDevice {
         let created = self.owner_code(scope);
         let code = created["code"].as_str().expect("code").to_owned();
         let (status, answer) = self
             .phone()
             .post_json_json(
                 "/api/v1/devices/pair",
-                &serde_json::json!({
-                    "code": code,
-                    "device_info": {
-                        "name": format!("Test phone ({scope})"),
-                        "model": "iPhone15,2",
-                        "platform": "ios",
-                        "os_version": "18.1",
-                        "app_version": "1.4.0",
-                    }
-                }),
+                &serde_json::json!({"code": code, "device_info": device_info}),
             )
             .await;
         assert_eq!(status, 200, "pairing failed: {answer}\n{}", self.logs());

@@ -428,3 +428,73 @@ fn jwt_claims(token: &str) -> serde_json::Value {
 fn jwt_header(token: &str) -> serde_json::Value {
     b64_json(token.split('.').next().unwrap())
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn argus_relay_pair_waits_and_reports_the_phone_that_paired() {
+    use std::io::{BufRead, BufReader};
+    let stack = Stack::start().await;
+    let mut child = std::process::Command::new(e2e::agent::binary())
+        .args(["pair", "--scope", "owner", "--config"])
+        .arg(stack.agent.config_path())
+        .env("ARGUS_RELAY_ADMIN_URL", stack.agent.admin_url())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let mut printed = Vec::new();
+    let code = loop {
+        let line = rx
+            .recv_timeout(Duration::from_secs(20))
+            .expect("pair prints its link");
+        printed.push(line.clone());
+        if let Some(rest) = line.split("argusai://pair?code=").nth(1) {
+            break rest.split('&').next().unwrap().to_owned();
+        }
+    };
+    assert!(printed.iter().any(|l| l.contains("Code:")), "{printed:?}");
+    let (status, _) = stack
+        .phone()
+        .post_json_json(
+            "/api/v1/devices/pair",
+            &json!({"code": code, "device_info": {"name": "Kitchen iPad", "platform": "ios"}}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let reported = (0..50)
+        .find_map(|_| {
+            let line = rx.recv_timeout(Duration::from_millis(200)).ok()?;
+            line.starts_with("Paired: Kitchen iPad (dev_")
+                .then_some(line)
+        })
+        .expect("pair reports the device");
+    let exit = child.wait().unwrap();
+    assert!(exit.success(), "{reported}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn push_registration_routes_still_reach_argusai() {
+    let stack = Stack::start().await;
+    let owner = stack.pair_phone("owner").await;
+    let phone = stack.phone().with_token(&owner.access_token);
+    stack.backend.clear_requests();
+    let resp = phone
+        .post_json(
+            "/api/v1/devices",
+            &json!({"device_id": "apns-1", "platform": "ios", "push_token": "abc"}),
+        )
+        .await;
+    assert_ne!(resp.status(), 401, "the relay let it through to ArgusAI");
+    let seen = stack.backend.requests();
+    assert!(
+        seen.iter()
+            .any(|r| r.method == "POST" && r.path() == "/api/v1/devices"),
+        "ArgusAI's push registration got the request: {seen:?}"
+    );
+}

@@ -114,6 +114,7 @@ async fn serve(
             request_id: request_id.to_owned(),
             client_ip: facts.client_ip,
             client_upgrade,
+            edge_device: facts.device_id,
         },
     )
     .await

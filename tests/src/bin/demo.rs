@@ -18,44 +18,46 @@ async fn main() {
     let config = stack.agent.config_path().display().to_string();
     let admin = stack.agent.admin_url();
     let bin = e2e::agent::binary().display().to_string();
-    println!(
-        "\n\
-argus-relay demo is running.\n\
-\n\
-  edge Worker (wrangler dev / workerd)  {edge}\n\
-  origin agent, tunnel listener         {tunnel}\n\
-  origin agent, admin API (loopback)    {admin}\n\
-  stand-in ArgusAI backend              {backend}\n\
-\n\
-A phone (\"Test phone (owner)\", device {device_id}) is paired. Its access token lives {ttl} s.\n\
-\n\
-Try, as that phone, through the Worker -> agent -> backend:\n\
-\n\
-  TOKEN='{token}'\n\
-  curl -s -H \"Authorization: Bearer $TOKEN\" -H 'MF-CF-Blob: {cf}' '{edge}/api/v1/events?limit=2'\n\
-\n\
-(`MF-CF-Blob` stands in for the request.cf Cloudflare adds: country, ASN, TLS version.)\n\
-\n\
-What the relay refuses, before anything reaches your home:\n\
-\n\
-  curl -s '{edge}/api/v1/events'                                  # no token: 401\n\
-  curl -s --path-as-is '{edge}/api/v1/thumbnails/%2e%2e/app.db'   # ArgusAI's database leak: 400\n\
-  curl -s '{tunnel}/api/v1/events'                                # the tunnel without the Worker: 401\n\
-\n\
-Owner commands against this agent:\n\
-\n\
-  export ARGUS_RELAY_ADMIN_URL={admin} ARGUS_RELAY_CONFIG={config}\n\
-  {bin} pair --scope viewer      # a code + QR for another phone\n\
-  {bin} devices                  # paired devices\n\
-  {bin} revoke {device_id}\n\
-\n\
-Ctrl-C stops everything.",
-        tunnel = stack.agent.tunnel_url(),
-        backend = stack.backend.url(),
-        device_id = device.device_id,
-        ttl = device.expires_in,
-        token = device.access_token,
-    );
+    let tunnel = stack.agent.tunnel_url();
+    let backend = stack.backend.url();
+    let device_id = &device.device_id;
+    let ttl = device.expires_in;
+    let token = &device.access_token;
+    let lines = [
+        String::new(),
+        "argus-relay demo is running.".into(),
+        String::new(),
+        format!("  edge Worker (wrangler dev / workerd)  {edge}"),
+        format!("  origin agent, tunnel listener         {tunnel}"),
+        format!("  origin agent, admin API (loopback)    {admin}"),
+        format!("  stand-in ArgusAI backend              {backend}"),
+        String::new(),
+        format!("A phone (\"Test phone (owner)\", device {device_id}) is paired; its access token lives {ttl} s."),
+        String::new(),
+        "Try, as that phone, through the Worker -> agent -> backend:".into(),
+        String::new(),
+        format!("  TOKEN='{token}'"),
+        format!("  curl -s -H \"Authorization: Bearer $TOKEN\" -H 'MF-CF-Blob: {cf}' '{edge}/api/v1/events?limit=2'"),
+        String::new(),
+        "(MF-CF-Blob stands in for the request.cf Cloudflare adds: country, ASN, TLS version.)".into(),
+        String::new(),
+        "What the relay refuses, before anything reaches your home:".into(),
+        String::new(),
+        format!("  curl -s '{edge}/api/v1/events'                                 # no token: 401"),
+        format!("  curl -s --path-as-is -H \"Authorization: Bearer $TOKEN\" -H 'MF-CF-Blob: {cf}' '{edge}/api/v1/thumbnails/..%2fapp.db'"),
+        "      # ArgusAI's traversal hole (it returns its whole database): refused at the edge, 400".into(),
+        format!("  curl -s '{tunnel}/api/v1/events'                               # the tunnel without the Worker: 401"),
+        String::new(),
+        "Owner commands against this agent:".into(),
+        String::new(),
+        format!("  export ARGUS_RELAY_ADMIN_URL={admin} ARGUS_RELAY_CONFIG={config}"),
+        format!("  {bin} pair --scope viewer      # a code + QR for another phone"),
+        format!("  {bin} devices                  # paired devices"),
+        format!("  {bin} revoke {device_id}"),
+        String::new(),
+        "Ctrl-C stops everything.".into(),
+    ];
+    println!("{}", lines.join("\n"));
     let _ = tokio::signal::ctrl_c().await;
     eprintln!("stopping...");
     drop(stack);
