@@ -39,7 +39,10 @@
 //!
 //! Environment overrides (highest precedence): `ARGUS_RELAY_DATA_DIR`, `ARGUS_RELAY_PUBLIC_URL`,
 //! `ARGUS_RELAY_BACKEND_URL`, `ARGUS_RELAY_BACKEND_API_KEY`, `ARGUS_RELAY_TUNNEL_LISTEN`,
-//! `ARGUS_RELAY_ADMIN_LISTEN`.
+//! `ARGUS_RELAY_ADMIN_LISTEN`, `ARGUS_RELAY_TUNNEL_TOKEN` (`cloudflared.token`).
+//!
+//! The optional `[cloudflared]` section (cloudflared supervised or observed) is documented in
+//! [`crate::tunnel::settings`].
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -87,6 +90,9 @@ pub struct AgentConfig {
     pub limits: Limits,
     #[serde(default)]
     pub lan: LanConfig,
+    /// cloudflared, supervised or observed ([`crate::tunnel::settings`]); absent = not watched.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cloudflared: Option<crate::tunnel::CloudflaredConfig>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -270,6 +276,7 @@ impl AgentConfig {
             tokens: TokenConfig::default(),
             limits: Limits::default(),
             lan: LanConfig::default(),
+            cloudflared: None,
         }
     }
 
@@ -313,6 +320,9 @@ impl AgentConfig {
                 .parse()
                 .map_err(|_| invalid("admin.listen", format!("{v:?} is not ip:port")))?;
         }
+        if let Some(v) = env("ARGUS_RELAY_TUNNEL_TOKEN").filter(|v| !v.is_empty()) {
+            cfg.cloudflared.get_or_insert_with(Default::default).token = Some(v);
+        }
         cfg.validate()?;
         Ok(cfg)
     }
@@ -350,6 +360,9 @@ impl AgentConfig {
             return Err(invalid("limits.max_header_bytes", "must be at least 4096"));
         }
         self.lan.validate()?;
+        if let Some(c) = &self.cloudflared {
+            c.validate()?;
+        }
         Ok(())
     }
 

@@ -120,7 +120,7 @@ impl Agent {
 
     /// `argus-relay run` on ephemeral loopback ports; returns once it says it listens.
     pub fn start(config_path: &Path, extra_env: Vec<(String, String)>) -> Result<Agent, String> {
-        Agent::start_with_args(config_path, extra_env, Vec::new())
+        Agent::start_full(config_path, extra_env, Vec::new(), "127.0.0.1:0")
     }
 
     /// Like [`Agent::start`], with more arguments for `run` (e.g. `--lan-listen 127.0.0.1:0`).
@@ -128,6 +128,26 @@ impl Agent {
         config_path: &Path,
         extra_env: Vec<(String, String)>,
         extra_args: Vec<String>,
+    ) -> Result<Agent, String> {
+        Agent::start_full(config_path, extra_env, extra_args, "127.0.0.1:0")
+    }
+
+    /// `argus-relay run` with the tunnel listener on `tunnel_listen` (a tunnel's ingress must know
+    /// the port in advance) and the admin listener on an ephemeral port.
+    pub fn start_on(
+        config_path: &Path,
+        extra_env: Vec<(String, String)>,
+        tunnel_listen: &str,
+    ) -> Result<Agent, String> {
+        Agent::start_full(config_path, extra_env, Vec::new(), tunnel_listen)
+    }
+
+    /// `run` with extra arguments and the tunnel listener on `tunnel_listen`.
+    pub fn start_full(
+        config_path: &Path,
+        extra_env: Vec<(String, String)>,
+        extra_args: Vec<String>,
+        tunnel_listen: &str,
     ) -> Result<Agent, String> {
         let mut agent = Agent {
             process: None,
@@ -140,7 +160,7 @@ impl Agent {
             extra_env,
             extra_args,
         };
-        agent.spawn("127.0.0.1:0", "127.0.0.1:0")?;
+        agent.spawn(tunnel_listen, "127.0.0.1:0")?;
         let cfg = std::fs::read_to_string(config_path).map_err(|e| e.to_string())?;
         let value: toml::Value = toml::from_str(&cfg).map_err(|e| e.to_string())?;
         agent.data_dir = value
@@ -249,6 +269,36 @@ impl Agent {
         all.extend(["--config", &cfg]);
         let env = vec![("ARGUS_RELAY_ADMIN_URL".to_owned(), self.admin_url())];
         run_cli(&all, &env)
+    }
+
+    /// `argus-relay ARGS --config <this agent's config>`, whatever its exit status.
+    pub fn cli_output(&self, args: &[&str]) -> std::process::Output {
+        let cfg = self.config_path.to_string_lossy().into_owned();
+        Command::new(binary())
+            .args(args)
+            .args(["--config", &cfg])
+            .env("ARGUS_RELAY_ADMIN_URL", self.admin_url())
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run {}: {e}", binary().display()))
+    }
+
+    /// `GET /admin/status` (the agent's own account of itself).
+    pub async fn status(&self) -> serde_json::Value {
+        let token = self.admin_token().expect("admin token");
+        let resp = reqwest::Client::new()
+            .get(format!("{}/admin/status", self.admin_url()))
+            .bearer_auth(token)
+            .timeout(Duration::from_secs(10))
+            .send()
+            .await
+            .expect("admin status request");
+        assert_eq!(resp.status(), 200, "admin status");
+        resp.json().await.expect("admin status JSON")
+    }
+
+    /// The pid of `argus-relay run`.
+    pub fn pid(&self) -> Option<u32> {
+        self.process.as_ref().map(|p| p.pid())
     }
 
     pub fn worker_config(&self) -> Result<WorkerConfig, String> {

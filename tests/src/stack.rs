@@ -2,8 +2,9 @@
 
 use std::time::Duration;
 
-use crate::agent::Agent;
+use crate::agent::{run_cli, Agent};
 use crate::backend::{BackendConfig, StandInBackend};
+use crate::cloudflared::{StandInTunnel, TunnelOptions};
 use crate::phone::Phone;
 use crate::worker::{EdgeWorker, WorkerSettings};
 
@@ -26,6 +27,13 @@ pub struct StackOptions {
     /// TOML merged into the agent's configuration after `init` (each top-level key replaces
     /// the written one), e.g. a `[lan]` section.
     pub agent_config: Option<String>,
+    /// Configure the agent with this backend API key instead of the one the stand-in expects.
+    pub agent_backend_api_key: Option<String>,
+    /// Give the Worker this `RELAY_SIGNING_SECRET` (hex) instead of the agent's.
+    pub worker_secret: Option<String>,
+    /// Put a stand-in cloudflared, supervised by the agent, between the Worker and the agent
+    /// (`argus-relay tunnel config`, then `run`); the Worker's ORIGIN_URL is its edge side.
+    pub tunnel: Option<TunnelOptions>,
 }
 
 /// A phone paired through the Worker: its ids and tokens.
@@ -43,6 +51,8 @@ pub struct Stack {
     pub backend: StandInBackend,
     pub agent: Agent,
     pub worker: Option<EdgeWorker>,
+    /// The stand-in cloudflared, with [`StackOptions::tunnel`].
+    pub tunnel: Option<StandInTunnel>,
     pub dir: tempfile::TempDir,
 }
 
@@ -66,20 +76,44 @@ impl Stack {
         let backend_url = opts.backend_url.clone().unwrap_or_else(|| backend.url());
         let base = dir.path().to_owned();
         let opts2 = opts.clone();
-        let (agent, worker) =
-            tokio::task::spawn_blocking(move || -> Result<(Agent, Option<EdgeWorker>), String> {
+        type Started = (Agent, Option<EdgeWorker>, Option<StandInTunnel>);
+        let (agent, worker, tunnel) =
+            tokio::task::spawn_blocking(move || -> Result<Started, String> {
                 let config = Agent::init(
                     &base.join("agent"),
                     "https://relay.test",
                     &backend_url,
-                    BACKEND_API_KEY,
+                    opts2
+                        .agent_backend_api_key
+                        .as_deref()
+                        .unwrap_or(BACKEND_API_KEY),
                 )?;
                 if let Some(extra) = &opts2.agent_config {
                     crate::agent::merge_config(&config, extra)?;
                 }
-                let agent = Agent::start(&config, opts2.agent_env.clone())?;
+                let mut agent_env = opts2.agent_env.clone();
+                let mut tunnel_listen = "127.0.0.1:0".to_owned();
+                let tunnel = match &opts2.tunnel {
+                    Some(topts) => {
+                        let t = StandInTunnel::prepare(&base.join("cloudflared"), topts)?;
+                        let args = t.config_args(topts)?;
+                        let mut args: Vec<&str> = args.iter().map(String::as_str).collect();
+                        let cfg = config.to_string_lossy().into_owned();
+                        args.extend(["--config", &cfg]);
+                        tunnel_listen = t.service.to_string();
+                        run_cli(
+                            &args,
+                            &[("ARGUS_RELAY_TUNNEL_LISTEN".into(), tunnel_listen.clone())],
+                        )?;
+                        StandInTunnel::tune(&config, &topts.tuning)?;
+                        agent_env.extend(t.env(topts));
+                        Some(t)
+                    }
+                    None => None,
+                };
+                let agent = Agent::start_on(&config, agent_env, &tunnel_listen)?;
                 if opts2.without_worker {
-                    return Ok((agent, None));
+                    return Ok((agent, None, tunnel));
                 }
                 let wc = agent.worker_config()?;
                 let mut settings = WorkerSettings {
@@ -91,16 +125,21 @@ impl Stack {
                         settings.vars.push((k, v));
                     }
                 }
-                settings
-                    .vars
-                    .push(("ORIGIN_URL".into(), agent.tunnel_url()));
+                let origin = match &tunnel {
+                    Some(t) => t.origin_url(),
+                    None => agent.tunnel_url(),
+                };
+                settings.vars.push(("ORIGIN_URL".into(), origin));
                 if let Some(policy) = &opts2.policy {
                     settings.vars.push(("POLICY".into(), policy.clone()));
                 }
                 settings.secrets = wc.secrets.into_iter().collect();
+                if let Some(secret) = &opts2.worker_secret {
+                    settings.secrets = vec![("RELAY_SIGNING_SECRET".into(), secret.clone())];
+                }
                 let worker = EdgeWorker::start(&base.join("worker"), &settings)
                     .map_err(|e| format!("{e}\n--- agent output ---\n{}", agent.output()))?;
-                Ok((agent, Some(worker)))
+                Ok((agent, Some(worker), tunnel))
             })
             .await
             .expect("stack start task")
@@ -109,6 +148,7 @@ impl Stack {
             backend,
             agent,
             worker,
+            tunnel,
             dir,
         }
     }
@@ -196,11 +236,47 @@ impl Stack {
 
     /// Everything each process printed, for failure messages.
     pub fn logs(&self) -> String {
+        let tunnel = self
+            .tunnel
+            .as_ref()
+            .map(|t| std::fs::read_to_string(&t.log).unwrap_or_default())
+            .unwrap_or_default();
         format!(
-            "--- agent ---\n{}\n--- worker ---\n{}",
+            "--- agent ---\n{}\n--- worker ---\n{}\n--- stand-in cloudflared events ---\n{tunnel}",
             self.agent.output(),
             self.worker.as_ref().map(|w| w.output()).unwrap_or_default()
         )
+    }
+
+    /// The stand-in cloudflared (panics without [`StackOptions::tunnel`]).
+    pub fn cloudflared(&self) -> &StandInTunnel {
+        self.tunnel
+            .as_ref()
+            .expect("stack started without a tunnel")
+    }
+
+    /// Polls the agent's `/admin/status` until `pred` holds; returns that status and how long
+    /// it took. Panics with the last status and every log after `timeout`.
+    pub async fn wait_status(
+        &self,
+        timeout: Duration,
+        what: &str,
+        pred: impl Fn(&serde_json::Value) -> bool,
+    ) -> (serde_json::Value, Duration) {
+        let started = tokio::time::Instant::now();
+        loop {
+            let status = self.agent.status().await;
+            if pred(&status) {
+                return (status, started.elapsed());
+            }
+            if started.elapsed() >= timeout {
+                panic!(
+                    "waited {timeout:?} for {what}; last status:\n{status:#}\n{}",
+                    self.logs()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 }
 

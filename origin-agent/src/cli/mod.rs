@@ -7,9 +7,12 @@
 mod admin_client;
 pub mod client;
 mod devices;
+pub mod doctor;
 pub mod init;
 mod pairing;
 mod run;
+pub mod status;
+pub mod tunnel;
 mod worker_config;
 // The Mobile Access page's sign-in link.
 mod ui;
@@ -87,6 +90,15 @@ pub enum Command {
         #[command(subcommand)]
         command: client::ClientCommand,
     },
+    /// The Cloudflare Tunnel (cloudflared) the agent runs or watches.
+    Tunnel {
+        #[command(subcommand)]
+        command: tunnel::TunnelCommand,
+    },
+    /// The running agent's status: tunnel, edge, backend, devices.
+    Status(status::StatusArgs),
+    /// Check the whole chain (public URL → Worker → tunnel → agent → ArgusAI) and say what to fix.
+    Doctor(doctor::DoctorArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -152,6 +164,9 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             command: PolicyCommand::Check { file },
         } => policy_check(&file),
         Command::Client { command } => client::run(command),
+        Command::Tunnel { command } => tunnel::run(command),
+        Command::Status(a) => status::status(a),
+        Command::Doctor(a) => doctor::doctor(a),
         Command::Config {
             command: ConfigCommand::Check(a),
         } => {

@@ -1,5 +1,6 @@
 //! `argus-relay run`: the agent itself — the tunnel listener (for cloudflared) and the admin
 //! listener (for the owner), both on loopback, until SIGINT/SIGTERM, then a graceful drain.
+//! With a `[cloudflared]` section it also runs (or watches) cloudflared ([`crate::tunnel`]).
 //!
 //! When both listeners are bound it prints one JSON line on stdout,
 //! `{"listening":{"tunnel":"127.0.0.1:8470","admin":"127.0.0.1:8471"}}`, for supervisors and
@@ -122,7 +123,12 @@ async fn serve(cfg: AgentConfig) -> Result<(), CliError> {
     } else {
         None
     };
-    let housekeeping = tokio::spawn(housekeeping(state.clone(), stop_rx));
+    let housekeeping = tokio::spawn(housekeeping(state.clone(), stop_rx.clone()));
+    let cloudflared = crate::tunnel::supervisor::start(
+        state.config.cloudflared.clone(),
+        state.tunnel.clone(),
+        stop_rx,
+    );
 
     let mut ready = serde_json::json!({"listening": {"tunnel": tunnel_addr, "admin": admin_addr}});
     if let Some(lan) = &lan {
@@ -156,7 +162,7 @@ async fn serve(cfg: AgentConfig) -> Result<(), CliError> {
             lan.finish().await;
         }
     };
-    let _ = tokio::join!(tunnel_task, admin_task, housekeeping, lan_done);
+    let _ = tokio::join!(tunnel_task, admin_task, housekeeping, lan_done, cloudflared);
     tracing::info!("stopped");
     Ok(())
 }

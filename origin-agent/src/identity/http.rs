@@ -13,7 +13,7 @@
 //! | `DELETE /api/v1/devices/{id}` | owner, or the device itself | revoke |
 //! | `GET /.well-known/jwks.json` | anyone | the public token keys |
 //! | `GET /api/v1/health` | anyone | liveness and the server's identity (instance id, LAN certificate fingerprint) |
-//! | `GET /api/v1/relay/status` | a device | see [`crate::relay_status`] |
+//! | `GET /api/v1/relay/status` | owner | see [`crate::relay_status`] |
 //!
 //! Every code-taking endpoint first checks the caller's failure window
 //! ([`super::limiter`]) and charges it on failure; unknown, expired, used and locked codes get
@@ -676,6 +676,11 @@ pub async fn device_route(
                 &serde_json::json!({"revoked_count": count}),
             ))
         }
-        AgentRoute::RelayStatus => crate::relay_status::answer(state).await,
+        AgentRoute::RelayStatus => {
+            if !owner {
+                return Err(AgentError::InsufficientScope);
+            }
+            crate::relay_status::answer(state, false).await
+        }
     }
 }

@@ -234,7 +234,7 @@ async fn serve(
         }
         (Method::DELETE, ["admin", "devices", id]) => id_http::revoke(state, id),
         (Method::POST, ["admin", "keys", "rotate"]) => rotate_keys(state),
-        (Method::GET, ["admin", "status"]) => crate::relay_status::answer(state).await,
+        (Method::GET, ["admin", "status"]) => crate::relay_status::answer(state, true).await,
         (
             _,
             ["admin", "pairing-codes", ..]

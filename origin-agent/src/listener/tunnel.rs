@@ -71,8 +71,14 @@ async fn serve(
         &target,
         req.headers(),
         now,
-    )?;
+    )
+    .inspect_err(|e| {
+        if let AgentError::InvalidSignature { reason } = e {
+            state.edge_stats.rejected(reason, now);
+        }
+    })?;
     state.last_edge_request.store(now, Ordering::Relaxed);
+    state.edge_stats.accepted();
     if target == EDGE_STATE_PATH {
         return edge_state(state, &req, &facts, now);
     }
@@ -88,6 +94,7 @@ async fn serve(
                 .to_bytes();
             let actual: [u8; 32] = Sha256::digest(&bytes).into();
             if !bool::from(actual.ct_eq(&expected)) {
+                state.edge_stats.rejected("signature.body_mismatch", now);
                 return Err(AgentError::InvalidSignature {
                     reason: "signature.body_mismatch",
                 });
