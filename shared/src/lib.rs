@@ -8,6 +8,7 @@
 pub mod api;
 pub mod edge_state;
 pub mod headers;
+pub mod image;
 pub mod path;
 pub mod policy;
 pub mod route;
