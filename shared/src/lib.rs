@@ -7,6 +7,7 @@
 
 pub mod api;
 pub mod edge_state;
+pub mod encoding;
 pub mod headers;
 pub mod image;
 pub mod path;

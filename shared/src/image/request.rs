@@ -104,9 +104,64 @@ pub fn choose_format(accept: Option<&str>) -> Option<OutputFormat> {
     accepts(accept, OutputFormat::Jpeg.content_type()).then_some(OutputFormat::Jpeg)
 }
 
+/// How long the edge keeps a transcoded variant: the origin's `max-age` (capped at
+/// [`MAX_EDGE_TTL_SECS`]), [`DEFAULT_EDGE_TTL_SECS`] without one, `None` (do not keep) for
+/// `no-store`, `no-cache` or `max-age=0`. `private` does not stop it: the edge cache is this
+/// household's own, and is consulted only after the device token and the policy passed.
+pub fn edge_ttl(cache_control: Option<&str>) -> Option<u32> {
+    let Some(cc) = cache_control else {
+        return Some(DEFAULT_EDGE_TTL_SECS);
+    };
+    let mut ttl = DEFAULT_EDGE_TTL_SECS;
+    for directive in cc.split(',') {
+        let d = directive.trim().to_ascii_lowercase();
+        if d == "no-store" || d == "no-cache" {
+            return None;
+        }
+        if let Some(v) = d.strip_prefix("max-age=") {
+            ttl = v.trim_matches('"').parse::<u32>().ok()?;
+        }
+    }
+    (ttl > 0).then_some(ttl.min(MAX_EDGE_TTL_SECS))
+}
+
+/// Without a `max-age` from the origin.
+pub const DEFAULT_EDGE_TTL_SECS: u32 = 3600;
+/// Never longer than a day.
+pub const MAX_EDGE_TTL_SECS: u32 = 86_400;
+
+/// True when an `If-None-Match` header matches `etag` (weak comparison, `*` matches).
+pub fn etag_matches(if_none_match: &str, etag: &str) -> bool {
+    let bare = |t: &str| t.trim().trim_start_matches("W/").to_owned();
+    let want = bare(etag);
+    if_none_match
+        .split(',')
+        .any(|t| t.trim() == "*" || bare(t) == want)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn edge_ttl_follows_the_origin() {
+        assert_eq!(edge_ttl(None), Some(DEFAULT_EDGE_TTL_SECS));
+        assert_eq!(edge_ttl(Some("public, max-age=86400")), Some(86_400));
+        assert_eq!(edge_ttl(Some("private, max-age=3600")), Some(3600));
+        assert_eq!(edge_ttl(Some("max-age=999999")), Some(MAX_EDGE_TTL_SECS));
+        assert_eq!(edge_ttl(Some("no-store")), None);
+        assert_eq!(edge_ttl(Some("public, no-cache")), None);
+        assert_eq!(edge_ttl(Some("max-age=0")), None);
+        assert_eq!(edge_ttl(Some("max-age=abc")), None);
+    }
+
+    #[test]
+    fn etags() {
+        assert!(etag_matches("\"a\"", "\"a\""));
+        assert!(etag_matches("W/\"a\", \"b\"", "\"a\""));
+        assert!(etag_matches("*", "\"a\""));
+        assert!(!etag_matches("\"b\"", "\"a\""));
+    }
 
     #[test]
     fn quality_is_taken_out_and_the_rest_kept_in_order() {
