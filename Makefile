@@ -13,5 +13,9 @@ test: bootstrap
 demo: bootstrap
 	@bash scripts/demo.sh
 
+# The image pipeline natively and as wasm under Node, vs baselines; see docs/benchmarks.md.
+bench: bootstrap
+	@bash scripts/bench.sh
+
 fmt:
 	cargo fmt --all
