@@ -166,14 +166,12 @@ fn decompression_bombs_are_refused_from_the_header() {
         ),
         Err(Passthrough::TooManyPixels { .. })
     ));
-    assert!(matches!(
-        plan(
-            &header(0xC2, 3840, 2160, 3),
-            &Variant::MOBILE,
-            &Limits::DEFAULT
-        ),
-        Ok(_)
-    ));
+    assert!(plan(
+        &header(0xC2, 3840, 2160, 3),
+        &Variant::MOBILE,
+        &Limits::DEFAULT
+    )
+    .is_ok());
     assert!(matches!(
         plan(
             &header(0xC2, 4096, 4096, 3),
