@@ -2,7 +2,8 @@
 //!
 //! - `GET` on an image route: [`crate::images`] (transcoded, cached at the edge);
 //! - everything else: forwarded ([`crate::forward`]), and a JSON or text answer is compressed for
-//!   the phone: the Worker sets `Content-Encoding` (br, else gzip, by `Accept-Encoding`) and the
+//!   the phone: the Worker sets `Content-Encoding` (br, else gzip, by what the phone accepts:
+//!   `request.cf.clientAcceptEncoding`, else the `Accept-Encoding` header) and the
 //!   runtime compresses the body as it sends it (`encodeBody: "automatic"`; workerd does the same
 //!   locally). The tunnel still carries the agent's plain bytes. See docs/benchmarks.md.
 
@@ -12,6 +13,7 @@ use argus_shared::route;
 use argus_shared::token::AccessClaims;
 use worker::{Method, Request, Response};
 
+use crate::cf::CfFacts;
 use crate::error::EdgeError;
 use crate::{config::EdgeConfig, forward, images};
 
@@ -28,7 +30,11 @@ pub async fn to_origin(
             return images::serve(req, cfg, target, kind, claims, client_ip, request_id).await;
         }
     }
-    let accept_encoding = req.headers().get("accept-encoding").ok().flatten();
+    // Cloudflare (and Miniflare) rewrite the request's Accept-Encoding; what the phone can
+    // decode is in `request.cf.clientAcceptEncoding` when they did.
+    let accept_encoding = CfFacts::of(&req)
+        .client_accept_encoding
+        .or_else(|| req.headers().get("accept-encoding").ok().flatten());
     let resp =
         forward::to_origin(req, cfg, target, Some(&claims.sub), client_ip, request_id).await?;
     compress_for_phone(resp, accept_encoding.as_deref())

@@ -11,7 +11,7 @@ pub const MIN_COMPRESS_BYTES: u64 = 1024;
 /// The encoding to use for a client that sent `accept_encoding`: `br` if acceptable, else
 /// `gzip`, else none. `q=0` excludes; `*` covers both.
 pub fn choose(accept_encoding: Option<&str>) -> Option<&'static str> {
-    let header = accept_encoding?;
+    let header = accept_encoding.filter(|h| !h.trim().is_empty())?;
     let mut star: Option<bool> = None;
     let mut named: [Option<bool>; 2] = [None, None]; // br, gzip
     for item in header.split(',') {
