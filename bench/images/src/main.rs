@@ -75,7 +75,7 @@ fn main() {
         .filter(|p| p.extension().is_some_and(|x| x == "jpg"))
         .collect();
     names.sort();
-    println!("native (release, opt-level s + LTO like the Worker; {RUNS} warm runs each)");
+    println!("native (release profile of the Worker: opt-level s, 3 for the image crates, LTO; {RUNS} warm runs each)");
     println!(
         "{:<22} {:>9} {:>9} {:>8} {:>7} {:>9} {:>9} {:>8} {:>8}",
         "photo", "pipeline", "image", "copy", "ratio", "bytes in", "out", "SSIM", "SSIM img"
