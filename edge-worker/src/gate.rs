@@ -7,7 +7,8 @@
 //!    same state;
 //! 4. policy ([`argus_shared::policy`]) — geo, TLS, device, scope and path rules;
 //! 5. rate limit (Workers rate-limiting bindings) — per IP for pairing, per device for the API;
-//! 6. signed forwarding ([`crate::forward`]).
+//! 6. signed forwarding ([`crate::forward`]); for devices through [`crate::bandwidth`]
+//!    (images transcoded and cached at the edge, JSON compressed).
 
 use argus_shared::path::{self, CanonicalTarget};
 use argus_shared::policy::{Decision, DeviceFacts, RequestFacts};
@@ -16,6 +17,7 @@ use argus_shared::token::{self, AccessClaims, Scope};
 use argus_shared::ws_auth;
 use worker::{Env, Request, Response};
 
+use crate::bandwidth;
 use crate::cf::CfFacts;
 use crate::config::{self, EdgeConfig};
 use crate::edge_state;
@@ -60,11 +62,11 @@ pub async fn handle(req: Request, env: &Env, request_id: &str) -> Result<Respons
             let claims = authenticate(&req, &cfg, request_id).await?;
             check_policy(&cfg, &method, &canonical, &cf, Some(&claims))?;
             rate_limit(env, DEVICE_LIMITER, format!("device:{}", claims.sub)).await?;
-            forward::to_origin(
+            bandwidth::to_origin(
                 req,
                 &cfg,
                 &canonical,
-                Some(&claims.sub),
+                &claims,
                 client_ip.as_deref(),
                 request_id,
             )
