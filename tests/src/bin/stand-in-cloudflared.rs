@@ -234,7 +234,7 @@ impl Stand {
             Command::Ready => true,
             Command::NotReady | Command::Hang { .. } | Command::Crash { .. } => false,
             Command::Flap(ms) => {
-                ((elapsed - self.ready_after).as_millis() / u128::from(ms)) % 2 == 0
+                ((elapsed - self.ready_after).as_millis() / u128::from(ms)).is_multiple_of(2)
             }
         }
     }
