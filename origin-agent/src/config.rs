@@ -8,7 +8,8 @@
 //! [backend]
 //! url = "http://127.0.0.1:8000"               # ArgusAI
 //! api_key = "…"                               # the agent's own credential for ArgusAI (optional)
-//! request_timeout_secs = 100                  # like Cloudflare's own limit
+//! request_timeout_secs = 100                  # API responses (Cloudflare's own limit); SSE, WebSockets,
+//!                                             # exports and video are not cut by it (proxy.rs)
 //!
 //! [tunnel]
 //! listen = "127.0.0.1:8470"                   # cloudflared's ingress points here; loopback only
@@ -29,12 +30,13 @@
 //! # mdns_interfaces = ["eth0"]                # default: every interface
 //! # plain_http_listen = "0.0.0.0:8000"        # plain HTTP for the current iOS app: tokens in clear!
 //!
-//! [limits]
-//! max_header_bytes = 16384
-//! header_read_timeout_secs = 10
-//! idle_timeout_secs = 60
-//! max_connections = 1024
-//! max_body_bytes = 104857600
+//! [limits]                                    # per listener (see server.rs, proxy.rs)
+//! max_header_bytes = 16384                    # request line + headers; larger → 431
+//! header_read_timeout_secs = 10               # from a head's first byte to its end (slowloris)
+//! idle_timeout_secs = 120                     # keep-alive idle, and a streamed upload's stall;
+//!                                             # above cloudflared's 90 s origin keep-alive
+//! max_connections = 1024                      # further connections are closed at once
+//! max_body_bytes = 104857600                  # streamed request bodies; larger → 413
 //! ```
 //!
 //! Environment overrides (highest precedence): `ARGUS_RELAY_DATA_DIR`, `ARGUS_RELAY_PUBLIC_URL`,
@@ -254,7 +256,9 @@ impl Default for Limits {
         Limits {
             max_header_bytes: 16 * 1024,
             header_read_timeout_secs: 10,
-            idle_timeout_secs: 60,
+            // Longer than cloudflared's idle keep-alive to the origin (90 s), so the agent never
+            // closes a connection cloudflared is about to reuse.
+            idle_timeout_secs: 120,
             max_connections: 1024,
             max_body_bytes: 100 * 1024 * 1024,
         }

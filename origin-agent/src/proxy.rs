@@ -8,15 +8,33 @@
 //! - `X-Forwarded-For` is exactly one value, the real client IP (uvicorn trusts it from 127.0.0.1
 //!   and keys its login limit on it); every other forwarding header is dropped;
 //! - the agent's own backend credential is added when configured;
-//! - hop-by-hop headers are dropped both ways, except the upgrade handshake for WebSockets.
+//! - hop-by-hop headers are dropped both ways, except the upgrade handshake for WebSockets;
+//! - redirects are passed back, never followed; a `Location` naming the backend's own address is
+//!   made relative (the backend's trailing-slash 307s keep working, its address does not leak).
 //!
-//! Bodies stream both ways with backpressure; nothing is buffered here.
+//! Bodies stream both ways with backpressure, frame by frame; nothing is buffered here (uploads
+//! to `/api/v1/system/restore`, backup downloads, exports, SSE, video ranges all pass through).
+//!
+//! Timeouts, by route class ([`BackendClass`]), all from `backend.request_timeout_secs` (`T`):
+//!
+//! | class | response head | response body |
+//! |---|---|---|
+//! | `api`, `image` | within `T` of the request body's end | finished within `T` of the head |
+//! | `video`, `export` | within `T` | no total; cut after `T` without data |
+//! | `event_stream` (SSE), `websocket` | within `T` | no limit (they are meant to stay open) |
+//!
+//! The head timer starts when the request body has been sent, so a 100 MB upload over a slow link
+//! is not cut by it; a request body that stalls for `limits.idle_timeout_secs` is (see the tunnel
+//! listener). Backend refused → 502 at once; no head in time → 504; a body cut mid-way (backend
+//! died) → the client's stream is cut too, the connection closed, the agent carries on.
 
 use std::net::IpAddr;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use argus_shared::headers;
+use argus_shared::route::BackendClass;
 use argus_shared::ws_auth;
+use hyper::body::Body as _;
 use hyper::header::{HeaderName, HeaderValue};
 use hyper::upgrade::OnUpgrade;
 use hyper::{Request, Response, StatusCode, Uri};
@@ -26,6 +44,8 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 
 use crate::body::{self, Body};
 use crate::error::AgentError;
+use crate::metrics::{UpstreamError, METRICS};
+use crate::proxy_body::{BodyError, Watched};
 
 /// The `User-Agent` the backend sees on every proxied request.
 pub const BACKEND_USER_AGENT: &str = concat!("argus-relay/", env!("CARGO_PKG_VERSION"));
@@ -35,9 +55,15 @@ pub struct Backend {
     client: Client<HttpConnector, Body>,
     scheme: hyper::http::uri::Scheme,
     authority: hyper::http::uri::Authority,
+    /// `http://host:port` of the backend, as its redirects spell it.
+    origin: String,
     api_key: Option<HeaderValue>,
     timeout: Duration,
 }
+
+/// Pooled backend connections idle longer than this are not reused: uvicorn (ArgusAI's server)
+/// closes keep-alive connections after 5 s, and reusing one it is closing fails the request.
+const POOL_IDLE: Duration = Duration::from_secs(4);
 
 #[derive(Debug, thiserror::Error)]
 pub enum BackendConfigError {
@@ -53,6 +79,8 @@ pub struct ForwardContext<'a> {
     pub request_id: &'a str,
     /// The client's side of a WebSocket upgrade, when the request asks for one.
     pub client_upgrade: Option<OnUpgrade>,
+    /// The route class (timeouts and metrics).
+    pub class: BackendClass,
 }
 
 impl Backend {
@@ -87,11 +115,12 @@ impl Backend {
         connector.set_nodelay(true);
         connector.set_connect_timeout(Some(Duration::from_secs(5)));
         let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(30))
+            .pool_idle_timeout(POOL_IDLE)
             .pool_max_idle_per_host(64)
             .build(connector);
         Ok(Backend {
             client,
+            origin: format!("{scheme}://{authority}"),
             scheme,
             authority,
             api_key,
@@ -189,19 +218,53 @@ impl Backend {
                 HeaderValue::from_static("websocket"),
             );
         }
+        // The head timer starts once the request body is sent (uploads may take long).
+        let (req_body, body_sent) = if req_body.is_end_stream() {
+            (req_body, None)
+        } else {
+            let (b, rx) = Watched::new(req_body).signal_end();
+            (body::boxed(b), Some(rx))
+        };
         let out = out.body(req_body).map_err(|_| AgentError::Internal)?;
 
-        let mut resp = match tokio::time::timeout(self.timeout, self.client.request(out)).await {
-            Ok(Ok(resp)) => resp,
-            Ok(Err(e)) => {
-                tracing::warn!(request_id = ctx.request_id, error = %e, "backend request failed");
-                return Err(AgentError::BackendUnreachable);
+        let started = Instant::now();
+        let head_timeout = async {
+            if let Some(rx) = body_sent {
+                let _ = rx.await;
             }
-            Err(_) => {
+            tokio::time::sleep(self.timeout).await
+        };
+        let result = tokio::select! {
+            r = self.client.request(out) => Some(r),
+            _ = head_timeout => None,
+        };
+        let mut resp = match result {
+            Some(Ok(resp)) => resp,
+            Some(Err(e)) => {
+                let cause = BodyError::find(&e);
+                tracing::warn!(request_id = ctx.request_id, error = %e, ?cause, "backend request failed");
+                return Err(match cause {
+                    Some(BodyError::TooLarge { .. }) => {
+                        METRICS.upstream_error(UpstreamError::BodyTooLarge);
+                        AgentError::PayloadTooLarge
+                    }
+                    Some(BodyError::Stalled { .. } | BodyError::DeadlineExceeded { .. }) => {
+                        METRICS.upstream_error(UpstreamError::BodyStalled);
+                        AgentError::BadRequest("the request body stopped arriving".into())
+                    }
+                    None => {
+                        METRICS.upstream_error(UpstreamError::Unreachable);
+                        AgentError::BackendUnreachable
+                    }
+                });
+            }
+            None => {
                 tracing::warn!(request_id = ctx.request_id, "backend timed out");
+                METRICS.upstream_error(UpstreamError::Timeout);
                 return Err(AgentError::BackendTimeout);
             }
         };
+        METRICS.upstream_latency(ctx.class, started.elapsed());
 
         if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
             let Some(client_upgrade) = ctx.client_upgrade.filter(|_| wants_upgrade) else {
@@ -212,13 +275,18 @@ impl Backend {
             tokio::spawn(async move {
                 match tokio::try_join!(client_upgrade, backend_upgrade) {
                     Ok((client, backend)) => {
+                        METRICS.websocket_opened();
                         let mut client = TokioIo::new(client);
                         let mut backend = TokioIo::new(backend);
-                        if let Err(e) =
-                            tokio::io::copy_bidirectional(&mut client, &mut backend).await
-                        {
-                            tracing::debug!(request_id, error = %e, "websocket bridge ended");
+                        match tokio::io::copy_bidirectional(&mut client, &mut backend).await {
+                            Ok((up, down)) => {
+                                tracing::debug!(request_id, up, down, "websocket closed")
+                            }
+                            Err(e) => {
+                                tracing::debug!(request_id, error = %e, "websocket bridge ended")
+                            }
                         }
+                        METRICS.websocket_closed();
                     }
                     Err(e) => tracing::warn!(request_id, error = %e, "websocket upgrade failed"),
                 }
@@ -238,8 +306,41 @@ impl Backend {
         for name in headers::HOP_BY_HOP {
             parts.headers.remove(*name);
         }
+        if parts.status.is_redirection() {
+            self.relativize_location(&mut parts.headers);
+        }
         add_request_id(&mut parts.headers, ctx.request_id);
-        Ok(Response::from_parts(parts, body::boxed(resp_body)))
+        let watched = Watched::new(resp_body);
+        let watched = match ctx.class {
+            BackendClass::Api | BackendClass::Image => watched.deadline(self.timeout),
+            BackendClass::Video | BackendClass::Export => watched.stall_after(self.timeout),
+            BackendClass::EventStream | BackendClass::WebSocket => watched,
+        };
+        let body = watched.report_cut(ctx.request_id);
+        Ok(Response::from_parts(parts, body::boxed(body)))
+    }
+
+    /// `Location: http://<backend>/x` → `/x` (the backend builds absolute URLs from `Host`).
+    fn relativize_location(&self, h: &mut hyper::HeaderMap) {
+        let Some(loc) = h.get(hyper::header::LOCATION).and_then(|v| v.to_str().ok()) else {
+            return;
+        };
+        let Some(rest) = loc
+            .get(..self.origin.len())
+            .filter(|p| p.eq_ignore_ascii_case(&self.origin))
+            .and_then(|_| loc.get(self.origin.len()..))
+        else {
+            return;
+        };
+        let rel = match rest {
+            "" => "/".to_owned(),
+            r if r.starts_with('/') => r.to_owned(),
+            r if r.starts_with('?') => format!("/{r}"),
+            _ => return, // `http://host:8000evil.com`: not ours; leave it.
+        };
+        if let Ok(v) = HeaderValue::from_str(&rel) {
+            h.insert(hyper::header::LOCATION, v);
+        }
     }
 }
 

@@ -14,6 +14,7 @@ use crate::body::Body;
 use crate::clock::unix_now;
 use crate::error::AgentError;
 use crate::identity;
+use crate::metrics::RouteLabel;
 use crate::proxy::ForwardContext;
 use crate::require_device_token;
 use crate::state::AppState;
@@ -42,6 +43,32 @@ fn agrees_with_edge(
     }
 }
 
+/// A request's canonical path and route, decided once before dispatch.
+pub struct Classified {
+    pub canonical: path::CanonicalTarget,
+    pub route: Route,
+}
+
+impl Classified {
+    /// The route as a metrics label.
+    pub fn label(&self) -> RouteLabel {
+        match self.route {
+            Route::Refused(_) | Route::MethodNotAllowed => RouteLabel::Refused,
+            Route::Public(_) => RouteLabel::Public,
+            Route::Agent(_) => RouteLabel::Agent,
+            Route::Backend { class } => RouteLabel::Backend(class),
+        }
+    }
+}
+
+/// The canonical-path check and the route table, for a method and request target.
+pub fn classify(method: &Method, target: &str) -> Result<Classified, AgentError> {
+    let canonical = path::canonicalize(target)
+        .map_err(|e| AgentError::NonCanonicalPath { reason: e.reason() })?;
+    let route = route::classify(method.as_str(), &canonical.decoded_path);
+    Ok(Classified { canonical, route })
+}
+
 pub async fn dispatch(
     state: &AppState,
     req: Request<Body>,
@@ -52,9 +79,19 @@ pub async fn dispatch(
         .path_and_query()
         .map(|p| p.as_str())
         .unwrap_or("/");
-    let canonical = path::canonicalize(target)
-        .map_err(|e| AgentError::NonCanonicalPath { reason: e.reason() })?;
-    match route::classify(req.method().as_str(), &canonical.decoded_path) {
+    let classified = classify(req.method(), target)?;
+    dispatch_classified(state, req, ctx, classified).await
+}
+
+/// [`dispatch`] for a request already [`classify`]d.
+pub async fn dispatch_classified(
+    state: &AppState,
+    req: Request<Body>,
+    ctx: RequestContext,
+    classified: Classified,
+) -> Result<Response<Body>, AgentError> {
+    let Classified { canonical, route } = classified;
+    match route {
         Route::Refused(reason) => Err(AgentError::Refused { reason }),
         Route::MethodNotAllowed => Err(AgentError::MethodNotAllowed),
         Route::Public(public) => {
@@ -66,7 +103,7 @@ pub async fn dispatch(
             identity::http::device_route(state, agent_route, req, &claims, &canonical.decoded_path)
                 .await
         }
-        Route::Backend { .. } => {
+        Route::Backend { class } => {
             let claims = require_device_token::check(state, req.headers(), unix_now())?;
             agrees_with_edge(&ctx, &claims)?;
             if claims.scope == Scope::Viewer && !matches!(*req.method(), Method::GET | Method::HEAD)
@@ -80,7 +117,9 @@ pub async fn dispatch(
             if system && claims.scope != Scope::Owner {
                 return Err(AgentError::InsufficientScope);
             }
-            state.touch_device(&claims.sub);
+            if state.verified_tokens.due_touch(&claims.sub, unix_now()) {
+                state.touch_device(&claims.sub);
+            }
             state
                 .backend
                 .forward(
@@ -89,6 +128,7 @@ pub async fn dispatch(
                         client_ip: ctx.client_ip,
                         request_id: &ctx.request_id,
                         client_upgrade: ctx.client_upgrade,
+                        class,
                     },
                 )
                 .await

@@ -1,6 +1,11 @@
 //! One HTTP/1.1 accept loop for every listener: limits, upgrades, graceful shutdown. What the
 //! connection speaks under HTTP is a [`Handshake`]: plain TCP ([`PlainTcp`]) for the loopback
 //! listeners, TLS for the LAN listener ([`crate::listener::lan`]).
+//!
+//! Limits per connection: request head at most `max_header_bytes` (431), the head within
+//! `header_read_timeout_secs` of its first byte, an idle keep-alive connection closed after
+//! `idle_timeout_secs` (see [`crate::conn`]), at most `max_connections` at once per listener
+//! (further connections are closed at once). Metrics: [`crate::metrics`].
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -20,6 +25,8 @@ use tokio::sync::{watch, Semaphore};
 
 use crate::body::Body;
 use crate::config::Limits;
+use crate::conn::{ConnActivity, TrackedIo};
+use crate::metrics::METRICS;
 
 /// How long in-flight requests get to finish after shutdown is asked for.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
@@ -84,9 +91,13 @@ pub async fn serve_with<H, F, Fut>(
     let mut builder = http1::Builder::new();
     builder
         .timer(TokioTimer::new())
-        .header_read_timeout(Duration::from_secs(limits.header_read_timeout_secs))
+        // Header-read and idle timeouts are `conn::ConnActivity`'s (hyper's starts while idle).
+        .header_read_timeout(None)
+        .max_header_size(limits.max_header_bytes)
         .max_buf_size(limits.max_header_bytes.max(8192))
         .keep_alive(true);
+    let header_read = Duration::from_secs(limits.header_read_timeout_secs);
+    let idle = Duration::from_secs(limits.idle_timeout_secs);
 
     loop {
         let (stream, peer) = tokio::select! {
@@ -103,18 +114,26 @@ pub async fn serve_with<H, F, Fut>(
         };
         let Ok(permit) = permits.clone().try_acquire_owned() else {
             tracing::warn!(listener = name, %peer, "connection limit reached; closing");
+            METRICS.connection_rejected(name);
             drop(stream);
             continue;
         };
         let _ = stream.set_nodelay(true);
         let handler = handler.clone();
+        let activity = ConnActivity::new();
+        let act = activity.clone();
         let service = service_fn(move |req| {
             let handler = handler.clone();
-            async move { Ok::<_, Infallible>(handler(req, peer).await) }
+            let in_flight = act.request_started();
+            async move {
+                let resp = handler(req, peer).await;
+                Ok::<_, Infallible>(resp.map(|b| in_flight.attach(b)))
+            }
         });
         let builder = builder.clone();
         let handshake = handshake.clone();
         let mut stop = shutdown.clone();
+        METRICS.connection_opened(name);
         tasks.spawn(async move {
             let stream = tokio::select! {
                 r = tokio::time::timeout(handshake_timeout, handshake.handshake(stream)) => match r {
@@ -131,20 +150,43 @@ pub async fn serve_with<H, F, Fut>(
                 _ = stop.changed() => return,
             };
             let conn = builder
-                .serve_connection(TokioIo::new(stream), service)
+                .serve_connection(
+                    TokioIo::new(TrackedIo::new(stream, activity.clone())),
+                    service,
+                )
                 .with_upgrades();
             let mut conn = std::pin::pin!(conn);
-            let result = tokio::select! {
-                r = conn.as_mut() => r,
-                _ = stop.changed() => {
-                    // Finish the in-flight request, then close.
-                    conn.as_mut().graceful_shutdown();
-                    conn.as_mut().await
+            let result = loop {
+                let deadline = activity.deadline(header_read, idle);
+                let timer = async {
+                    match deadline {
+                        Some((at, _)) => tokio::time::sleep_until(at.into()).await,
+                        None => std::future::pending().await,
+                    }
+                };
+                tokio::select! {
+                    r = conn.as_mut() => break r,
+                    _ = stop.changed() => {
+                        // Finish the in-flight request, then close.
+                        conn.as_mut().graceful_shutdown();
+                        break conn.as_mut().await;
+                    }
+                    _ = activity.changed() => {}
+                    _ = timer => {
+                        if let Some((at, kind)) = activity.deadline(header_read, idle) {
+                            if at <= std::time::Instant::now() {
+                                tracing::debug!(listener = name, %peer, ?kind, "connection timed out");
+                                METRICS.connection_timed_out(name, kind);
+                                break Ok(());
+                            }
+                        }
+                    }
                 }
             };
             if let Err(e) = result {
                 tracing::debug!(listener = name, %peer, error = %e, "connection ended with error");
             }
+            METRICS.connection_closed(name);
             drop(permit);
         });
         while tasks.try_join_next().is_some() {}
@@ -154,5 +196,29 @@ pub async fn serve_with<H, F, Fut>(
     tokio::select! {
         _ = drain => tracing::info!(listener = name, "drained"),
         _ = tokio::time::sleep(DRAIN_TIMEOUT) => tracing::warn!(listener = name, "drain timed out"),
+    }
+}
+
+/// Raises the soft limit on open files to the hard limit: each proxied request holds a client and
+/// a backend socket, and the usual soft limit (1024) is below twice `max_connections`.
+pub fn raise_fd_limit() {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit only read/write the struct passed by pointer.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 || lim.rlim_cur >= lim.rlim_max {
+            return;
+        }
+        let before = lim.rlim_cur;
+        lim.rlim_cur = lim.rlim_max;
+        if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) == 0 {
+            tracing::debug!(
+                from = before,
+                to = lim.rlim_cur,
+                "raised the open-file limit"
+            );
+        }
     }
 }

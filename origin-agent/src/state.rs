@@ -35,6 +35,8 @@ pub struct AppState {
     /// `sha256:<hex>` of the LAN certificate (DER), as put in pairing QR codes.
     pub lan_fingerprint: String,
     pub replay: ReplayCache,
+    /// Device tokens verified recently (see `require_device_token`).
+    pub verified_tokens: crate::require_device_token::VerifiedTokens,
     /// Failed code attempts per client (redeem, status, exchange, refresh).
     pub pairing_failures: FailureLimiter,
     /// Phone-initiated pairing requests per client.
@@ -105,6 +107,7 @@ impl AppState {
             instance_id,
             lan_fingerprint,
             replay: ReplayCache::default(),
+            verified_tokens: Default::default(),
             pairing_failures: FailureLimiter::default(),
             pairing_requests: FailureLimiter::default(),
             started_at: now,

@@ -49,6 +49,26 @@ pub const HOP_BY_HOP: &[&str] = &[
 /// Cloudflare's own request headers: meaningful only at the edge, never trusted further in.
 pub const CLOUDFLARE_PREFIX: &str = "cf-";
 
+/// Other headers that claim a client address or rewrite the request for some framework or CDN
+/// (`True-Client-IP`, `X-Original-URL`, method overrides…). The backend never needs them from a
+/// client: the address it gets is the one `X-Forwarded-For` the agent sets, and the method and
+/// path are the request's own (a method override could turn a viewer's GET into a DELETE).
+pub const SPOOFABLE: &[&str] = &[
+    "true-client-ip",
+    "x-client-ip",
+    "x-cluster-client-ip",
+    "client-ip",
+    "x-originating-ip",
+    "x-remote-ip",
+    "x-remote-addr",
+    "x-host",
+    "x-original-url",
+    "x-rewrite-url",
+    "x-http-method-override",
+    "x-http-method",
+    "x-method-override",
+];
+
 /// True for a request header a client sends that must not travel towards the backend.
 ///
 /// `Authorization` is not in this list: the hop that consumes the device token removes it
@@ -60,6 +80,7 @@ pub fn is_stripped_request_header(name: &str) -> bool {
         || name == X_API_KEY
         || name == FORWARDED
         || name == X_REAL_IP
+        || SPOOFABLE.contains(&name.as_str())
         || name.starts_with(X_FORWARDED_PREFIX)
         || name.starts_with(RELAY_PREFIX)
         || name.starts_with(CLOUDFLARE_PREFIX)
@@ -85,6 +106,10 @@ mod tests {
             "Transfer-Encoding",
             "CF-Connecting-IP",
             "MF-CF-Blob",
+            "True-Client-IP",
+            "X-Client-IP",
+            "X-Original-URL",
+            "X-HTTP-Method-Override",
         ] {
             assert!(is_stripped_request_header(h), "{h} must be stripped");
         }

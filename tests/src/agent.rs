@@ -21,6 +21,15 @@ pub fn binary() -> PathBuf {
     target.join("debug").join("argus-relay")
 }
 
+/// A process's resident set size (`VmRSS` of `/proc/<pid>/status`), in KiB.
+pub fn rss_kib_of(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
 /// What `argus-relay worker-config --json` prints: the Worker's vars and secrets.
 #[derive(Debug, Clone, Deserialize)]
 pub struct WorkerConfig {
@@ -116,6 +125,28 @@ impl Agent {
             &[],
         )?;
         Ok(config)
+    }
+
+    /// Merges a TOML fragment into the configuration file `init` wrote (tables merged key by key),
+    /// e.g. `"[limits]\nmax_connections = 8"`.
+    pub fn patch_config(config_path: &Path, fragment: &str) -> Result<(), String> {
+        fn merge(into: &mut toml::Table, from: toml::Table) {
+            for (k, v) in from {
+                match (into.get_mut(&k), v) {
+                    (Some(toml::Value::Table(a)), toml::Value::Table(b)) => merge(a, b),
+                    (_, v) => {
+                        into.insert(k, v);
+                    }
+                }
+            }
+        }
+        let text = std::fs::read_to_string(config_path).map_err(|e| e.to_string())?;
+        let mut cfg: toml::Table = toml::from_str(&text).map_err(|e| e.to_string())?;
+        let patch: toml::Table =
+            toml::from_str(fragment).map_err(|e| format!("config patch: {e}"))?;
+        merge(&mut cfg, patch);
+        let out = toml::to_string(&cfg).map_err(|e| e.to_string())?;
+        std::fs::write(config_path, out).map_err(|e| e.to_string())
     }
 
     /// `argus-relay run` on ephemeral loopback ports; returns once it says it listens.
@@ -239,6 +270,21 @@ impl Agent {
         self.process.as_mut()
     }
 
+    /// The running agent's process id.
+    pub fn pid(&self) -> Option<u32> {
+        self.process.as_ref().map(|p| p.pid())
+    }
+
+    /// The agent's resident set size, in KiB.
+    pub fn rss_kib(&self) -> Option<u64> {
+        rss_kib_of(self.pid()?)
+    }
+
+    /// The tunnel listener's address.
+    pub fn tunnel_addr(&self) -> SocketAddr {
+        self.tunnel
+    }
+
     pub fn tunnel_url(&self) -> String {
         format!("http://{}", self.tunnel)
     }
@@ -294,11 +340,6 @@ impl Agent {
             .expect("admin status request");
         assert_eq!(resp.status(), 200, "admin status");
         resp.json().await.expect("admin status JSON")
-    }
-
-    /// The pid of `argus-relay run`.
-    pub fn pid(&self) -> Option<u32> {
-        self.process.as_ref().map(|p| p.pid())
     }
 
     pub fn worker_config(&self) -> Result<WorkerConfig, String> {

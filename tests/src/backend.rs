@@ -15,6 +15,8 @@
 //!   (8 MiB chunked), `POST /api/v1/system/restore` (streamed, counted, SHA-256);
 //! - WebSockets `/ws` (hello, echo, `ping`→`pong`, notifications) and `/ws/stream/{camera_id}`
 //!   (binary JPEG frames);
+//! - fault modes for proxy tests, off by default: [`StandInBackend::set_delay`] (slow answers),
+//!   [`StandInBackend::set_cut_after`] (streamed downloads die mid-body);
 //! - every other path of the real API: 401 without credentials (the middleware runs first), then
 //!   405 for a wrong method, 501 for a real route the stand-in does not implement, 404 otherwise.
 //!
@@ -96,6 +98,9 @@ pub struct BackendConfig {
     /// FastAPI's `redirect_slashes`: ArgusAI sets it to `False` (a stray trailing slash is a 404);
     /// `true` gives Starlette's 307 to the other spelling.
     pub redirect_slashes: bool,
+    /// Record every request for [`StandInBackend::requests`] (default). Off for load tests: the
+    /// log grows without bound.
+    pub record_requests: bool,
 }
 
 impl Default for BackendConfig {
@@ -115,6 +120,7 @@ impl Default for BackendConfig {
             ws_heartbeat: Duration::from_secs(30),
             cors_origins: vec!["http://localhost:3000".to_owned()],
             redirect_slashes: false,
+            record_requests: true,
         }
     }
 }
@@ -308,6 +314,7 @@ impl StandInBackend {
             active_ws: AtomicUsize::new(0),
             shutdown: stop_rx,
             started: Instant::now(),
+            faults: server::Faults::default(),
         });
         let accept = tokio::spawn(server::accept_loop(listener, state.clone()));
         Ok(StandInBackend {
@@ -424,6 +431,21 @@ impl StandInBackend {
     pub fn notify(&self, data: serde_json::Value) -> usize {
         let msg = serde_json::json!({ "type": "notification", "data": data }).to_string();
         self.state.notify.send(msg).unwrap_or(0)
+    }
+
+    /// Fault mode: every HTTP answer waits `delay` first (`None`: off). For "backend slow".
+    pub fn set_delay(&self, delay: Option<Duration>) {
+        let ms = delay.map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        self.state.faults.delay_ms.store(ms, Ordering::Relaxed);
+    }
+
+    /// Fault mode: streamed downloads started from now on (backup download, SSE) die after
+    /// `bytes`, aborting the connection mid-body (`None`: off). For "backend dies mid-stream".
+    pub fn set_cut_after(&self, bytes: Option<u64>) {
+        self.state
+            .faults
+            .cut_after
+            .store(bytes.unwrap_or(u64::MAX), Ordering::Relaxed);
     }
 
     /// WebSocket connections currently open.

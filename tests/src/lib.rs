@@ -18,10 +18,12 @@ pub mod lan;
 pub mod netns;
 pub mod phone;
 pub mod process;
+pub mod signer;
 pub mod stack;
+pub mod via;
 pub mod worker;
 
-pub use stack::{Stack, StackOptions};
+pub use stack::{PairedDevice, Stack, StackOptions};
 
 use std::path::PathBuf;
 

@@ -34,6 +34,11 @@ pub struct StackOptions {
     /// Put a stand-in cloudflared, supervised by the agent, between the Worker and the agent
     /// (`argus-relay tunnel config`, then `run`); the Worker's ORIGIN_URL is its edge side.
     pub tunnel: Option<TunnelOptions>,
+    /// A TOML fragment merged into the agent's configuration before it starts (e.g. small limits:
+    /// `"[limits]\nmax_connections = 8"`).
+    pub agent_toml: Option<String>,
+    /// The stand-in's `redirect_slashes` (ArgusAI: off — a stray `/` is a 404; on: Starlette's 307).
+    pub backend_redirect_slashes: bool,
 }
 
 /// A phone paired through the Worker: its ids and tokens.
@@ -54,6 +59,8 @@ pub struct Stack {
     /// The stand-in cloudflared, with [`StackOptions::tunnel`].
     pub tunnel: Option<StandInTunnel>,
     pub dir: tempfile::TempDir,
+    /// The edge signing secret (`RELAY_SIGNING_SECRET`), for signing like the Worker.
+    pub edge_secret: Vec<u8>,
 }
 
 impl Stack {
@@ -69,6 +76,7 @@ impl Stack {
             .expect("temp dir");
         let backend = StandInBackend::start(BackendConfig {
             api_key: BACKEND_API_KEY.to_owned(),
+            redirect_slashes: opts.backend_redirect_slashes,
             ..BackendConfig::default()
         })
         .await
@@ -76,8 +84,8 @@ impl Stack {
         let backend_url = opts.backend_url.clone().unwrap_or_else(|| backend.url());
         let base = dir.path().to_owned();
         let opts2 = opts.clone();
-        type Started = (Agent, Option<EdgeWorker>, Option<StandInTunnel>);
-        let (agent, worker, tunnel) =
+        type Started = (Agent, Option<EdgeWorker>, Option<StandInTunnel>, Vec<u8>);
+        let (agent, worker, tunnel, edge_secret) =
             tokio::task::spawn_blocking(move || -> Result<Started, String> {
                 let config = Agent::init(
                     &base.join("agent"),
@@ -90,6 +98,9 @@ impl Stack {
                 )?;
                 if let Some(extra) = &opts2.agent_config {
                     crate::agent::merge_config(&config, extra)?;
+                }
+                if let Some(fragment) = &opts2.agent_toml {
+                    Agent::patch_config(&config, fragment)?;
                 }
                 let mut agent_env = opts2.agent_env.clone();
                 let mut tunnel_listen = "127.0.0.1:0".to_owned();
@@ -112,10 +123,15 @@ impl Stack {
                     None => None,
                 };
                 let agent = Agent::start_on(&config, agent_env, &tunnel_listen)?;
-                if opts2.without_worker {
-                    return Ok((agent, None, tunnel));
-                }
                 let wc = agent.worker_config()?;
+                let secret = wc
+                    .secrets
+                    .get("RELAY_SIGNING_SECRET")
+                    .and_then(|h| hex::decode(h).ok())
+                    .ok_or("worker-config has no hex RELAY_SIGNING_SECRET")?;
+                if opts2.without_worker {
+                    return Ok((agent, None, tunnel, secret));
+                }
                 let mut settings = WorkerSettings {
                     rate_limits: opts2.rate_limits.clone(),
                     ..WorkerSettings::default()
@@ -139,7 +155,7 @@ impl Stack {
                 }
                 let worker = EdgeWorker::start(&base.join("worker"), &settings)
                     .map_err(|e| format!("{e}\n--- agent output ---\n{}", agent.output()))?;
-                Ok((agent, Some(worker), tunnel))
+                Ok((agent, Some(worker), tunnel, secret))
             })
             .await
             .expect("stack start task")
@@ -150,6 +166,7 @@ impl Stack {
             worker,
             tunnel,
             dir,
+            edge_secret,
         }
     }
 
@@ -170,6 +187,47 @@ impl Stack {
     /// tunnel hostname would).
     pub fn direct_to_tunnel(&self) -> Phone {
         Phone::new(&self.agent.tunnel_url())
+    }
+
+    /// A client of the agent's tunnel listener that signs every request like the Worker (valid
+    /// edge signature), as `client_ip` — to test the agent alone, including with attacks the
+    /// Worker would already stop.
+    pub fn tunnel(&self) -> crate::signer::Tunnel {
+        crate::signer::Tunnel::new(&self.agent.tunnel_url(), &self.edge_secret)
+    }
+
+    /// Pairs a phone straight through the tunnel listener (signed), for stacks without a Worker.
+    pub async fn pair_phone_direct(&self, scope: &str) -> PairedDevice {
+        let created = self.owner_code(scope);
+        let code = created["code"].as_str().expect("code");
+        let body = serde_json::json!({
+            "code": code,
+            "device_info": {"name": "Direct phone", "model": "iPhone15,2", "platform": "ios",
+                            "os_version": "18.1", "app_version": "1.4.0"}
+        });
+        let resp = self
+            .tunnel()
+            .post_json("/api/v1/devices/pair", &body)
+            .send()
+            .await
+            .expect("pair request");
+        let (status, answer) = Phone::json(resp).await;
+        assert_eq!(
+            status,
+            200,
+            "direct pairing failed: {answer}\n{}",
+            self.logs()
+        );
+        PairedDevice {
+            device_id: answer["device_id"].as_str().expect("device_id").to_owned(),
+            access_token: answer["access_token"].as_str().expect("token").to_owned(),
+            refresh_token: answer["refresh_token"]
+                .as_str()
+                .expect("refresh")
+                .to_owned(),
+            expires_in: answer["expires_in"].as_u64().expect("expires_in"),
+            answer,
+        }
     }
 
     /// `argus-relay pair --no-wait --json --scope SCOPE`: a fresh owner code and its answer.
@@ -296,4 +354,35 @@ where
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// A Worker policy that lets owner devices reach `/api/v1/system/**` (backups, restore, the
+/// AI-processing SSE stream: denied by the default policy) — the built-in lists with
+/// `/api/v1/system/**` taken out of the deny list (its tunnel controls stay refused by the route
+/// table anyway) — plus `extra_allow` rules (e.g. `"HEAD /api/v1/events/*/video"`).
+pub fn policy_with_system_paths(extra_allow: &[&str]) -> String {
+    use argus_shared::policy::DEFAULT_DENY;
+    let quote = |s: &str| serde_json::to_string(s).unwrap_or_default();
+    let mut allow = vec![quote("@default")];
+    for p in [
+        "GET /api/v1/system/ai-processing-stream",
+        "GET /api/v1/system/backup/*/download",
+        "POST /api/v1/system/restore",
+    ]
+    .iter()
+    .chain(extra_allow)
+    {
+        allow.push(quote(p));
+    }
+    let deny: Vec<String> = DEFAULT_DENY
+        .iter()
+        .filter(|r| **r != "/api/v1/system/**")
+        .chain(["/api/v1/system/tunnel/**"].iter())
+        .map(|r| quote(r))
+        .collect();
+    format!(
+        "version = 1\n[paths]\nallow = [{}]\ndeny = [{}]\n",
+        allow.join(", "),
+        deny.join(", ")
+    )
 }

@@ -82,6 +82,8 @@ pub fn run(args: RunArgs) -> Result<(), CliError> {
 async fn serve(cfg: AgentConfig) -> Result<(), CliError> {
     let state =
         Arc::new(AppState::open(cfg).map_err(|e| CliError::Failed(format!("cannot start: {e}")))?);
+    crate::metrics::METRICS.set_start_time(state.started_at);
+    crate::server::raise_fd_limit();
     let bind = |addr: SocketAddr| async move {
         TcpListener::bind(addr)
             .await

@@ -19,6 +19,7 @@
 //! | DELETE | `/admin/devices/{id}` | → `{revoked: true, device_id}` |
 //! | POST | `/admin/keys/rotate` | → `{kid, jwks}` |
 //! | GET | `/admin/status` | → the relay status ([`crate::relay_status`]) with local detail |
+//! | GET | `/admin/metrics` | → Prometheus text format ([`crate::metrics`]) |
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -48,6 +49,11 @@ pub async fn handle(
         Ok(resp) => resp,
         Err(e) => e.into_response(&request_id),
     };
+    crate::metrics::METRICS.request(
+        "admin",
+        crate::metrics::RouteLabel::Admin,
+        resp.status().as_u16(),
+    );
     tracing::info!(
         listener = "admin",
         request_id,
@@ -235,13 +241,19 @@ async fn serve(
         (Method::DELETE, ["admin", "devices", id]) => id_http::revoke(state, id),
         (Method::POST, ["admin", "keys", "rotate"]) => rotate_keys(state),
         (Method::GET, ["admin", "status"]) => crate::relay_status::answer(state, true).await,
+        (Method::GET, ["admin", "metrics"]) => Response::builder()
+            .header("content-type", "text/plain; version=0.0.4; charset=utf-8")
+            .header("cache-control", "no-store")
+            .body(body::full(crate::metrics::METRICS.render()))
+            .map_err(|_| AgentError::Internal),
         (
             _,
             ["admin", "pairing-codes", ..]
             | ["admin", "pairings", ..]
             | ["admin", "devices", ..]
             | ["admin", "keys", ..]
-            | ["admin", "status"],
+            | ["admin", "status"]
+            | ["admin", "metrics"],
         ) => Err(AgentError::MethodNotAllowed),
         _ => Err(AgentError::NotFound),
     }

@@ -1,7 +1,13 @@
 //! The tunnel listener: what cloudflared forwards from the edge Worker.
 //!
-//! Order: edge signature (and body digest) → shared router. Nothing reaches routing, token checks or
-//! the backend without a valid, fresh, never-seen signature from the Worker.
+//! Order: edge signature (and body digest) → body size cap → shared router. Nothing reaches
+//! routing, token checks or the backend without a valid, fresh, never-seen signature from the
+//! Worker.
+//!
+//! Bodies: digest-signed ones (≤ 1 MiB) are read and checked; streamed ones (`unsigned-body`) pass
+//! through capped at `limits.max_body_bytes` (a larger `Content-Length` is refused with 413 before
+//! anything is read; a chunked body that grows past it is cut and answered 413) and cut when no
+//! data arrives for `limits.idle_timeout_secs`.
 
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
@@ -13,12 +19,15 @@ use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use hyper::{Request, Response};
 use sha2::{Digest, Sha256};
+use std::time::Duration;
 use subtle::ConstantTimeEq;
 
 use crate::body::{self, Body};
 use crate::clock::unix_now;
 use crate::error::AgentError;
+use crate::metrics::{RouteLabel, METRICS};
 use crate::proxy::is_websocket_upgrade;
+use crate::proxy_body::Watched;
 use crate::require_edge_signature::{self, EdgeFacts};
 use crate::router::{self, RequestContext};
 use crate::state::AppState;
@@ -36,10 +45,17 @@ pub async fn handle(
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
     let started = std::time::Instant::now();
-    let resp = match serve(&state, req, &request_id).await {
+    let mut label = RouteLabel::Rejected;
+    let resp = match serve(&state, req, &request_id, &mut label).await {
         Ok(resp) => resp,
-        Err(e) => e.into_response(&request_id),
+        Err(e) => {
+            if let AgentError::InvalidSignature { reason } = &e {
+                METRICS.signature_rejected(reason);
+            }
+            e.into_response(&request_id)
+        }
     };
+    METRICS.request("tunnel", label, resp.status().as_u16());
     tracing::info!(
         listener = "tunnel",
         request_id,
@@ -56,6 +72,7 @@ async fn serve(
     state: &AppState,
     mut req: Request<Incoming>,
     request_id: &str,
+    label: &mut RouteLabel,
 ) -> Result<Response<Body>, AgentError> {
     let now = unix_now();
     let target = req
@@ -80,8 +97,11 @@ async fn serve(
     state.last_edge_request.store(now, Ordering::Relaxed);
     state.edge_stats.accepted();
     if target == EDGE_STATE_PATH {
+        *label = RouteLabel::EdgeState;
         return edge_state(state, &req, &facts, now);
     }
+    let classified = router::classify(req.method(), &target)?;
+    *label = classified.label();
 
     let client_upgrade = is_websocket_upgrade(req.headers()).then(|| hyper::upgrade::on(&mut req));
     let (parts, incoming) = req.into_parts();
@@ -101,13 +121,25 @@ async fn serve(
             }
             body::full(bytes)
         }
-        BodyBinding::Unsigned => body::limited(
-            incoming,
-            usize::try_from(state.config.limits.max_body_bytes).unwrap_or(usize::MAX),
-        ),
+        BodyBinding::Unsigned => {
+            let limits = &state.config.limits;
+            let declared = parts
+                .headers
+                .get(hyper::header::CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse::<u64>().ok());
+            if declared.is_some_and(|n| n > limits.max_body_bytes) {
+                return Err(AgentError::PayloadTooLarge);
+            }
+            body::boxed(
+                Watched::new(incoming)
+                    .limit(limits.max_body_bytes)
+                    .stall_after(Duration::from_secs(limits.idle_timeout_secs)),
+            )
+        }
     };
     let req = Request::from_parts(parts, body);
-    router::dispatch(
+    router::dispatch_classified(
         state,
         req,
         RequestContext {
@@ -116,6 +148,7 @@ async fn serve(
             client_upgrade,
             edge_device: facts.device_id,
         },
+        classified,
     )
     .await
 }

@@ -123,7 +123,7 @@ impl Store {
     /// Revokes a device and, in the same transaction, every refresh-token family it has.
     /// `true` if the device existed and was active; `false` if unknown or already revoked.
     pub fn revoke_device(&self, id: &str, now: i64) -> Result<bool, StoreError> {
-        self.write(|tx| {
+        let result = self.write(|tx| {
             let n = tx.execute(
                 "UPDATE devices SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL",
                 params![id, now],
@@ -134,7 +134,10 @@ impl Store {
                 params![id, now],
             )?;
             Ok(n == 1)
-        })
+        });
+        self.revocations
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        result
     }
 
     /// Records that an active device was seen at `now`. Writes (and fsyncs) at most once per

@@ -290,6 +290,9 @@ pub struct RevokedDevice {
 pub struct Store {
     conn: Mutex<Connection>,
     path: Option<PathBuf>,
+    /// Bumped after every device revocation commits: caches of "this device is active" are valid
+    /// only while it is unchanged ([`Store::revocation_generation`]).
+    revocations: std::sync::atomic::AtomicU64,
 }
 
 const _: () = {
@@ -336,6 +339,7 @@ impl Store {
         Ok(Store {
             conn: Mutex::new(conn),
             path: Some(path.to_path_buf()),
+            revocations: Default::default(),
         })
     }
 
@@ -347,7 +351,13 @@ impl Store {
         Ok(Store {
             conn: Mutex::new(conn),
             path: None,
+            revocations: Default::default(),
         })
+    }
+
+    /// Changes whenever a device is revoked (after the revocation is committed).
+    pub fn revocation_generation(&self) -> u64 {
+        self.revocations.load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// The database file, `None` in memory.

@@ -62,6 +62,27 @@ pub(crate) struct State {
     pub active_ws: AtomicUsize,
     pub shutdown: watch::Receiver<bool>,
     pub started: Instant,
+    pub faults: Faults,
+}
+
+/// Fault modes for proxy tests, switched at run time ([`super::StandInBackend::set_delay`],
+/// [`super::StandInBackend::set_cut_after`]). Off by default; the real backend has none.
+#[derive(Debug)]
+pub(crate) struct Faults {
+    /// Every HTTP answer (not WebSocket handshakes) waits this long first (0 = off).
+    pub delay_ms: std::sync::atomic::AtomicU64,
+    /// Streamed downloads (backup, SSE) die after this many bytes, as if the process crashed
+    /// (`u64::MAX` = off): the connection is aborted mid-body.
+    pub cut_after: std::sync::atomic::AtomicU64,
+}
+
+impl Default for Faults {
+    fn default() -> Self {
+        Faults {
+            delay_ms: std::sync::atomic::AtomicU64::new(0),
+            cut_after: std::sync::atomic::AtomicU64::new(u64::MAX),
+        }
+    }
 }
 
 impl State {
@@ -199,20 +220,22 @@ fn etag_matches(h: &HeaderMap, etag: &str) -> bool {
 // The request pipeline.
 
 async fn handle(st: Arc<State>, _peer: SocketAddr, mut req: Request<Incoming>) -> Resp {
-    st.log.push(RecordedRequest {
-        method: req.method().as_str().to_owned(),
-        target: req.uri().to_string(),
-        headers: req
-            .headers()
-            .iter()
-            .map(|(k, v)| {
-                (
-                    k.as_str().to_owned(),
-                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
-                )
-            })
-            .collect(),
-    });
+    if st.config.record_requests {
+        st.log.push(RecordedRequest {
+            method: req.method().as_str().to_owned(),
+            target: req.uri().to_string(),
+            headers: req
+                .headers()
+                .iter()
+                .map(|(k, v)| {
+                    (
+                        k.as_str().to_owned(),
+                        String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                    )
+                })
+                .collect(),
+        });
+    }
 
     // uvicorn hands the app the percent-decoded path; routing and the auth middleware see that.
     let raw_path = req.uri().path().to_owned();
@@ -222,6 +245,13 @@ async fn handle(st: Arc<State>, _peer: SocketAddr, mut req: Request<Incoming>) -
     let query = Query::parse(req.uri().query());
 
     let origin = header(req.headers(), "origin").map(str::to_owned);
+    let delay = st
+        .faults
+        .delay_ms
+        .load(std::sync::atomic::Ordering::Relaxed);
+    if delay > 0 && !ws::is_upgrade(&req) {
+        tokio::time::sleep(Duration::from_millis(delay)).await;
+    }
     let mut resp = if ws::is_upgrade(&req) {
         // Starlette's BaseHTTPMiddleware (auth) and CORS ignore WebSocket scopes.
         match routes::find(&st.routes, &path, "GET", true) {
@@ -1046,11 +1076,19 @@ fn sse(st: &Arc<State>, q: &Query) -> Resp {
     let count = count.unwrap_or(0) as u64;
     let interval = Duration::from_millis(interval.unwrap_or(100) as u64);
     let st = st.clone();
-    let stream = futures_util::stream::unfold(0u64, move |i| {
+    let cut_after = st
+        .faults
+        .cut_after
+        .load(std::sync::atomic::Ordering::Relaxed);
+    let stream = futures_util::stream::unfold((0u64, 0u64), move |(i, sent)| {
         let st = st.clone();
         async move {
             if i >= count {
                 return None;
+            }
+            if sent >= cut_after {
+                let e = io::Error::other("stand-in: died mid-stream");
+                return Some((Err(e), (count, sent)));
             }
             if i > 0 {
                 tokio::time::sleep(interval).await;
@@ -1062,7 +1100,11 @@ fn sse(st: &Arc<State>, q: &Query) -> Resp {
                 serde_json::json!({ "seq": i, "event": e })
             };
             let chunk = format!("id: {i}\nevent: event_processed\ndata: {record}\n\n");
-            Some((Ok::<_, io::Error>(Frame::data(Bytes::from(chunk))), i + 1))
+            let sent = sent + chunk.len() as u64;
+            Some((
+                Ok::<_, io::Error>(Frame::data(Bytes::from(chunk))),
+                (i + 1, sent),
+            ))
         }
     });
     let mut r = response(
@@ -1093,11 +1135,20 @@ fn backup_download(st: &State, timestamp: &str, q: &Query) -> Resp {
         return validation(v);
     }
     let size = size.unwrap_or(0) as u64;
+    let cut_after = st
+        .faults
+        .cut_after
+        .load(std::sync::atomic::Ordering::Relaxed);
     let stream = futures_util::stream::unfold(0u64, move |pos| async move {
         if pos >= size {
             return None;
         }
-        let n = CHUNK.min(size - pos) as usize;
+        if pos >= cut_after {
+            return Some((Err(io::Error::other("stand-in: died mid-stream")), size));
+        }
+        let n = CHUNK
+            .min(size - pos)
+            .min(cut_after.saturating_sub(pos).max(1)) as usize;
         let chunk = data::synthetic(data::BACKUP_STREAM, data::BACKUP_HEADER, pos, n);
         Some((
             Ok::<_, io::Error>(Frame::data(Bytes::from(chunk))),

@@ -2,8 +2,9 @@
 //!
 //! ```text
 //! stand-in-backend [--listen 127.0.0.1:8000] [--api-key KEY] [--session-token TOKEN]
-//!                  [--photos DIR] [--openapi FILE] [--events N] [--seed N]
+//!                  [--photos DIR] [--openapi FILE] [--events N] [--seed N] [--no-record]
 //! ```
+//! `--no-record` keeps no request log (for load tests: it would grow without bound).
 //! Prints `listening on http://ADDR` once it accepts connections; runs until SIGINT or SIGTERM.
 
 use std::net::SocketAddr;
@@ -14,7 +15,7 @@ use e2e::backend::{BackendConfig, StandInBackend};
 
 const USAGE: &str =
     "usage: stand-in-backend [--listen ADDR] [--api-key KEY] [--session-token TOKEN] \
-[--photos DIR] [--openapi FILE] [--events N] [--seed N]";
+[--photos DIR] [--openapi FILE] [--events N] [--seed N] [--no-record]";
 
 fn parse(args: impl Iterator<Item = String>) -> Result<(SocketAddr, BackendConfig), String> {
     let mut listen: SocketAddr = "127.0.0.1:8000".parse().map_err(|e| format!("{e}"))?;
@@ -27,6 +28,10 @@ fn parse(args: impl Iterator<Item = String>) -> Result<(SocketAddr, BackendConfi
         };
         if flag == "-h" || flag == "--help" {
             return Err(String::new());
+        }
+        if flag == "--no-record" {
+            config.record_requests = false;
+            continue;
         }
         let mut value = || {
             inline
