@@ -1,5 +1,5 @@
 # The two commands (see README): `make test` and `make demo`. Both bootstrap first.
-.PHONY: bootstrap worker test demo bench fmt
+.PHONY: bootstrap worker test demo bench fmt fuzz
 
 bootstrap:
 	@bash scripts/bootstrap.sh
@@ -13,9 +13,11 @@ test: bootstrap
 demo: bootstrap
 	@bash scripts/demo.sh
 
-# Benchmarks: one run each, figures and ratios printed (docs/benchmarks.md keeps the last ones).
 bench: bootstrap
-	@bash scripts/bench-proxy.sh
+	@bash scripts/bench.sh
+
+fuzz: bootstrap
+	@bash scripts/fuzz.sh
 
 fmt:
 	cargo fmt --all

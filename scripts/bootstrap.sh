@@ -35,7 +35,8 @@ if [ "$lock_version" != "$WASM_BINDGEN_VERSION" ]; then
   exit 1
 fi
 
-# 4. npm tools: wrangler (with workerd), binaryen (wasm-opt), Node 22 (wrangler 4 needs >= 22.12).
+# 4. npm tools: wrangler (with workerd), binaryen (wasm-opt), Node 22 (wrangler 4 needs >= 22.12),
+#    playwright-core (drives the system Chromium in the browser tests).
 stamp="node_modules/.argus-bootstrap-stamp"
 want=$(sha256sum package-lock.json | cut -d' ' -f1)
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
@@ -44,7 +45,17 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   echo "$want" > "$stamp"
 fi
 
-# 5. Check the result, so a broken install fails here and not in the middle of a test.
+# 5. Chromium for the browser tests (tests/tests/admin_page.rs), from Debian's packages.
+#    playwright-core (npm, above) drives it through `executablePath`: no browser download.
+if [ -z "${CHROMIUM_BIN:-}" ] && ! command -v chromium >/dev/null 2>&1; then
+  step "installing chromium (apt) for the browser tests"
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq chromium >/dev/null
+fi
+
+# 6. Check the result, so a broken install fails here and not in the middle of a test.
 node_version=$(node --version)
 case "$node_version" in
   v22.*) ;;
@@ -54,4 +65,8 @@ for bin in "$WASM_BINDGEN_BIN" "$WASM_OPT_BIN" "$ESBUILD_BIN"; do
   [ -x "$bin" ] || { echo "bootstrap: missing $bin" >&2; exit 1; }
 done
 "$WASM_OPT_BIN" --version | grep -q "version 132" || { echo "bootstrap: wasm-opt is not binaryen 132" >&2; exit 1; }
-step "ok (node $node_version, worker-build $(worker-build --version), $(wasm-bindgen --version), wasm-opt 132)"
+[ -f node_modules/playwright-core/package.json ] || { echo "bootstrap: missing node_modules/playwright-core" >&2; exit 1; }
+chromium_bin="${CHROMIUM_BIN:-$(command -v chromium || true)}"
+chromium_version=$("$chromium_bin" --version 2>/dev/null | grep -o 'Chromium [0-9.]*' || true)
+[ -n "$chromium_version" ] || { echo "bootstrap: chromium ($chromium_bin) does not run" >&2; exit 1; }
+step "ok (node $node_version, worker-build $(worker-build --version), $(wasm-bindgen --version), wasm-opt 132, $chromium_version)"

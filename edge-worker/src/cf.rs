@@ -16,6 +16,10 @@ pub struct CfFacts {
     pub asn: Option<u32>,
     #[serde(default)]
     pub tls_version: Option<String>,
+    /// The `Accept-Encoding` the client really sent, when Cloudflare replaced the header the
+    /// Worker sees (it normalises it, e.g. to `gzip, br`). Empty: the client sent none.
+    #[serde(default)]
+    pub client_accept_encoding: Option<String>,
 }
 
 impl CfFacts {

@@ -15,6 +15,9 @@ pub enum EdgeError {
     Refused { reason: &'static str },
     #[error("method not allowed")]
     MethodNotAllowed,
+    /// A relay-owned parameter is malformed (e.g. `?quality=`). `reason` names it.
+    #[error("the request has an invalid parameter")]
+    BadRequest { reason: &'static str },
     #[error("a device token is required")]
     Unauthenticated,
     #[error("the device token is not valid")]
@@ -43,6 +46,7 @@ impl EdgeError {
             EdgeError::NonCanonicalPath { .. } => ErrorCode::NonCanonicalPath,
             EdgeError::Refused { .. } => ErrorCode::NotFound,
             EdgeError::MethodNotAllowed => ErrorCode::MethodNotAllowed,
+            EdgeError::BadRequest { .. } => ErrorCode::BadRequest,
             EdgeError::Unauthenticated => ErrorCode::Unauthenticated,
             EdgeError::InvalidToken { .. } => ErrorCode::InvalidToken,
             EdgeError::Denied { reason } if reason.starts_with("scope.") => {
@@ -61,6 +65,7 @@ impl EdgeError {
             | EdgeError::Refused { reason }
             | EdgeError::InvalidToken { reason }
             | EdgeError::Denied { reason }
+            | EdgeError::BadRequest { reason }
             | EdgeError::EdgeStateUnavailable { reason } => Some(reason),
             _ => None,
         }

@@ -16,6 +16,7 @@
 use argus_shared::headers;
 use argus_shared::path::CanonicalTarget;
 use argus_shared::signature::{self, BodyBinding, SignedParts};
+use argus_shared::ws_auth;
 use wasm_bindgen::JsValue;
 use worker::{Fetch, Headers, Method, Request, RequestInit, RequestRedirect, Response};
 
@@ -25,6 +26,35 @@ use crate::request_id;
 
 /// Bodies up to this size (declared by `Content-Length`) are read and their digest signed.
 const MAX_SIGNED_BODY: u64 = 1024 * 1024;
+
+/// `Upgrade: websocket`.
+pub fn is_websocket(req: &Request) -> bool {
+    req.headers()
+        .get("upgrade")
+        .ok()
+        .flatten()
+        .is_some_and(|u| u.eq_ignore_ascii_case("websocket"))
+}
+
+/// A token offered as a WebSocket subprotocol ([`ws_auth`]) travels on as `Authorization`, and
+/// leaves the protocol list, so only the relay ever sees it.
+fn move_protocol_token(out: &Headers) -> Result<(), EdgeError> {
+    let Some(protocols) = out.get(ws_auth::HEADER).map_err(|_| EdgeError::Internal)? else {
+        return Ok(());
+    };
+    if out.has("authorization").map_err(|_| EdgeError::Internal)? {
+        return Ok(());
+    }
+    if let Some(token) = ws_auth::token_from_protocols(&protocols) {
+        out.set("authorization", &format!("Bearer {token}"))
+            .map_err(|_| EdgeError::Internal)?;
+    }
+    match ws_auth::protocols_without_token(&protocols) {
+        Some(rest) => out.set(ws_auth::HEADER, &rest),
+        None => out.delete(ws_auth::HEADER),
+    }
+    .map_err(|_| EdgeError::Internal)
+}
 
 pub async fn to_origin(
     mut req: Request,
@@ -41,12 +71,7 @@ pub async fn to_origin(
     };
 
     let out_headers = Headers::new();
-    let is_websocket = req
-        .headers()
-        .get("upgrade")
-        .ok()
-        .flatten()
-        .is_some_and(|u| u.eq_ignore_ascii_case("websocket"));
+    let is_websocket = is_websocket(&req);
     for (name, value) in req.headers().entries() {
         if headers::is_stripped_request_header(&name) {
             continue;
@@ -59,6 +84,7 @@ pub async fn to_origin(
         out_headers
             .set("upgrade", "websocket")
             .map_err(|_| EdgeError::Internal)?;
+        move_protocol_token(&out_headers)?;
     }
 
     let (body, binding) = body_of(&mut req, &method, is_websocket).await?;

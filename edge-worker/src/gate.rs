@@ -7,14 +7,17 @@
 //!    same state;
 //! 4. policy ([`argus_shared::policy`]) — geo, TLS, device, scope and path rules;
 //! 5. rate limit (Workers rate-limiting bindings) — per IP for pairing, per device for the API;
-//! 6. signed forwarding ([`crate::forward`]).
+//! 6. signed forwarding ([`crate::forward`]); for devices through [`crate::bandwidth`]
+//!    (images transcoded and cached at the edge, JSON compressed).
 
 use argus_shared::path::{self, CanonicalTarget};
 use argus_shared::policy::{Decision, DeviceFacts, RequestFacts};
 use argus_shared::route::{self, Route};
 use argus_shared::token::{self, AccessClaims, Scope};
+use argus_shared::ws_auth;
 use worker::{Env, Request, Response};
 
+use crate::bandwidth;
 use crate::cf::CfFacts;
 use crate::config::{self, EdgeConfig};
 use crate::edge_state;
@@ -59,11 +62,11 @@ pub async fn handle(req: Request, env: &Env, request_id: &str) -> Result<Respons
             let claims = authenticate(&req, &cfg, request_id).await?;
             check_policy(&cfg, &method, &canonical, &cf, Some(&claims))?;
             rate_limit(env, DEVICE_LIMITER, format!("device:{}", claims.sub)).await?;
-            forward::to_origin(
+            bandwidth::to_origin(
                 req,
                 &cfg,
                 &canonical,
-                Some(&claims.sub),
+                &claims,
                 client_ip.as_deref(),
                 request_id,
             )
@@ -88,20 +91,23 @@ fn target_of(url: &str) -> Result<String, EdgeError> {
     Ok(target.split('#').next().unwrap_or(target).to_owned())
 }
 
-/// The bearer token, verified against the keys of a fresh edge state, of a device that the state
+/// The bearer token (or, on a WebSocket upgrade, the [`ws_auth`] subprotocol token), verified against the keys of a fresh edge state, of a device that the state
 /// does not list as revoked. No token: refused before the state is fetched.
 async fn authenticate(
     req: &Request,
     cfg: &EdgeConfig,
     request_id: &str,
 ) -> Result<AccessClaims, EdgeError> {
-    let header = req
-        .headers()
-        .get("authorization")
-        .ok()
-        .flatten()
-        .ok_or(EdgeError::Unauthenticated)?;
-    let token = bearer_token(&header).ok_or(EdgeError::Unauthenticated)?;
+    let header = req.headers().get("authorization").ok().flatten();
+    let protocols = req.headers().get(ws_auth::HEADER).ok().flatten();
+    let token = match (&header, &protocols) {
+        (Some(h), _) => bearer_token(h).ok_or(EdgeError::Unauthenticated)?,
+        // Browsers cannot set headers on a WebSocket: the token may ride in the subprotocols.
+        (None, Some(p)) if forward::is_websocket(req) => {
+            ws_auth::token_from_protocols(p).ok_or(EdgeError::Unauthenticated)?
+        }
+        _ => return Err(EdgeError::Unauthenticated),
+    };
     let fresh = edge_state::get(cfg, request_id).await?;
     let now = worker::Date::now().as_millis() / 1000;
     let claims = token::verify_access_token(token, &fresh.keys, &cfg.expectations, now)

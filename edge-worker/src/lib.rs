@@ -8,15 +8,18 @@
 //! The logic is in `argus-shared`; this crate is the glue to the Workers runtime:
 //! [`config`] (env → typed config, parsed once per isolate), [`edge_state`] (token keys and revoked
 //! devices from the agent, at most [`argus_shared::edge_state::MAX_AGE_SECS`] old), [`gate`] (the
-//! checks in order), [`forward`] (header hygiene, signing, the origin fetch) and [`error`] (one
+//! checks in order), [`forward`] (header hygiene, signing, the origin fetch), [`bandwidth`] and
+//! [`images`] (transcoded, edge-cached images and compressed JSON for phones) and [`error`] (one
 //! JSON error shape).
 
+mod bandwidth;
 mod cf;
 mod config;
 mod edge_state;
 mod error;
 mod forward;
 mod gate;
+mod images;
 mod request_id;
 
 use worker::{event, Context, Env, Request, Response, Result};

@@ -23,6 +23,14 @@
 //! audience = "argus-relay"
 //! access_ttl_secs = 900                       # at most 900
 //!
+//! [lan]                                       # optional; see docs/architecture.md "LAN"
+//! enabled = false                             # HTTPS for phones at home (device tokens required)
+//! listen = "0.0.0.0:8443"
+//! mdns = true                                 # advertise _argusai._tcp (Bonjour)
+//! # instance_name = "ArgusAI on myhost"        # the Bonjour name (default: from the hostname)
+//! # mdns_interfaces = ["eth0"]                # default: every interface
+//! # plain_http_listen = "0.0.0.0:8000"        # plain HTTP for the current iOS app: tokens in clear!
+//!
 //! [limits]                                    # per listener (see server.rs, proxy.rs)
 //! max_header_bytes = 16384                    # request line + headers; larger → 431
 //! header_read_timeout_secs = 10               # from a head's first byte to its end (slowloris)
@@ -34,7 +42,10 @@
 //!
 //! Environment overrides (highest precedence): `ARGUS_RELAY_DATA_DIR`, `ARGUS_RELAY_PUBLIC_URL`,
 //! `ARGUS_RELAY_BACKEND_URL`, `ARGUS_RELAY_BACKEND_API_KEY`, `ARGUS_RELAY_TUNNEL_LISTEN`,
-//! `ARGUS_RELAY_ADMIN_LISTEN`.
+//! `ARGUS_RELAY_ADMIN_LISTEN`, `ARGUS_RELAY_TUNNEL_TOKEN` (`cloudflared.token`).
+//!
+//! The optional `[cloudflared]` section (cloudflared supervised or observed) is documented in
+//! [`crate::tunnel::settings`].
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -80,6 +91,11 @@ pub struct AgentConfig {
     pub tokens: TokenConfig,
     #[serde(default)]
     pub limits: Limits,
+    #[serde(default)]
+    pub lan: LanConfig,
+    /// cloudflared, supervised or observed ([`crate::tunnel::settings`]); absent = not watched.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cloudflared: Option<crate::tunnel::CloudflaredConfig>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -153,6 +169,83 @@ pub struct TokenConfig {
     pub access_ttl_secs: Option<u64>,
 }
 
+/// `[lan]`: the LAN listener (HTTPS with the self-signed certificate phones pin) and its
+/// mDNS/Bonjour advertisement. Off unless `enabled` (or `run --lan-listen`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LanConfig {
+    pub enabled: bool,
+    pub listen: SocketAddr,
+    /// Plain HTTP beside the HTTPS listener, for apps that cannot pin (the current ArgusAI iOS
+    /// app browses Bonjour, then uses `http://ip:port`). Off by default: tokens cross the LAN in
+    /// clear text.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub plain_http_listen: Option<SocketAddr>,
+    /// Advertise `_argusai._tcp.local.` while the LAN listener runs.
+    pub mdns: bool,
+    /// The Bonjour instance name (default `ArgusAI on <hostname>`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub instance_name: Option<String>,
+    /// Advertise on these interfaces only (names, e.g. `eth0`); empty = every interface.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub mdns_interfaces: Vec<String>,
+    /// The mDNS UDP port. Always 5353 for phones; another value isolates tests.
+    #[serde(skip_serializing_if = "LanConfig::is_default_mdns_port")]
+    pub mdns_port: u16,
+}
+
+/// The mDNS port (RFC 6762).
+pub const MDNS_PORT: u16 = 5353;
+/// Longest Bonjour instance name (one DNS label).
+pub const MAX_INSTANCE_NAME_BYTES: usize = 63;
+
+impl Default for LanConfig {
+    fn default() -> Self {
+        LanConfig {
+            enabled: false,
+            listen: SocketAddr::from(([0, 0, 0, 0], 8443)),
+            plain_http_listen: None,
+            mdns: true,
+            instance_name: None,
+            mdns_interfaces: Vec::new(),
+            mdns_port: MDNS_PORT,
+        }
+    }
+}
+
+impl LanConfig {
+    fn is_default_mdns_port(port: &u16) -> bool {
+        *port == MDNS_PORT
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.plain_http_listen == Some(self.listen) && self.listen.port() != 0 {
+            return Err(invalid(
+                "lan.plain_http_listen",
+                "must differ from lan.listen",
+            ));
+        }
+        if let Some(name) = &self.instance_name {
+            if name.trim().is_empty()
+                || name.len() > MAX_INSTANCE_NAME_BYTES
+                || name.chars().any(char::is_control)
+            {
+                return Err(invalid(
+                    "lan.instance_name",
+                    format!("1 to {MAX_INSTANCE_NAME_BYTES} bytes, no control characters"),
+                ));
+            }
+        }
+        if self.mdns_interfaces.iter().any(|n| n.trim().is_empty()) {
+            return Err(invalid("lan.mdns_interfaces", "names must not be empty"));
+        }
+        if self.mdns_port == 0 {
+            return Err(invalid("lan.mdns_port", "must not be 0"));
+        }
+        Ok(())
+    }
+}
+
 pub const DEFAULT_AUDIENCE: &str = "argus-relay";
 pub const MAX_ACCESS_TTL_SECS: u64 = 900;
 
@@ -194,6 +287,8 @@ impl AgentConfig {
             admin: ListenConfig::admin_default(),
             tokens: TokenConfig::default(),
             limits: Limits::default(),
+            lan: LanConfig::default(),
+            cloudflared: None,
         }
     }
 
@@ -237,6 +332,9 @@ impl AgentConfig {
                 .parse()
                 .map_err(|_| invalid("admin.listen", format!("{v:?} is not ip:port")))?;
         }
+        if let Some(v) = env("ARGUS_RELAY_TUNNEL_TOKEN").filter(|v| !v.is_empty()) {
+            cfg.cloudflared.get_or_insert_with(Default::default).token = Some(v);
+        }
         cfg.validate()?;
         Ok(cfg)
     }
@@ -278,6 +376,10 @@ impl AgentConfig {
         }
         if self.limits.max_header_bytes < 4096 {
             return Err(invalid("limits.max_header_bytes", "must be at least 4096"));
+        }
+        self.lan.validate()?;
+        if let Some(c) = &self.cloudflared {
+            c.validate()?;
         }
         Ok(())
     }
@@ -378,6 +480,44 @@ mod tests {
         )
         .unwrap();
         assert_eq!(cfg.backend.url, "http://127.0.0.1:9999");
+    }
+
+    #[test]
+    fn the_lan_section_is_optional_and_off_by_default() {
+        let cfg = parse("data_dir = \"/x\"\npublic_url = \"https://r\"\n").unwrap();
+        assert!(!cfg.lan.enabled);
+        assert!(cfg.lan.mdns);
+        assert_eq!(cfg.lan.listen, SocketAddr::from(([0, 0, 0, 0], 8443)));
+        assert_eq!(cfg.lan.plain_http_listen, None);
+        let cfg = parse(
+            "data_dir = \"/x\"\npublic_url = \"https://r\"\n[lan]\nenabled = true\nlisten = \"127.0.0.1:0\"\nmdns_interfaces = [\"lo\"]\nmdns_port = 5999\ninstance_name = \"Home\"\n",
+        )
+        .unwrap();
+        assert!(cfg.lan.enabled);
+        assert_eq!(cfg.lan.mdns_interfaces, vec!["lo".to_owned()]);
+        assert_eq!(cfg.lan.mdns_port, 5999);
+        let back = parse(&cfg.to_toml()).unwrap();
+        assert_eq!(back.lan, cfg.lan);
+    }
+
+    #[test]
+    fn lan_errors_name_the_field() {
+        let base = "data_dir = \"/x\"\npublic_url = \"https://r\"\n[lan]\n";
+        for (extra, field) in [
+            (
+                "listen = \"0.0.0.0:8443\"\nplain_http_listen = \"0.0.0.0:8443\"\n",
+                "lan.plain_http_listen:",
+            ),
+            ("instance_name = \"\"\n", "lan.instance_name:"),
+            ("mdns_interfaces = [\"\"]\n", "lan.mdns_interfaces:"),
+            ("mdns_port = 0\n", "lan.mdns_port:"),
+        ] {
+            let err = parse(&format!("{base}{extra}")).unwrap_err();
+            assert!(err.to_string().starts_with(field), "{err}");
+        }
+        let long = "x".repeat(MAX_INSTANCE_NAME_BYTES + 1);
+        let err = parse(&format!("{base}instance_name = \"{long}\"\n")).unwrap_err();
+        assert!(err.to_string().starts_with("lan.instance_name:"), "{err}");
     }
 
     #[test]

@@ -20,12 +20,19 @@ pub enum AgentError {
     Unauthenticated,
     #[error("the admin token is required (it is in the data directory, file admin.token)")]
     AdminTokenRequired,
+    /// A browser request to the admin API that did not come from the admin page itself
+    /// (another origin, or without the page's CSRF token): 403.
+    #[error("refused: this request did not come from the admin page")]
+    CsrfRefused { reason: &'static str },
     #[error("the device token is not valid")]
     InvalidToken { reason: &'static str },
     #[error("the edge signature is not valid")]
     InvalidSignature { reason: &'static str },
     #[error("this device may not do that")]
     InsufficientScope,
+    /// A policy rule refused the request (`reason`: the rule's stable code, e.g. `path.denied`).
+    #[error("the relay's policy does not allow this request")]
+    Forbidden { reason: &'static str },
     #[error("{0}")]
     BadRequest(String),
     #[error("invalid, expired or already used code")]
@@ -53,9 +60,11 @@ impl AgentError {
             AgentError::Unauthenticated | AgentError::AdminTokenRequired => {
                 ErrorCode::Unauthenticated
             }
+            AgentError::CsrfRefused { .. } => ErrorCode::Forbidden,
             AgentError::InvalidToken { .. } => ErrorCode::InvalidToken,
             AgentError::InvalidSignature { .. } => ErrorCode::InvalidSignature,
             AgentError::InsufficientScope => ErrorCode::InsufficientScope,
+            AgentError::Forbidden { .. } => ErrorCode::Forbidden,
             AgentError::BadRequest(_) => ErrorCode::BadRequest,
             AgentError::InvalidCode => ErrorCode::InvalidCode,
             AgentError::Conflict(_) => ErrorCode::Conflict,
@@ -69,10 +78,12 @@ impl AgentError {
 
     fn reason(&self) -> Option<&'static str> {
         match self {
+            AgentError::CsrfRefused { reason } => Some(reason),
             AgentError::NonCanonicalPath { reason }
             | AgentError::Refused { reason }
             | AgentError::InvalidToken { reason }
-            | AgentError::InvalidSignature { reason } => Some(reason),
+            | AgentError::InvalidSignature { reason }
+            | AgentError::Forbidden { reason } => Some(reason),
             _ => None,
         }
     }

@@ -1,14 +1,19 @@
 //! The argus-relay origin agent (library). The binary `argus-relay` is in `main.rs`.
 //!
-//! Layout: [`listener`] accepts (tunnel: edge-signed requests; admin: the owner), [`router`]
-//! sends each request to [`identity`] (pairing, tokens, devices) or through [`proxy`] to ArgusAI;
-//! [`store`] is the SQLite state; [`cli`] is every subcommand.
+//! Layout: [`listener`] accepts (tunnel: edge-signed requests; admin: the owner; lan: phones at
+//! home), [`router`] sends each request to [`identity`] (pairing, tokens, devices) or through
+//! [`proxy`] to ArgusAI; [`store`] is the SQLite state; [`discovery`] advertises the LAN listener
+//! over mDNS; [`client`] is the reference phone client; [`cli`] is every subcommand.
 
+pub mod admin_ui;
 pub mod body;
 pub mod cli;
+pub mod client;
 pub mod clock;
 pub mod config;
 pub mod conn;
+pub mod discovery;
+pub mod edge_stats;
 pub mod error;
 pub mod identity;
 pub mod keys;
@@ -27,3 +32,4 @@ pub mod router;
 pub mod server;
 pub mod state;
 pub mod store;
+pub mod tunnel;

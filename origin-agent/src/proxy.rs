@@ -34,6 +34,7 @@ use std::time::{Duration, Instant};
 
 use argus_shared::headers;
 use argus_shared::route::BackendClass;
+use argus_shared::ws_auth;
 use hyper::body::Body as _;
 use hyper::header::{HeaderName, HeaderValue};
 use hyper::upgrade::OnUpgrade;
@@ -217,6 +218,7 @@ impl Backend {
         if let Some(key) = &self.api_key {
             h.insert(HeaderName::from_static(headers::X_API_KEY), key.clone());
         }
+        let offered_relay_protocol = wants_upgrade && ws_protocols_for_backend(h);
         if wants_upgrade {
             h.insert(
                 hyper::header::CONNECTION,
@@ -317,6 +319,12 @@ impl Backend {
             });
             let (mut parts, _) = resp.into_parts();
             add_request_id(&mut parts.headers, ctx.request_id);
+            if offered_relay_protocol && !parts.headers.contains_key(ws_auth::HEADER) {
+                parts.headers.insert(
+                    HeaderName::from_static(ws_auth::HEADER),
+                    HeaderValue::from_static(ws_auth::PROTOCOL),
+                );
+            }
             return Ok(Response::from_parts(parts, body::empty()));
         }
 
@@ -360,6 +368,27 @@ impl Backend {
             h.insert(hyper::header::LOCATION, v);
         }
     }
+}
+
+/// Removes the relay's own WebSocket subprotocols (the token entry and [`ws_auth::PROTOCOL`])
+/// from what the backend is offered; true if the client offered [`ws_auth::PROTOCOL`] (the
+/// agent then selects it in the `101`).
+fn ws_protocols_for_backend(h: &mut hyper::HeaderMap) -> bool {
+    let Some(offered) = h
+        .get(ws_auth::HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+    else {
+        h.remove(ws_auth::HEADER);
+        return false;
+    };
+    h.remove(ws_auth::HEADER);
+    if let Some(rest) = ws_auth::protocols_for_backend(&offered) {
+        if let Ok(v) = HeaderValue::from_str(&rest) {
+            h.insert(HeaderName::from_static(ws_auth::HEADER), v);
+        }
+    }
+    ws_auth::offers_relay_protocol(&offered)
 }
 
 fn add_request_id(h: &mut hyper::HeaderMap, request_id: &str) {

@@ -15,6 +15,7 @@ use std::hash::BuildHasher;
 use std::sync::{Arc, Mutex};
 
 use argus_shared::token::{self, AccessClaims, Expectations, KeySet};
+use argus_shared::ws_auth;
 use hyper::HeaderMap;
 
 use crate::error::AgentError;
@@ -22,14 +23,21 @@ use crate::state::AppState;
 use crate::store::TOUCH_GRANULARITY_SECS;
 
 pub fn check(state: &AppState, h: &HeaderMap, now: u64) -> Result<AccessClaims, AgentError> {
-    let header = h
-        .get(hyper::header::AUTHORIZATION)
-        .ok_or(AgentError::Unauthenticated)?
-        .to_str()
-        .map_err(|_| AgentError::InvalidToken {
-            reason: "token.malformed",
-        })?;
-    let token = bearer(header).ok_or(AgentError::Unauthenticated)?;
+    let token = match h.get(hyper::header::AUTHORIZATION) {
+        Some(v) => {
+            let header = v.to_str().map_err(|_| AgentError::InvalidToken {
+                reason: "token.malformed",
+            })?;
+            bearer(header).ok_or(AgentError::Unauthenticated)?
+        }
+        // A WebSocket client that cannot set headers (LAN): the subprotocol token.
+        None if crate::proxy::is_websocket_upgrade(h) => h
+            .get(ws_auth::HEADER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(ws_auth::token_from_protocols)
+            .ok_or(AgentError::Unauthenticated)?,
+        None => return Err(AgentError::Unauthenticated),
+    };
     let keys = state.keys.verification_keys();
     let generation = state.store.revocation_generation();
     if let Some(claims) =

@@ -24,6 +24,23 @@ pub struct RequestContext {
     pub request_id: String,
     pub client_ip: Option<IpAddr>,
     pub client_upgrade: Option<OnUpgrade>,
+    /// The device the edge vouched for in its signature (tunnel listener only): the token must
+    /// be that device's.
+    pub edge_device: Option<String>,
+}
+
+/// A token for another device than the one the edge signed for is refused: the two checks must
+/// agree.
+fn agrees_with_edge(
+    ctx: &RequestContext,
+    claims: &argus_shared::token::AccessClaims,
+) -> Result<(), AgentError> {
+    match &ctx.edge_device {
+        Some(d) if *d != claims.sub => Err(AgentError::InvalidSignature {
+            reason: "signature.device_mismatch",
+        }),
+        _ => Ok(()),
+    }
 }
 
 /// A request's canonical path and route, decided once before dispatch.
@@ -82,11 +99,13 @@ pub async fn dispatch_classified(
         }
         Route::Agent(agent_route) => {
             let claims = require_device_token::check(state, req.headers(), unix_now())?;
+            agrees_with_edge(&ctx, &claims)?;
             identity::http::device_route(state, agent_route, req, &claims, &canonical.decoded_path)
                 .await
         }
         Route::Backend { class } => {
             let claims = require_device_token::check(state, req.headers(), unix_now())?;
+            agrees_with_edge(&ctx, &claims)?;
             if claims.scope == Scope::Viewer && !matches!(*req.method(), Method::GET | Method::HEAD)
             {
                 return Err(AgentError::InsufficientScope);

@@ -1,4 +1,6 @@
-//! One HTTP/1.1 accept loop for every listener: limits, upgrades, graceful shutdown.
+//! One HTTP/1.1 accept loop for every listener: limits, upgrades, graceful shutdown. What the
+//! connection speaks under HTTP is a [`Handshake`]: plain TCP ([`PlainTcp`]) for the loopback
+//! listeners, TLS for the LAN listener ([`crate::listener::lan`]).
 //!
 //! Limits per connection: request head at most `max_header_bytes` (431), the head within
 //! `header_read_timeout_secs` of its first byte, an idle keep-alive connection closed after
@@ -7,6 +9,7 @@
 
 use std::convert::Infallible;
 use std::future::Future;
+use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,7 +19,8 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Request, Response};
 use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::net::TcpListener;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Semaphore};
 
 use crate::body::Body;
@@ -27,17 +31,61 @@ use crate::metrics::METRICS;
 /// How long in-flight requests get to finish after shutdown is asked for.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Serves `listener` until `shutdown` turns true, then drains.
+/// Turns an accepted TCP connection into the byte stream HTTP is served over. It runs in the
+/// connection's own task (holding its connection permit), bounded by the header read timeout,
+/// so a slow handshake never stalls the accept loop.
+pub trait Handshake: Send + Sync + 'static {
+    type Stream: AsyncRead + AsyncWrite + Unpin + Send + 'static;
+    fn handshake(&self, tcp: TcpStream) -> impl Future<Output = io::Result<Self::Stream>> + Send;
+}
+
+/// Plain TCP: the connection as it is.
+pub struct PlainTcp;
+
+impl Handshake for PlainTcp {
+    type Stream = TcpStream;
+    async fn handshake(&self, tcp: TcpStream) -> io::Result<TcpStream> {
+        Ok(tcp)
+    }
+}
+
+/// Serves plain HTTP on `listener` until `shutdown` turns true, then drains.
 pub async fn serve<F, Fut>(
     name: &'static str,
     listener: TcpListener,
     limits: Limits,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
     handler: F,
 ) where
     F: Fn(Request<Incoming>, SocketAddr) -> Fut + Clone + Send + Sync + 'static,
     Fut: Future<Output = Response<Body>> + Send + 'static,
 {
+    serve_with(
+        name,
+        listener,
+        Arc::new(PlainTcp),
+        limits,
+        shutdown,
+        handler,
+    )
+    .await
+}
+
+/// Serves `listener`, each connection first through `handshake`, until `shutdown` turns true,
+/// then drains.
+pub async fn serve_with<H, F, Fut>(
+    name: &'static str,
+    listener: TcpListener,
+    handshake: Arc<H>,
+    limits: Limits,
+    mut shutdown: watch::Receiver<bool>,
+    handler: F,
+) where
+    H: Handshake,
+    F: Fn(Request<Incoming>, SocketAddr) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = Response<Body>> + Send + 'static,
+{
+    let handshake_timeout = Duration::from_secs(limits.header_read_timeout_secs);
     let mut tasks = tokio::task::JoinSet::new();
     let permits = Arc::new(Semaphore::new(limits.max_connections));
     let mut builder = http1::Builder::new();
@@ -82,15 +130,33 @@ pub async fn serve<F, Fut>(
                 Ok::<_, Infallible>(resp.map(|b| in_flight.attach(b)))
             }
         });
-        let conn = builder
-            .serve_connection(
-                TokioIo::new(TrackedIo::new(stream, activity.clone())),
-                service,
-            )
-            .with_upgrades();
+        let builder = builder.clone();
+        let handshake = handshake.clone();
         let mut stop = shutdown.clone();
-        METRICS.connection_opened(name);
+        let open = OpenConnection::new(name);
         tasks.spawn(async move {
+            // Counted until the task ends, whichever way (a failed handshake returns early).
+            let _open = open;
+            let stream = tokio::select! {
+                r = tokio::time::timeout(handshake_timeout, handshake.handshake(stream)) => match r {
+                    Ok(Ok(s)) => s,
+                    Ok(Err(e)) => {
+                        tracing::debug!(listener = name, %peer, error = %e, "handshake failed");
+                        return;
+                    }
+                    Err(_) => {
+                        tracing::debug!(listener = name, %peer, "handshake timed out");
+                        return;
+                    }
+                },
+                _ = stop.changed() => return,
+            };
+            let conn = builder
+                .serve_connection(
+                    TokioIo::new(TrackedIo::new(stream, activity.clone())),
+                    service,
+                )
+                .with_upgrades();
             let mut conn = std::pin::pin!(conn);
             let result = loop {
                 let deadline = activity.deadline(header_read, idle);
@@ -122,7 +188,6 @@ pub async fn serve<F, Fut>(
             if let Err(e) = result {
                 tracing::debug!(listener = name, %peer, error = %e, "connection ended with error");
             }
-            METRICS.connection_closed(name);
             drop(permit);
         });
         while tasks.try_join_next().is_some() {}
@@ -146,6 +211,22 @@ pub fn limit_malloc_arenas() {
         unsafe {
             libc::mallopt(libc::M_ARENA_MAX, 1);
         }
+    }
+}
+
+/// `argus_relay_connections_active`: up while the value lives.
+struct OpenConnection(&'static str);
+
+impl OpenConnection {
+    fn new(listener: &'static str) -> Self {
+        METRICS.connection_opened(listener);
+        OpenConnection(listener)
+    }
+}
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        METRICS.connection_closed(self.0);
     }
 }
 

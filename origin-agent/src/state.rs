@@ -44,8 +44,14 @@ pub struct AppState {
     pub started_at: u64,
     /// Unix time of the last request with a valid edge signature (0 = none yet).
     pub last_edge_request: AtomicU64,
+    /// Signed requests accepted and refused, by reason (for status and `doctor`).
+    pub edge_stats: crate::edge_stats::EdgeStats,
+    /// The latest word on cloudflared (see [`crate::tunnel`]).
+    pub tunnel: crate::tunnel::TunnelMonitor,
     /// Owner codes made through the admin API, and the device each was redeemed by.
     owner_codes: Mutex<HashMap<String, OwnerCodeState>>,
+    /// The admin page's sign-in tickets and browser sessions (in memory).
+    pub admin_sessions: crate::admin_ui::Sessions,
 }
 
 #[derive(Debug, Clone)]
@@ -90,6 +96,7 @@ impl AppState {
             config.backend_timeout(),
             config.backend.max_concurrent_requests,
         )?;
+        let tunnel = crate::tunnel::TunnelMonitor::new(config.cloudflared.as_ref());
         Ok(AppState {
             expectations: Expectations::new(config.issuer(), config.audience()),
             config,
@@ -106,7 +113,10 @@ impl AppState {
             pairing_requests: FailureLimiter::default(),
             started_at: now,
             last_edge_request: AtomicU64::new(0),
+            edge_stats: crate::edge_stats::EdgeStats::default(),
+            tunnel,
             owner_codes: Mutex::new(HashMap::new()),
+            admin_sessions: crate::admin_ui::Sessions::default(),
         })
     }
 

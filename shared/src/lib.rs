@@ -7,9 +7,14 @@
 
 pub mod api;
 pub mod edge_state;
+pub mod encoding;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod headers;
+pub mod image;
 pub mod path;
 pub mod policy;
 pub mod route;
 pub mod signature;
 pub mod token;
+pub mod ws_auth;

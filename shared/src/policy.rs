@@ -14,7 +14,8 @@
 //! allow = ["@default", "GET /api/v1/digests/*"]
 //! deny = ["@default"]
 //! [images]
-//! default_quality = "mobile"
+//! default_quality = "original"
+//! platform_quality = { ios = "mobile" }
 //! ```
 //!
 //! [`Policy::from_toml`] parses and validates (unknown fields are errors; every error names its
@@ -267,6 +268,8 @@ struct PathsDoc {
 #[serde(deny_unknown_fields)]
 struct ImagesDoc {
     default_quality: Option<String>,
+    #[serde(default)]
+    platform_quality: BTreeMap<String, String>,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -288,6 +291,8 @@ pub struct Policy {
     allow: Vec<PathRule>,
     deny: Vec<PathRule>,
     default_image_quality: Option<ImageQuality>,
+    /// (lower-case platform, quality): overrides `default_image_quality` for that platform.
+    platform_image_quality: Vec<(String, ImageQuality)>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -907,6 +912,23 @@ impl Policy {
             }
             parsed
         });
+        let mut platform_image_quality = Vec::new();
+        for (platform, q) in &doc.images.platform_quality {
+            let field = format!("images.platform_quality.{platform}");
+            if let Err(problem) = check_platform(platform) {
+                errors.push(FieldError { field, problem });
+                continue;
+            }
+            match ImageQuality::parse(q) {
+                Some(parsed) => platform_image_quality.push((platform.clone(), parsed)),
+                None => errors.push(FieldError {
+                    field,
+                    problem: format!(
+                        "{q:?} is not one of \"original\", \"high\", \"mobile\", \"low\""
+                    ),
+                }),
+            }
+        }
 
         if !errors.is_empty() {
             return Err(PolicyError::Invalid(errors));
@@ -921,6 +943,7 @@ impl Policy {
             allow,
             deny,
             default_image_quality,
+            platform_image_quality,
         })
     }
 
@@ -941,12 +964,24 @@ impl Policy {
             allow: if errors.is_empty() { allow } else { Vec::new() },
             deny,
             default_image_quality: None,
+            platform_image_quality: Vec::new(),
         }
     }
 
     /// The image quality for devices that do not ask for one, if the policy sets it.
     pub fn default_image_quality(&self) -> Option<ImageQuality> {
         self.default_image_quality
+    }
+
+    /// The image quality for a device of `platform` that does not ask for one:
+    /// `images.platform_quality.<platform>` (case-insensitive), else `images.default_quality`.
+    /// `None`: the policy says nothing (the original is served).
+    pub fn image_quality_for(&self, platform: &str) -> Option<ImageQuality> {
+        self.platform_image_quality
+            .iter()
+            .find(|(p, _)| p.eq_ignore_ascii_case(platform))
+            .map(|(_, q)| *q)
+            .or(self.default_image_quality)
     }
 
     /// Decides a request. See the module docs for the order and for missing facts.
@@ -1932,6 +1967,21 @@ mod tests {
     fn image_quality() {
         let p = policy("version = 1\n[images]\ndefault_quality = \"mobile\"");
         assert_eq!(p.default_image_quality(), Some(ImageQuality::Mobile));
+        assert_eq!(p.image_quality_for("ios"), Some(ImageQuality::Mobile));
+        let p = policy(
+            "version = 1\n[images]\ndefault_quality = \"high\"\nplatform_quality = { ios = \"mobile\", android = \"original\" }",
+        );
+        assert_eq!(p.image_quality_for("iOS"), Some(ImageQuality::Mobile));
+        assert_eq!(p.image_quality_for("android"), Some(ImageQuality::Original));
+        assert_eq!(p.image_quality_for("web"), Some(ImageQuality::High));
+        assert_eq!(Policy::default_policy().image_quality_for("ios"), None);
+        assert_eq!(
+            errors(
+                "version = 1\n[images]\nplatform_quality = { ios = \"tiny\", \"I OS\" = \"low\" }"
+            )
+            .len(),
+            2
+        );
         for q in ImageQuality::ALL {
             assert_eq!(ImageQuality::parse(q.as_str()), Some(q));
         }

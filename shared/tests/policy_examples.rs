@@ -39,6 +39,8 @@ fn example_policy_parses_and_behaves_as_commented() {
     };
     assert!(p.warnings().is_empty(), "{:?}", p.warnings());
     assert_eq!(p.default_image_quality(), Some(ImageQuality::Mobile));
+    assert_eq!(p.image_quality_for("ios"), Some(ImageQuality::Mobile));
+    assert_eq!(p.image_quality_for("Android"), Some(ImageQuality::High));
 
     assert_eq!(denial(&p, &phone("GET", "/api/v1/events")), None);
     assert_eq!(denial(&p, &phone("GET", "/api/v1/digests/d1")), None);

@@ -41,6 +41,12 @@ pub struct WorkerConfig {
 struct Listening {
     tunnel: SocketAddr,
     admin: SocketAddr,
+    /// The LAN listener (HTTPS), when it runs.
+    #[serde(default)]
+    lan: Option<SocketAddr>,
+    /// The LAN plain-HTTP listener, when it runs.
+    #[serde(default)]
+    lan_http: Option<SocketAddr>,
 }
 
 #[derive(Deserialize)]
@@ -54,7 +60,10 @@ pub struct Agent {
     data_dir: PathBuf,
     tunnel: SocketAddr,
     admin: SocketAddr,
+    lan: Option<SocketAddr>,
+    lan_http: Option<SocketAddr>,
     extra_env: Vec<(String, String)>,
+    extra_args: Vec<String>,
 }
 
 /// Runs `argus-relay ARGS` to completion; returns stdout, or stdout+stderr as the error.
@@ -77,6 +86,16 @@ pub fn run_cli(args: &[&str], env: &[(String, String)]) -> Result<String, String
             String::from_utf8_lossy(&out.stderr)
         ))
     }
+}
+
+/// Merges `extra` (TOML) into the configuration file: each top-level key replaces the one there.
+pub fn merge_config(config_path: &Path, extra: &str) -> Result<(), String> {
+    let text = std::fs::read_to_string(config_path).map_err(|e| e.to_string())?;
+    let mut cfg: toml::Table = toml::from_str(&text).map_err(|e| e.to_string())?;
+    let extra: toml::Table = toml::from_str(extra).map_err(|e| format!("{e}: {extra}"))?;
+    cfg.extend(extra);
+    let out = toml::to_string(&cfg).map_err(|e| e.to_string())?;
+    std::fs::write(config_path, out).map_err(|e| e.to_string())
 }
 
 impl Agent {
@@ -132,15 +151,47 @@ impl Agent {
 
     /// `argus-relay run` on ephemeral loopback ports; returns once it says it listens.
     pub fn start(config_path: &Path, extra_env: Vec<(String, String)>) -> Result<Agent, String> {
+        Agent::start_full(config_path, extra_env, Vec::new(), "127.0.0.1:0")
+    }
+
+    /// Like [`Agent::start`], with more arguments for `run` (e.g. `--lan-listen 127.0.0.1:0`).
+    pub fn start_with_args(
+        config_path: &Path,
+        extra_env: Vec<(String, String)>,
+        extra_args: Vec<String>,
+    ) -> Result<Agent, String> {
+        Agent::start_full(config_path, extra_env, extra_args, "127.0.0.1:0")
+    }
+
+    /// `argus-relay run` with the tunnel listener on `tunnel_listen` (a tunnel's ingress must know
+    /// the port in advance) and the admin listener on an ephemeral port.
+    pub fn start_on(
+        config_path: &Path,
+        extra_env: Vec<(String, String)>,
+        tunnel_listen: &str,
+    ) -> Result<Agent, String> {
+        Agent::start_full(config_path, extra_env, Vec::new(), tunnel_listen)
+    }
+
+    /// `run` with extra arguments and the tunnel listener on `tunnel_listen`.
+    pub fn start_full(
+        config_path: &Path,
+        extra_env: Vec<(String, String)>,
+        extra_args: Vec<String>,
+        tunnel_listen: &str,
+    ) -> Result<Agent, String> {
         let mut agent = Agent {
             process: None,
             config_path: config_path.to_owned(),
             data_dir: PathBuf::new(),
             tunnel: SocketAddr::from(([127, 0, 0, 1], 0)),
             admin: SocketAddr::from(([127, 0, 0, 1], 0)),
+            lan: None,
+            lan_http: None,
             extra_env,
+            extra_args,
         };
-        agent.spawn("127.0.0.1:0", "127.0.0.1:0")?;
+        agent.spawn(tunnel_listen, "127.0.0.1:0")?;
         let cfg = std::fs::read_to_string(config_path).map_err(|e| e.to_string())?;
         let value: toml::Value = toml::from_str(&cfg).map_err(|e| e.to_string())?;
         agent.data_dir = value
@@ -155,6 +206,7 @@ impl Agent {
         let mut cmd = Command::new(binary());
         cmd.args(["run", "--config", &self.config_path.to_string_lossy()])
             .args(["--tunnel-listen", tunnel, "--admin-listen", admin])
+            .args(&self.extra_args)
             .env("RUST_LOG", "info");
         for (k, v) in &self.extra_env {
             cmd.env(k, v);
@@ -167,6 +219,8 @@ impl Agent {
         })?;
         self.tunnel = ready.tunnel;
         self.admin = ready.admin;
+        self.lan = ready.lan;
+        self.lan_http = ready.lan_http;
         self.process = Some(process);
         Ok(())
     }
@@ -176,6 +230,33 @@ impl Agent {
         if let Some(mut p) = self.process.take() {
             p.kill();
         }
+    }
+
+    /// Stops the agent gracefully (SIGTERM: it withdraws its mDNS advertisement and drains).
+    pub fn terminate(&mut self) -> Option<std::process::ExitStatus> {
+        self.process
+            .take()
+            .and_then(|mut p| p.terminate(Duration::from_secs(10)))
+    }
+
+    /// The LAN listener's address, when it runs.
+    pub fn lan_addr(&self) -> Option<SocketAddr> {
+        self.lan
+    }
+
+    /// The LAN plain-HTTP listener's address, when it runs.
+    pub fn lan_http_addr(&self) -> Option<SocketAddr> {
+        self.lan_http
+    }
+
+    /// How many requests for `path` the `listener` (`tunnel`, `lan`, `lan_http`) logged.
+    pub fn saw(&self, listener: &str, path: &str) -> usize {
+        let tag = format!("listener=\"{listener}\"");
+        let needle = format!("path={path} ");
+        self.output()
+            .lines()
+            .filter(|l| l.contains(&tag) && l.contains(&needle))
+            .count()
     }
 
     /// Starts it again on the same ports.
@@ -234,6 +315,31 @@ impl Agent {
         all.extend(["--config", &cfg]);
         let env = vec![("ARGUS_RELAY_ADMIN_URL".to_owned(), self.admin_url())];
         run_cli(&all, &env)
+    }
+
+    /// `argus-relay ARGS --config <this agent's config>`, whatever its exit status.
+    pub fn cli_output(&self, args: &[&str]) -> std::process::Output {
+        let cfg = self.config_path.to_string_lossy().into_owned();
+        Command::new(binary())
+            .args(args)
+            .args(["--config", &cfg])
+            .env("ARGUS_RELAY_ADMIN_URL", self.admin_url())
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run {}: {e}", binary().display()))
+    }
+
+    /// `GET /admin/status` (the agent's own account of itself).
+    pub async fn status(&self) -> serde_json::Value {
+        let token = self.admin_token().expect("admin token");
+        let resp = reqwest::Client::new()
+            .get(format!("{}/admin/status", self.admin_url()))
+            .bearer_auth(token)
+            .timeout(Duration::from_secs(10))
+            .send()
+            .await
+            .expect("admin status request");
+        assert_eq!(resp.status(), 200, "admin status");
+        resp.json().await.expect("admin status JSON")
     }
 
     pub fn worker_config(&self) -> Result<WorkerConfig, String> {

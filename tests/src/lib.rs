@@ -3,13 +3,19 @@
 //! [`Stack::start`] brings up, on ephemeral loopback ports and with readiness waits:
 //! 1. the stand-in ArgusAI backend ([`backend`]), in this process;
 //! 2. the origin agent (`argus-relay init` + `argus-relay run`, the real binary) ([`agent`]);
-//! 3. the real edge Worker under `wrangler dev` (workerd), pointed at the agent ([`worker`]).
+//! 3. the real edge Worker under `wrangler dev` (workerd), pointed at the agent ([`worker`]) —
+//!    or, with [`StackOptions::tunnel`], at a stand-in cloudflared the agent supervises
+//!    ([`cloudflared`]), which relays to the agent while it says it is connected.
 //!
 //! Everything is torn down when the [`Stack`] is dropped, also when a test panics: child processes
 //! run in their own process groups and are killed as groups, and they die with the test process.
 
 pub mod agent;
 pub mod backend;
+pub mod cloudflared;
+pub mod edge_signer;
+pub mod lan;
+pub mod netns;
 pub mod phone;
 pub mod process;
 pub mod signer;

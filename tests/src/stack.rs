@@ -2,8 +2,9 @@
 
 use std::time::Duration;
 
-use crate::agent::Agent;
+use crate::agent::{run_cli, Agent};
 use crate::backend::{BackendConfig, StandInBackend};
+use crate::cloudflared::{StandInTunnel, TunnelOptions};
 use crate::phone::Phone;
 use crate::worker::{EdgeWorker, WorkerSettings};
 
@@ -23,6 +24,16 @@ pub struct StackOptions {
     /// Point the agent at this backend URL instead of the stand-in (e.g. a closed port, for
     /// "backend down").
     pub backend_url: Option<String>,
+    /// TOML merged into the agent's configuration after `init` (each top-level key replaces
+    /// the written one), e.g. a `[lan]` section.
+    pub agent_config: Option<String>,
+    /// Configure the agent with this backend API key instead of the one the stand-in expects.
+    pub agent_backend_api_key: Option<String>,
+    /// Give the Worker this `RELAY_SIGNING_SECRET` (hex) instead of the agent's.
+    pub worker_secret: Option<String>,
+    /// Put a stand-in cloudflared, supervised by the agent, between the Worker and the agent
+    /// (`argus-relay tunnel config`, then `run`); the Worker's ORIGIN_URL is its edge side.
+    pub tunnel: Option<TunnelOptions>,
     /// A TOML fragment merged into the agent's configuration before it starts (e.g. small limits:
     /// `"[limits]\nmax_connections = 8"`).
     pub agent_toml: Option<String>,
@@ -45,6 +56,8 @@ pub struct Stack {
     pub backend: StandInBackend,
     pub agent: Agent,
     pub worker: Option<EdgeWorker>,
+    /// The stand-in cloudflared, with [`StackOptions::tunnel`].
+    pub tunnel: Option<StandInTunnel>,
     pub dir: tempfile::TempDir,
     /// The edge signing secret (`RELAY_SIGNING_SECRET`), for signing like the Worker.
     pub edge_secret: Vec<u8>,
@@ -71,19 +84,45 @@ impl Stack {
         let backend_url = opts.backend_url.clone().unwrap_or_else(|| backend.url());
         let base = dir.path().to_owned();
         let opts2 = opts.clone();
-        type Started = (Agent, Option<EdgeWorker>, Vec<u8>);
-        let (agent, worker, edge_secret) =
+        type Started = (Agent, Option<EdgeWorker>, Option<StandInTunnel>, Vec<u8>);
+        let (agent, worker, tunnel, edge_secret) =
             tokio::task::spawn_blocking(move || -> Result<Started, String> {
                 let config = Agent::init(
                     &base.join("agent"),
                     "https://relay.test",
                     &backend_url,
-                    BACKEND_API_KEY,
+                    opts2
+                        .agent_backend_api_key
+                        .as_deref()
+                        .unwrap_or(BACKEND_API_KEY),
                 )?;
+                if let Some(extra) = &opts2.agent_config {
+                    crate::agent::merge_config(&config, extra)?;
+                }
                 if let Some(fragment) = &opts2.agent_toml {
                     Agent::patch_config(&config, fragment)?;
                 }
-                let agent = Agent::start(&config, opts2.agent_env.clone())?;
+                let mut agent_env = opts2.agent_env.clone();
+                let mut tunnel_listen = "127.0.0.1:0".to_owned();
+                let tunnel = match &opts2.tunnel {
+                    Some(topts) => {
+                        let t = StandInTunnel::prepare(&base.join("cloudflared"), topts)?;
+                        let args = t.config_args(topts)?;
+                        let mut args: Vec<&str> = args.iter().map(String::as_str).collect();
+                        let cfg = config.to_string_lossy().into_owned();
+                        args.extend(["--config", &cfg]);
+                        tunnel_listen = t.service.to_string();
+                        run_cli(
+                            &args,
+                            &[("ARGUS_RELAY_TUNNEL_LISTEN".into(), tunnel_listen.clone())],
+                        )?;
+                        StandInTunnel::tune(&config, &topts.tuning)?;
+                        agent_env.extend(t.env(topts));
+                        Some(t)
+                    }
+                    None => None,
+                };
+                let agent = Agent::start_on(&config, agent_env, &tunnel_listen)?;
                 let wc = agent.worker_config()?;
                 let secret = wc
                     .secrets
@@ -91,7 +130,7 @@ impl Stack {
                     .and_then(|h| hex::decode(h).ok())
                     .ok_or("worker-config has no hex RELAY_SIGNING_SECRET")?;
                 if opts2.without_worker {
-                    return Ok((agent, None, secret));
+                    return Ok((agent, None, tunnel, secret));
                 }
                 let mut settings = WorkerSettings {
                     rate_limits: opts2.rate_limits.clone(),
@@ -102,16 +141,21 @@ impl Stack {
                         settings.vars.push((k, v));
                     }
                 }
-                settings
-                    .vars
-                    .push(("ORIGIN_URL".into(), agent.tunnel_url()));
+                let origin = match &tunnel {
+                    Some(t) => t.origin_url(),
+                    None => agent.tunnel_url(),
+                };
+                settings.vars.push(("ORIGIN_URL".into(), origin));
                 if let Some(policy) = &opts2.policy {
                     settings.vars.push(("POLICY".into(), policy.clone()));
                 }
                 settings.secrets = wc.secrets.into_iter().collect();
+                if let Some(secret) = &opts2.worker_secret {
+                    settings.secrets = vec![("RELAY_SIGNING_SECRET".into(), secret.clone())];
+                }
                 let worker = EdgeWorker::start(&base.join("worker"), &settings)
                     .map_err(|e| format!("{e}\n--- agent output ---\n{}", agent.output()))?;
-                Ok((agent, Some(worker), secret))
+                Ok((agent, Some(worker), tunnel, secret))
             })
             .await
             .expect("stack start task")
@@ -120,6 +164,7 @@ impl Stack {
             backend,
             agent,
             worker,
+            tunnel,
             dir,
             edge_secret,
         }
@@ -196,22 +241,29 @@ impl Stack {
 
     /// Pairs a new phone with an owner code of `scope`, through the Worker (the seed's flow).
     pub async fn pair_phone(&self, scope: &str) -> PairedDevice {
+        let info = serde_json::json!({
+            "name": format!("Test phone ({scope})"),
+            "model": "iPhone15,2",
+            "platform": "ios",
+            "os_version": "18.1",
+            "app_version": "1.4.0",
+        });
+        self.pair_phone_with(scope, info).await
+    }
+
+    /// Pairs a new phone that describes itself with `device_info` (platform, versions, …).
+    pub async fn pair_phone_with(
+        &self,
+        scope: &str,
+        device_info: serde_json::Value,
+    ) -> PairedDevice {
         let created = self.owner_code(scope);
         let code = created["code"].as_str().expect("code").to_owned();
         let (status, answer) = self
             .phone()
             .post_json_json(
                 "/api/v1/devices/pair",
-                &serde_json::json!({
-                    "code": code,
-                    "device_info": {
-                        "name": format!("Test phone ({scope})"),
-                        "model": "iPhone15,2",
-                        "platform": "ios",
-                        "os_version": "18.1",
-                        "app_version": "1.4.0",
-                    }
-                }),
+                &serde_json::json!({"code": code, "device_info": device_info}),
             )
             .await;
         assert_eq!(status, 200, "pairing failed: {answer}\n{}", self.logs());
@@ -242,11 +294,47 @@ impl Stack {
 
     /// Everything each process printed, for failure messages.
     pub fn logs(&self) -> String {
+        let tunnel = self
+            .tunnel
+            .as_ref()
+            .map(|t| std::fs::read_to_string(&t.log).unwrap_or_default())
+            .unwrap_or_default();
         format!(
-            "--- agent ---\n{}\n--- worker ---\n{}",
+            "--- agent ---\n{}\n--- worker ---\n{}\n--- stand-in cloudflared events ---\n{tunnel}",
             self.agent.output(),
             self.worker.as_ref().map(|w| w.output()).unwrap_or_default()
         )
+    }
+
+    /// The stand-in cloudflared (panics without [`StackOptions::tunnel`]).
+    pub fn cloudflared(&self) -> &StandInTunnel {
+        self.tunnel
+            .as_ref()
+            .expect("stack started without a tunnel")
+    }
+
+    /// Polls the agent's `/admin/status` until `pred` holds; returns that status and how long
+    /// it took. Panics with the last status and every log after `timeout`.
+    pub async fn wait_status(
+        &self,
+        timeout: Duration,
+        what: &str,
+        pred: impl Fn(&serde_json::Value) -> bool,
+    ) -> (serde_json::Value, Duration) {
+        let started = tokio::time::Instant::now();
+        loop {
+            let status = self.agent.status().await;
+            if pred(&status) {
+                return (status, started.elapsed());
+            }
+            if started.elapsed() >= timeout {
+                panic!(
+                    "waited {timeout:?} for {what}; last status:\n{status:#}\n{}",
+                    self.logs()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 }
 

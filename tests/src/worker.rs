@@ -14,6 +14,8 @@ pub struct WorkerSettings {
     pub secrets: Vec<(String, String)>,
     /// Overrides of the rate-limit bindings: (name, limit per 60 s).
     pub rate_limits: Vec<(String, u32)>,
+    /// Run this script instead of the built Worker (benchmarks: a pass-through baseline).
+    pub main: Option<PathBuf>,
 }
 
 pub struct EdgeWorker {
@@ -40,7 +42,12 @@ fn toml_string(s: &str) -> String {
 
 impl EdgeWorker {
     pub fn start(dir: &Path, settings: &WorkerSettings) -> Result<EdgeWorker, String> {
-        let shim = built_shim()?;
+        let shim = match &settings.main {
+            Some(main) => main
+                .canonicalize()
+                .map_err(|e| format!("{}: {e}", main.display()))?,
+            None => built_shim()?,
+        };
         std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
         let mut toml = format!(
             "name = \"argus-relay-test\"\nmain = {}\ncompatibility_date = \"2026-08-01\"\n\n[vars]\n",

@@ -343,7 +343,7 @@ fn start_worker(origin: &str, dir: &std::path::Path) -> EdgeWorker {
             ("TOKEN_AUDIENCE".into(), AUDIENCE.into()),
         ],
         secrets: vec![("RELAY_SIGNING_SECRET".into(), SECRET_HEX.into())],
-        rate_limits: vec![],
+        ..WorkerSettings::default()
     };
     EdgeWorker::start(dir, &settings).unwrap_or_else(|e| panic!("worker: {e}"))
 }

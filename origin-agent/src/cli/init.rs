@@ -37,6 +37,9 @@ pub struct InitArgs {
     /// The agent's own ArgusAI API key (sent as X-API-Key to the backend).
     #[arg(long, env = "ARGUS_RELAY_BACKEND_API_KEY", hide_env_values = true)]
     pub backend_api_key: Option<String>,
+    /// Optionally, the Cloudflare Tunnel (as `argus-relay tunnel config` takes it).
+    #[command(flatten)]
+    pub tunnel: super::tunnel::TunnelSetupArgs,
 }
 
 fn random_hex(n: usize) -> String {
@@ -125,7 +128,31 @@ fn write_private(path: &Path, bytes: &[u8]) -> Result<(), CliError> {
 }
 
 pub fn init(args: InitArgs) -> Result<(), CliError> {
-    let (cfg, new_config) = config_for(&args)?;
+    let (mut cfg, new_config) = config_for(&args)?;
+    let mut tunnel_report = None;
+    if args.tunnel.given() {
+        match &cfg.cloudflared {
+            Some(existing) => {
+                let differs = super::tunnel::differences(existing, &args.tunnel)?;
+                if !differs.is_empty() {
+                    return Err(CliError::Usage(format!(
+                        "{} has a [cloudflared] section that says otherwise for {}; change it \
+                         with `argus-relay tunnel config`",
+                        args.config.config.display(),
+                        differs.join(", ")
+                    )));
+                }
+            }
+            None => {
+                tunnel_report = Some(super::tunnel::apply(
+                    &args.config.config,
+                    &args.tunnel,
+                    None,
+                )?);
+                cfg = AgentConfig::load(&args.config.config)?;
+            }
+        }
+    }
     let failed = |what: &str, e: &dyn std::fmt::Display| CliError::Failed(format!("{what}: {e}"));
     let store = Store::open(cfg.database_path()).map_err(|e| failed("database", &e))?;
     let now = i64::try_from(unix_now()).unwrap_or(i64::MAX);
@@ -195,6 +222,10 @@ pub fn init(args: InitArgs) -> Result<(), CliError> {
         for m in &made {
             println!("Created {m}");
         }
+    }
+    if let Some(report) = tunnel_report {
+        println!();
+        print!("{report}");
     }
     println!();
     let settings = WorkerSettings::read(&cfg, &store).map_err(|e| failed("database", &e))?;

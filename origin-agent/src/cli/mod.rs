@@ -5,11 +5,17 @@
 //! `worker-config`, `policy check` and `config check` work on files alone.
 
 mod admin_client;
+pub mod client;
 mod devices;
+pub mod doctor;
 pub mod init;
 mod pairing;
 mod run;
+pub mod status;
+pub mod tunnel;
 mod worker_config;
+// The Mobile Access page's sign-in link.
+mod ui;
 
 use std::path::PathBuf;
 
@@ -43,7 +49,8 @@ pub struct ConfigArg {
 pub enum Command {
     /// Create the configuration and data directory (keys, secrets, LAN certificate). Safe to re-run.
     Init(init::InitArgs),
-    /// Run the agent: the tunnel listener for cloudflared and the admin listener, on loopback.
+    /// Run the agent: the tunnel listener for cloudflared and the admin listener, on loopback
+    /// (and the LAN listener when `[lan] enabled`).
     Run(run::RunArgs),
     /// Print what the edge Worker needs: its [vars] and its secret.
     WorkerConfig(worker_config::WorkerConfigArgs),
@@ -61,6 +68,8 @@ pub enum Command {
     Rename(devices::RenameArgs),
     /// Revoke a device: its tokens stop working at once.
     Revoke(devices::RevokeArgs),
+    /// Print a one-time sign-in link to the Mobile Access page (pairing QR, devices, status).
+    Ui(ui::UiArgs),
     /// Signing keys.
     Keys {
         #[command(subcommand)]
@@ -76,6 +85,20 @@ pub enum Command {
         #[command(subcommand)]
         command: ConfigCommand,
     },
+    /// The reference phone client: pair, discover the server on the LAN, choose LAN or relay.
+    Client {
+        #[command(subcommand)]
+        command: client::ClientCommand,
+    },
+    /// The Cloudflare Tunnel (cloudflared) the agent runs or watches.
+    Tunnel {
+        #[command(subcommand)]
+        command: tunnel::TunnelCommand,
+    },
+    /// The running agent's status: tunnel, edge, backend, devices.
+    Status(status::StatusArgs),
+    /// Check the whole chain (public URL → Worker → tunnel → agent → ArgusAI) and say what to fix.
+    Doctor(doctor::DoctorArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -133,12 +156,17 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Devices(a) => devices::list(a),
         Command::Rename(a) => devices::rename(a),
         Command::Revoke(a) => devices::revoke(a),
+        Command::Ui(a) => ui::ui(a),
         Command::Keys {
             command: KeysCommand::Rotate(a),
         } => devices::rotate_keys(a),
         Command::Policy {
             command: PolicyCommand::Check { file },
         } => policy_check(&file),
+        Command::Client { command } => client::run(command),
+        Command::Tunnel { command } => tunnel::run(command),
+        Command::Status(a) => status::status(a),
+        Command::Doctor(a) => doctor::doctor(a),
         Command::Config {
             command: ConfigCommand::Check(a),
         } => {

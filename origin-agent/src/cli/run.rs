@@ -1,9 +1,11 @@
 //! `argus-relay run`: the agent itself — the tunnel listener (for cloudflared) and the admin
 //! listener (for the owner), both on loopback, until SIGINT/SIGTERM, then a graceful drain.
+//! With a `[cloudflared]` section it also runs (or watches) cloudflared ([`crate::tunnel`]).
 //!
 //! When both listeners are bound it prints one JSON line on stdout,
 //! `{"listening":{"tunnel":"127.0.0.1:8470","admin":"127.0.0.1:8471"}}`, for supervisors and
-//! tests; logs go to stderr (`RUST_LOG`, default `info`; `ARGUS_RELAY_LOG_FORMAT=json` for JSON).
+//! tests (plus `"lan":"ip:port"` and `"lan_http":"ip:port"` when the LAN listener runs, see
+//! [`crate::listener::lan`]); logs go to stderr (`RUST_LOG`, default `info`; `ARGUS_RELAY_LOG_FORMAT=json` for JSON).
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -16,6 +18,7 @@ use tokio::sync::watch;
 use super::CliError;
 use crate::clock::unix_now;
 use crate::config::AgentConfig;
+use crate::listener::lan::LanListeners;
 use crate::listener::{admin, tunnel};
 use crate::state::AppState;
 
@@ -34,6 +37,10 @@ pub struct RunArgs {
     /// Overrides `admin.listen` (loopback only; port 0 picks a free port).
     #[arg(long)]
     pub admin_listen: Option<SocketAddr>,
+    /// Serves the LAN listener (HTTPS, pinned certificate) on this address: overrides
+    /// `lan.listen` and turns the LAN listener on (port 0 picks a free port).
+    #[arg(long)]
+    pub lan_listen: Option<SocketAddr>,
 }
 
 fn init_tracing() {
@@ -60,6 +67,10 @@ pub fn run(args: RunArgs) -> Result<(), CliError> {
     }
     if let Some(a) = args.admin_listen {
         cfg.admin.listen = a;
+    }
+    if let Some(a) = args.lan_listen {
+        cfg.lan.listen = a;
+        cfg.lan.enabled = true;
     }
     cfg.validate()?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -106,9 +117,29 @@ async fn serve(cfg: AgentConfig) -> Result<(), CliError> {
         stop_rx.clone(),
         move |req, peer| admin::handle(st.clone(), req, peer),
     ));
-    let housekeeping = tokio::spawn(housekeeping(state.clone(), stop_rx));
+    let lan = if state.config.lan.enabled {
+        Some(
+            LanListeners::start(state.clone(), stop_rx.clone())
+                .await
+                .map_err(|e| CliError::Failed(format!("LAN listener: {e}")))?,
+        )
+    } else {
+        None
+    };
+    let housekeeping = tokio::spawn(housekeeping(state.clone(), stop_rx.clone()));
+    let cloudflared = crate::tunnel::supervisor::start(
+        state.config.cloudflared.clone(),
+        state.tunnel.clone(),
+        stop_rx,
+    );
 
-    let ready = serde_json::json!({"listening": {"tunnel": tunnel_addr, "admin": admin_addr}});
+    let mut ready = serde_json::json!({"listening": {"tunnel": tunnel_addr, "admin": admin_addr}});
+    if let Some(lan) = &lan {
+        ready["listening"]["lan"] = serde_json::json!(lan.https);
+        if let Some(plain) = lan.plain_http {
+            ready["listening"]["lan_http"] = serde_json::json!(plain);
+        }
+    }
     {
         let mut out = std::io::stdout().lock();
         let _ = writeln!(out, "{ready}");
@@ -124,8 +155,17 @@ async fn serve(cfg: AgentConfig) -> Result<(), CliError> {
 
     shutdown_signal().await;
     tracing::info!("shutting down: draining connections");
+    let mut lan = lan;
+    if let Some(lan) = lan.as_mut() {
+        lan.withdraw().await;
+    }
     let _ = stop_tx.send(true);
-    let _ = tokio::join!(tunnel_task, admin_task, housekeeping);
+    let lan_done = async {
+        if let Some(lan) = lan {
+            lan.finish().await;
+        }
+    };
+    let _ = tokio::join!(tunnel_task, admin_task, housekeeping, lan_done, cloudflared);
     tracing::info!("stopped");
     Ok(())
 }

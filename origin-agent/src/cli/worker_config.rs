@@ -29,8 +29,12 @@ impl WorkerSettings {
     pub fn read(cfg: &AgentConfig, store: &Store) -> Result<WorkerSettings, StoreError> {
         let secret = store.get_secret(SECRET_EDGE_HMAC)?.unwrap_or_default();
         let mut vars = BTreeMap::new();
-        // For `wrangler dev` on this machine; in production it is the tunnel's hostname.
-        vars.insert("ORIGIN_URL", format!("http://{}", cfg.tunnel.listen));
+        // The tunnel's hostname when known; else for `wrangler dev` on this machine.
+        let origin = match cfg.cloudflared.as_ref().and_then(|c| c.hostname.as_deref()) {
+            Some(host) => format!("https://{host}"),
+            None => format!("http://{}", cfg.tunnel.listen),
+        };
+        vars.insert("ORIGIN_URL", origin);
         vars.insert("TOKEN_ISSUER", cfg.issuer());
         vars.insert("TOKEN_AUDIENCE", cfg.audience());
         let mut secrets = BTreeMap::new();
@@ -43,7 +47,7 @@ impl WorkerSettings {
 pub fn human(s: &WorkerSettings, cfg: &AgentConfig) -> String {
     let mut out = String::from("Edge Worker settings\n\nIn wrangler.toml, under [vars]:\n");
     for (k, v) in &s.vars {
-        if *k == "ORIGIN_URL" {
+        if *k == "ORIGIN_URL" && v.starts_with("http://") {
             out.push_str(&format!(
                 "  ORIGIN_URL = \"https://<your tunnel hostname>\"   # cloudflared ingress -> http://{}\n",
                 cfg.tunnel.listen

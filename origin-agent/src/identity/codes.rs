@@ -51,7 +51,7 @@ pub fn is_trivial(code: &str) -> bool {
         .map(|w| i16::from(w[1]) - i16::from(w[0]))
         .collect();
     let straight = steps.iter().all(|&s| s == steps[0] && s.abs() <= 1);
-    let period = |p: usize| b.len() % p == 0 && b.chunks(p).all(|c| c == &b[..p]);
+    let period = |p: usize| b.len().is_multiple_of(p) && b.chunks(p).all(|c| c == &b[..p]);
     straight || period(2) || period(3)
 }
 

@@ -13,7 +13,7 @@
 //! | `DELETE /api/v1/devices/{id}` | owner, or the device itself | revoke |
 //! | `GET /.well-known/jwks.json` | anyone | the public token keys |
 //! | `GET /api/v1/health` | anyone | liveness and the server's identity (instance id, LAN certificate fingerprint) |
-//! | `GET /api/v1/relay/status` | a device | see [`crate::relay_status`] |
+//! | `GET /api/v1/relay/status` | owner | see [`crate::relay_status`] |
 //!
 //! Every code-taking endpoint first checks the caller's failure window
 //! ([`super::limiter`]) and charges it on failure; unknown, expired, used and locked codes get
@@ -162,10 +162,13 @@ struct OwnerPairDeviceInfo {
     device_id: Option<String>,
 }
 
+/// Who the phone paired with: the relay URL, and the identity it checks on the LAN
+/// (certificate pin, and the instance id `/api/v1/health` must report).
 #[derive(Serialize)]
 struct ServerInfo<'a> {
     url: &'a str,
     fingerprint: &'a str,
+    instance_id: &'a str,
 }
 
 #[derive(Serialize)]
@@ -236,6 +239,7 @@ async fn redeem_owner_code(
             server: ServerInfo {
                 url: &state.config.public_url,
                 fingerprint: &state.lan_fingerprint,
+                instance_id: &state.instance_id,
             },
         },
     ))
@@ -672,6 +676,11 @@ pub async fn device_route(
                 &serde_json::json!({"revoked_count": count}),
             ))
         }
-        AgentRoute::RelayStatus => crate::relay_status::answer(state).await,
+        AgentRoute::RelayStatus => {
+            if !owner {
+                return Err(AgentError::InsufficientScope);
+            }
+            crate::relay_status::answer(state, false).await
+        }
     }
 }

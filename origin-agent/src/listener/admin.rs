@@ -1,9 +1,11 @@
 //! The admin listener: loopback only, for the owner's CLI (and the admin page).
 //!
 //! Every request needs `Authorization: Bearer <admin token>` (the token is in
-//! `<data_dir>/admin.token`, 0600), compared in constant time. The `Host` header must name a
-//! loopback address or `localhost`, so a web page in the owner's browser cannot reach this API
-//! through DNS rebinding.
+//! `<data_dir>/admin.token`, 0600), compared in constant time, or the admin page's session
+//! cookie with its same-origin and CSRF checks ([`crate::admin_ui::authorize_api`]). The `Host`
+//! header must name a loopback address or `localhost`, so a web page in the owner's browser
+//! cannot reach this API through DNS rebinding. `/admin/ui…` is the page itself
+//! ([`crate::admin_ui`]).
 //!
 //! | method | path | body → answer |
 //! |---|---|---|
@@ -11,11 +13,12 @@
 //! | GET | `/admin/pairing-codes/{code}` | → `{code, state: pending\|redeemed\|expired, device_id, device_name}` |
 //! | GET | `/admin/pairings/pending` | → `{pending: [{id, phone_device_id, platform, name, model, created_at, expires_at}]}` |
 //! | POST | `/admin/pairings/confirm` | `{code, scope}` → `{confirmed: true}` |
-//! | POST | `/admin/pairings/deny` | `{code}` → `{denied: true}` |
+//! | POST | `/admin/pairings/deny` | `{code}` or `{id}` (of the pending list) → `{denied: true}` |
 //! | GET | `/admin/devices` | → `{devices, total}` |
 //! | PUT | `/admin/devices/{id}/rename` | `{name}` → the device |
 //! | DELETE | `/admin/devices/{id}` | → `{revoked: true, device_id}` |
 //! | POST | `/admin/keys/rotate` | → `{kid, jwks}` |
+//! | GET | `/admin/status` | → the relay status ([`crate::relay_status`]) with local detail |
 //! | GET | `/admin/metrics` | → Prometheus text format ([`crate::metrics`]) |
 
 use std::net::SocketAddr;
@@ -37,12 +40,12 @@ use crate::store::{PairError, Scope};
 pub async fn handle(
     state: Arc<AppState>,
     req: Request<Incoming>,
-    _peer: SocketAddr,
+    peer: SocketAddr,
 ) -> Response<Body> {
     let request_id = crate::request_id::new();
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
-    let resp = match serve(&state, req.map(body::incoming)).await {
+    let mut resp = match serve(&state, req.map(body::incoming), peer, &request_id).await {
         Ok(resp) => resp,
         Err(e) => e.into_response(&request_id),
     };
@@ -59,6 +62,7 @@ pub async fn handle(
         status = resp.status().as_u16(),
         "request"
     );
+    crate::admin_ui::harden(resp.headers_mut());
     resp
 }
 
@@ -82,7 +86,8 @@ fn host_is_loopback(req: &Request<Body>) -> bool {
             .is_ok_and(|ip| ip.is_loopback())
 }
 
-fn authorized(state: &AppState, req: &Request<Body>) -> bool {
+/// The request carries the admin token.
+pub(crate) fn authorized(state: &AppState, req: &Request<Body>) -> bool {
     let Some(token) = req
         .headers()
         .get(hyper::header::AUTHORIZATION)
@@ -118,19 +123,32 @@ fn default_ttl() -> u64 {
 
 #[derive(Deserialize)]
 struct Decide {
-    code: String,
+    /// The code the phone shows (confirm needs it: it proves the owner has that phone).
+    #[serde(default)]
+    code: Option<String>,
+    /// Deny only: the request's `id` from the pending list.
+    #[serde(default)]
+    id: Option<i64>,
     #[serde(default)]
     scope: Option<String>,
 }
 
-async fn serve(state: &AppState, req: Request<Body>) -> Result<Response<Body>, AgentError> {
+async fn serve(
+    state: &AppState,
+    req: Request<Body>,
+    peer: SocketAddr,
+    request_id: &str,
+) -> Result<Response<Body>, AgentError> {
     if !host_is_loopback(&req) {
         return Err(AgentError::Refused {
             reason: "admin.host_not_loopback",
         });
     }
+    if crate::admin_ui::is_ui_path(req.uri().path()) {
+        return Ok(crate::admin_ui::serve(state, req, peer, request_id).await);
+    }
     if !authorized(state, &req) {
-        return Err(AgentError::AdminTokenRequired);
+        crate::admin_ui::authorize_api(state, &req)?;
     }
     let path = req.uri().path().to_owned();
     let segs: Vec<&str> = path.trim_start_matches('/').split('/').collect();
@@ -181,7 +199,14 @@ async fn serve(state: &AppState, req: Request<Body>) -> Result<Response<Body>, A
         (Method::POST, ["admin", "pairings", verb @ ("confirm" | "deny")]) => {
             let confirm = *verb == "confirm";
             let body: Decide = id_http::read_json(req).await?;
-            let code = codes::normalize(&body.code).ok_or(AgentError::InvalidCode)?;
+            if let (false, None, Some(id)) = (confirm, &body.code, body.id) {
+                return deny_by_id(state, id, now);
+            }
+            let code = body
+                .code
+                .as_deref()
+                .ok_or_else(|| AgentError::BadRequest("code is required".into()))
+                .and_then(|c| codes::normalize(c).ok_or(AgentError::InvalidCode))?;
             let result = if confirm {
                 let scope = parse_scope(body.scope.as_deref().unwrap_or("viewer"))?;
                 state.store.confirm_pairing(&code, scope, now)
@@ -215,6 +240,7 @@ async fn serve(state: &AppState, req: Request<Body>) -> Result<Response<Body>, A
         }
         (Method::DELETE, ["admin", "devices", id]) => id_http::revoke(state, id),
         (Method::POST, ["admin", "keys", "rotate"]) => rotate_keys(state),
+        (Method::GET, ["admin", "status"]) => crate::relay_status::answer(state, true).await,
         (Method::GET, ["admin", "metrics"]) => Response::builder()
             .header("content-type", "text/plain; version=0.0.4; charset=utf-8")
             .header("cache-control", "no-store")
@@ -226,9 +252,27 @@ async fn serve(state: &AppState, req: Request<Body>) -> Result<Response<Body>, A
             | ["admin", "pairings", ..]
             | ["admin", "devices", ..]
             | ["admin", "keys", ..]
+            | ["admin", "status"]
             | ["admin", "metrics"],
         ) => Err(AgentError::MethodNotAllowed),
         _ => Err(AgentError::NotFound),
+    }
+}
+
+fn deny_by_id(state: &AppState, id: i64, now: i64) -> Result<Response<Body>, AgentError> {
+    match state.store.deny_pairing_by_id(id, now) {
+        Ok(true) => {
+            tracing::info!(confirm = false, "owner decided a phone pairing");
+            Ok(body::json(
+                StatusCode::OK,
+                &serde_json::json!({ "denied": true }),
+            ))
+        }
+        Ok(false) => Err(AgentError::InvalidCode),
+        Err(e) => {
+            tracing::error!(error = %e, "store failure");
+            Err(AgentError::Internal)
+        }
     }
 }
 

@@ -19,7 +19,6 @@ use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use hyper::{Request, Response};
 use sha2::{Digest, Sha256};
-use std::time::Duration;
 use subtle::ConstantTimeEq;
 
 use crate::body::{self, Body};
@@ -27,7 +26,7 @@ use crate::clock::unix_now;
 use crate::error::AgentError;
 use crate::metrics::{RouteLabel, METRICS};
 use crate::proxy::is_websocket_upgrade;
-use crate::proxy_body::Watched;
+use crate::proxy_body;
 use crate::require_edge_signature::{self, EdgeFacts};
 use crate::router::{self, RequestContext};
 use crate::state::AppState;
@@ -90,8 +89,14 @@ async fn serve(
         &target,
         req.headers(),
         now,
-    )?;
+    )
+    .inspect_err(|e| {
+        if let AgentError::InvalidSignature { reason } = e {
+            state.edge_stats.rejected(reason, now);
+        }
+    })?;
     state.last_edge_request.store(now, Ordering::Relaxed);
+    state.edge_stats.accepted();
     if target == EDGE_STATE_PATH {
         *label = RouteLabel::EdgeState;
         return edge_state(state, &req, &facts, now);
@@ -110,6 +115,7 @@ async fn serve(
                 .to_bytes();
             let actual: [u8; 32] = Sha256::digest(&bytes).into();
             if !bool::from(actual.ct_eq(&expected)) {
+                state.edge_stats.rejected("signature.body_mismatch", now);
                 return Err(AgentError::InvalidSignature {
                     reason: "signature.body_mismatch",
                 });
@@ -117,20 +123,7 @@ async fn serve(
             body::full(bytes)
         }
         BodyBinding::Unsigned => {
-            let limits = &state.config.limits;
-            let declared = parts
-                .headers
-                .get(hyper::header::CONTENT_LENGTH)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.trim().parse::<u64>().ok());
-            if declared.is_some_and(|n| n > limits.max_body_bytes) {
-                return Err(AgentError::PayloadTooLarge);
-            }
-            body::boxed(
-                Watched::new(incoming)
-                    .limit(limits.max_body_bytes)
-                    .stall_after(Duration::from_secs(limits.idle_timeout_secs)),
-            )
+            proxy_body::request_body(incoming, &parts.headers, &state.config.limits)?
         }
     };
     let req = Request::from_parts(parts, body);
@@ -141,6 +134,7 @@ async fn serve(
             request_id: request_id.to_owned(),
             client_ip: facts.client_ip,
             client_upgrade,
+            edge_device: facts.device_id,
         },
         classified,
     )

@@ -1,0 +1,292 @@
+//! Image transcoding for phones: the backend's JPEGs made small (at most 480 px wide for
+//! `mobile`), the same code at the edge Worker (wasm32) and natively.
+//!
+//! The pipeline ([`transcode`]):
+//! 1. [`probe`]: format and dimensions from the headers alone — no pixels, no allocation — and the
+//!    limits ([`Limits`]: input bytes, pixels) checked there, so a decompression bomb is refused in
+//!    microseconds;
+//! 2. `decode`: `jpeg-decoder` with DCT-domain scaling to the smallest of 1/1, 1/2, 1/4, 1/8 that
+//!    still leaves at least twice the target size (1920 → 960 for a 480 target);
+//! 3. `resize`: `fast_image_resize` Lanczos3 to the target width, aspect kept, never upscaled;
+//! 4. `encode`: `mozjpeg-rs` (progressive, trellis quantisation, optimised Huffman tables).
+//!
+//! Every way this can fail or not be worth it ends in [`Passthrough`]: the caller serves the
+//! original bytes and says why (`x-relay-image: passthrough; reason=…`). Nothing here panics on
+//! input: headers are parsed with bounds checks, and the decoder and encoder return errors.
+//!
+//! Output is JPEG only: see docs/benchmarks.md ("Images") for why not WebP (yet).
+
+mod decode;
+mod encode;
+pub mod json;
+pub mod probe;
+pub mod request;
+mod resize;
+
+use thiserror::Error;
+
+use crate::policy::ImageQuality;
+pub use probe::{probe, Format, JpegFacts, Probe};
+
+/// What a transcoded variant looks like.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Variant {
+    /// Stable name (cache keys, headers): `high`, `mobile`, `low`.
+    pub name: &'static str,
+    /// The output is at most this wide (aspect kept). Originals no wider pass through.
+    pub max_width: u32,
+    /// mozjpeg quality, 1–100.
+    pub jpeg_quality: u8,
+}
+
+impl Variant {
+    /// `mobile`: the "480×270, tens of KB" class for phone lists and notifications.
+    pub const MOBILE: Variant = Variant {
+        name: "mobile",
+        max_width: 480,
+        jpeg_quality: 70,
+    };
+    /// `high`: full-screen on a phone.
+    pub const HIGH: Variant = Variant {
+        name: "high",
+        max_width: 1280,
+        jpeg_quality: 80,
+    };
+    /// `low`: small list icons, poor connections.
+    pub const LOW: Variant = Variant {
+        name: "low",
+        max_width: 320,
+        jpeg_quality: 60,
+    };
+
+    /// The variant of a quality; `None` for [`ImageQuality::Original`] (bytes untouched).
+    pub const fn for_quality(q: ImageQuality) -> Option<Variant> {
+        match q {
+            ImageQuality::Original => None,
+            ImageQuality::High => Some(Variant::HIGH),
+            ImageQuality::Mobile => Some(Variant::MOBILE),
+            ImageQuality::Low => Some(Variant::LOW),
+        }
+    }
+}
+
+/// The output format. JPEG only for now (see the module docs); the cache key and headers
+/// already carry it so another format is an addition, not a migration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum OutputFormat {
+    Jpeg,
+}
+
+impl OutputFormat {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            OutputFormat::Jpeg => "jpeg",
+        }
+    }
+
+    pub const fn content_type(self) -> &'static str {
+        match self {
+            OutputFormat::Jpeg => "image/jpeg",
+        }
+    }
+}
+
+/// Input limits, checked before any pixel is decoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Larger inputs are not read into memory at all (the caller streams them through).
+    pub max_input_bytes: usize,
+    /// Baseline JPEGs: at most this many pixels (width × height of the header).
+    pub max_pixels: u64,
+    /// Progressive JPEGs keep every DCT coefficient of the whole image while decoding
+    /// (2 bytes per sample), so they get a lower cap.
+    pub max_progressive_pixels: u64,
+}
+
+impl Limits {
+    /// 16 MiB of input; 4096×4096 (16.7 MP) baseline, 8.4 MP (4K UHD) progressive. Sized for a
+    /// Worker's 128 MB: a 16.7 MP baseline decode at 1/2 scale needs ~25 MB, an 8.4 MP
+    /// progressive one ~50 MB of coefficients.
+    pub const DEFAULT: Limits = Limits {
+        max_input_bytes: 16 * 1024 * 1024,
+        max_pixels: 4096 * 4096,
+        max_progressive_pixels: 1 << 23,
+    };
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits::DEFAULT
+    }
+}
+
+/// Why the original is served instead of a transcoded variant. Each has a stable
+/// [`reason`](Passthrough::reason) for the `x-relay-image` header.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum Passthrough {
+    #[error("the original is no wider than the variant")]
+    Small,
+    #[error("the transcoded image would not be smaller than the original")]
+    NotSmaller,
+    #[error("the original is larger than {max} bytes")]
+    TooLarge { max: usize },
+    #[error("the image header declares {width}×{height} pixels, over the limit")]
+    TooManyPixels { width: u32, height: u32 },
+    #[error("not a JPEG ({0})")]
+    UnsupportedFormat(&'static str),
+    #[error("a CMYK/YCCK JPEG (colour conversion not attempted)")]
+    Cmyk,
+    #[error("a JPEG kind the decoder does not handle ({0})")]
+    UnsupportedJpeg(&'static str),
+    #[error("an EXIF orientation other than 1 (rotating is left to the client)")]
+    Orientation,
+    #[error("the image is corrupt or truncated")]
+    Corrupt,
+    #[error("the encoder failed")]
+    EncodeFailed,
+}
+
+impl Passthrough {
+    /// Stable code, e.g. `small`, `too_many_pixels`, `corrupt`.
+    pub const fn reason(&self) -> &'static str {
+        match self {
+            Passthrough::Small => "small",
+            Passthrough::NotSmaller => "not_smaller",
+            Passthrough::TooLarge { .. } => "too_large",
+            Passthrough::TooManyPixels { .. } => "too_many_pixels",
+            Passthrough::UnsupportedFormat(_) => "unsupported_format",
+            Passthrough::Cmyk => "cmyk",
+            Passthrough::UnsupportedJpeg(_) => "unsupported_jpeg",
+            Passthrough::Orientation => "orientation",
+            Passthrough::Corrupt => "corrupt",
+            Passthrough::EncodeFailed => "encode_failed",
+        }
+    }
+
+    /// The `x-relay-image` header value: `passthrough; reason=<code>`.
+    pub fn header_value(&self) -> String {
+        format!("passthrough; reason={}", self.reason())
+    }
+}
+
+/// A transcoded image.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transcoded {
+    pub bytes: Vec<u8>,
+    pub format: OutputFormat,
+    pub width: u32,
+    pub height: u32,
+    pub source_width: u32,
+    pub source_height: u32,
+}
+
+impl Transcoded {
+    /// The `x-relay-image` header value, e.g. `transcoded; variant=mobile; from=1920x1080; to=480x270`.
+    pub fn header_value(&self, variant: &Variant) -> String {
+        format!(
+            "transcoded; variant={}; from={}x{}; to={}x{}",
+            variant.name, self.source_width, self.source_height, self.width, self.height
+        )
+    }
+}
+
+/// The output size for a source of `w`×`h` and a maximum width: aspect kept (rounded, at least
+/// 1 px), never upscaled. `None` when the source is no wider than `max_width`.
+pub fn target_size(w: u32, h: u32, max_width: u32) -> Option<(u32, u32)> {
+    if w <= max_width || w == 0 || h == 0 || max_width == 0 {
+        return None;
+    }
+    let th = (u64::from(h) * u64::from(max_width) + u64::from(w) / 2) / u64::from(w);
+    Some((max_width, u32::try_from(th.max(1)).ok()?))
+}
+
+/// Checks what the headers say against `limits` and `variant`; on success returns the JPEG facts
+/// and the target size. Cheap: no decoding.
+pub fn plan(
+    input: &[u8],
+    variant: &Variant,
+    limits: &Limits,
+) -> Result<(JpegFacts, (u32, u32)), Passthrough> {
+    if input.len() > limits.max_input_bytes {
+        return Err(Passthrough::TooLarge {
+            max: limits.max_input_bytes,
+        });
+    }
+    let facts = match probe(input) {
+        Probe::Jpeg(f) => f,
+        Probe::BrokenJpeg => return Err(Passthrough::Corrupt),
+        Probe::Other { format, .. } => return Err(Passthrough::UnsupportedFormat(format.as_str())),
+    };
+    if facts.width == 0 || facts.height == 0 {
+        // Height 0 means "defined later by a DNL marker": legal, rare, not supported here.
+        return Err(Passthrough::UnsupportedJpeg("dnl_height"));
+    }
+    let pixels = u64::from(facts.width) * u64::from(facts.height);
+    let cap = if facts.progressive {
+        limits.max_progressive_pixels
+    } else {
+        limits.max_pixels
+    };
+    if pixels > cap {
+        return Err(Passthrough::TooManyPixels {
+            width: facts.width,
+            height: facts.height,
+        });
+    }
+    if facts.lossless || facts.differential {
+        return Err(Passthrough::UnsupportedJpeg("lossless_or_hierarchical"));
+    }
+    if facts.arithmetic {
+        return Err(Passthrough::UnsupportedJpeg("arithmetic"));
+    }
+    if facts.precision != 8 {
+        return Err(Passthrough::UnsupportedJpeg("precision"));
+    }
+    match facts.components {
+        1 | 3 => {}
+        4 => return Err(Passthrough::Cmyk),
+        _ => return Err(Passthrough::UnsupportedJpeg("components")),
+    }
+    if facts.orientation.is_some_and(|o| o != 1) {
+        return Err(Passthrough::Orientation);
+    }
+    let target =
+        target_size(facts.width, facts.height, variant.max_width).ok_or(Passthrough::Small)?;
+    Ok((facts, target))
+}
+
+/// Transcodes `input` to `variant`, or says why the original should be served instead.
+pub fn transcode(
+    input: &[u8],
+    variant: &Variant,
+    limits: &Limits,
+) -> Result<Transcoded, Passthrough> {
+    let (facts, (tw, th)) = plan(input, variant, limits)?;
+    let decoded = decode::decode_scaled(input, &facts, tw, th)?;
+    let resized = resize::to(decoded, tw, th)?;
+    let bytes = encode::jpeg(&resized, variant.jpeg_quality)?;
+    if bytes.len() >= input.len() {
+        return Err(Passthrough::NotSmaller);
+    }
+    Ok(Transcoded {
+        bytes,
+        format: OutputFormat::Jpeg,
+        width: tw,
+        height: th,
+        source_width: facts.width,
+        source_height: facts.height,
+    })
+}
+
+/// Decoded pixels, 8 bits per sample, row-major, no padding.
+#[derive(Debug)]
+pub(crate) struct Pixels {
+    pub width: u32,
+    pub height: u32,
+    /// 1 (grey) or 3 (RGB).
+    pub channels: u8,
+    pub data: Vec<u8>,
+}
+
+#[cfg(test)]
+mod tests;

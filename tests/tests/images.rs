@@ -1,0 +1,378 @@
+//! User story: phones on a mobile connection get small pictures and compressed event lists.
+//!
+//! The real Worker (workerd) transcodes the stand-in backend's photos
+//! (`../shared/testdata/photos`, served under `/api/v1/thumbnails/2025-11-20/`) and keeps the
+//! variants in its edge cache; `x-relay-image` says what it did, `x-relay-cache` whether the
+//! cache answered.
+
+use std::io::Read;
+use std::time::{Duration, Instant};
+
+use argus_shared::image::{probe, Probe};
+use e2e::backend::PHOTO_DATE;
+use e2e::phone::Phone;
+use e2e::stack::{eventually, Stack, StackOptions};
+
+fn photo_path(name: &str) -> String {
+    format!("/api/v1/thumbnails/{PHOTO_DATE}/{name}")
+}
+
+/// Width and height from the JPEG's frame header.
+fn jpeg_size(bytes: &[u8]) -> (u32, u32) {
+    match probe(bytes) {
+        Probe::Jpeg(f) => (f.width, f.height),
+        other => panic!("not a JPEG: {other:?}"),
+    }
+}
+
+struct Got {
+    status: u16,
+    headers: reqwest::header::HeaderMap,
+    body: Vec<u8>,
+}
+
+impl Got {
+    fn header(&self, name: &str) -> &str {
+        self.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+    }
+}
+
+async fn get(phone: &Phone, path: &str, headers: &[(&str, &str)]) -> Got {
+    let mut rb = phone.request(reqwest::Method::GET, path);
+    for (k, v) in headers {
+        rb = rb.header(*k, *v);
+    }
+    let resp = rb.send().await.expect("request sent");
+    let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
+    let body = resp.bytes().await.expect("body").to_vec();
+    Got {
+        status,
+        headers,
+        body,
+    }
+}
+
+/// What the backend received for `path` (query included in `target`).
+fn backend_targets(stack: &Stack, path: &str) -> Vec<String> {
+    stack
+        .backend
+        .requests()
+        .into_iter()
+        .filter(|r| r.path() == path)
+        .map(|r| r.target)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn mobile_images_are_small_cached_and_refused_to_a_revoked_device() {
+    let stack = Stack::start().await;
+    let device = stack.pair_phone("owner").await;
+    let phone = stack.phone().with_token(&device.access_token);
+    let jpeg = [("accept", "image/jpeg")];
+
+    // The 1920×1080 photo at quality=mobile: ≤ 480 px wide JPEG, smaller than the original.
+    let large = photo_path("cups-1920x1080.jpg");
+    let original = stack.backend.photo_bytes("cups-1920x1080.jpg").unwrap();
+    let first = get(&phone, &format!("{large}?quality=mobile"), &jpeg).await;
+    assert_eq!(first.status, 200, "{}", stack.logs());
+    assert_eq!(first.header("content-type"), "image/jpeg");
+    let (w, h) = jpeg_size(&first.body);
+    assert!(w <= 480 && (w, h) == (480, 270), "{w}x{h}");
+    assert!(first.body.len() < original.len());
+    assert!(
+        first
+            .header("x-relay-image")
+            .starts_with("transcoded; variant=mobile"),
+        "{}",
+        first.header("x-relay-image")
+    );
+    assert_eq!(first.header("x-relay-cache"), "miss");
+    assert!(first.header("cache-control").starts_with("private"));
+    assert_eq!(first.header("vary"), "Accept");
+    eprintln!(
+        "mobile: {} bytes -> {} bytes ({w}x{h})",
+        original.len(),
+        first.body.len()
+    );
+    // `quality` is the relay's: the backend never sees it.
+    assert_eq!(backend_targets(&stack, &large), vec![large.clone()]);
+
+    // Again: from the edge cache, same bytes, the origin not asked.
+    let second = get(&phone, &format!("{large}?quality=mobile"), &jpeg).await;
+    assert_eq!(second.status, 200);
+    assert_eq!(second.header("x-relay-cache"), "hit", "{}", stack.logs());
+    assert_eq!(second.body, first.body);
+    assert!(second.header("cache-control").starts_with("private"));
+    assert_eq!(
+        backend_targets(&stack, &large).len(),
+        1,
+        "the origin saw one fetch"
+    );
+    // The phone's own cache revalidates with the ETag.
+    let etag = second.header("etag").to_owned();
+    let not_modified = get(
+        &phone,
+        &format!("{large}?quality=mobile"),
+        &[("accept", "image/jpeg"), ("if-none-match", etag.as_str())],
+    )
+    .await;
+    assert_eq!(not_modified.status, 304);
+    assert!(not_modified.body.is_empty());
+
+    // A browser-style Accept (WebP preferred, any image allowed) gets the JPEG variant too.
+    let browser = get(
+        &phone,
+        &format!("{large}?quality=mobile"),
+        &[("accept", "image/webp,image/*;q=0.8")],
+    )
+    .await;
+    assert_eq!(browser.status, 200);
+    assert_eq!(browser.header("content-type"), "image/jpeg");
+    assert_eq!(jpeg_size(&browser.body).0, 480);
+    // A client that takes only WebP gets the original, untouched, and is told why.
+    let webp_only = get(
+        &phone,
+        &format!("{large}?quality=mobile"),
+        &[("accept", "image/webp")],
+    )
+    .await;
+    assert_eq!(webp_only.status, 200);
+    assert_eq!(webp_only.body, original);
+    assert_eq!(
+        webp_only.header("x-relay-image"),
+        "passthrough; reason=not_acceptable"
+    );
+
+    // The 320×180 thumbnail is already small: passed through byte for byte.
+    let small = photo_path("leaf-320x180.jpg");
+    let got = get(&phone, &format!("{small}?quality=mobile"), &jpeg).await;
+    assert_eq!(got.status, 200);
+    assert_eq!(
+        got.body,
+        stack.backend.photo_bytes("leaf-320x180.jpg").unwrap()
+    );
+    assert_eq!(got.header("x-relay-image"), "passthrough; reason=small");
+
+    // quality=original: the backend's bytes.
+    let got = get(&phone, &format!("{large}?quality=original"), &jpeg).await;
+    assert_eq!(got.status, 200);
+    assert_eq!(got.body, original);
+    assert_eq!(got.header("x-relay-image"), "passthrough; reason=original");
+    // No quality and no policy default: original too (the default policy sets none).
+    let got = get(&phone, &large, &jpeg).await;
+    assert_eq!(got.body, original);
+
+    // A bad quality value is the client's error, in the relay's JSON shape.
+    let (s, b) = Phone::json(
+        phone
+            .request(reqwest::Method::GET, &format!("{large}?quality=huge"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(s, 400, "{b}");
+    assert_eq!(b["error"]["code"], "bad_request");
+    assert_eq!(b["error"]["reason"], "image.quality_invalid");
+
+    // Hostile and broken files: passed through with the reason, never a 500.
+    let day = stack.backend.thumbnails_dir().join(PHOTO_DATE);
+    let mut bomb = stack.backend.photo_bytes("cups-320x180.jpg").unwrap();
+    let sof = bomb.windows(2).position(|w| w == [0xFF, 0xC0]).unwrap();
+    bomb[sof + 5..sof + 9].copy_from_slice(&[0xFF, 0xFF, 0xFF, 0xFF]);
+    std::fs::write(day.join("bomb.jpg"), &bomb).unwrap();
+    let truncated = original[..original.len() / 3].to_vec();
+    std::fs::write(day.join("truncated.jpg"), &truncated).unwrap();
+    let garbage: Vec<u8> = [0xFF, 0xD8, 0xFF, 0xE0, 0x00, 0x10]
+        .into_iter()
+        .chain((0..5000u32).map(|i| (i * 7919 % 251) as u8))
+        .collect();
+    std::fs::write(day.join("garbage.jpg"), &garbage).unwrap();
+    let mut png = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\x07\x80\0\0\x048\x08\x02\0\0\0".to_vec();
+    png.extend_from_slice(&[0; 64]);
+    std::fs::write(day.join("photo.png"), &png).unwrap();
+    for (file, bytes, reasons) in [
+        ("bomb.jpg", &bomb, &["too_many_pixels"][..]),
+        ("garbage.jpg", &garbage, &["corrupt"][..]),
+        ("photo.png", &png, &["unsupported_format"][..]),
+        // jpeg-decoder fills a scan that ends early: a transcoded picture is a correct answer too.
+        ("truncated.jpg", &truncated, &["corrupt", "transcoded"][..]),
+    ] {
+        let started = Instant::now();
+        let got = get(
+            &phone,
+            &format!("{}?quality=mobile", photo_path(file)),
+            &jpeg,
+        )
+        .await;
+        assert_eq!(got.status, 200, "{file}: {}", stack.logs());
+        let what = got.header("x-relay-image").to_owned();
+        let ok = reasons
+            .iter()
+            .any(|r| what == format!("passthrough; reason={r}") || what.starts_with(r));
+        assert!(ok, "{file}: {what}");
+        if what.starts_with("passthrough") {
+            assert_eq!(&got.body, bytes, "{file}: the original, untouched");
+        } else {
+            assert_eq!(jpeg_size(&got.body).0, 480, "{file}");
+        }
+        eprintln!("{file}: {what} in {:?}", started.elapsed());
+    }
+
+    // The owner revokes the phone: within the edge-state bound (5 s) even the cached variant is
+    // refused, and the refusal is the edge's own.
+    let revoked_at = Instant::now();
+    stack.agent.cli(&["revoke", &device.device_id]).unwrap();
+    let refused = eventually(Duration::from_secs(6), || {
+        let phone = phone.clone();
+        let large = large.clone();
+        async move {
+            let got = get(&phone, &format!("{large}?quality=mobile"), &jpeg).await;
+            (got.status == 401).then_some(got)
+        }
+    })
+    .await
+    .unwrap_or_else(|| {
+        panic!(
+            "a revoked device still got the cached image\n{}",
+            stack.logs()
+        )
+    });
+    assert!(revoked_at.elapsed() <= Duration::from_secs(6));
+    let body: serde_json::Value = serde_json::from_slice(&refused.body).unwrap();
+    assert_eq!(body["error"]["code"], "invalid_token");
+    assert_eq!(body["error"]["reason"], "token.device_revoked");
+    assert_eq!(
+        backend_targets(&stack, &large).len(),
+        4,
+        "one transcoding fetch, three originals (webp-only, quality=original, no quality), \
+         nothing for the revoked device"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_policy_gives_ios_small_images_and_event_lists_are_compressed() {
+    let stack = Stack::start_with(StackOptions {
+        policy: Some("version = 1\n[images]\nplatform_quality = { ios = \"mobile\" }\n".into()),
+        ..StackOptions::default()
+    })
+    .await;
+    // pair_phone pairs as platform "ios", like the ArgusAI iOS app.
+    let device = stack.pair_phone("viewer").await;
+    let phone = stack.phone().with_token(&device.access_token);
+
+    // The unmodified app: `Accept: image/jpeg`, no query. It gets the mobile variant.
+    let target = photo_path("water-1920x1080.jpg");
+    let original = stack.backend.photo_bytes("water-1920x1080.jpg").unwrap();
+    let got = get(&phone, &target, &[("accept", "image/jpeg")]).await;
+    assert_eq!(got.status, 200, "{}", stack.logs());
+    assert_eq!(jpeg_size(&got.body), (480, 270));
+    assert!(got.body.len() < original.len());
+    eprintln!(
+        "policy default (ios=mobile): {} -> {} bytes",
+        original.len(),
+        got.body.len()
+    );
+    // It can still ask for the original.
+    let got = get(
+        &phone,
+        &format!("{target}?quality=original"),
+        &[("accept", "image/jpeg")],
+    )
+    .await;
+    assert_eq!(got.body, original);
+    // Other image routes too: an event thumbnail (320×180 from the backend: passed through).
+    let event = stack.backend.event_ids()[0].clone();
+    let got = get(
+        &phone,
+        &format!("/api/v1/events/{event}/thumbnail"),
+        &[("accept", "image/jpeg")],
+    )
+    .await;
+    assert_eq!(got.status, 200);
+    assert_eq!(got.header("x-relay-image"), "passthrough; reason=small");
+
+    // Event lists: 50 events, plain vs compressed by the Worker for the phone. Cloudflare
+    // rewrites Accept-Encoding before the Worker; the phone's own is in
+    // `request.cf.clientAcceptEncoding`, so the test sets both.
+    let path = "/api/v1/events?limit=50";
+    let phone_accepting = |enc: &str| {
+        let mut cf = e2e::phone::cf_blob("US", 64496, "TLSv1.3");
+        cf["clientAcceptEncoding"] = enc.into();
+        phone.clone().with_cf(cf)
+    };
+    let none = get(&phone, path, &[]).await;
+    assert_eq!(
+        none.header("content-encoding"),
+        "",
+        "a client that asked for none"
+    );
+    let plain = get(
+        &phone_accepting("identity"),
+        path,
+        &[("accept-encoding", "identity")],
+    )
+    .await;
+    assert_eq!(plain.status, 200);
+    assert_eq!(plain.header("content-encoding"), "");
+    let page: serde_json::Value = serde_json::from_slice(&plain.body).unwrap();
+    assert_eq!(page["events"].as_array().map(Vec::len), Some(50));
+
+    let gz = get(
+        &phone_accepting("gzip"),
+        path,
+        &[("accept-encoding", "gzip")],
+    )
+    .await;
+    assert_eq!(gz.status, 200);
+    assert_eq!(gz.header("content-encoding"), "gzip", "{}", stack.logs());
+    assert!(gz
+        .header("vary")
+        .to_ascii_lowercase()
+        .contains("accept-encoding"));
+    let mut unzipped = Vec::new();
+    flate2::read::GzDecoder::new(gz.body.as_slice())
+        .read_to_end(&mut unzipped)
+        .expect("valid gzip");
+    assert_eq!(unzipped, plain.body, "the same JSON, compressed");
+
+    // What the iOS app sends. The Worker asks for br; what goes on the wire is the runtime's
+    // choice among what the client accepts (locally workerd answers gzip here, br to `br` alone).
+    let ios = get(
+        &phone_accepting("gzip, deflate, br"),
+        path,
+        &[("accept-encoding", "gzip, deflate, br")],
+    )
+    .await;
+    assert_eq!(ios.status, 200);
+    let coding = ios.header("content-encoding").to_owned();
+    assert!(coding == "br" || coding == "gzip", "{coding}");
+    let br = get(&phone_accepting("br"), path, &[("accept-encoding", "br")]).await;
+    assert_eq!(br.status, 200);
+    eprintln!(
+        "accept-encoding \"gzip, deflate, br\" -> {coding}; \"br\" -> {:?}",
+        br.header("content-encoding")
+    );
+    eprintln!(
+        "GET {path}: {} bytes plain, {} gzip, {} br ({:.1}x / {:.1}x smaller)",
+        plain.body.len(),
+        gz.body.len(),
+        br.body.len(),
+        plain.body.len() as f64 / gz.body.len() as f64,
+        plain.body.len() as f64 / br.body.len() as f64
+    );
+    assert!(gz.body.len() * 4 < plain.body.len());
+
+    // Images are not compressed again.
+    let img = get(
+        &phone_accepting("gzip, br"),
+        &target,
+        &[("accept", "image/jpeg"), ("accept-encoding", "gzip, br")],
+    )
+    .await;
+    assert_eq!(img.header("content-encoding"), "");
+}

@@ -1,0 +1,661 @@
+//! User story (local network fallback): at home the phone goes straight to the agent over HTTPS
+//! with the pinned certificate, found by mDNS; elsewhere, or when something else answers on the
+//! LAN, it uses the relay (the Worker under workerd). "Home" is decided by cryptographic
+//! identity, never by the network's name.
+//!
+//! "The phone" is the reference client (`origin_agent::client`, and `argus-relay client` on the
+//! command line). Everything stays on loopback: listeners on 127.0.0.1, mDNS on `lo` only and on
+//! a private port per test (see `e2e::lan`).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use e2e::agent::Agent;
+use e2e::lan::{
+    agent_certificate, browse, lan_section, mdns_port, pair_link, pair_through_relay,
+    session_options, Impostor, ImpostorCert, LOOPBACK_IF,
+};
+use e2e::stack::{Stack, StackOptions};
+use origin_agent::client::http::lan_client;
+use origin_agent::client::pin::{pinned_tls_config, Pin};
+use origin_agent::client::verify::LanRejected;
+use origin_agent::client::{ClientState, Route, Session, SessionOptions};
+use serde_json::Value;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// Every test finishes within this, or fails.
+const TEST_LIMIT: Duration = Duration::from_secs(180);
+
+/// Runs the test `name`: in a network namespace of its own when possible (`e2e::netns`), with a
+/// time limit.
+fn run(name: &str, body: impl std::future::Future<Output = ()>) {
+    if e2e::netns::run_isolated(name) {
+        return;
+    }
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+        .block_on(async {
+            tokio::time::timeout(TEST_LIMIT, body)
+                .await
+                .expect("the test took too long")
+        });
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+async fn lan_stack(mdns: u16) -> Stack {
+    Stack::start_with(StackOptions {
+        agent_config: Some(lan_section(mdns, "ArgusAI test home")),
+        ..StackOptions::default()
+    })
+    .await
+}
+
+/// The agent's own health answer (through the Worker).
+async fn health(stack: &Stack) -> Value {
+    let (status, body) = stack.phone().get_json("/api/v1/health").await;
+    assert_eq!(status, 200, "{body}");
+    body
+}
+
+/// A request written byte for byte over pinned TLS (HTTP clients normalise `%2e%2e`).
+async fn raw_lan(addr: SocketAddr, pin: Pin, head: &str) -> (u16, String) {
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(pinned_tls_config(pin).unwrap()));
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let name = rustls::pki_types::ServerName::IpAddress(addr.ip().into());
+    let mut tls = connector.connect(name, tcp).await.unwrap();
+    let req = format!("{head}\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    tls.write_all(req.as_bytes()).await.unwrap();
+    let mut buf = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(10), tls.read_to_end(&mut buf)).await;
+    let text = String::from_utf8_lossy(&buf).into_owned();
+    let status = text
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    (status, text)
+}
+
+fn body_of(raw: &str) -> Value {
+    let body = raw.split("\r\n\r\n").nth(1).unwrap_or("");
+    serde_json::from_str(body).unwrap_or(Value::Null)
+}
+
+#[test]
+fn at_home_the_phone_goes_straight_to_the_agent() {
+    run("at_home_the_phone_goes_straight_to_the_agent", async {
+        let mdns = mdns_port();
+        let stack = lan_stack(mdns).await;
+        let lan = stack
+            .agent
+            .lan_addr()
+            .expect("the agent runs its LAN listener");
+        let identity = health(&stack).await;
+
+        // Paired through the relay, the phone knows the pin and the instance.
+        let state = pair_through_relay(&stack, "owner").await;
+        assert_eq!(state.fingerprint, identity["fingerprint"]);
+        assert_eq!(state.instance_id, identity["instance_id"]);
+
+        // mDNS finds the agent; the pin and the health identity check out: the LAN is used.
+        let session = Session::open(state.clone(), session_options(mdns)).unwrap();
+        let started = Instant::now();
+        assert_eq!(session.resolve().await, Route::Lan(lan), "{}", stack.logs());
+        let resolve_took = started.elapsed();
+
+        let before = stack.agent.saw("lan", "/api/v1/events");
+        let mut lan_times = Vec::new();
+        for _ in 0..10 {
+            let resp = session.get("/api/v1/events?limit=1").await.unwrap();
+            assert_eq!((resp.route, resp.status), (Route::Lan(lan), 200));
+            lan_times.push(resp.elapsed);
+        }
+        assert_eq!(stack.agent.saw("lan", "/api/v1/events") - before, 10);
+
+        // Tokens rotate at home too.
+        let old_refresh = session.state().await.refresh_token;
+        session.refresh().await.unwrap();
+        assert_eq!(stack.agent.saw("lan", "/api/v1/mobile/auth/refresh"), 1);
+        assert_ne!(session.state().await.refresh_token, old_refresh);
+        let resp = session.get("/api/v1/events?limit=1").await.unwrap();
+        assert_eq!((resp.route, resp.status), (Route::Lan(lan), 200));
+
+        // The same phone without discovery goes through the relay.
+        let away = Session::open(
+            ClientState {
+                last_lan: None,
+                ..state.clone()
+            },
+            SessionOptions {
+                browse: None,
+                ..session_options(mdns)
+            },
+        )
+        .unwrap();
+        assert_eq!(away.resolve().await, Route::Relay);
+        let mut relay_times = Vec::new();
+        for _ in 0..10 {
+            let resp = away.get("/api/v1/events?limit=1").await.unwrap();
+            assert_eq!(
+                (resp.route, resp.status),
+                (Route::Relay, 200),
+                "{:?}",
+                resp.json()
+            );
+            relay_times.push(resp.elapsed);
+        }
+        eprintln!(
+            "LAN chosen in {resolve_took:?}; GET /api/v1/events median: LAN {:?}, relay {:?}",
+            median(lan_times),
+            median(relay_times)
+        );
+
+        // The command-line client chooses the LAN too.
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("phone.json");
+        state.save(&file).unwrap();
+        let port = mdns.to_string();
+        let file_s = file.to_string_lossy();
+        let out: Value = serde_json::from_str(
+            &e2e::agent::run_cli(
+                &[
+                    "client",
+                    "route",
+                    "--state",
+                    &file_s,
+                    "--mdns-interface",
+                    LOOPBACK_IF,
+                    "--mdns-port",
+                    &port,
+                ],
+                &[],
+            )
+            .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(out["route"], "lan", "{out}");
+        assert_eq!(out["address"], lan.to_string(), "{out}");
+    });
+}
+
+#[test]
+fn the_lan_listener_has_the_same_gate_as_the_relay() {
+    run("the_lan_listener_has_the_same_gate_as_the_relay", async {
+        let mdns = mdns_port();
+        let stack = lan_stack(mdns).await;
+        let lan = stack.agent.lan_addr().unwrap();
+        let state = pair_through_relay(&stack, "viewer").await;
+        let pin = state.pin().unwrap();
+        let http = lan_client(pin, Duration::from_secs(2)).unwrap();
+        let url = |p: &str| format!("https://{lan}{p}");
+
+        // No token, a bad token: refused like at the edge.
+        let resp = http.get(url("/api/v1/events")).send().await.unwrap();
+        assert_eq!(resp.status(), 401);
+        assert!(resp.headers().contains_key("www-authenticate"));
+        let body: Value = resp.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "unauthenticated", "{body}");
+        let resp = http
+            .get(url("/api/v1/events"))
+            .bearer_auth("not.a.token")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 401);
+
+        // With a token: served. A viewer may not write, even at home.
+        let ok = http
+            .get(url("/api/v1/events?limit=1"))
+            .bearer_auth(&state.access_token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(ok.status(), 200);
+        let resp = http
+            .delete(url("/api/v1/events/1"))
+            .bearer_auth(&state.access_token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 403);
+
+        // Never-served routes and the tunnel-only edge-state document stay closed.
+        for path in [
+            "/docs",
+            "/openapi.json",
+            "/api/v1/system/tunnel/status",
+            "/relay/v1/edge-state",
+        ] {
+            let resp = http
+                .get(url(path))
+                .bearer_auth(&state.access_token)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(resp.status(), 404, "{path}");
+        }
+
+        // What the default policy keeps from phones stays closed at home too (the agent has no
+        // copy of the Worker's POLICY: the built-in path rules apply on the LAN).
+        for path in [
+            "/api/v1/system/settings",
+            "/api/v1/logs",
+            "/api/v1/integrations/mqtt/config",
+        ] {
+            let resp = http
+                .get(url(path))
+                .bearer_auth(&state.access_token)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(resp.status(), 403, "{path}");
+            let body: Value = resp.json().await.unwrap();
+            assert_eq!(body["error"]["code"], "forbidden", "{body}");
+            assert_eq!(body["error"]["reason"], "path.denied", "{body}");
+        }
+
+        // ArgusAI's database leak is refused before routing.
+        let (status, raw) =
+            raw_lan(lan, pin, "GET /api/v1/thumbnails/%2e%2e/app.db HTTP/1.1").await;
+        assert_eq!(status, 400, "{raw}");
+        assert_eq!(
+            body_of(&raw)["error"]["code"],
+            "non_canonical_path",
+            "{raw}"
+        );
+
+        // The backend saw the agent's credential and one X-Forwarded-For: the peer's address.
+        let events: Vec<_> = stack
+            .backend
+            .requests()
+            .into_iter()
+            .filter(|r| r.path() == "/api/v1/events")
+            .collect();
+        let last = events.last().expect("the backend saw the LAN request");
+        assert_eq!(last.header_all("x-forwarded-for"), vec!["127.0.0.1"]);
+        assert!(last.header("authorization").is_none());
+    });
+}
+
+#[test]
+fn without_a_verified_lan_server_the_phone_uses_the_relay() {
+    run(
+        "without_a_verified_lan_server_the_phone_uses_the_relay",
+        async {
+            let mdns = mdns_port();
+            // The agent's LAN listener is off: nothing of ours on the LAN.
+            let stack = Stack::start().await;
+            let identity = health(&stack).await;
+            let state = pair_through_relay(&stack, "viewer").await;
+
+            // Nothing answers: the relay after the discovery window.
+            let session = Session::open(state.clone(), session_options(mdns)).unwrap();
+            let started = Instant::now();
+            assert_eq!(session.resolve().await, Route::Relay);
+            let nothing_took = started.elapsed();
+            let resp = session.get("/api/v1/events?limit=1").await.unwrap();
+            assert_eq!((resp.route, resp.status), (Route::Relay, 200));
+            drop(session);
+
+            // A remembered LAN address that no longer answers costs one refused connection.
+            let closed: SocketAddr = format!("127.0.0.1:{}", e2e::process::free_port())
+                .parse()
+                .unwrap();
+            let no_mdns = SessionOptions {
+                browse: None,
+                ..session_options(mdns)
+            };
+            let session = Session::open(
+                ClientState {
+                    last_lan: Some(closed),
+                    ..state.clone()
+                },
+                no_mdns.clone(),
+            )
+            .unwrap();
+            let started = Instant::now();
+            assert_eq!(session.resolve().await, Route::Relay);
+            let stale_took = started.elapsed();
+            assert!(matches!(
+                session.rejections().as_slice(),
+                [(a, LanRejected::Unreachable(_))] if *a == closed
+            ));
+            drop(session);
+
+            // An impostor advertises the service with the agent's fingerprint in TXT and answers
+            // health with the agent's identity — but has its own certificate.
+            let impostor = Impostor::start(ImpostorCert::Own, identity.clone(), mdns).await;
+            let session = Session::open(state.clone(), session_options(mdns)).unwrap();
+            let started = Instant::now();
+            assert_eq!(session.resolve().await, Route::Relay);
+            let impostor_took = started.elapsed();
+            assert!(
+                session
+                    .rejections()
+                    .iter()
+                    .any(|(a, why)| *a == impostor.addr && *why == LanRejected::WrongCertificate),
+                "{:?}",
+                session.rejections()
+            );
+            let resp = session.get("/api/v1/events?limit=1").await.unwrap();
+            assert_eq!((resp.route, resp.status), (Route::Relay, 200));
+            drop(session);
+            impostor.stop().await;
+
+            // The impostor copies the agent's (public) certificate but cannot sign with its key.
+            let mdns2 = mdns_port();
+            let impostor = Impostor::start(
+                ImpostorCert::Copied(agent_certificate(&stack)),
+                identity.clone(),
+                mdns2,
+            )
+            .await;
+            let session = Session::open(state.clone(), session_options(mdns2)).unwrap();
+            assert_eq!(session.resolve().await, Route::Relay);
+            assert!(
+                session
+                    .rejections()
+                    .iter()
+                    .any(|(a, why)| *a == impostor.addr && matches!(why, LanRejected::Tls(_))),
+                "{:?}",
+                session.rejections()
+            );
+            impostor.stop().await;
+
+            eprintln!(
+            "fell back to the relay: nothing on the LAN {nothing_took:?} (discovery window {:?}); \
+             stale LAN address {stale_took:?}; impostor {impostor_took:?}",
+            session_options(mdns).discovery_timeout
+        );
+        },
+    );
+}
+
+/// The same server's LAN listener in a second process (same configuration and data directory,
+/// so the same certificate, instance id and devices), so it can go away while the relay path —
+/// the Stack's agent — stays up: as when the phone leaves home.
+fn start_lan_process(stack: &Stack) -> Agent {
+    Agent::start_with_args(
+        stack.agent.config_path(),
+        Vec::new(),
+        vec!["--lan-listen".into(), "127.0.0.1:0".into()],
+    )
+    .unwrap_or_else(|e| panic!("LAN process: {e}"))
+}
+
+async fn wait_route(
+    rx: &mut tokio::sync::watch::Receiver<Route>,
+    want: impl Fn(&Route) -> bool,
+    within: Duration,
+) -> Route {
+    tokio::time::timeout(within, rx.wait_for(|r| want(r)))
+        .await
+        .expect("route change in time")
+        .map(|r| *r)
+        .expect("session alive")
+}
+
+#[test]
+fn the_phone_follows_the_lan_as_it_comes_and_goes() {
+    run("the_phone_follows_the_lan_as_it_comes_and_goes", async {
+        let mdns = mdns_port();
+        // The shared configuration describes mDNS; only the second process turns the LAN on.
+        let section =
+            lan_section(mdns, "ArgusAI test home").replace("enabled = true", "enabled = false");
+        let stack = Stack::start_with(StackOptions {
+            agent_config: Some(section),
+            ..StackOptions::default()
+        })
+        .await;
+        assert_eq!(stack.agent.lan_addr(), None);
+        let state = pair_through_relay(&stack, "viewer").await;
+        let mut lan_agent = start_lan_process(&stack);
+        let lan = lan_agent.lan_addr().unwrap();
+
+        let session = Session::open(state, session_options(mdns)).unwrap();
+        let mut route = session.watch_route();
+        assert_eq!(
+            session.resolve().await,
+            Route::Lan(lan),
+            "{}",
+            lan_agent.output()
+        );
+        assert_eq!(
+            session.get("/api/v1/events?limit=1").await.unwrap().route,
+            Route::Lan(lan)
+        );
+
+        // The LAN listener stops (graceful: mDNS goodbye): the session moves to the relay by
+        // itself, before any request fails.
+        let stopped = Instant::now();
+        lan_agent.terminate();
+        wait_route(&mut route, |r| *r == Route::Relay, Duration::from_secs(10)).await;
+        let goodbye_took = stopped.elapsed();
+        let resp = session.get("/api/v1/events?limit=1").await.unwrap();
+        assert_eq!((resp.route, resp.status), (Route::Relay, 200));
+
+        // It comes back (on another port): the session finds it, verifies it, moves to it.
+        let back = Instant::now();
+        let mut lan_agent = start_lan_process(&stack);
+        let lan2 = lan_agent.lan_addr().unwrap();
+        let started_in = back.elapsed();
+        wait_route(
+            &mut route,
+            |r| *r == Route::Lan(lan2),
+            Duration::from_secs(15),
+        )
+        .await;
+        let return_took = back.elapsed();
+        let resp = session.get("/api/v1/events?limit=1").await.unwrap();
+        assert_eq!((resp.route, resp.status), (Route::Lan(lan2), 200));
+
+        // It dies without a goodbye: the next request fails on the LAN and is served by the
+        // relay within the same call.
+        lan_agent.stop();
+        let started = Instant::now();
+        let resp = session.get("/api/v1/events?limit=1").await.unwrap();
+        let failover_took = started.elapsed();
+        assert_eq!((resp.route, resp.status), (Route::Relay, 200));
+        assert_eq!(session.route(), Route::Relay);
+
+        eprintln!(
+            "LAN gone (goodbye) → relay in {goodbye_took:?}; LAN back → used again {return_took:?} \
+             after starting it (of which the agent's start {started_in:?}); \
+             LAN dead without goodbye → request served by the relay in {failover_took:?}"
+        );
+    });
+}
+
+#[test]
+fn mdns_advertises_the_lan_listener_and_withdraws_it() {
+    run("mdns_advertises_the_lan_listener_and_withdraws_it", async {
+        let mdns = mdns_port();
+        let section = format!(
+            "{}plain_http_listen = \"127.0.0.1:0\"\n",
+            lan_section(mdns, "ArgusAI mdns test")
+        );
+        let mut stack = Stack::start_with(StackOptions {
+            agent_config: Some(section),
+            without_worker: true,
+            ..StackOptions::default()
+        })
+        .await;
+        let lan = stack.agent.lan_addr().unwrap();
+        let plain = stack.agent.lan_http_addr().expect("plain HTTP listener");
+
+        // The plain listener: same gate (tokens required), identity readable.
+        let http = reqwest::Client::builder().no_proxy().build().unwrap();
+        let resp = http
+            .get(format!("http://{plain}/api/v1/events"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 401);
+        let identity: Value = http
+            .get(format!("http://{plain}/api/v1/health"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+
+        // A raw browser on lo sees the records.
+        let daemon = mdns_sd::ServiceDaemon::new_with_port(mdns).unwrap();
+        daemon.disable_interface(mdns_sd::IfKind::All).unwrap();
+        daemon
+            .enable_interface(mdns_sd::IfKind::Name(LOOPBACK_IF.into()))
+            .unwrap();
+        let events = daemon.browse("_argusai._tcp.local.").unwrap();
+        let fullname = "ArgusAI mdns test._argusai._tcp.local.";
+        let resolved = tokio::time::timeout(Duration::from_secs(10), async {
+            loop {
+                if let Ok(mdns_sd::ServiceEvent::ServiceResolved(s)) = events.recv_async().await {
+                    if s.get_fullname() == fullname {
+                        return s;
+                    }
+                }
+            }
+        })
+        .await
+        .expect("the agent's service is resolved");
+        let txt = |k: &str| resolved.get_property_val_str(k).map(str::to_owned);
+        assert_eq!(txt("version").as_deref(), Some(env!("CARGO_PKG_VERSION")));
+        assert_eq!(txt("api_port"), Some(lan.port().to_string()));
+        assert_eq!(txt("ssl").as_deref(), Some("true"));
+        assert_eq!(
+            txt("fingerprint").as_deref(),
+            identity["fingerprint"].as_str()
+        );
+        assert_eq!(txt("http_port"), Some(plain.port().to_string()));
+        // The current ArgusAI app uses the SRV port with plain HTTP.
+        assert_eq!(resolved.get_port(), plain.port());
+        assert!(resolved
+            .get_addresses()
+            .iter()
+            .any(|ip| ip.to_ip_addr() == lan.ip()));
+
+        // The reference client's browser reads the same.
+        let found = origin_agent::client::browse::discover(&browse(mdns), Duration::from_secs(3))
+            .await
+            .unwrap();
+        let ours = found
+            .iter()
+            .find(|c| c.fullname == fullname)
+            .expect("found");
+        assert_eq!(ours.addrs, vec![lan]);
+
+        // Stopped gracefully, the agent withdraws the service.
+        let stopped = Instant::now();
+        stack.agent.terminate();
+        let removed = tokio::time::timeout(Duration::from_secs(10), async {
+            loop {
+                if let Ok(mdns_sd::ServiceEvent::ServiceRemoved(_, name)) =
+                    events.recv_async().await
+                {
+                    if name == fullname {
+                        return;
+                    }
+                }
+            }
+        })
+        .await;
+        assert!(removed.is_ok(), "no goodbye\n{}", stack.agent.output());
+        eprintln!("withdrawn {:?} after SIGTERM", stopped.elapsed());
+        let _ = daemon.shutdown();
+    });
+}
+
+#[test]
+fn a_phone_pairs_at_home_over_the_lan() {
+    run("a_phone_pairs_at_home_over_the_lan", async {
+        let mdns = mdns_port();
+        let stack = lan_stack(mdns).await;
+        let lan = stack.agent.lan_addr().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("phone.json");
+        let file_s = file.to_string_lossy().into_owned();
+        let port = mdns.to_string();
+        let mdns_args = ["--mdns-interface", LOOPBACK_IF, "--mdns-port", &port];
+
+        // The QR code's link, the LAN found by mDNS and verified by the pin in the link.
+        let link = pair_link(&stack, "viewer");
+        let edge = stack.edge_url();
+        let mut args = vec![
+            "client",
+            "pair",
+            "--state",
+            &file_s,
+            "--uri",
+            &link,
+            "--relay-url",
+            &edge,
+            "--lan",
+            "--name",
+            "Kitchen iPad",
+        ];
+        args.extend(mdns_args);
+        let out: Value = serde_json::from_str(&e2e::agent::run_cli(&args, &[]).unwrap()).unwrap();
+        assert_eq!(out["via"], "lan", "{out}\n{}", stack.logs());
+        assert_eq!(stack.agent.saw("lan", "/api/v1/devices/pair"), 1);
+        assert_eq!(stack.agent.saw("tunnel", "/api/v1/devices/pair"), 0);
+        let state = ClientState::load(&file).unwrap();
+        assert_eq!(state.last_lan, Some(lan));
+
+        // The device works at home and through the relay.
+        let mut args = vec!["client", "get", "--state", &file_s];
+        args.extend(mdns_args);
+        args.push("/api/v1/events?limit=1");
+        let out: Value = serde_json::from_str(&e2e::agent::run_cli(&args, &[]).unwrap()).unwrap();
+        assert_eq!(
+            (&out["route"], &out["status"]),
+            (&Value::from("lan"), &Value::from(200))
+        );
+        ClientState {
+            last_lan: None,
+            ..state.clone()
+        }
+        .save(&file)
+        .unwrap();
+        let out: Value = serde_json::from_str(
+            &e2e::agent::run_cli(
+                &[
+                    "client",
+                    "get",
+                    "--state",
+                    &file_s,
+                    "--no-mdns",
+                    "/api/v1/events?limit=1",
+                ],
+                &[],
+            )
+            .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(
+            (&out["route"], &out["status"]),
+            (&Value::from("relay"), &Value::from(200))
+        );
+
+        // Guessing codes at home is limited per peer address, as through the relay.
+        let http = lan_client(state.pin().unwrap(), Duration::from_secs(2)).unwrap();
+        let mut statuses = Vec::new();
+        for guess in ["AAAAAC", "AAAAAD", "AAAAAE", "AAAAAF", "AAAAAG", "AAAAAH"] {
+            let resp = http
+                .post(format!("https://{lan}/api/v1/devices/pair"))
+                .json(&serde_json::json!({"code": guess, "device_info": {"name": "g"}}))
+                .send()
+                .await
+                .unwrap();
+            statuses.push(resp.status().as_u16());
+        }
+        assert_eq!(statuses, vec![404, 404, 404, 404, 404, 429]);
+    });
+}
