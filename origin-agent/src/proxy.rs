@@ -238,7 +238,6 @@ impl Backend {
         };
         let out = out.body(req_body).map_err(|_| AgentError::Internal)?;
 
-        let started = Instant::now();
         let short = matches!(ctx.class, BackendClass::Api | BackendClass::Image);
         let permit = if short {
             let acquire = self.short_requests.clone().acquire_owned();
@@ -254,6 +253,8 @@ impl Backend {
         } else {
             None
         };
+        // Latency is ArgusAI's: measured once a slot is held.
+        let started = Instant::now();
         let head_timeout = async {
             if let Some(rx) = body_sent {
                 let _ = rx.await;
