@@ -2,11 +2,12 @@
 # `make bench`, proxy part: the stand-in ArgusAI backend straight, through nginx (Debian's package,
 # a plain reverse proxy) and through the agent's tunnel listener (every request edge-signed and
 # carrying a device token, as the Worker forwards them), all on loopback, measured by the same
-# load generator (tests/src/bin/loadgen.rs) in one run. Then the agent's memory with 1,000
-# concurrent keep-alive connections. Prints a Markdown table; ratios are against the direct run.
+# load generator (tests/src/bin/loadgen.rs) in one run: saturated (64 connections each: throughput),
+# then light (1 connection each: latency added per request). Then the agent's memory with 1,000
+# concurrent keep-alive connections. Prints Markdown tables; ratios are against the direct run.
 #
-# Knobs: BENCH_CONNECTIONS (64), BENCH_DURATION (10 s), BENCH_TARGET (/api/v1/events?limit=1),
-# BENCH_BIG_CONNECTIONS (1000).
+# Knobs: BENCH_CONNECTIONS (64), BENCH_DURATION (10 s per target), BENCH_ROUNDS (5),
+# BENCH_TARGET (/api/v1/events?limit=1), BENCH_BIG_CONNECTIONS (1000).
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 cd "$ROOT"
@@ -14,6 +15,7 @@ cd "$ROOT"
 CONNS=${BENCH_CONNECTIONS:-64}
 DURATION=${BENCH_DURATION:-10}
 WARMUP=2
+ROUNDS=${BENCH_ROUNDS:-5}
 BIG=${BENCH_BIG_CONNECTIONS:-1000}
 TARGET_PATH=${BENCH_TARGET:-/api/v1/events?limit=1}
 KEY="bench-backend-key-0123456789"
@@ -92,6 +94,7 @@ error_log $work/nginx/error.log warn;
 events { worker_connections 4096; }
 http {
   access_log $work/nginx/access.log;
+  keepalive_requests 1000000;
   client_body_temp_path $work/nginx/body;
   proxy_temp_path $work/nginx/proxy;
   fastcgi_temp_path $work/nginx/fastcgi;
@@ -112,25 +115,33 @@ EOF
 "$NGINX" -c "$work/nginx.conf" -p "$work/nginx"
 for _ in $(seq 50); do [ -s "$work/nginx.pid" ] && break; sleep 0.1; done
 
-# Every run does the same client work: sign each request like the Worker, send a device token.
-# Direct and nginx runs add the backend key themselves (the agent injects its own).
-common=(--duration "$DURATION" --warmup "$WARMUP" --secret "$SECRET")
-step "direct to the backend ($CONNS connections, ${DURATION} s)"
-"$BIN/loadgen" --label direct --url "$BACKEND$TARGET_PATH" --connections "$CONNS" "${common[@]}" \
-  --token bench --header "x-api-key:$KEY" | tee "$work/direct.json"
-step "through nginx"
-"$BIN/loadgen" --label nginx --url "http://127.0.0.1:$NGINX_PORT$TARGET_PATH" --connections "$CONNS" \
-  "${common[@]}" --token bench --header "x-api-key:$KEY" | tee "$work/nginx.json"
-step "through the agent (signed, device token)"
-"$BIN/loadgen" --label agent --url "http://$TUNNEL$TARGET_PATH" --connections "$CONNS" \
-  "${common[@]}" --pair-code "$(owner_code)" | tee "$work/agent.json"
+# One load generator, the three targets taking turns in $ROUNDS slices (so the machine's background
+# load hits them alike), every request identical: signed like the Worker, with a device token and
+# the backend key (the agent strips both client credentials and sends its own key).
+common=(--secret "$SECRET" --header "x-api-key:$KEY")
+step "direct vs nginx vs agent: $CONNS connections each, $ROUNDS rounds, ${DURATION} s per target"
+"$BIN/loadgen" --target "direct=$BACKEND$TARGET_PATH" \
+  --target "nginx=http://127.0.0.1:$NGINX_PORT$TARGET_PATH" \
+  --target "agent=http://$TUNNEL$TARGET_PATH" \
+  --connections "$CONNS" --duration "$DURATION" --warmup "$WARMUP" --rounds "$ROUNDS" \
+  "${common[@]}" --pair-code "$(owner_code)" --pair-url "http://$TUNNEL" | tee "$work/runs.json"
+step "the same, light load: 1 connection each (latency added per request)"
+"$BIN/loadgen" --target "direct-1=$BACKEND$TARGET_PATH" \
+  --target "nginx-1=http://127.0.0.1:$NGINX_PORT$TARGET_PATH" \
+  --target "agent-1=http://$TUNNEL$TARGET_PATH" \
+  --connections 1 --duration "$DURATION" --warmup 1 --rounds "$ROUNDS" \
+  "${common[@]}" --pair-code "$(owner_code)" --pair-url "http://$TUNNEL" | tee "$work/light.json"
 idle_rss=$(grep VmRSS "/proc/$AGENT_PID/status" | grep -oE '[0-9]+')
 step "the agent with $BIG concurrent keep-alive connections"
-"$BIN/loadgen" --label "agent-$BIG" --url "http://$TUNNEL$TARGET_PATH" --connections "$BIG" \
-  "${common[@]}" --pair-code "$(owner_code)" --rss-pid "$AGENT_PID" --hold 3 | tee "$work/big.json"
+"$BIN/loadgen" --target "agent-$BIG=http://$TUNNEL$TARGET_PATH" --connections "$BIG" \
+  --duration "$DURATION" --warmup "$WARMUP" "${common[@]}" --pair-code "$(owner_code)" \
+  --rss-pid "$AGENT_PID" --hold 3 | tee "$work/big.json"
 
-printf '\n### Proxy: %s, %s s per run, %s\n\n' "$TARGET_PATH" "$DURATION" "$(nproc) cores"
-"$BIN/loadgen" compare "$work/direct.json" "$work/nginx.json" "$work/agent.json" "$work/big.json"
+printf '\n### Proxy: GET %s, %s s per target in %s rounds, %s cores, %s\n\n' \
+  "$TARGET_PATH" "$DURATION" "$ROUNDS" "$(nproc)" "$(date -u +%Y-%m-%d)"
+"$BIN/loadgen" compare "$work/runs.json" "$work/big.json"
+printf '\n'
+"$BIN/loadgen" compare "$work/light.json"
 peak=$(grep -oE '"rss_peak_kib":[0-9]+' "$work/big.json" | cut -d: -f2)
 hold=$(grep -oE '"rss_hold_kib":[0-9]+' "$work/big.json" | cut -d: -f2)
 printf '\nagent RSS: %s KiB idle; %s KiB peak under load with %s connections; %s KiB with the %s connections open and idle\n' \

@@ -35,13 +35,6 @@ pub fn incoming(body: hyper::body::Incoming) -> Body {
     body.map_err(|e| -> BoxError { Box::new(e) }).boxed()
 }
 
-/// A request body capped at `limit` bytes (the error is a `LengthLimitError` past it).
-pub fn limited(body: hyper::body::Incoming, limit: usize) -> Body {
-    http_body_util::Limited::new(body, limit)
-        .map_err(|e| -> BoxError { e })
-        .boxed()
-}
-
 /// A JSON response with `Cache-Control: no-store` (everything the agent itself says is per-user).
 pub fn json<T: serde::Serialize>(status: StatusCode, value: &T) -> Response<Body> {
     match serde_json::to_vec(value) {

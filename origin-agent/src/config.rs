@@ -10,6 +10,7 @@
 //! api_key = "…"                               # the agent's own credential for ArgusAI (optional)
 //! request_timeout_secs = 100                  # API responses (Cloudflare's own limit); SSE, WebSockets,
 //!                                             # exports and video are not cut by it (proxy.rs)
+//! max_concurrent_requests = 64                # API/image requests in flight to ArgusAI; more wait
 //!
 //! [tunnel]
 //! listen = "127.0.0.1:8470"                   # cloudflared's ingress points here; loopback only
@@ -106,6 +107,9 @@ pub struct BackendConfig {
     pub api_key: Option<String>,
     #[serde(default = "BackendConfig::default_timeout")]
     pub request_timeout_secs: u64,
+    /// API and image requests in flight to the backend at once (streams are not counted).
+    #[serde(default = "BackendConfig::default_max_concurrent")]
+    pub max_concurrent_requests: usize,
 }
 
 impl BackendConfig {
@@ -115,6 +119,9 @@ impl BackendConfig {
     fn default_timeout() -> u64 {
         100
     }
+    fn default_max_concurrent() -> usize {
+        64
+    }
 }
 
 impl Default for BackendConfig {
@@ -123,6 +130,7 @@ impl Default for BackendConfig {
             url: Self::default_url(),
             api_key: None,
             request_timeout_secs: Self::default_timeout(),
+            max_concurrent_requests: Self::default_max_concurrent(),
         }
     }
 }
@@ -356,6 +364,12 @@ impl AgentConfig {
                     "must be between 60 and 900",
                 ));
             }
+        }
+        if self.backend.max_concurrent_requests == 0 {
+            return Err(invalid(
+                "backend.max_concurrent_requests",
+                "must be at least 1",
+            ));
         }
         if self.limits.max_connections == 0 {
             return Err(invalid("limits.max_connections", "must be at least 1"));

@@ -30,7 +30,7 @@ use argus_shared::route::BackendClass;
 /// The process-wide metrics.
 pub static METRICS: Metrics = Metrics::new();
 
-const LISTENERS: [&str; 4] = ["tunnel", "admin", "lan", "other"];
+const LISTENERS: [&str; 5] = ["tunnel", "admin", "lan", "lan_http", "other"];
 
 /// Index of a listener name as passed to `server::serve`.
 fn listener_index(name: &str) -> usize {
@@ -38,7 +38,8 @@ fn listener_index(name: &str) -> usize {
         "tunnel" => 0,
         "admin" => 1,
         "lan" => 2,
-        _ => 3,
+        "lan_http" => 3,
+        _ => 4,
     }
 }
 
@@ -208,13 +209,13 @@ impl Histogram {
 }
 
 pub struct Metrics {
-    requests: [[[AtomicU64; 5]; 12]; 4],
+    requests: [[[AtomicU64; 5]; 12]; 5],
     upstream: [Histogram; 6],
     upstream_errors: [AtomicU64; 5],
-    conn_active: [AtomicU64; 4],
-    conn_total: [AtomicU64; 4],
-    conn_rejected: [AtomicU64; 4],
-    conn_timed_out: [[AtomicU64; 2]; 4],
+    conn_active: [AtomicU64; 5],
+    conn_total: [AtomicU64; 5],
+    conn_rejected: [AtomicU64; 5],
+    conn_timed_out: [[AtomicU64; 2]; 5],
     ws_active: AtomicU64,
     ws_total: AtomicU64,
     signature_rejections: [AtomicU64; 8],
@@ -235,13 +236,13 @@ impl Metrics {
         const ROUTE_ROW: [[AtomicU64; 5]; 12] = [STATUS_ROW; 12];
         const TIMEOUT_ROW: [AtomicU64; 2] = [ZERO; 2];
         Metrics {
-            requests: [ROUTE_ROW; 4],
+            requests: [ROUTE_ROW; 5],
             upstream: [H; 6],
             upstream_errors: [ZERO; 5],
-            conn_active: [ZERO; 4],
-            conn_total: [ZERO; 4],
-            conn_rejected: [ZERO; 4],
-            conn_timed_out: [TIMEOUT_ROW; 4],
+            conn_active: [ZERO; 5],
+            conn_total: [ZERO; 5],
+            conn_rejected: [ZERO; 5],
+            conn_timed_out: [TIMEOUT_ROW; 5],
             ws_active: ZERO,
             ws_total: ZERO,
             signature_rejections: [ZERO; 8],

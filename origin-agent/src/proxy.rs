@@ -29,6 +29,7 @@
 //! died) → the client's stream is cut too, the connection closed, the agent carries on.
 
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use argus_shared::headers;
@@ -41,6 +42,7 @@ use hyper::{Request, Response, StatusCode, Uri};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::sync::Semaphore;
 
 use crate::body::{self, Body};
 use crate::error::AgentError;
@@ -59,6 +61,8 @@ pub struct Backend {
     origin: String,
     api_key: Option<HeaderValue>,
     timeout: Duration,
+    /// Bounds the `api` and `image` requests in flight to the backend (see [`Backend::new`]).
+    short_requests: Arc<Semaphore>,
 }
 
 /// Pooled backend connections idle longer than this are not reused: uvicorn (ArgusAI's server)
@@ -84,10 +88,16 @@ pub struct ForwardContext<'a> {
 }
 
 impl Backend {
+    /// `max_concurrent`: at most this many `api`/`image` requests are in flight to ArgusAI at
+    /// once (each holds a connection until its body is read); more wait their turn, within the
+    /// head timeout. It spares ArgusAI (one Python process) a stampede and bounds the agent's
+    /// connections and memory. Streams (SSE, WebSockets, exports, video) are not counted: they
+    /// stay open for long and must not starve the API.
     pub fn new(
         url: &str,
         api_key: Option<&str>,
         timeout: Duration,
+        max_concurrent: usize,
     ) -> Result<Backend, BackendConfigError> {
         let uri: Uri = url
             .parse()
@@ -125,6 +135,7 @@ impl Backend {
             authority,
             api_key,
             timeout,
+            short_requests: Arc::new(Semaphore::new(max_concurrent.max(1))),
         })
     }
 
@@ -227,6 +238,22 @@ impl Backend {
         };
         let out = out.body(req_body).map_err(|_| AgentError::Internal)?;
 
+        let short = matches!(ctx.class, BackendClass::Api | BackendClass::Image);
+        let permit = if short {
+            let acquire = self.short_requests.clone().acquire_owned();
+            match tokio::time::timeout(self.timeout, acquire).await {
+                Ok(Ok(p)) => Some(p),
+                Ok(Err(_)) => return Err(AgentError::Internal),
+                Err(_) => {
+                    tracing::warn!(request_id = ctx.request_id, "no backend slot in time");
+                    METRICS.upstream_error(UpstreamError::Timeout);
+                    return Err(AgentError::BackendTimeout);
+                }
+            }
+        } else {
+            None
+        };
+        // Latency is ArgusAI's: measured once a slot is held.
         let started = Instant::now();
         let head_timeout = async {
             if let Some(rx) = body_sent {
@@ -310,7 +337,7 @@ impl Backend {
             self.relativize_location(&mut parts.headers);
         }
         add_request_id(&mut parts.headers, ctx.request_id);
-        let watched = Watched::new(resp_body);
+        let watched = Watched::new(resp_body).hold(permit);
         let watched = match ctx.class {
             BackendClass::Api | BackendClass::Image => watched.deadline(self.timeout),
             BackendClass::Video | BackendClass::Export => watched.stall_after(self.timeout),

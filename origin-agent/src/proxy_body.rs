@@ -12,8 +12,33 @@ use hyper::body::{Body as HttpBody, Frame, SizeHint};
 use tokio::sync::oneshot;
 use tokio::time::{Instant, Sleep};
 
-use crate::body::BoxError;
+use crate::body::{self, Body, BoxError};
+use crate::config::Limits;
+use crate::error::AgentError;
 use crate::metrics::{UpstreamError, METRICS};
+
+/// A streamed request body as the listeners take it: a declared `Content-Length` over
+/// `limits.max_body_bytes` is refused at once (413, nothing read, the backend never contacted);
+/// otherwise the body is cut where it passes the cap (answered 413 by the proxy) or when no data
+/// arrives for `limits.idle_timeout_secs`.
+pub fn request_body(
+    incoming: hyper::body::Incoming,
+    headers: &hyper::HeaderMap,
+    limits: &Limits,
+) -> Result<Body, AgentError> {
+    let declared = headers
+        .get(hyper::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limits.max_body_bytes) {
+        return Err(AgentError::PayloadTooLarge);
+    }
+    Ok(body::boxed(
+        Watched::new(incoming)
+            .limit(limits.max_body_bytes)
+            .stall_after(Duration::from_secs(limits.idle_timeout_secs)),
+    ))
+}
 
 /// Why a body in transit was cut.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -50,6 +75,8 @@ pub struct Watched<B> {
     on_end: Option<oneshot::Sender<()>>,
     /// Log and count a cut (any error) under this request id.
     report_cut: Option<String>,
+    /// Released when the body ends (a backend slot).
+    held: Option<tokio::sync::OwnedSemaphorePermit>,
 }
 
 impl<B> Watched<B> {
@@ -62,7 +89,14 @@ impl<B> Watched<B> {
             deadline: None,
             on_end: None,
             report_cut: None,
+            held: None,
         }
+    }
+
+    /// Keeps `permit` until the body ends (or is dropped).
+    pub fn hold(mut self, permit: Option<tokio::sync::OwnedSemaphorePermit>) -> Self {
+        self.held = permit;
+        self
     }
 
     /// Logs and counts (`upstream_errors_total{kind="cut"}`) the body ending in an error.
@@ -113,6 +147,9 @@ where
         if let (Poll::Ready(Some(Err(e))), Some(request_id)) = (&r, &self.report_cut) {
             tracing::warn!(request_id = %request_id, error = %e, "response body cut");
             METRICS.upstream_error(UpstreamError::Cut);
+        }
+        if matches!(r, Poll::Ready(None) | Poll::Ready(Some(Err(_)))) {
+            self.held = None;
         }
         r
     }

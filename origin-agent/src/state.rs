@@ -94,6 +94,7 @@ impl AppState {
             &config.backend.url,
             config.backend.api_key.as_deref(),
             config.backend_timeout(),
+            config.backend.max_concurrent_requests,
         )?;
         let tunnel = crate::tunnel::TunnelMonitor::new(config.cloudflared.as_ref());
         Ok(AppState {

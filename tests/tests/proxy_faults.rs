@@ -494,3 +494,36 @@ async fn sigterm_lets_the_in_flight_request_finish() {
     let logs = stack.agent.output();
     assert!(logs.contains("drained"), "{logs}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn at_most_max_concurrent_requests_reach_argusai_at_once() {
+    let stack = Stack::start_with(StackOptions {
+        without_worker: true,
+        agent_toml: Some("[backend]\nmax_concurrent_requests = 2\n".into()),
+        ..StackOptions::default()
+    })
+    .await;
+    let device = stack.pair_phone_direct("viewer").await;
+    let tunnel = stack.tunnel().with_device(&device);
+    stack.backend.set_delay(Some(Duration::from_millis(800)));
+    let started = Instant::now();
+    let requests: Vec<_> = (0..4)
+        .map(|i| {
+            let t = tunnel.clone();
+            tokio::spawn(async move {
+                t.get(&format!("/api/v1/events?limit={}", i + 1))
+                    .await
+                    .status()
+            })
+        })
+        .collect();
+    for r in requests {
+        assert_eq!(r.await.unwrap(), 200);
+    }
+    // Four 0.8 s answers, two at a time: two waves.
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_millis(1500) && took < Duration::from_secs(4),
+        "{took:?}"
+    );
+}

@@ -59,6 +59,7 @@ fn init_tracing() {
 }
 
 pub fn run(args: RunArgs) -> Result<(), CliError> {
+    crate::server::limit_malloc_arenas();
     init_tracing();
     let mut cfg = AgentConfig::load(&args.config.config)?;
     if let Some(a) = args.tunnel_listen {

@@ -35,7 +35,7 @@ use tokio::task::JoinHandle;
 use tokio_rustls::server::TlsStream;
 use tokio_rustls::TlsAcceptor;
 
-use crate::body::{self, Body};
+use crate::body::Body;
 use crate::discovery::{Advertisement, Advertiser};
 use crate::error::AgentError;
 use crate::lan_cert;
@@ -109,8 +109,14 @@ pub async fn handle(
     let started = std::time::Instant::now();
     let client_ip = peer_ip(peer);
     let client_upgrade = is_websocket_upgrade(req.headers()).then(|| hyper::upgrade::on(&mut req));
-    let limit = usize::try_from(state.config.limits.max_body_bytes).unwrap_or(usize::MAX);
-    let req = req.map(|b| body::limited(b, limit));
+    let (parts, incoming) = req.into_parts();
+    let body = crate::proxy_body::request_body(incoming, &parts.headers, &state.config.limits);
+    let req = Request::from_parts(parts, ());
+    let label = router::classify(
+        req.method(),
+        req.uri().path_and_query().map_or("/", |p| p.as_str()),
+    )
+    .map_or(crate::metrics::RouteLabel::Rejected, |c| c.label());
     let ctx = RequestContext {
         request_id: request_id.clone(),
         client_ip: Some(client_ip),
@@ -118,14 +124,15 @@ pub async fn handle(
         // No edge on the LAN: the phone's token is the only identity.
         edge_device: None,
     };
-    let result = match check_paths(&req) {
-        Ok(()) => router::dispatch(&state, req, ctx).await,
-        Err(e) => Err(e),
+    let result = match (check_paths(&req), body) {
+        (Ok(()), Ok(body)) => router::dispatch(&state, req.map(|()| body), ctx).await,
+        (Err(e), _) | (_, Err(e)) => Err(e),
     };
     let resp = match result {
         Ok(resp) => resp,
         Err(e) => e.into_response(&request_id),
     };
+    crate::metrics::METRICS.request(listener, label, resp.status().as_u16());
     tracing::info!(
         listener,
         request_id,

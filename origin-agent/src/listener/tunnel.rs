@@ -19,7 +19,6 @@ use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use hyper::{Request, Response};
 use sha2::{Digest, Sha256};
-use std::time::Duration;
 use subtle::ConstantTimeEq;
 
 use crate::body::{self, Body};
@@ -27,7 +26,7 @@ use crate::clock::unix_now;
 use crate::error::AgentError;
 use crate::metrics::{RouteLabel, METRICS};
 use crate::proxy::is_websocket_upgrade;
-use crate::proxy_body::Watched;
+use crate::proxy_body;
 use crate::require_edge_signature::{self, EdgeFacts};
 use crate::router::{self, RequestContext};
 use crate::state::AppState;
@@ -46,7 +45,9 @@ pub async fn handle(
     let path = req.uri().path().to_owned();
     let started = std::time::Instant::now();
     let mut label = RouteLabel::Rejected;
-    let resp = match serve(&state, req, &request_id, &mut label).await {
+    // Boxed: hyper keeps one slot per connection the size of this future, idle or not; the
+    // request's own (larger) state lives only while it is in flight.
+    let resp = match Box::pin(serve(&state, req, &request_id, &mut label)).await {
         Ok(resp) => resp,
         Err(e) => {
             if let AgentError::InvalidSignature { reason } = &e {
@@ -122,20 +123,7 @@ async fn serve(
             body::full(bytes)
         }
         BodyBinding::Unsigned => {
-            let limits = &state.config.limits;
-            let declared = parts
-                .headers
-                .get(hyper::header::CONTENT_LENGTH)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.trim().parse::<u64>().ok());
-            if declared.is_some_and(|n| n > limits.max_body_bytes) {
-                return Err(AgentError::PayloadTooLarge);
-            }
-            body::boxed(
-                Watched::new(incoming)
-                    .limit(limits.max_body_bytes)
-                    .stall_after(Duration::from_secs(limits.idle_timeout_secs)),
-            )
+            proxy_body::request_body(incoming, &parts.headers, &state.config.limits)?
         }
     };
     let req = Request::from_parts(parts, body);

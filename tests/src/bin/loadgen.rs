@@ -7,19 +7,22 @@
 //! nginx, the agent — so the comparison is fair (the backend and nginx ignore the headers).
 //!
 //! ```text
-//! loadgen --url http://127.0.0.1:8470/api/v1/events?limit=1
-//!         [--connections 64] [--duration 10] [--warmup 2] [--threads 1]
-//!         [--secret HEX] [--token JWT] [--device ID] [--pair-code CODE] [--client-ip IP]
-//!         [--rss-pid PID] [--hold SECS] [--label NAME] [--header NAME:VALUE]...
-//! loadgen compare BASELINE.json OTHER.json...
+//! loadgen --target NAME=URL [--target NAME=URL]... | --url URL [--label NAME]
+//!         [--connections 64] [--duration 10] [--warmup 2] [--rounds 1] [--threads 1]
+//!         [--secret HEX] [--token JWT] [--device ID] [--pair-code CODE] [--pair-url URL]
+//!         [--client-ip IP] [--rss-pid PID] [--hold SECS] [--header NAME:VALUE]...
+//! loadgen compare FILE...
 //! ```
-//! N keep-alive connections, each sending the next request as soon as the previous answer is read,
-//! for `duration` seconds after `warmup`. `--pair-code` pairs a device first (signed POST to
-//! `/api/v1/devices/pair` at the same host) and uses its token. `--rss-pid` samples that process's
-//! resident memory during the run (peak), and after `--hold` seconds with every connection still
-//! open and idle. Prints one JSON line: requests, errors, rps, p50/p90/p99/p99.9/max latency (ms).
-//! `compare` reads such lines and prints a Markdown table with each run's throughput and
-//! latencies relative to the first (the direct run).
+//! Per target, N keep-alive connections, each sending the next request as soon as the previous
+//! answer is read. With several targets and `--rounds R`, the targets take turns in R slices of
+//! `duration / R` each (after a `warmup` each), so a change in the machine's background load
+//! affects every target alike. Every request is identical whatever the target (the same signed
+//! headers, token and extra headers), so the client does the same work for each.
+//! `--pair-code` pairs a device first (signed POST to `/api/v1/devices/pair` at `--pair-url`,
+//! default the first target) and uses its token. `--rss-pid` samples that process's resident
+//! memory during the run (peak), and after `--hold` seconds with every connection still open and
+//! idle. Prints one JSON line per target: requests, errors, rps, p50/p90/p99/p99.9/max (ms).
+//! `compare` reads such lines and prints a Markdown table, each run against the first.
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -35,49 +38,76 @@ use hyper::Request;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
-const USAGE: &str = "usage: loadgen --url URL [--connections N] [--duration S] [--warmup S] \
-[--threads N] [--secret HEX] [--token JWT] [--device ID] [--pair-code CODE] [--client-ip IP] \
-[--rss-pid PID] [--hold S] [--label NAME] [--header NAME:VALUE]...
-       loadgen compare BASELINE.json OTHER.json...";
+const USAGE: &str = "usage: loadgen (--target NAME=URL)... | --url URL [--label NAME]
+       [--connections N] [--duration S] [--warmup S] [--rounds N] [--threads N] [--secret HEX]
+       [--token JWT] [--device ID] [--pair-code CODE] [--pair-url URL] [--client-ip IP]
+       [--rss-pid PID] [--hold S] [--header NAME:VALUE]...
+       loadgen compare FILE...";
+
+/// Where requests go: `http://ip:port/path?query`.
+#[derive(Clone)]
+struct Target {
+    label: String,
+    addr: SocketAddr,
+    host: String,
+    path: String,
+}
+
+fn target(label: &str, url: &str) -> Result<Target, String> {
+    let rest = url
+        .strip_prefix("http://")
+        .ok_or_else(|| format!("{url}: must be http://ip:port/path"))?;
+    let (host, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, "/"),
+    };
+    Ok(Target {
+        label: label.to_owned(),
+        addr: host
+            .parse()
+            .map_err(|e| format!("{host}: {e} (use ip:port)"))?,
+        host: host.to_owned(),
+        path: path.to_owned(),
+    })
+}
 
 #[derive(Clone)]
 struct Args {
-    addr: SocketAddr,
-    host: String,
-    target: String,
+    targets: Vec<Target>,
     connections: usize,
     duration: Duration,
     warmup: Duration,
+    rounds: u32,
     threads: usize,
     secret: Option<Vec<u8>>,
     token: Option<String>,
     device: Option<String>,
     pair_code: Option<String>,
+    pair_url: Option<Target>,
     client_ip: String,
     rss_pid: Option<u32>,
     hold: Duration,
-    label: String,
     extra_headers: Vec<(String, String)>,
 }
 
 fn parse() -> Result<Args, String> {
     let mut url = None;
+    let mut label = "run".to_owned();
     let mut a = Args {
-        addr: SocketAddr::from(([127, 0, 0, 1], 0)),
-        host: String::new(),
-        target: String::new(),
+        targets: Vec::new(),
         connections: 64,
         duration: Duration::from_secs(10),
         warmup: Duration::from_secs(2),
+        rounds: 1,
         threads: 1,
         secret: None,
         token: None,
         device: None,
         pair_code: None,
+        pair_url: None,
         client_ip: "198.51.100.7".into(),
         rss_pid: None,
         hold: Duration::ZERO,
-        label: "run".into(),
         extra_headers: Vec::new(),
     };
     let mut it = std::env::args().skip(1);
@@ -90,18 +120,25 @@ fn parse() -> Result<Args, String> {
         };
         match flag.as_str() {
             "--url" => url = Some(value()?),
+            "--label" => label = value()?,
+            "--target" => {
+                let v = value()?;
+                let (name, u) = v.split_once('=').ok_or("--target needs NAME=URL")?;
+                a.targets.push(target(name, u)?);
+            }
             "--connections" => a.connections = value()?.parse().map_err(|e| format!("{e}"))?,
             "--duration" => a.duration = secs(value()?)?,
             "--warmup" => a.warmup = secs(value()?)?,
+            "--rounds" => a.rounds = value()?.parse().map_err(|e| format!("{e}"))?,
             "--threads" => a.threads = value()?.parse().map_err(|e| format!("{e}"))?,
             "--secret" => a.secret = Some(hex::decode(value()?).map_err(|e| format!("{e}"))?),
             "--token" => a.token = Some(value()?),
             "--device" => a.device = Some(value()?),
             "--pair-code" => a.pair_code = Some(value()?),
+            "--pair-url" => a.pair_url = Some(target("pair", &value()?)?),
             "--client-ip" => a.client_ip = value()?,
             "--rss-pid" => a.rss_pid = Some(value()?.parse().map_err(|e| format!("{e}"))?),
             "--hold" => a.hold = secs(value()?)?,
-            "--label" => a.label = value()?,
             "--header" => {
                 let v = value()?;
                 let (k, val) = v.split_once(':').ok_or("--header needs NAME:VALUE")?;
@@ -112,21 +149,14 @@ fn parse() -> Result<Args, String> {
             other => return Err(format!("unknown argument {other:?}")),
         }
     }
-    let url = url.ok_or("--url is required")?;
-    let rest = url
-        .strip_prefix("http://")
-        .ok_or("--url must be http://host:port/path")?;
-    let (host, target) = match rest.find('/') {
-        Some(i) => (&rest[..i], &rest[i..]),
-        None => (rest, "/"),
-    };
-    a.addr = host
-        .parse()
-        .map_err(|e| format!("{host}: {e} (use ip:port)"))?;
-    a.host = host.to_owned();
-    a.target = target.to_owned();
-    if a.connections == 0 || a.threads == 0 {
-        return Err("--connections and --threads must be at least 1".into());
+    if let Some(u) = url {
+        a.targets.push(target(&label, &u)?);
+    }
+    if a.targets.is_empty() {
+        return Err("--target or --url is required".into());
+    }
+    if a.connections == 0 || a.threads == 0 || a.rounds == 0 {
+        return Err("--connections, --threads and --rounds must be at least 1".into());
     }
     Ok(a)
 }
@@ -163,6 +193,7 @@ impl Nonces {
 fn request(
     a: &Args,
     nonces: &Nonces,
+    host: &str,
     method: &str,
     target: &str,
     body: Option<Vec<u8>>,
@@ -170,7 +201,7 @@ fn request(
     let mut rb = Request::builder()
         .method(method)
         .uri(target)
-        .header("host", &a.host);
+        .header("host", host);
     let body = body.unwrap_or_default();
     if let Some(secret) = &a.secret {
         let now = SystemTime::now()
@@ -230,7 +261,8 @@ async fn connect(addr: SocketAddr) -> Result<Sender, String> {
 
 /// Pairs a device with an owner code (signed like the Worker) and returns (device id, token).
 async fn pair(a: &Args, nonces: &Nonces, code: &str) -> Result<(String, String), String> {
-    let mut sender = connect(a.addr).await?;
+    let at = a.pair_url.as_ref().unwrap_or(&a.targets[0]);
+    let mut sender = connect(at.addr).await?;
     let body = serde_json::json!({
         "code": code,
         "device_info": {"name": "loadgen", "model": "bench", "platform": "ios",
@@ -239,6 +271,7 @@ async fn pair(a: &Args, nonces: &Nonces, code: &str) -> Result<(String, String),
     let req = request(
         a,
         nonces,
+        &at.host,
         "POST",
         "/api/v1/devices/pair",
         Some(body.to_string().into_bytes()),
@@ -283,6 +316,7 @@ struct Outcome {
 async fn worker(
     a: Arc<Args>,
     nonces: Arc<Nonces>,
+    t: Arc<Target>,
     mut sender: Sender,
     measure_from: Instant,
     stop_at: Instant,
@@ -294,13 +328,12 @@ async fn worker(
         sender: None,
     };
     loop {
-        let now = Instant::now();
-        if now >= stop_at {
+        if Instant::now() >= stop_at {
             break;
         }
         if sender.ready().await.is_err() {
             out.errors += 1;
-            match connect(a.addr).await {
+            match connect(t.addr).await {
                 Ok(s) => sender = s,
                 Err(_) => {
                     tokio::time::sleep(Duration::from_millis(10)).await;
@@ -308,7 +341,7 @@ async fn worker(
                 }
             }
         }
-        let req = request(&a, &nonces, "GET", &a.target, None);
+        let req = request(&a, &nonces, &t.host, "GET", &t.path, None);
         let started = Instant::now();
         let ok = match sender.send_request(req).await {
             Ok(resp) => {
@@ -343,7 +376,52 @@ fn percentile(sorted: &[u32], p: f64) -> f64 {
     f64::from(sorted[i.min(sorted.len() - 1)]) / 1000.0
 }
 
-async fn run(mut a: Args) -> Result<serde_json::Value, String> {
+#[derive(Default)]
+struct Tally {
+    latencies: Vec<u32>,
+    errors: u64,
+    non_2xx: u64,
+    measured: Duration,
+}
+
+/// Runs every connection of `t` from now until `warmup + slice` from now; measures the slice.
+async fn slice(
+    a: &Arc<Args>,
+    nonces: &Arc<Nonces>,
+    t: &Arc<Target>,
+    senders: Vec<Sender>,
+    warmup: Duration,
+    length: Duration,
+    tally: &mut Tally,
+) -> Result<Vec<Sender>, String> {
+    let measure_from = Instant::now() + warmup;
+    let stop_at = measure_from + length;
+    let tasks: Vec<_> = senders
+        .into_iter()
+        .map(|s| {
+            tokio::spawn(worker(
+                a.clone(),
+                nonces.clone(),
+                t.clone(),
+                s,
+                measure_from,
+                stop_at,
+            ))
+        })
+        .collect();
+    let mut back = Vec::with_capacity(tasks.len());
+    for task in tasks {
+        let o = task.await.map_err(|e| e.to_string())?;
+        tally.latencies.extend(o.latencies_us);
+        tally.errors += o.errors;
+        tally.non_2xx += o.non_2xx;
+        back.extend(o.sender);
+    }
+    tally.measured += length;
+    Ok(back)
+}
+
+async fn run(mut a: Args) -> Result<Vec<serde_json::Value>, String> {
     let nonces = Arc::new(Nonces::new());
     if let Some(code) = a.pair_code.clone() {
         let (device, token) = pair(&a, &nonces, &code).await?;
@@ -351,11 +429,16 @@ async fn run(mut a: Args) -> Result<serde_json::Value, String> {
         a.token = Some(token);
     }
     let a = Arc::new(a);
+    let targets: Vec<Arc<Target>> = a.targets.iter().cloned().map(Arc::new).collect();
 
-    // Open every connection first, then start together.
-    let mut senders = Vec::with_capacity(a.connections);
-    for _ in 0..a.connections {
-        senders.push(connect(a.addr).await?);
+    // Open every connection first.
+    let mut conns: Vec<Vec<Sender>> = Vec::new();
+    for t in &targets {
+        let mut v = Vec::with_capacity(a.connections);
+        for _ in 0..a.connections {
+            v.push(connect(t.addr).await?);
+        }
+        conns.push(v);
     }
     let peak = Arc::new(AtomicU64::new(0));
     let sampling = Arc::new(AtomicBool::new(true));
@@ -368,24 +451,20 @@ async fn run(mut a: Args) -> Result<serde_json::Value, String> {
             }
         });
     }
-    let start = Instant::now();
-    let measure_from = start + a.warmup;
-    let stop_at = measure_from + a.duration;
-    let tasks: Vec<_> = senders
-        .into_iter()
-        .map(|s| tokio::spawn(worker(a.clone(), nonces.clone(), s, measure_from, stop_at)))
-        .collect();
-    let mut latencies = Vec::new();
-    let (mut errors, mut non_2xx) = (0, 0);
-    let mut held = Vec::new();
-    for t in tasks {
-        let o = t.await.map_err(|e| e.to_string())?;
-        latencies.extend(o.latencies_us);
-        errors += o.errors;
-        non_2xx += o.non_2xx;
-        held.extend(o.sender);
+    let mut tallies: Vec<Tally> = targets.iter().map(|_| Tally::default()).collect();
+    let length = a.duration / a.rounds;
+    for round in 0..a.rounds {
+        for (i, t) in targets.iter().enumerate() {
+            // A full warm-up the first time, a short ramp in later rounds.
+            let warmup = if round == 0 {
+                a.warmup
+            } else {
+                a.warmup.min(Duration::from_millis(300))
+            };
+            let senders = std::mem::take(&mut conns[i]);
+            conns[i] = slice(&a, &nonces, t, senders, warmup, length, &mut tallies[i]).await?;
+        }
     }
-    let seconds = a.duration.as_secs_f64();
     let rss_after_run = a.rss_pid.and_then(rss_kib);
     let mut rss_hold = None;
     if !a.hold.is_zero() {
@@ -394,26 +473,32 @@ async fn run(mut a: Args) -> Result<serde_json::Value, String> {
         rss_hold = a.rss_pid.and_then(rss_kib);
     }
     sampling.store(false, Ordering::Relaxed);
-    drop(held);
-    latencies.sort_unstable();
-    let n = latencies.len();
-    Ok(serde_json::json!({
-        "label": a.label,
-        "connections": a.connections,
-        "seconds": seconds,
-        "requests": n,
-        "errors": errors,
-        "non_2xx": non_2xx,
-        "rps": n as f64 / seconds,
-        "p50_ms": percentile(&latencies, 0.50),
-        "p90_ms": percentile(&latencies, 0.90),
-        "p99_ms": percentile(&latencies, 0.99),
-        "p999_ms": percentile(&latencies, 0.999),
-        "max_ms": latencies.last().map(|m| f64::from(*m) / 1000.0).unwrap_or(0.0),
-        "rss_peak_kib": a.rss_pid.map(|_| peak.load(Ordering::Relaxed)),
-        "rss_after_kib": rss_after_run,
-        "rss_hold_kib": rss_hold,
-    }))
+    drop(conns);
+    let mut out = Vec::new();
+    for (t, mut tally) in targets.iter().zip(tallies) {
+        tally.latencies.sort_unstable();
+        let l = &tally.latencies;
+        let seconds = tally.measured.as_secs_f64();
+        out.push(serde_json::json!({
+            "label": t.label,
+            "connections": a.connections,
+            "rounds": a.rounds,
+            "seconds": seconds,
+            "requests": l.len(),
+            "errors": tally.errors,
+            "non_2xx": tally.non_2xx,
+            "rps": l.len() as f64 / seconds.max(1e-9),
+            "p50_ms": percentile(l, 0.50),
+            "p90_ms": percentile(l, 0.90),
+            "p99_ms": percentile(l, 0.99),
+            "p999_ms": percentile(l, 0.999),
+            "max_ms": l.last().map(|m| f64::from(*m) / 1000.0).unwrap_or(0.0),
+            "rss_peak_kib": a.rss_pid.map(|_| peak.load(Ordering::Relaxed)),
+            "rss_after_kib": rss_after_run,
+            "rss_hold_kib": rss_hold,
+        }));
+    }
+    Ok(out)
 }
 
 /// `loadgen compare A.json B.json…`: a Markdown table, each run against the first.
@@ -421,13 +506,11 @@ fn compare(files: &[String]) -> Result<String, String> {
     let mut runs = Vec::new();
     for f in files {
         let text = std::fs::read_to_string(f).map_err(|e| format!("{f}: {e}"))?;
-        let line = text
-            .lines()
-            .rev()
-            .find(|l| l.starts_with('{'))
-            .unwrap_or("");
-        let v: serde_json::Value = serde_json::from_str(line).map_err(|e| format!("{f}: {e}"))?;
-        runs.push(v);
+        for line in text.lines().filter(|l| l.starts_with('{')) {
+            let v: serde_json::Value =
+                serde_json::from_str(line).map_err(|e| format!("{f}: {e}"))?;
+            runs.push(v);
+        }
     }
     let base = runs.first().ok_or("no runs")?;
     let num = |v: &serde_json::Value, k: &str| v[k].as_f64().unwrap_or(0.0);
@@ -489,8 +572,10 @@ fn main() -> ExitCode {
         }
     };
     match runtime.block_on(run(args)) {
-        Ok(v) => {
-            println!("{v}");
+        Ok(lines) => {
+            for v in lines {
+                println!("{v}");
+            }
             ExitCode::SUCCESS
         }
         Err(e) => {
