@@ -13,6 +13,7 @@ pub mod clock;
 pub mod config;
 pub mod conn;
 pub mod discovery;
+pub mod drain_unread_body;
 pub mod edge_stats;
 pub mod error;
 pub mod identity;

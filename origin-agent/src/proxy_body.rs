@@ -14,18 +14,22 @@ use tokio::time::{Instant, Sleep};
 
 use crate::body::{self, Body, BoxError};
 use crate::config::Limits;
+use crate::drain_unread_body::DrainUnreadBody;
 use crate::error::AgentError;
 use crate::metrics::{UpstreamError, METRICS};
 
 /// A streamed request body as the listeners take it: a declared `Content-Length` over
-/// `limits.max_body_bytes` is refused at once (413, nothing read, the backend never contacted);
+/// `limits.max_body_bytes` is refused at once (413, the backend never contacted);
 /// otherwise the body is cut where it passes the cap (answered 413 by the proxy) or when no data
-/// arrives for `limits.idle_timeout_secs`.
+/// arrives for `limits.idle_timeout_secs`. Whatever is left unread when the agent answers is
+/// drained in the background ([`DrainUnreadBody`]), so the client reads the answer instead of a
+/// connection reset.
 pub fn request_body(
     incoming: hyper::body::Incoming,
     headers: &hyper::HeaderMap,
     limits: &Limits,
 ) -> Result<Body, AgentError> {
+    let incoming = DrainUnreadBody::new(incoming);
     let declared = headers
         .get(hyper::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
