@@ -88,16 +88,6 @@ pub fn run_cli(args: &[&str], env: &[(String, String)]) -> Result<String, String
     }
 }
 
-/// Merges `extra` (TOML) into the configuration file: each top-level key replaces the one there.
-pub fn merge_config(config_path: &Path, extra: &str) -> Result<(), String> {
-    let text = std::fs::read_to_string(config_path).map_err(|e| e.to_string())?;
-    let mut cfg: toml::Table = toml::from_str(&text).map_err(|e| e.to_string())?;
-    let extra: toml::Table = toml::from_str(extra).map_err(|e| format!("{e}: {extra}"))?;
-    cfg.extend(extra);
-    let out = toml::to_string(&cfg).map_err(|e| e.to_string())?;
-    std::fs::write(config_path, out).map_err(|e| e.to_string())
-}
-
 impl Agent {
     /// `argus-relay init` for a fresh data dir.
     pub fn init(

@@ -13,7 +13,6 @@
 pub mod agent;
 pub mod backend;
 pub mod cloudflared;
-pub mod edge_signer;
 pub mod lan;
 pub mod netns;
 pub mod phone;

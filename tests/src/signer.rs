@@ -12,6 +12,7 @@ use argus_shared::headers;
 use argus_shared::signature::{self, BodyBinding, SignedParts};
 use sha2::{Digest, Sha256};
 
+use crate::agent::Agent;
 use crate::stack::PairedDevice;
 
 /// The client IP a [`Tunnel`] claims (TEST-NET-2), as the Worker would sign it.
@@ -40,36 +41,59 @@ pub fn unix_now() -> u64 {
         .unwrap_or(0)
 }
 
-/// The signature headers for one request, as the Worker's `forward::sign_into` sets them.
-pub fn signature_headers(
+/// What to sign, and what to spoil for attack tests. `Signing::default()` signs like the Worker
+/// for a device-less request from no particular IP.
+#[derive(Debug, Clone, Default)]
+pub struct Signing {
+    pub device_id: Option<String>,
+    pub client_ip: Option<String>,
+    /// Seconds added to the current time for the timestamp (stale: -3600).
+    pub skew_secs: i64,
+    /// Use this nonce instead of a fresh one (replay tests).
+    pub nonce: Option<String>,
+    /// Flip one character of the signature.
+    pub tamper: bool,
+    /// Send no signature headers at all.
+    pub unsigned: bool,
+}
+
+/// The signature headers for one request, as the Worker's `forward::sign_into` sets them —
+/// or spoiled as `how` says.
+pub fn signed_headers(
     secret: &[u8],
     method: &str,
     path_and_query: &str,
-    device_id: Option<&str>,
-    client_ip: Option<&str>,
     body: BodyBinding,
+    how: &Signing,
 ) -> Vec<(&'static str, String)> {
-    let now = unix_now();
-    let nonce = nonce();
+    if how.unsigned {
+        return Vec::new();
+    }
+    let ts = (unix_now() as i64 + how.skew_secs).max(0) as u64;
+    let nonce = how.nonce.clone().unwrap_or_else(nonce);
     let parts = SignedParts {
         method,
         path_and_query,
-        device_id,
-        client_ip,
+        device_id: how.device_id.as_deref(),
+        client_ip: how.client_ip.as_deref(),
         body,
     };
-    let sig = signature::sign(secret, &parts, now, &nonce).expect("signable request");
+    let mut sig = signature::sign(secret, &parts, ts, &nonce).expect("signable request");
+    if how.tamper {
+        let last = sig.pop().expect("non-empty");
+        sig.push(if last == '0' { '1' } else { '0' });
+    }
     let mut out = vec![
         (headers::RELAY_SIGNATURE, sig),
-        (headers::RELAY_TIMESTAMP, now.to_string()),
+        (headers::RELAY_TIMESTAMP, ts.to_string()),
         (headers::RELAY_NONCE, nonce),
         (headers::RELAY_BODY_DIGEST, body.to_header_value()),
     ];
-    if let Some(d) = device_id {
-        out.push((headers::RELAY_DEVICE, d.to_owned()));
+    if let Some(d) = &how.device_id {
+        out.push((headers::RELAY_DEVICE, d.clone()));
     }
-    if let Some(ip) = client_ip {
-        out.push((headers::RELAY_CLIENT_IP, ip.to_owned()));
+    if let Some(ip) = &how.client_ip {
+        out.push((headers::RELAY_CLIENT_IP, ip.clone()));
     }
     out
 }
@@ -115,17 +139,15 @@ impl Tunnel {
     }
 
     pub fn headers(&self, method: &str, target: &str, body: BodyBinding) -> Vec<(String, String)> {
-        let mut h: Vec<(String, String)> = signature_headers(
-            &self.secret,
-            method,
-            target,
-            self.device_id.as_deref(),
-            Some(&self.client_ip),
-            body,
-        )
-        .into_iter()
-        .map(|(k, v)| (k.to_owned(), v))
-        .collect();
+        let how = Signing {
+            device_id: self.device_id.clone(),
+            client_ip: Some(self.client_ip.clone()),
+            ..Signing::default()
+        };
+        let mut h: Vec<(String, String)> = signed_headers(&self.secret, method, target, body, &how)
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v))
+            .collect();
         h.push((headers::X_FORWARDED_FOR.into(), self.client_ip.clone()));
         if let Some(t) = &self.token {
             h.push(("authorization".into(), format!("Bearer {t}")));
@@ -213,5 +235,87 @@ impl Tunnel {
             head.push_str(&format!("\r\n{k}: {v}"));
         }
         crate::phone::send_raw(&self.base, &head).await
+    }
+}
+
+/// Signs requests to `agent`'s tunnel listener with its real secret, spoiled as each test
+/// says — the way an attacker who found the tunnel hostname *and* stole the secret would.
+pub struct EdgeSigner {
+    secret: Vec<u8>,
+    base: String,
+    http: reqwest::Client,
+}
+
+impl EdgeSigner {
+    /// A signer for `agent`'s tunnel listener with its real secret.
+    pub fn for_agent(agent: &Agent) -> EdgeSigner {
+        let wc = agent.worker_config().expect("worker-config");
+        let secret = hex::decode(&wc.secrets["RELAY_SIGNING_SECRET"]).expect("hex secret");
+        EdgeSigner {
+            secret,
+            base: agent.tunnel_url(),
+            http: reqwest::Client::builder()
+                .no_proxy()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .expect("client"),
+        }
+    }
+
+    /// The relay headers that sign `method target` (empty body) per `how`.
+    pub fn signature_headers(
+        &self,
+        method: &str,
+        path_and_query: &str,
+        how: &Signing,
+    ) -> Vec<(&'static str, String)> {
+        signed_headers(
+            &self.secret,
+            method,
+            path_and_query,
+            BodyBinding::of_bytes(b""),
+            how,
+        )
+    }
+
+    /// Like [`EdgeSigner::send`], over a raw connection so the target reaches the agent byte for
+    /// byte (HTTP clients normalise `%2e%2e`). Returns the status and the whole response text.
+    pub async fn send_raw(
+        &self,
+        method: &str,
+        target: &str,
+        extra: &[(&str, &str)],
+        how: &Signing,
+    ) -> (u16, String) {
+        let mut head = format!("{method} {target} HTTP/1.1");
+        for (k, v) in extra {
+            head.push_str(&format!("\r\n{k}: {v}"));
+        }
+        for (k, v) in self.signature_headers(method, target, how) {
+            head.push_str(&format!("\r\n{k}: {v}"));
+        }
+        crate::phone::send_raw(&self.base, &head).await
+    }
+
+    /// `method path` with `extra` headers and an empty body, signed per `how`.
+    pub async fn send(
+        &self,
+        method: &str,
+        path_and_query: &str,
+        extra: &[(&str, &str)],
+        how: &Signing,
+    ) -> (u16, serde_json::Value) {
+        let method_v = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+        let mut rb = self
+            .http
+            .request(method_v, format!("{}{path_and_query}", self.base));
+        for (k, v) in extra {
+            rb = rb.header(*k, *v);
+        }
+        for (k, v) in self.signature_headers(method, path_and_query, how) {
+            rb = rb.header(k, v);
+        }
+        let resp = rb.send().await.expect("agent answers");
+        crate::phone::Phone::json(resp).await
     }
 }

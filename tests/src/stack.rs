@@ -24,9 +24,6 @@ pub struct StackOptions {
     /// Point the agent at this backend URL instead of the stand-in (e.g. a closed port, for
     /// "backend down").
     pub backend_url: Option<String>,
-    /// TOML merged into the agent's configuration after `init` (each top-level key replaces
-    /// the written one), e.g. a `[lan]` section.
-    pub agent_config: Option<String>,
     /// Configure the agent with this backend API key instead of the one the stand-in expects.
     pub agent_backend_api_key: Option<String>,
     /// Give the Worker this `RELAY_SIGNING_SECRET` (hex) instead of the agent's.
@@ -34,8 +31,8 @@ pub struct StackOptions {
     /// Put a stand-in cloudflared, supervised by the agent, between the Worker and the agent
     /// (`argus-relay tunnel config`, then `run`); the Worker's ORIGIN_URL is its edge side.
     pub tunnel: Option<TunnelOptions>,
-    /// A TOML fragment merged into the agent's configuration before it starts (e.g. small limits:
-    /// `"[limits]\nmax_connections = 8"`).
+    /// A TOML fragment merged, table by table, into the agent's configuration after `init` and
+    /// before it starts (e.g. small limits `"[limits]\nmax_connections = 8"`, or a `[lan]` section).
     pub agent_toml: Option<String>,
     /// The stand-in's `redirect_slashes` (ArgusAI: off — a stray `/` is a 404; on: Starlette's 307).
     pub backend_redirect_slashes: bool,
@@ -96,9 +93,6 @@ impl Stack {
                         .as_deref()
                         .unwrap_or(BACKEND_API_KEY),
                 )?;
-                if let Some(extra) = &opts2.agent_config {
-                    crate::agent::merge_config(&config, extra)?;
-                }
                 if let Some(fragment) = &opts2.agent_toml {
                     Agent::patch_config(&config, fragment)?;
                 }

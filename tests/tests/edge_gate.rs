@@ -14,6 +14,7 @@ use argus_shared::edge_state::{
 use argus_shared::signature::{self, BodyBinding, SignedParts};
 use argus_shared::token::{sign_access_token, AccessClaims, Jwk, Jwks, Scope, TokenSigningKey};
 use e2e::phone::{send_raw, Phone};
+use e2e::signer::unix_now;
 use e2e::worker::{EdgeWorker, WorkerSettings};
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full, StreamBody};
@@ -104,13 +105,6 @@ impl Origin {
     fn remove_key(&self, key: &TokenSigningKey) {
         self.doc.lock().unwrap().keys.retain(|k| k.kid != key.kid);
     }
-}
-
-fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
 }
 
 /// The edge signature of `req`, checked with the shared code.

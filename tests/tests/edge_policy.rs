@@ -5,8 +5,8 @@
 
 use serde_json::{json, Value};
 
-use e2e::edge_signer::{EdgeSigner, Signing};
 use e2e::phone::{cf_blob, send_raw};
+use e2e::signer::{EdgeSigner, Signing};
 use e2e::stack::{Stack, StackOptions};
 
 const POLICY: &str = r#"

@@ -51,7 +51,7 @@ fn median(mut v: Vec<Duration>) -> Duration {
 
 async fn lan_stack(mdns: u16) -> Stack {
     Stack::start_with(StackOptions {
-        agent_config: Some(lan_section(mdns, "ArgusAI test home")),
+        agent_toml: Some(lan_section(mdns, "ArgusAI test home")),
         ..StackOptions::default()
     })
     .await
@@ -410,7 +410,7 @@ fn the_phone_follows_the_lan_as_it_comes_and_goes() {
         let section =
             lan_section(mdns, "ArgusAI test home").replace("enabled = true", "enabled = false");
         let stack = Stack::start_with(StackOptions {
-            agent_config: Some(section),
+            agent_toml: Some(section),
             ..StackOptions::default()
         })
         .await;
@@ -482,7 +482,7 @@ fn mdns_advertises_the_lan_listener_and_withdraws_it() {
             lan_section(mdns, "ArgusAI mdns test")
         );
         let mut stack = Stack::start_with(StackOptions {
-            agent_config: Some(section),
+            agent_toml: Some(section),
             without_worker: true,
             ..StackOptions::default()
         })

@@ -369,6 +369,17 @@ async fn a_viewer_cannot_manage_other_devices_but_can_sign_itself_out() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 403);
+    // A malformed sign-out is refused, not taken for "sign me out".
+    let resp = v
+        .request(reqwest::Method::POST, "/api/v1/mobile/auth/revoke")
+        .header("content-type", "application/json")
+        .body("{\"revoke_all\": \"yes\"")
+        .send()
+        .await
+        .unwrap();
+    let (s, b) = Phone::json(resp).await;
+    assert_error(s, &b, 400, "bad_request");
+    assert_eq!(v.get("/api/v1/events?limit=1").await.status(), 200);
     // Signing itself out works and ends its access.
     let (s, b) = v
         .post_json_json("/api/v1/mobile/auth/revoke", &json!({"revoke_all": true}))

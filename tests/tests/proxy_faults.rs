@@ -5,6 +5,7 @@
 
 use std::time::{Duration, Instant};
 
+use argus_shared::signature::BodyBinding;
 use e2e::phone::Phone;
 use e2e::process::free_port;
 use e2e::stack::{policy_with_system_paths, Stack, StackOptions};
@@ -416,16 +417,38 @@ async fn idle_keep_alive_connections_live_for_the_idle_timeout_not_the_header_ti
 
 #[tokio::test(flavor = "multi_thread")]
 async fn connections_past_the_cap_are_closed_at_once() {
-    let (mut stack, device) = small_limits_stack(false).await;
+    // A long header timeout, so the held connections stay until the test lets them go.
+    let mut stack = Stack::start_with(StackOptions {
+        agent_toml: Some("[limits]\nmax_connections = 6\nheader_read_timeout_secs = 60\n".into()),
+        without_worker: true,
+        ..StackOptions::default()
+    })
+    .await;
+    let device = stack.pair_phone_direct("viewer").await;
     let addr = stack.agent.tunnel_addr();
-    // max_connections = 6: hold six open.
+    // max_connections = 6: hold six open, each proven accepted by a finished request.
+    let tunnel = stack.tunnel().with_device(&device);
     let mut held = Vec::new();
     for _ in 0..6 {
-        held.push(TcpStream::connect(addr).await.unwrap());
+        let mut s = TcpStream::connect(addr).await.unwrap();
+        let target = "/api/v1/events?limit=1";
+        let mut head = format!("GET {target} HTTP/1.1\r\nhost: agent");
+        for (k, v) in tunnel.headers("GET", target, BodyBinding::of_bytes(b"")) {
+            head.push_str(&format!("\r\n{k}: {v}"));
+        }
+        head.push_str("\r\n\r\n");
+        s.write_all(head.as_bytes()).await.unwrap();
+        let mut buf = vec![0u8; 64 * 1024];
+        let n = s.read(&mut buf).await.unwrap();
+        assert!(
+            buf[..n].starts_with(b"HTTP/1.1 200"),
+            "{}",
+            String::from_utf8_lossy(&buf[..n])
+        );
+        held.push(s);
     }
-    tokio::time::sleep(Duration::from_millis(200)).await;
     let mut extra = TcpStream::connect(addr).await.unwrap();
-    let closed = closed_within(&mut extra, Duration::from_secs(2)).await;
+    let closed = closed_within(&mut extra, Duration::from_secs(5)).await;
     assert!(closed.is_some(), "the 7th connection was kept");
     assert!(
         metric(
@@ -435,17 +458,39 @@ async fn connections_past_the_cap_are_closed_at_once() {
         .await
             >= 1.0
     );
-    // Freeing one lets the next in.
+    // Freeing one lets the next in (once the agent has seen it close).
     drop(held.pop());
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    let resp = stack
-        .tunnel()
-        .with_device(&device)
-        .get("/api/v1/events?limit=1")
-        .await;
-    assert_eq!(resp.status(), 200);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let sent = reqwest::Client::new()
+            .get(format!("{}/api/v1/events?limit=1", tunnel.base()))
+            .headers(signed_header_map(&tunnel, "/api/v1/events?limit=1"))
+            .send()
+            .await;
+        match sent {
+            Ok(resp) => {
+                assert_eq!(resp.status(), 200);
+                break;
+            }
+            Err(_) if Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => panic!("no slot freed within 5 s: {e}"),
+        }
+    }
     drop(held);
     agent_alive(&mut stack);
+}
+
+fn signed_header_map(tunnel: &e2e::signer::Tunnel, target: &str) -> reqwest::header::HeaderMap {
+    let mut map = reqwest::header::HeaderMap::new();
+    for (k, v) in tunnel.headers("GET", target, BodyBinding::of_bytes(b"")) {
+        map.insert(
+            reqwest::header::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+            v.parse().unwrap(),
+        );
+    }
+    map
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -10,7 +10,7 @@ use ed25519_dalek::{Signer, SigningKey};
 use hmac::{Hmac, Mac};
 use serde_json::{json, Value};
 
-use e2e::edge_signer::{fresh_nonce, EdgeSigner, Signing};
+use e2e::signer::{nonce as fresh_nonce, EdgeSigner, Signing};
 use e2e::stack::Stack;
 
 fn now() -> u64 {

@@ -60,6 +60,28 @@ fn store_failed(e: StoreError) -> AgentError {
 }
 
 pub(crate) async fn read_json<T: DeserializeOwned>(req: Request<Body>) -> Result<T, AgentError> {
+    let bytes = read_small_body(req).await?;
+    parse_json(&bytes)
+}
+
+/// Like [`read_json`], but an empty body means `T::default()` (a malformed one is still a 400).
+async fn read_json_or_default<T: DeserializeOwned + Default>(
+    req: Request<Body>,
+) -> Result<T, AgentError> {
+    let bytes = read_small_body(req).await?;
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    parse_json(&bytes)
+}
+
+fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, AgentError> {
+    serde_json::from_slice(bytes)
+        .map_err(|e| AgentError::BadRequest(format!("invalid JSON body: {e}")))
+}
+
+/// The whole body, at most `MAX_JSON_BODY` bytes.
+async fn read_small_body(req: Request<Body>) -> Result<Vec<u8>, AgentError> {
     // A plain frame loop rather than `Limited<Body>`: `Limited`'s `Into<BoxError>` bound on an
     // already boxed error trips rustc's higher-ranked `Send` inference in spawned tasks.
     let mut body = req.into_body();
@@ -74,8 +96,7 @@ pub(crate) async fn read_json<T: DeserializeOwned>(req: Request<Body>) -> Result
             bytes.extend_from_slice(&data);
         }
     }
-    serde_json::from_slice(&bytes)
-        .map_err(|e| AgentError::BadRequest(format!("invalid JSON body: {e}")))
+    Ok(bytes)
 }
 
 /// The `n`th segment of a decoded canonical path (`/a/b` → 0:`a`, 1:`b`).
@@ -654,7 +675,8 @@ pub async fn device_route(
             rename(state, &id, &body.name, Some(caller))
         }
         AgentRoute::MobileRevoke => {
-            let body: RevokeBody = read_json(req).await.unwrap_or_default();
+            // No body: sign out the calling device (what the iOS app means by an empty revoke).
+            let body: RevokeBody = read_json_or_default(req).await?;
             let now = now_i64(unix_now());
             let mut count = 0u64;
             if body.revoke_all && owner {
