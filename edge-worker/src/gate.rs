@@ -3,8 +3,9 @@
 //! 1. canonical path ([`argus_shared::path`]) — before anyone routes on it;
 //! 2. route class ([`argus_shared::route`]) — refused paths end here;
 //! 3. device token ([`argus_shared::token`]) — except the public pairing and identity routes —
-//!    against the keys of a fresh edge state ([`crate::edge_state`]), then "not revoked" from the
-//!    same state;
+//!    against the keys of a fresh edge state ([`crate::edge_state`]; a token this isolate already
+//!    verified under the same keys skips the signature check, [`VerifiedTokens`]), then
+//!    "not revoked" from the same state;
 //! 4. policy ([`argus_shared::policy`]) — geo, TLS, device, scope and path rules;
 //! 5. rate limit (Workers rate-limiting bindings) — per IP for pairing, per device for the API;
 //! 6. signed forwarding ([`crate::forward`]); for devices through [`crate::bandwidth`]
@@ -13,7 +14,9 @@
 use argus_shared::path::{self, CanonicalTarget};
 use argus_shared::policy::{Decision, DeviceFacts, RequestFacts};
 use argus_shared::route::{self, Route};
-use argus_shared::token::{self, AccessClaims, Scope};
+use std::cell::RefCell;
+
+use argus_shared::token::{self, AccessClaims, Expectations, KeySet, Scope, VerifiedTokens};
 use argus_shared::ws_auth;
 use worker::{Env, Request, Response};
 
@@ -110,13 +113,41 @@ async fn authenticate(
     };
     let fresh = edge_state::get(cfg, request_id).await?;
     let now = worker::Date::now().as_millis() / 1000;
-    let claims = token::verify_access_token(token, &fresh.keys, &cfg.expectations, now)
-        .map_err(|e| EdgeError::InvalidToken { reason: e.reason() })?;
+    let claims = verify_remembered(token, &fresh.keys, &cfg.expectations, now)?;
+    // Checked on every request, remembered token or not.
     if fresh.state.is_revoked(&claims.sub) {
         return Err(EdgeError::InvalidToken {
             reason: REASON_DEVICE_REVOKED,
         });
     }
+    Ok(claims)
+}
+
+thread_local! {
+    /// Tokens this isolate already verified ([`VerifiedTokens`]: same token, same keys and
+    /// expectations, time claims still valid). Revocation is not part of it: the fresh edge
+    /// state's list is checked on every request.
+    static VERIFIED: RefCell<VerifiedTokens> = RefCell::new(VerifiedTokens::default());
+}
+
+/// [`token::verify_access_token`], skipping the signature check for a token this isolate
+/// verified before under the same keys.
+fn verify_remembered(
+    token: &str,
+    keys: &KeySet,
+    expect: &Expectations,
+    now: u64,
+) -> Result<AccessClaims, EdgeError> {
+    // The edge has no revocation generation (see above): always 0.
+    const GENERATION: u64 = 0;
+    if let Some(claims) =
+        VERIFIED.with_borrow(|v| v.get(token, keys, expect, GENERATION, now).cloned())
+    {
+        return Ok(claims);
+    }
+    let claims = token::verify_access_token(token, keys, expect, now)
+        .map_err(|e| EdgeError::InvalidToken { reason: e.reason() })?;
+    VERIFIED.with_borrow_mut(|v| v.insert(token, keys, expect, claims.clone(), GENERATION, now));
     Ok(claims)
 }
 

@@ -117,7 +117,7 @@ pub async fn dispatch_classified(
             if system && claims.scope != Scope::Owner {
                 return Err(AgentError::InsufficientScope);
             }
-            if state.verified_tokens.due_touch(&claims.sub, unix_now()) {
+            if state.token_memory.due_touch(&claims.sub, unix_now()) {
                 state.touch_device(&claims.sub);
             }
             state

@@ -36,7 +36,7 @@ pub struct AppState {
     pub lan_fingerprint: String,
     pub replay: ReplayCache,
     /// Device tokens verified recently (see `require_device_token`).
-    pub verified_tokens: crate::require_device_token::VerifiedTokens,
+    pub token_memory: crate::require_device_token::TokenMemory,
     /// Failed code attempts per client (redeem, status, exchange, refresh).
     pub pairing_failures: FailureLimiter,
     /// Phone-initiated pairing requests per client.
@@ -108,7 +108,7 @@ impl AppState {
             instance_id,
             lan_fingerprint,
             replay: ReplayCache::default(),
-            verified_tokens: Default::default(),
+            token_memory: Default::default(),
             pairing_failures: FailureLimiter::default(),
             pairing_requests: FailureLimiter::default(),
             started_at: now,

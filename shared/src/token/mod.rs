@@ -37,8 +37,10 @@
 mod keys;
 #[cfg(test)]
 mod tests;
+mod verified;
 
 pub use keys::{key_id_for, Jwk, Jwks, KeySet, KeySetError};
+pub use verified::VerifiedTokens;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
@@ -420,7 +422,11 @@ fn check_registered_claims(
     let exp = time("exp").ok_or(TokenError::InvalidClaims("exp missing or not an integer"))?;
     let nbf = time("nbf").ok_or(TokenError::InvalidClaims("nbf missing or not an integer"))?;
     let iat = time("iat").ok_or(TokenError::InvalidClaims("iat missing or not an integer"))?;
-    let leeway = expect.leeway_secs;
+    check_times(exp, nbf, iat, expect.leeway_secs, now)
+}
+
+/// The time rules of step 5: `exp`, `nbf` and `iat` against `now`, with `leeway` seconds.
+fn check_times(exp: u64, nbf: u64, iat: u64, leeway: u64, now: u64) -> Result<(), TokenError> {
     if now > exp.saturating_add(leeway) {
         return Err(TokenError::Expired);
     }
