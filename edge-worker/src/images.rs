@@ -11,7 +11,10 @@
 //!    `images.default_quality`, else `original`. Camera snapshot/preview bodies are JSON, and
 //!    `quality` is ArgusAI's own parameter there: those follow the policy only.
 //! 2. `original`: forwarded as any request (`x-relay-image: passthrough; reason=original`).
-//! 3. Format from `Accept` (JPEG only for now; a client that refuses JPEG gets the original).
+//! 3. Format from `Accept` ([`img_req::choose_format`]): WebP when `image/webp` is named with
+//!    `q` > 0 (browsers), else JPEG when JPEG is acceptable (the iOS app's `Accept: image/jpeg`,
+//!    wildcards, no header), else the original untouched (`reason=not_acceptable`). Camera
+//!    snapshot/preview JSON carries JPEG whatever the `Accept` (it describes the JSON).
 //! 4. Cache lookup (stored files only — thumbnails, event thumbnails and frames, entity thumbnails;
 //!    never live camera snapshots). Key: [`cache_key`] = variant + format + path + forwarded
 //!    query: nothing about the device.
@@ -98,6 +101,10 @@ pub async fn serve(
         let mut resp =
             forward::to_origin(req, cfg, &forwarded, device, client_ip, request_id).await?;
         mark(&mut resp, "passthrough; reason=not_acceptable")?;
+        // Another `Accept` would have got a variant.
+        resp.headers_mut()
+            .append("vary", "Accept")
+            .map_err(|_| EdgeError::Internal)?;
         return Ok(resp);
     };
 
@@ -149,10 +156,10 @@ pub async fn serve(
     };
 
     let (body, content_type, outcome, keep) = match body_kind {
-        ImageBody::Raw => match image::transcode(&original, &variant, &limits) {
+        ImageBody::Raw => match image::transcode_to(&original, &variant, format, &limits) {
             Ok(t) => {
                 let header = t.header_value(&variant);
-                (t.bytes, format.content_type().to_owned(), header, true)
+                (t.bytes, t.format.content_type().to_owned(), header, true)
             }
             Err(p) => passthrough(original, origin_type, &p),
         },

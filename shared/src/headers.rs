@@ -14,7 +14,7 @@ pub const RELAY_BODY_DIGEST: &str = "x-relay-body-digest";
 /// The client IP the edge saw, signed together with the rest (so the agent can trust it).
 pub const RELAY_CLIENT_IP: &str = "x-relay-client-ip";
 /// Response header on image routes: what the edge did with the picture, e.g.
-/// `transcoded; variant=mobile; from=1920x1080; to=480x270` or `passthrough; reason=small`
+/// `transcoded; variant=mobile; format=webp; from=1920x1080; to=480x270` or `passthrough; reason=small`
 /// (see [`crate::image::Passthrough::reason`]).
 pub const RELAY_IMAGE: &str = "x-relay-image";
 /// Response header on cacheable image routes: `hit` or `miss` (the edge cache).

@@ -25,6 +25,17 @@ fn jpeg_size(bytes: &[u8]) -> (u32, u32) {
     }
 }
 
+/// Width and height of a WebP answer, checked to be a lossy `RIFF`/`WEBP` file that decodes.
+fn webp_size(bytes: &[u8]) -> (u32, u32) {
+    assert_eq!(&bytes[..4], b"RIFF", "RIFF magic");
+    assert_eq!(&bytes[8..12], b"WEBP", "WEBP magic");
+    let mut d = image_webp::WebPDecoder::new(std::io::Cursor::new(bytes)).expect("a WebP");
+    assert!(d.is_lossy());
+    let mut px = vec![0; d.output_buffer_size().expect("size")];
+    d.read_image(&mut px).expect("the WebP decodes");
+    d.dimensions()
+}
+
 struct Got {
     status: u16,
     headers: reqwest::header::HeaderMap,
@@ -123,17 +134,41 @@ async fn mobile_images_are_small_cached_and_refused_to_a_revoked_device() {
     assert_eq!(not_modified.status, 304);
     assert!(not_modified.body.is_empty());
 
-    // A browser-style Accept (WebP preferred, any image allowed) gets the JPEG variant too.
-    let browser = get(
-        &phone,
-        &format!("{large}?quality=mobile"),
-        &[("accept", "image/webp,image/*;q=0.8")],
-    )
-    .await;
-    assert_eq!(browser.status, 200);
-    assert_eq!(browser.header("content-type"), "image/jpeg");
-    assert_eq!(jpeg_size(&browser.body).0, 480);
-    // A client that takes only WebP gets the original, untouched, and is told why.
+    // A browser-style Accept (WebP named, any image allowed) gets WebP: its own cache entry
+    // (the key has the format), so one more origin fetch, then hits.
+    let browser_accept = [(
+        "accept",
+        "image/avif,image/webp,image/apng,image/*,*/*;q=0.8",
+    )];
+    let webp = get(&phone, &format!("{large}?quality=mobile"), &browser_accept).await;
+    assert_eq!(webp.status, 200, "{}", stack.logs());
+    assert_eq!(webp.header("content-type"), "image/webp");
+    assert_eq!(webp_size(&webp.body), (480, 270));
+    assert!(
+        webp.header("x-relay-image")
+            .starts_with("transcoded; variant=mobile; format=webp; from=1920x1080; to=480x270"),
+        "{}",
+        webp.header("x-relay-image")
+    );
+    assert_eq!(webp.header("x-relay-cache"), "miss");
+    assert_eq!(webp.header("vary"), "Accept");
+    assert_ne!(webp.header("etag"), first.header("etag"));
+    // The "480×270, ~15 KB" class; never more than the original.
+    assert!(
+        webp.body.len() < 20_000 && webp.body.len() < original.len(),
+        "{}",
+        webp.body.len()
+    );
+    eprintln!(
+        "mobile: {} bytes -> {} bytes JPEG, {} bytes WebP",
+        original.len(),
+        first.body.len(),
+        webp.body.len()
+    );
+    assert!(first
+        .header("x-relay-image")
+        .contains("format=jpeg; from=1920x1080; to=480x270"));
+    // A client that takes only WebP gets the same stored WebP variant; JPEG is still JPEG.
     let webp_only = get(
         &phone,
         &format!("{large}?quality=mobile"),
@@ -141,9 +176,38 @@ async fn mobile_images_are_small_cached_and_refused_to_a_revoked_device() {
     )
     .await;
     assert_eq!(webp_only.status, 200);
-    assert_eq!(webp_only.body, original);
+    assert_eq!(webp_only.header("x-relay-cache"), "hit", "{}", stack.logs());
+    assert_eq!(webp_only.header("content-type"), "image/webp");
+    assert_eq!(webp_only.body, webp.body);
+    let again = get(&phone, &format!("{large}?quality=mobile"), &jpeg).await;
+    assert_eq!(again.header("x-relay-cache"), "hit");
+    assert_eq!(again.header("content-type"), "image/jpeg");
+    assert_eq!(again.body, first.body);
+    // A wildcard alone is not a promise to decode WebP: JPEG.
+    let any = get(
+        &phone,
+        &format!("{large}?quality=mobile"),
+        &[("accept", "*/*")],
+    )
+    .await;
+    assert_eq!(any.header("content-type"), "image/jpeg");
+    assert_eq!(any.body, first.body);
     assert_eq!(
-        webp_only.header("x-relay-image"),
+        backend_targets(&stack, &large).len(),
+        2,
+        "one fetch per format, the rest from the edge cache"
+    );
+    // A client that takes neither gets the original, untouched, and is told why.
+    let png_only = get(
+        &phone,
+        &format!("{large}?quality=mobile"),
+        &[("accept", "image/png")],
+    )
+    .await;
+    assert_eq!(png_only.status, 200);
+    assert_eq!(png_only.body, original);
+    assert_eq!(
+        png_only.header("x-relay-image"),
         "passthrough; reason=not_acceptable"
     );
 
@@ -248,9 +312,9 @@ async fn mobile_images_are_small_cached_and_refused_to_a_revoked_device() {
     assert_eq!(body["error"]["reason"], "token.device_revoked");
     assert_eq!(
         backend_targets(&stack, &large).len(),
-        4,
-        "one transcoding fetch, three originals (webp-only, quality=original, no quality), \
-         nothing for the revoked device"
+        5,
+        "two transcoding fetches (JPEG, WebP), three originals (png-only, quality=original, \
+         no quality), nothing for the revoked device"
     );
 }
 
@@ -270,6 +334,7 @@ async fn the_policy_gives_ios_small_images_and_event_lists_are_compressed() {
     let original = stack.backend.photo_bytes("water-1920x1080.jpg").unwrap();
     let got = get(&phone, &target, &[("accept", "image/jpeg")]).await;
     assert_eq!(got.status, 200, "{}", stack.logs());
+    assert_eq!(got.header("content-type"), "image/jpeg");
     assert_eq!(jpeg_size(&got.body), (480, 270));
     assert!(got.body.len() < original.len());
     eprintln!(

@@ -1,10 +1,18 @@
-//! Native half of `make bench`: milliseconds per photo for the pipeline, the `image` crate
-//! baseline and a plain copy, bytes before/after, and SSIM (luma) of both outputs against an
-//! uncompressed reference (full decode + Lanczos3 in `image`).
+//! Native half of `make bench`: milliseconds per photo for the pipeline (JPEG, WebP, and WebP at
+//! the cheaper 1/4 DCT scale), the `image` crate baseline and a plain copy; then bytes and
+//! SSIMULACRA2 of each output against sharp's `resize(480).webp({quality: 75})` of the same
+//! photo (written by `sharp.mjs` earlier in the same run), all scored against one uncompressed
+//! reference (full decode + Lanczos3 by the `image` crate); then a WebP quality sweep.
+//!
+//! `image-bench PHOTOS [SHARP_DIR]`.
 
 use std::time::Instant;
 
-use image_bench::{baseline, copy, pipeline};
+use image_bench::{
+    baseline, copy, pipeline, pipeline_quarter, pipeline_webp, pipeline_webp_at,
+    pipeline_webp_quarter,
+};
+use ssimulacra2::{compute_frame_ssimulacra2, ColorPrimaries, Rgb, TransferCharacteristic};
 
 const RUNS: u32 = 20;
 
@@ -17,57 +25,52 @@ fn time(f: impl Fn(&[u8]) -> Vec<u8>, input: &[u8]) -> (f64, Vec<u8>) {
     for _ in 0..RUNS {
         out = std::hint::black_box(f(input));
     }
-    (start.elapsed().as_secs_f64() * 1000.0 / f64::from(RUNS), out)
+    (
+        start.elapsed().as_secs_f64() * 1000.0 / f64::from(RUNS),
+        out,
+    )
 }
 
-fn luma(img: &image::RgbImage) -> Vec<f64> {
-    img.pixels()
-        .map(|p| 0.299 * f64::from(p[0]) + 0.587 * f64::from(p[1]) + 0.114 * f64::from(p[2]))
-        .collect()
+fn to_rgb(img: &image::RgbImage) -> Rgb {
+    let data = img
+        .pixels()
+        .map(|p| {
+            [
+                f32::from(p[0]) / 255.0,
+                f32::from(p[1]) / 255.0,
+                f32::from(p[2]) / 255.0,
+            ]
+        })
+        .collect();
+    Rgb::new(
+        data,
+        img.width() as usize,
+        img.height() as usize,
+        TransferCharacteristic::SRGB,
+        ColorPrimaries::BT709,
+    )
+    .expect("rgb")
 }
 
-/// Mean SSIM over 8×8 windows (step 4) on luma.
-fn ssim(a: &image::RgbImage, b: &image::RgbImage) -> f64 {
-    let (w, h) = (a.width() as usize, a.height() as usize);
-    let (la, lb) = (luma(a), luma(b));
-    let (c1, c2) = ((0.01f64 * 255.0).powi(2), (0.03f64 * 255.0).powi(2));
-    let (mut sum, mut n) = (0.0, 0u32);
-    for y in (0..h.saturating_sub(8)).step_by(4) {
-        for x in (0..w.saturating_sub(8)).step_by(4) {
-            let (mut ma, mut mb) = (0.0, 0.0);
-            for dy in 0..8 {
-                for dx in 0..8 {
-                    ma += la[(y + dy) * w + x + dx];
-                    mb += lb[(y + dy) * w + x + dx];
-                }
-            }
-            ma /= 64.0;
-            mb /= 64.0;
-            let (mut va, mut vb, mut cov) = (0.0, 0.0, 0.0);
-            for dy in 0..8 {
-                for dx in 0..8 {
-                    let da = la[(y + dy) * w + x + dx] - ma;
-                    let db = lb[(y + dy) * w + x + dx] - mb;
-                    va += da * da;
-                    vb += db * db;
-                    cov += da * db;
-                }
-            }
-            va /= 63.0;
-            vb /= 63.0;
-            cov /= 63.0;
-            sum += ((2.0 * ma * mb + c1) * (2.0 * cov + c2))
-                / ((ma * ma + mb * mb + c1) * (va + vb + c2));
-            n += 1;
-        }
+/// SSIMULACRA2 of an encoded image (JPEG or WebP) against the reference; NaN when it does not
+/// decode or has another size.
+fn score(reference: &image::RgbImage, encoded: &[u8]) -> f64 {
+    let Ok(img) = image::load_from_memory(encoded) else {
+        return f64::NAN;
+    };
+    let img = img.to_rgb8();
+    if img.dimensions() != reference.dimensions() {
+        return f64::NAN;
     }
-    sum / f64::from(n.max(1))
+    compute_frame_ssimulacra2(to_rgb(reference), to_rgb(&img)).unwrap_or(f64::NAN)
 }
 
 fn main() {
-    let dir = std::env::args()
-        .nth(1)
+    let mut args = std::env::args().skip(1);
+    let dir = args
+        .next()
         .unwrap_or_else(|| "../../../shared/testdata/photos".into());
+    let sharp_dir = args.next();
     let mut names: Vec<_> = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("{dir}: {e}"))
         .filter_map(|e| e.ok())
@@ -77,44 +80,101 @@ fn main() {
     names.sort();
     println!("native (release profile of the Worker: opt-level s, 3 for the image crates, LTO; {RUNS} warm runs each)");
     println!(
-        "{:<22} {:>9} {:>9} {:>8} {:>7} {:>9} {:>9} {:>8} {:>8}",
-        "photo", "pipeline", "image", "copy", "ratio", "bytes in", "out", "SSIM", "SSIM img"
+        "{:<22} {:>9} {:>9} {:>9} {:>9} {:>9} {:>8} {:>7}",
+        "photo", "jpeg", "webp", "webp 1/4", "jpeg 1/4", "image", "copy", "ratio"
     );
-    for path in names {
-        let input = std::fs::read(&path).expect("photo");
+    let mut quality_rows = Vec::new();
+    for path in &names {
+        let input = std::fs::read(path).expect("photo");
         let name = path.file_name().unwrap().to_string_lossy().into_owned();
-        let (t_pipe, out) = time(pipeline, &input);
-        let (t_base, base_out) = time(baseline, &input);
+        let (t_jpeg, jpeg) = time(pipeline, &input);
         let (t_copy, _) = time(copy, &input);
-        if out.is_empty() {
+        if jpeg.is_empty() {
             println!(
                 "{name:<22} passthrough (no wider than 480 px); copy {t_copy:.3} ms; {} bytes",
                 input.len()
             );
             continue;
         }
-        // Reference: full decode, Lanczos3, no compression.
-        let full = image::load_from_memory(&input).expect("decodes").to_rgb8();
+        let (t_webp, webp) = time(pipeline_webp, &input);
+        let (t_webp4, webp4) = time(pipeline_webp_quarter, &input);
+        let (t_jpeg4, jpeg4) = time(pipeline_quarter, &input);
+        let (t_base, _) = time(baseline, &input);
+        println!(
+            "{name:<22} {t_jpeg:>7.2}ms {t_webp:>7.2}ms {t_webp4:>7.2}ms {t_jpeg4:>7.2}ms {t_base:>7.2}ms {t_copy:>6.3}ms {:>6.1}x",
+            t_base / t_jpeg,
+        );
+        quality_rows.push((name, input, jpeg, webp, webp4, jpeg4));
+    }
+
+    println!();
+    println!(
+        "bytes and SSIMULACRA2 (against full decode + Lanczos3, uncompressed; ≥ 70 is the target)"
+    );
+    println!(
+        "{:<22} {:>8} {:>15} {:>15} {:>15} {:>15} {:>15} {:>11}",
+        "photo",
+        "in",
+        "sharp webp q75",
+        "ours webp",
+        "ours jpeg",
+        "webp 1/4",
+        "jpeg 1/4",
+        "webp/sharp"
+    );
+    let mut reference_of = Vec::new();
+    for (name, input, jpeg, webp, webp4, jpeg4) in &quality_rows {
+        let full = image::load_from_memory(input).expect("decodes").to_rgb8();
         let (w, h) = full.dimensions();
         let th = ((u64::from(h) * 480 + u64::from(w) / 2) / u64::from(w)) as u32;
         let reference =
             image::imageops::resize(&full, 480, th, image::imageops::FilterType::Lanczos3);
-        let ours = image::load_from_memory(&out).expect("ours decodes").to_rgb8();
-        let theirs = image::load_from_memory(&base_out)
-            .expect("baseline decodes")
-            .to_rgb8();
+        let sharp = sharp_dir
+            .as_ref()
+            .and_then(|d| std::fs::read(format!("{d}/{}", name.replace(".jpg", ".webp"))).ok());
+        let cell = |b: &[u8]| format!("{:>6} {:>6.1}", b.len(), score(&reference, b));
+        let (sharp_cell, ratio) = match &sharp {
+            Some(s) => (
+                cell(s),
+                format!("{:.2}x", webp.len() as f64 / s.len() as f64),
+            ),
+            None => ("(no sharp)".to_owned(), "-".to_owned()),
+        };
         println!(
-            "{name:<22} {t_pipe:>7.2}ms {t_base:>7.2}ms {t_copy:>6.3}ms {:>6.1}x {:>9} {:>9} {:>8.4} {:>8.4}",
-            t_base / t_pipe,
+            "{name:<22} {:>8} {sharp_cell:>15} {:>15} {:>15} {:>15} {:>15} {ratio:>11}",
             input.len(),
-            out.len(),
-            ssim(&ours, &reference),
-            ssim(&theirs, &reference),
+            cell(webp),
+            cell(jpeg),
+            cell(webp4),
+            cell(jpeg4),
         );
-        println!(
-            "{:<22} image crate output: {} bytes",
-            "",
-            base_out.len()
-        );
+        reference_of.push((name.clone(), input.clone(), reference, sharp));
+    }
+
+    println!();
+    println!(
+        "WebP quality sweep (vaam-image-webp has no effort knob): bytes, SSIMULACRA2, bytes/sharp"
+    );
+    for (name, input, reference, sharp) in &reference_of {
+        for oversample in [2u8, 1] {
+            let mut line = format!(
+                "{name:<22} {:<4}",
+                if oversample == 2 { "1/2" } else { "1/4" }
+            );
+            for q in [75u8, 80, 84, 86, 88, 90] {
+                let out = pipeline_webp_at(input, q, oversample);
+                let ratio = sharp
+                    .as_ref()
+                    .map(|s| out.len() as f64 / s.len() as f64)
+                    .unwrap_or(f64::NAN);
+                line.push_str(&format!(
+                    "  q{q}: {:>5} {:>4.1} {:.2}x",
+                    out.len(),
+                    score(reference, &out),
+                    ratio
+                ));
+            }
+            println!("{line}");
+        }
     }
 }

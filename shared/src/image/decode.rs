@@ -6,14 +6,15 @@ use jpeg_decoder::{Decoder, PixelFormat};
 
 use super::{JpegFacts, Passthrough, Pixels};
 
-/// Decodes at the smallest DCT scale that still gives at least twice the target size (so the
-/// Lanczos3 pass that follows has real pixels to filter: 1/4 straight to 480 px measured
-/// visibly softer, see docs/benchmarks.md), converting to 8-bit grey or RGB.
+/// Decodes at the smallest DCT scale that still gives at least `oversample` (1 or 2, clamped)
+/// times the target size (2: the Lanczos3 pass that follows has real pixels to filter; 1/4
+/// straight to 480 px measured softer, see docs/benchmarks.md), converting to 8-bit grey or RGB.
 pub(crate) fn decode_scaled(
     input: &[u8],
     facts: &JpegFacts,
     target_w: u32,
     target_h: u32,
+    oversample: u8,
 ) -> Result<Pixels, Passthrough> {
     let mut decoder = Decoder::new(input);
     decoder.read_info().map_err(|_| Passthrough::Corrupt)?;
@@ -29,8 +30,9 @@ pub(crate) fn decode_scaled(
         PixelFormat::CMYK32 => return Err(Passthrough::Cmyk),
         PixelFormat::L16 => return Err(Passthrough::UnsupportedJpeg("precision")),
     };
-    let want_w = u16::try_from(target_w.saturating_mul(2)).unwrap_or(u16::MAX);
-    let want_h = u16::try_from(target_h.saturating_mul(2)).unwrap_or(u16::MAX);
+    let factor = u32::from(oversample.clamp(1, 2));
+    let want_w = u16::try_from(target_w.saturating_mul(factor)).unwrap_or(u16::MAX);
+    let want_h = u16::try_from(target_h.saturating_mul(factor)).unwrap_or(u16::MAX);
     let (w, h) = decoder
         .scale(want_w, want_h)
         .map_err(|_| Passthrough::Corrupt)?;

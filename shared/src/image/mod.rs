@@ -8,13 +8,15 @@
 //! 2. `decode`: `jpeg-decoder` with DCT-domain scaling to the smallest of 1/1, 1/2, 1/4, 1/8 that
 //!    still leaves at least twice the target size (1920 → 960 for a 480 target);
 //! 3. `resize`: `fast_image_resize` Lanczos3 to the target width, aspect kept, never upscaled;
-//! 4. `encode`: `mozjpeg-rs` (progressive, trellis quantisation, optimised Huffman tables).
+//! 4. `encode`: JPEG with `mozjpeg-rs` (progressive, trellis quantisation, optimised Huffman
+//!    tables), or lossy WebP with `vaam-image-webp` (pure-Rust VP8) — [`OutputFormat`], chosen by
+//!    the caller from the client's `Accept` ([`request::choose_format`]).
 //!
 //! Every way this can fail or not be worth it ends in [`Passthrough`]: the caller serves the
 //! original bytes and says why (`x-relay-image: passthrough; reason=…`). Nothing here panics on
 //! input: headers are parsed with bounds checks, and the decoder and encoder return errors.
 //!
-//! Output is JPEG only: see docs/benchmarks.md ("Images") for why not WebP (yet).
+//! See docs/benchmarks.md ("Images") for the measurements behind each choice.
 
 mod decode;
 mod encode;
@@ -37,6 +39,13 @@ pub struct Variant {
     pub max_width: u32,
     /// mozjpeg quality, 1–100.
     pub jpeg_quality: u8,
+    /// vaam-image-webp (VP8) quality, 0–100. Higher than the JPEG's for about the same
+    /// SSIMULACRA2: the two scales are not the same (docs/benchmarks.md, "Images").
+    pub webp_quality: u8,
+    /// DCT-domain decoding stops at the smallest scale (1/1, 1/2, 1/4, 1/8) that still leaves at
+    /// least this many times the target size for Lanczos3 to filter: 2 (sharper; 1920 → 960 →
+    /// 480) or 1 (cheaper; 1920 → 480 straight from the IDCT, softer). See docs/benchmarks.md.
+    pub decode_oversample: u8,
 }
 
 impl Variant {
@@ -45,18 +54,24 @@ impl Variant {
         name: "mobile",
         max_width: 480,
         jpeg_quality: 70,
+        webp_quality: 86,
+        decode_oversample: 2,
     };
     /// `high`: full-screen on a phone.
     pub const HIGH: Variant = Variant {
         name: "high",
         max_width: 1280,
         jpeg_quality: 80,
+        webp_quality: 90,
+        decode_oversample: 2,
     };
     /// `low`: small list icons, poor connections.
     pub const LOW: Variant = Variant {
         name: "low",
         max_width: 320,
         jpeg_quality: 60,
+        webp_quality: 80,
+        decode_oversample: 2,
     };
 
     /// The variant of a quality; `None` for [`ImageQuality::Original`] (bytes untouched).
@@ -70,23 +85,26 @@ impl Variant {
     }
 }
 
-/// The output format. JPEG only for now (see the module docs); the cache key and headers
-/// already carry it so another format is an addition, not a migration.
+/// The output format (part of the edge cache key, see `edge-worker/src/images.rs`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum OutputFormat {
     Jpeg,
+    /// Lossy WebP (VP8), for clients whose `Accept` names `image/webp`.
+    Webp,
 }
 
 impl OutputFormat {
     pub const fn as_str(self) -> &'static str {
         match self {
             OutputFormat::Jpeg => "jpeg",
+            OutputFormat::Webp => "webp",
         }
     }
 
     pub const fn content_type(self) -> &'static str {
         match self {
             OutputFormat::Jpeg => "image/jpeg",
+            OutputFormat::Webp => "image/webp",
         }
     }
 }
@@ -181,11 +199,17 @@ pub struct Transcoded {
 }
 
 impl Transcoded {
-    /// The `x-relay-image` header value, e.g. `transcoded; variant=mobile; from=1920x1080; to=480x270`.
+    /// The `x-relay-image` header value, e.g.
+    /// `transcoded; variant=mobile; format=webp; from=1920x1080; to=480x270`.
     pub fn header_value(&self, variant: &Variant) -> String {
         format!(
-            "transcoded; variant={}; from={}x{}; to={}x{}",
-            variant.name, self.source_width, self.source_height, self.width, self.height
+            "transcoded; variant={}; format={}; from={}x{}; to={}x{}",
+            variant.name,
+            self.format.as_str(),
+            self.source_width,
+            self.source_height,
+            self.width,
+            self.height
         )
     }
 }
@@ -255,22 +279,36 @@ pub fn plan(
     Ok((facts, target))
 }
 
-/// Transcodes `input` to `variant`, or says why the original should be served instead.
+/// Transcodes `input` to `variant` as JPEG, or says why the original should be served instead.
 pub fn transcode(
     input: &[u8],
     variant: &Variant,
     limits: &Limits,
 ) -> Result<Transcoded, Passthrough> {
+    transcode_to(input, variant, OutputFormat::Jpeg, limits)
+}
+
+/// Transcodes `input` to `variant` in `format`, or says why the original should be served
+/// instead (never more bytes than the original: [`Passthrough::NotSmaller`]).
+pub fn transcode_to(
+    input: &[u8],
+    variant: &Variant,
+    format: OutputFormat,
+    limits: &Limits,
+) -> Result<Transcoded, Passthrough> {
     let (facts, (tw, th)) = plan(input, variant, limits)?;
-    let decoded = decode::decode_scaled(input, &facts, tw, th)?;
+    let decoded = decode::decode_scaled(input, &facts, tw, th, variant.decode_oversample)?;
     let resized = resize::to(decoded, tw, th)?;
-    let bytes = encode::jpeg(&resized, variant.jpeg_quality)?;
+    let bytes = match format {
+        OutputFormat::Jpeg => encode::jpeg(&resized, variant.jpeg_quality)?,
+        OutputFormat::Webp => encode::webp(&resized, variant.webp_quality)?,
+    };
     if bytes.len() >= input.len() {
         return Err(Passthrough::NotSmaller);
     }
     Ok(Transcoded {
         bytes,
-        format: OutputFormat::Jpeg,
+        format,
         width: tw,
         height: th,
         source_width: facts.width,

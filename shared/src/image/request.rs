@@ -60,17 +60,11 @@ pub fn effective_quality(
     asked.or(policy_default).unwrap_or(ImageQuality::Original)
 }
 
-/// True when an `Accept` header allows `media` (`type/subtype`): an exact, `type/*` or `*/*`
-/// range without `q=0`. No header accepts everything (RFC 9110 §12.5.1).
-pub fn accepts(accept: Option<&str>, media: &str) -> bool {
-    let Some(accept) = accept else {
-        return true;
-    };
-    if accept.trim().is_empty() {
-        return true;
-    }
+/// How an `Accept` header rates `media` (`type/subtype`): `Some(true)` when the most specific
+/// matching range (exact > `type/*` > `*/*`) has `q` > 0, `Some(false)` when it has `q=0`,
+/// `None` when no range matches.
+fn rating(accept: &str, media: &str) -> Option<(u8, bool)> {
     let (want_type, _) = media.split_once('/').unwrap_or((media, ""));
-    // The most specific matching range decides (exact > type/* > */*).
     let mut best: Option<(u8, bool)> = None;
     for range in accept.split(',') {
         let mut parts = range.split(';');
@@ -95,13 +89,49 @@ pub fn accepts(accept: Option<&str>, media: &str) -> bool {
             best = Some((specificity, !zero));
         }
     }
-    best.is_some_and(|(_, ok)| ok)
+    best
+}
+
+/// True when an `Accept` header allows `media` (`type/subtype`): an exact, `type/*` or `*/*`
+/// range without `q=0`. No header accepts everything (RFC 9110 §12.5.1).
+pub fn accepts(accept: Option<&str>, media: &str) -> bool {
+    let Some(accept) = accept else {
+        return true;
+    };
+    if accept.trim().is_empty() {
+        return true;
+    }
+    rating(accept, media).is_some_and(|(_, ok)| ok)
+}
+
+/// True when an `Accept` header names `media` itself (not through a wildcard) with `q` > 0.
+pub fn names(accept: Option<&str>, media: &str) -> bool {
+    accept
+        .and_then(|a| rating(a, media))
+        .is_some_and(|(specificity, ok)| specificity == 3 && ok)
 }
 
 /// The format to transcode to for this `Accept`, or `None` when the client accepts none we
 /// produce (the original is then passed through untouched).
+///
+/// - **WebP** only when `image/webp` is named explicitly with `q` > 0 (browsers and image
+///   libraries that decode WebP say so: Chrome, Firefox, Safari ≥ 14, Android's, SDWebImage).
+///   A wildcard (`*/*`, `image/*`) or no `Accept` at all does *not* get WebP: such clients
+///   (`curl`, scripts, older apps) may not decode it, and JPEG is what every one does.
+/// - Otherwise **JPEG** when `image/jpeg` is acceptable, by name or by wildcard (or no header).
+///   The iOS app sends `Accept: image/jpeg`, so it keeps getting JPEG.
+/// - Otherwise `None`.
+///
+/// When both are named, WebP wins whatever the `q` values (the client said it decodes it; the
+/// relay picks the smaller format), except that `image/webp;q=0` is a refusal.
 pub fn choose_format(accept: Option<&str>) -> Option<OutputFormat> {
-    accepts(accept, OutputFormat::Jpeg.content_type()).then_some(OutputFormat::Jpeg)
+    if names(accept, OutputFormat::Webp.content_type()) {
+        Some(OutputFormat::Webp)
+    } else if accepts(accept, OutputFormat::Jpeg.content_type()) {
+        Some(OutputFormat::Jpeg)
+    } else {
+        None
+    }
 }
 
 /// How long the edge keeps a transcoded variant: the origin's `max-age` (capped at
@@ -226,6 +256,35 @@ mod tests {
         assert!(accepts(Some("image/jpeg, */*;q=0"), "image/jpeg"));
         assert!(!accepts(Some("application/json"), "image/jpeg"));
         assert_eq!(choose_format(Some("image/jpeg")), Some(OutputFormat::Jpeg));
-        assert_eq!(choose_format(Some("image/webp")), None);
+    }
+
+    #[test]
+    fn webp_only_when_named() {
+        use OutputFormat::{Jpeg, Webp};
+        // What browsers send.
+        let chrome = "image/avif,image/webp,image/apng,image/svg+xml,image/*,*/*;q=0.8";
+        assert_eq!(choose_format(Some(chrome)), Some(Webp));
+        assert_eq!(choose_format(Some("image/webp,*/*")), Some(Webp));
+        assert_eq!(choose_format(Some("image/webp,image/*;q=0.8")), Some(Webp));
+        assert_eq!(choose_format(Some("image/webp")), Some(Webp));
+        assert_eq!(choose_format(Some("IMAGE/WEBP; q=0.5")), Some(Webp));
+        assert_eq!(
+            choose_format(Some("image/jpeg, image/webp;q=0.1")),
+            Some(Webp)
+        );
+        // The iOS app, wildcards and no header: JPEG.
+        assert_eq!(choose_format(Some("image/jpeg")), Some(Jpeg));
+        assert_eq!(choose_format(Some("*/*")), Some(Jpeg));
+        assert_eq!(choose_format(Some("image/*")), Some(Jpeg));
+        assert_eq!(choose_format(None), Some(Jpeg));
+        assert_eq!(choose_format(Some("")), Some(Jpeg));
+        // Refusals.
+        assert_eq!(choose_format(Some("image/webp;q=0, image/*")), Some(Jpeg));
+        assert_eq!(choose_format(Some("image/webp;q=0")), None);
+        assert_eq!(choose_format(Some("image/png")), None);
+        assert_eq!(choose_format(Some("image/*, image/jpeg;q=0")), None);
+        assert!(names(Some("image/webp"), "image/webp"));
+        assert!(!names(Some("image/*"), "image/webp"));
+        assert!(!names(None, "image/webp"));
     }
 }

@@ -311,6 +311,7 @@ fn truncated_inputs_never_panic() {
         name: "test",
         max_width: 200,
         jpeg_quality: 60,
+        ..Variant::LOW
     };
     for cut in [
         0,
@@ -341,6 +342,7 @@ fn corrupted_bytes_never_panic() {
         name: "test",
         max_width: 100,
         jpeg_quality: 60,
+        ..Variant::LOW
     };
     let mut rng = Rng(0x5EED_1234_ABCD_0001);
     let (mut ok, mut passed) = (0, 0);
@@ -425,5 +427,151 @@ fn json_snapshot_field_is_transcoded_in_place() {
                 .map_err(|e| e.reason()),
             Err(reason)
         );
+    }
+}
+
+/// Decodes a WebP with upstream image-webp (test oracle): (width, height, lossy, RGB pixels).
+fn webp_decode(webp: &[u8]) -> (u32, u32, bool, Vec<u8>) {
+    let mut d = upstream_image_webp::WebPDecoder::new(std::io::Cursor::new(webp)).expect("WebP");
+    let (w, h) = d.dimensions();
+    let lossy = d.is_lossy();
+    assert!(!d.has_alpha());
+    let mut buf = vec![0; d.output_buffer_size().expect("size")];
+    d.read_image(&mut buf).expect("WebP decodes");
+    (w, h, lossy, buf)
+}
+
+#[test]
+fn full_hd_photos_become_480_wide_webp() {
+    for name in LARGE {
+        let input = photo(name);
+        let out = transcode_to(
+            &input,
+            &Variant::MOBILE,
+            OutputFormat::Webp,
+            &Limits::DEFAULT,
+        )
+        .unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(out.format, OutputFormat::Webp);
+        assert_eq!((out.width, out.height), (480, 270), "{name}");
+        assert_eq!(&out.bytes[..4], b"RIFF");
+        assert_eq!(&out.bytes[8..16], b"WEBPVP8 ", "{name}: simple lossy file");
+        let (w, h, lossy, px) = webp_decode(&out.bytes);
+        assert_eq!((w, h, lossy), (480, 270, true), "{name}");
+        assert_eq!(px.len(), 480 * 270 * 3);
+        // The "480×270, ~15 KB" class, far below the original.
+        assert!(
+            out.bytes.len() * 8 < input.len() && out.bytes.len() < 25_000,
+            "{name}: {} -> {} bytes",
+            input.len(),
+            out.bytes.len()
+        );
+        assert!(out
+            .header_value(&Variant::MOBILE)
+            .starts_with("transcoded; variant=mobile; format=webp; from=1920x1080"));
+        // Close to the JPEG of the same variant: the same picture, not a broken one.
+        let jpeg = transcode(&input, &Variant::MOBILE, &Limits::DEFAULT).expect("jpeg");
+        let mut d = jpeg_decoder::Decoder::new(jpeg.bytes.as_slice());
+        let jpx = d.decode().expect("jpeg decodes");
+        let mean_abs = px
+            .iter()
+            .zip(&jpx)
+            .map(|(a, b)| u64::from(a.abs_diff(*b)))
+            .sum::<u64>() as f64
+            / px.len() as f64;
+        assert!(mean_abs < 6.0, "{name}: mean |webp - jpeg| = {mean_abs:.2}");
+    }
+}
+
+#[test]
+fn webp_for_greyscale_other_variants_and_odd_sizes() {
+    let grey = mozjpeg_rs::Encoder::new(mozjpeg_rs::Preset::BaselineBalanced)
+        .quality(90)
+        .encode_gray(&synthetic(1600, 900, 1), 1600, 900)
+        .unwrap();
+    let out = transcode_to(
+        &grey,
+        &Variant::MOBILE,
+        OutputFormat::Webp,
+        &Limits::DEFAULT,
+    )
+    .expect("grey");
+    assert_eq!(webp_decode(&out.bytes).0, 480);
+    let input = photo("leaf-1920x1080.jpg");
+    for (variant, size) in [(Variant::HIGH, (1280, 720)), (Variant::LOW, (320, 180))] {
+        let out =
+            transcode_to(&input, &variant, OutputFormat::Webp, &Limits::DEFAULT).expect("variant");
+        let (w, h, _, _) = webp_decode(&out.bytes);
+        assert_eq!((w, h), size);
+    }
+    // Sizes that are not multiples of the 16 px macroblock, and a 1 px high strip.
+    for (w, h) in [(1001, 333), (4000, 3), (977, 1500)] {
+        let jpeg = mozjpeg_rs::Encoder::new(mozjpeg_rs::Preset::BaselineBalanced)
+            .quality(95)
+            .encode_rgb(&synthetic(w, h, 3), w, h)
+            .unwrap();
+        let (tw, th) = target_size(w, h, 480).unwrap();
+        match transcode_to(
+            &jpeg,
+            &Variant::MOBILE,
+            OutputFormat::Webp,
+            &Limits::DEFAULT,
+        ) {
+            Ok(out) => {
+                let (dw, dh, _, _) = webp_decode(&out.bytes);
+                assert_eq!((dw, dh), (tw, th), "{w}x{h}");
+            }
+            Err(p) => assert_eq!(p, Passthrough::NotSmaller, "{w}x{h}"),
+        }
+    }
+}
+
+#[test]
+fn webp_past_the_vp8_size_limit_is_refused_not_a_panic() {
+    let px = Pixels {
+        width: 480,
+        height: encode::WEBP_MAX_DIMENSION + 1,
+        channels: 1,
+        data: vec![128; 480 * (encode::WEBP_MAX_DIMENSION as usize + 1)],
+    };
+    assert_eq!(encode::webp(&px, 80), Err(Passthrough::EncodeFailed));
+    let short = Pixels {
+        width: 480,
+        height: 270,
+        channels: 3,
+        data: vec![0; 100],
+    };
+    assert_eq!(encode::webp(&short, 80), Err(Passthrough::EncodeFailed));
+}
+
+#[test]
+fn webp_never_more_bytes_than_the_original() {
+    // A tiny, heavily compressed original just over the variant's width: any re-encode grows it.
+    let px = synthetic(500, 40, 3);
+    let jpeg = mozjpeg_rs::Encoder::new(mozjpeg_rs::Preset::ProgressiveSmallest)
+        .quality(5)
+        .encode_rgb(&px, 500, 40)
+        .unwrap();
+    match transcode_to(
+        &jpeg,
+        &Variant::MOBILE,
+        OutputFormat::Webp,
+        &Limits::DEFAULT,
+    ) {
+        Ok(out) => assert!(out.bytes.len() < jpeg.len()),
+        Err(p) => assert_eq!(p, Passthrough::NotSmaller),
+    }
+}
+
+#[test]
+fn the_cheaper_decode_scale_gives_the_same_size() {
+    let input = photo("water-1920x1080.jpg");
+    let cheap = Variant {
+        decode_oversample: 1,
+        ..Variant::MOBILE
+    };
+    for format in [OutputFormat::Jpeg, OutputFormat::Webp] {
+        let out = transcode_to(&input, &cheap, format, &Limits::DEFAULT).expect("transcodes");
+        assert_eq!((out.width, out.height), (480, 270));
     }
 }
