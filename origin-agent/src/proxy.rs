@@ -201,8 +201,21 @@ impl Backend {
             {
                 continue;
             }
-            h.append(name.clone(), value.clone());
+            // A copy, not a clone: hyper's header values are slices of the connection's read
+            // buffer (8 KiB), which stays allocated while any of them lives, and hyper has
+            // already taken a second buffer to read on. Copying the few forwarded values lets
+            // the first go now instead of after the backend answers — most of a waiting
+            // request's memory when many wait for a backend slot.
+            match HeaderValue::from_bytes(value.as_bytes()) {
+                Ok(mut v) => {
+                    v.set_sensitive(value.is_sensitive());
+                    h.append(name.clone(), v);
+                }
+                Err(_) => return Err(AgentError::Internal),
+            }
         }
+        // Nothing of the incoming head (URI, headers) is referenced past this point.
+        drop(parts);
         h.insert(
             hyper::header::USER_AGENT,
             HeaderValue::from_static(BACKEND_USER_AGENT),

@@ -22,7 +22,9 @@ use crate::error::AgentError;
 use crate::state::AppState;
 use crate::store::TOUCH_GRANULARITY_SECS;
 
-pub fn check(state: &AppState, h: &HeaderMap, now: u64) -> Result<AccessClaims, AgentError> {
+/// The claims are shared with the cache of verified tokens (a clone would copy their strings on
+/// every request).
+pub fn check(state: &AppState, h: &HeaderMap, now: u64) -> Result<Arc<AccessClaims>, AgentError> {
     let token = match h.get(hyper::header::AUTHORIZATION) {
         Some(v) => {
             let header = v.to_str().map_err(|_| AgentError::InvalidToken {
@@ -48,6 +50,7 @@ pub fn check(state: &AppState, h: &HeaderMap, now: u64) -> Result<AccessClaims, 
         return Ok(claims);
     }
     let claims = token::verify_access_token(token, &keys, &state.expectations, now)
+        .map(Arc::new)
         .map_err(|e| AgentError::InvalidToken { reason: e.reason() })?;
     // The generation is read before the lookup: a revocation committed in between makes the
     // remembered generation stale, so the next request looks again.
@@ -83,7 +86,7 @@ pub struct VerifiedTokens {
 struct Remembered {
     token: Box<str>,
     keys: Arc<KeySet>,
-    claims: AccessClaims,
+    claims: Arc<AccessClaims>,
     /// The store's revocation generation when the device was last found active.
     generation: u64,
 }
@@ -100,7 +103,7 @@ impl VerifiedTokens {
         expect: &Expectations,
         generation: u64,
         now: u64,
-    ) -> Option<AccessClaims> {
+    ) -> Option<Arc<AccessClaims>> {
         let key = self.hasher.hash_one(token);
         let map = self.lock();
         let r = map.get(&key)?;
@@ -121,7 +124,7 @@ impl VerifiedTokens {
         &self,
         token: &str,
         keys: Arc<KeySet>,
-        claims: AccessClaims,
+        claims: Arc<AccessClaims>,
         generation: u64,
         now: u64,
     ) {
@@ -199,7 +202,7 @@ mod tests {
         let cache = VerifiedTokens::default();
         let expect = Expectations::new("https://r", "argus-relay");
         let keys = Arc::new(KeySet::new());
-        cache.insert("tok.en.1", keys.clone(), claims(1_900), 7, 1_000);
+        cache.insert("tok.en.1", keys.clone(), Arc::new(claims(1_900)), 7, 1_000);
         assert!(cache.get("tok.en.1", &keys, &expect, 7, 1_500).is_some());
         // Another token, another key set, a revocation since, or past expiry: look again.
         assert!(cache.get("tok.en.2", &keys, &expect, 7, 1_500).is_none());
