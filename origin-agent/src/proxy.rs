@@ -206,13 +206,10 @@ impl Backend {
             // already taken a second buffer to read on. Copying the few forwarded values lets
             // the first go now instead of after the backend answers — most of a waiting
             // request's memory when many wait for a backend slot.
-            match HeaderValue::from_bytes(value.as_bytes()) {
-                Ok(mut v) => {
-                    v.set_sensitive(value.is_sensitive());
-                    h.append(name.clone(), v);
-                }
-                Err(_) => return Err(AgentError::Internal),
-            }
+            // (`from_bytes` accepts what hyper's parser does; should it ever not, share it.)
+            let mut v = HeaderValue::from_bytes(value.as_bytes()).unwrap_or_else(|_| value.clone());
+            v.set_sensitive(value.is_sensitive());
+            h.append(name.clone(), v);
         }
         // Nothing of the incoming head (URI, headers) is referenced past this point.
         drop(parts);

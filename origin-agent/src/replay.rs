@@ -5,7 +5,7 @@
 //! ([`argus_shared::signature::verify`]), so a nonce is kept until its timestamp plus
 //! `MAX_SKEW_SECS` has passed — not a full window from its arrival: a replay later than that is
 //! refused as stale anyway. With the Worker's clock in step this keeps half as many nonces as
-//! remembering `2 * MAX_SKEW_SECS` from arrival (memory grows with the request rate: ~25 bytes a
+//! remembering `2 * MAX_SKEW_SECS` from arrival (memory grows with the request rate: ~20 bytes a
 //! request of the last minute).
 
 use std::collections::{HashSet, VecDeque};
