@@ -2,12 +2,18 @@
 # `make bench`, proxy part: the stand-in ArgusAI backend straight, through nginx (Debian's package,
 # a plain reverse proxy) and through the agent's tunnel listener (every request edge-signed and
 # carrying a device token, as the Worker forwards them), all on loopback, measured by the same
-# load generator (tests/src/bin/loadgen.rs) in one run: saturated (64 connections each: throughput),
-# then light (1 connection each: latency added per request). Then the agent's memory with 1,000
-# concurrent keep-alive connections. Prints Markdown tables; ratios are against the direct run.
+# load generator (tests/src/bin/loadgen.rs) in one run, for two requests: a tiny one
+# (`/api/v1/events?limit=1`, ~3 KB answer) and an ArgusAI-shaped one (`/api/v1/events?limit=20`,
+# the app's event list: ~64 KB of JSON). For each: saturated (64 connections per target:
+# throughput) and light (1 connection: the latency a proxy adds per request). Then the agent's
+# memory with 1,000 concurrent keep-alive connections. Then the tiny request again, saturated,
+# with the processes pinned (taskset): load generator and backend on CPU 0, the proxy under test
+# on CPU 1 — the proxy's CPU no longer taken from the backend's, as on a machine with a core to
+# spare. Prints Markdown tables; ratios are against the direct run of the same table (and nginx).
 #
 # Knobs: BENCH_CONNECTIONS (64), BENCH_DURATION (10 s per target), BENCH_ROUNDS (5),
-# BENCH_TARGET (/api/v1/events?limit=1), BENCH_BIG_CONNECTIONS (1000).
+# BENCH_TARGET (/api/v1/events?limit=1), BENCH_REAL_TARGET (/api/v1/events?limit=20),
+# BENCH_BIG_CONNECTIONS (1000), BENCH_PIN (1; 0 skips the pinned run).
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 cd "$ROOT"
@@ -18,6 +24,8 @@ WARMUP=2
 ROUNDS=${BENCH_ROUNDS:-5}
 BIG=${BENCH_BIG_CONNECTIONS:-1000}
 TARGET_PATH=${BENCH_TARGET:-/api/v1/events?limit=1}
+REAL_PATH=${BENCH_REAL_TARGET:-/api/v1/events?limit=20}
+PIN=${BENCH_PIN:-1}
 KEY="bench-backend-key-0123456789"
 TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 BIN="$TARGET_DIR/release"
@@ -63,7 +71,8 @@ free_port() {
 
 step "starting the stand-in backend, the agent and nginx"
 "$BIN/stand-in-backend" --listen 127.0.0.1:0 --api-key "$KEY" --no-record >"$work/backend.log" 2>&1 &
-pids+=($!)
+BACKEND_PID=$!
+pids+=("$BACKEND_PID")
 BACKEND=$(wait_line "$work/backend.log" 'listening on' | grep -oE 'http://[0-9.:]+')
 BACKEND_PORT=${BACKEND##*:}
 
@@ -117,31 +126,66 @@ for _ in $(seq 50); do [ -s "$work/nginx.pid" ] && break; sleep 0.1; done
 
 # One load generator, the three targets taking turns in $ROUNDS slices (so the machine's background
 # load hits them alike), every request identical: signed like the Worker, with a device token and
-# the backend key (the agent strips both client credentials and sends its own key).
+# the backend key (the agent strips both client credentials and sends its own).
 common=(--secret "$SECRET" --header "x-api-key:$KEY")
-step "direct vs nginx vs agent: $CONNS connections each, $ROUNDS rounds, ${DURATION} s per target"
-"$BIN/loadgen" --target "direct=$BACKEND$TARGET_PATH" \
-  --target "nginx=http://127.0.0.1:$NGINX_PORT$TARGET_PATH" \
-  --target "agent=http://$TUNNEL$TARGET_PATH" \
-  --connections "$CONNS" --duration "$DURATION" --warmup "$WARMUP" --rounds "$ROUNDS" \
-  "${common[@]}" --pair-code "$(owner_code)" --pair-url "http://$TUNNEL" | tee "$work/runs.json"
-step "the same, light load: 1 connection each (latency added per request)"
-"$BIN/loadgen" --target "direct-1=$BACKEND$TARGET_PATH" \
-  --target "nginx-1=http://127.0.0.1:$NGINX_PORT$TARGET_PATH" \
-  --target "agent-1=http://$TUNNEL$TARGET_PATH" \
-  --connections 1 --duration "$DURATION" --warmup 1 --rounds "$ROUNDS" \
-  "${common[@]}" --pair-code "$(owner_code)" --pair-url "http://$TUNNEL" | tee "$work/light.json"
+LOADGEN=("$BIN/loadgen")
+# three NAME-SUFFIX PATH CONNECTIONS WARMUP: direct, nginx and the agent, in turns.
+three() {
+  "${LOADGEN[@]}" --target "direct$1=$BACKEND$2" \
+    --target "nginx$1=http://127.0.0.1:$NGINX_PORT$2" \
+    --target "agent$1=http://$TUNNEL$2" \
+    --connections "$3" --duration "$DURATION" --warmup "$4" --rounds "$ROUNDS" \
+    "${common[@]}" --pair-code "$(owner_code)" --pair-url "http://$TUNNEL"
+}
+load_start=$(cut -d' ' -f1-3 /proc/loadavg)
+step "tiny request ($TARGET_PATH): $CONNS connections each, $ROUNDS rounds, ${DURATION} s per target"
+three "" "$TARGET_PATH" "$CONNS" "$WARMUP" | tee "$work/runs.json"
+step "ArgusAI-shaped request ($REAL_PATH): $CONNS connections each"
+three "" "$REAL_PATH" "$CONNS" "$WARMUP" | tee "$work/real.json"
+step "light load, 1 connection each (latency added per request): tiny, then ArgusAI-shaped"
+three "-1" "$TARGET_PATH" 1 1 | tee "$work/light.json"
+three "-1" "$REAL_PATH" 1 1 | tee "$work/light-real.json"
 idle_rss=$(grep VmRSS "/proc/$AGENT_PID/status" | grep -oE '[0-9]+')
 step "the agent with $BIG concurrent keep-alive connections"
 "$BIN/loadgen" --target "agent-$BIG=http://$TUNNEL$TARGET_PATH" --connections "$BIG" \
   --duration "$DURATION" --warmup "$WARMUP" "${common[@]}" --pair-code "$(owner_code)" \
   --rss-pid "$AGENT_PID" --hold 3 | tee "$work/big.json"
 
-printf '\n### Proxy: GET %s, %s s per target in %s rounds, %s cores, %s\n\n' \
-  "$TARGET_PATH" "$DURATION" "$ROUNDS" "$(nproc)" "$(date -u +%Y-%m-%d)"
+# Pinned: every thread of a process (taskset -a), nginx's master and workers.
+pin() {
+  local cpu=$1; shift
+  for p in "$@"; do taskset -a -p -c "$cpu" "$p" >/dev/null; done
+}
+pinned=""
+if [ "$PIN" = 1 ] && [ "$(nproc)" -ge 2 ] && command -v taskset >/dev/null; then
+  nginx_pids=("$(cat "$work/nginx.pid")")
+  mapfile -t -O 1 nginx_pids < <(pgrep -P "${nginx_pids[0]}")
+  pin 0 "$BACKEND_PID"
+  pin 1 "$AGENT_PID" "${nginx_pids[@]}"
+  LOADGEN=(taskset -c 0 "$BIN/loadgen")
+  step "pinned (load generator and backend on CPU 0, proxy on CPU 1): tiny request"
+  three "-pinned" "$TARGET_PATH" "$CONNS" "$WARMUP" | tee "$work/pinned.json"
+  pinned=1
+  all="0-$(($(nproc) - 1))"
+  pin "$all" "$BACKEND_PID" "$AGENT_PID" "${nginx_pids[@]}"
+  LOADGEN=("$BIN/loadgen")
+fi
+load_end=$(cut -d' ' -f1-3 /proc/loadavg)
+
+printf '\n### Proxy: %s s per target in %s rounds, %s cores, %s; load average %s at the start, %s at the end\n' \
+  "$DURATION" "$ROUNDS" "$(nproc)" "$(date -u +%Y-%m-%d)" "$load_start" "$load_end"
+printf '\nTiny request, GET %s, saturated:\n\n' "$TARGET_PATH"
 "$BIN/loadgen" compare "$work/runs.json" "$work/big.json"
-printf '\n'
+printf '\nArgusAI-shaped request, GET %s, saturated:\n\n' "$REAL_PATH"
+"$BIN/loadgen" compare "$work/real.json"
+printf '\nLight load (1 connection), tiny request:\n\n'
 "$BIN/loadgen" compare "$work/light.json"
+printf '\nLight load (1 connection), ArgusAI-shaped request:\n\n'
+"$BIN/loadgen" compare "$work/light-real.json"
+if [ -n "$pinned" ]; then
+  printf '\nPinned (load generator + backend on CPU 0, proxy on CPU 1), tiny request, saturated:\n\n'
+  "$BIN/loadgen" compare "$work/pinned.json"
+fi
 peak=$(grep -oE '"rss_peak_kib":[0-9]+' "$work/big.json" | cut -d: -f2)
 hold=$(grep -oE '"rss_hold_kib":[0-9]+' "$work/big.json" | cut -d: -f2)
 printf '\nagent RSS: %s KiB idle; %s KiB peak under load with %s connections; %s KiB with the %s connections open and idle\n' \

@@ -15,6 +15,7 @@ use argus_shared::path::{self, CanonicalTarget};
 use argus_shared::policy::{Decision, DeviceFacts, RequestFacts};
 use argus_shared::route::{self, Route};
 use std::cell::RefCell;
+use std::sync::Arc;
 
 use argus_shared::token::{self, AccessClaims, Expectations, KeySet, Scope, VerifiedTokens};
 use argus_shared::ws_auth;
@@ -100,7 +101,7 @@ async fn authenticate(
     req: &Request,
     cfg: &EdgeConfig,
     request_id: &str,
-) -> Result<AccessClaims, EdgeError> {
+) -> Result<Arc<AccessClaims>, EdgeError> {
     let header = req.headers().get("authorization").ok().flatten();
     let protocols = req.headers().get(ws_auth::HEADER).ok().flatten();
     let token = match (&header, &protocols) {
@@ -137,7 +138,7 @@ fn verify_remembered(
     keys: &KeySet,
     expect: &Expectations,
     now: u64,
-) -> Result<AccessClaims, EdgeError> {
+) -> Result<Arc<AccessClaims>, EdgeError> {
     // The edge has no revocation generation (see above): always 0.
     const GENERATION: u64 = 0;
     if let Some(claims) =
@@ -146,6 +147,7 @@ fn verify_remembered(
         return Ok(claims);
     }
     let claims = token::verify_access_token(token, keys, expect, now)
+        .map(Arc::new)
         .map_err(|e| EdgeError::InvalidToken { reason: e.reason() })?;
     VERIFIED.with_borrow_mut(|v| v.insert(token, keys, expect, claims.clone(), GENERATION, now));
     Ok(claims)

@@ -9,7 +9,7 @@
 //! refuses the very next request.
 
 use std::collections::HashMap;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use argus_shared::token::{self, AccessClaims, VerifiedTokens};
 use argus_shared::ws_auth;
@@ -19,7 +19,9 @@ use crate::error::AgentError;
 use crate::state::AppState;
 use crate::store::TOUCH_GRANULARITY_SECS;
 
-pub fn check(state: &AppState, h: &HeaderMap, now: u64) -> Result<AccessClaims, AgentError> {
+/// The claims are shared with the memory of verified tokens (a clone would copy their strings on
+/// every request).
+pub fn check(state: &AppState, h: &HeaderMap, now: u64) -> Result<Arc<AccessClaims>, AgentError> {
     let token = match h.get(hyper::header::AUTHORIZATION) {
         Some(v) => {
             let header = v.to_str().map_err(|_| AgentError::InvalidToken {
@@ -46,6 +48,7 @@ pub fn check(state: &AppState, h: &HeaderMap, now: u64) -> Result<AccessClaims, 
         return Ok(claims.clone());
     }
     let claims = token::verify_access_token(token, &keys, &state.expectations, now)
+        .map(Arc::new)
         .map_err(|e| AgentError::InvalidToken { reason: e.reason() })?;
     // The generation is read before the lookup: a revocation committed in between makes the
     // remembered generation stale, so the next request looks again.

@@ -69,7 +69,7 @@ fn check_inner(
     };
     signature::verify(secret, &parts, timestamp, nonce, sig, now)?;
     // Only a correctly signed nonce is remembered, so nobody can burn nonces for the edge.
-    if !replay.first_use(nonce, now) {
+    if !replay.first_use(nonce, timestamp, now) {
         return Err(SignatureError::Replayed);
     }
     let client_ip = client_ip

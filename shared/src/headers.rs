@@ -74,13 +74,21 @@ pub const SPOOFABLE: &[&str] = &[
 /// `Authorization` is not in this list: the hop that consumes the device token removes it
 /// explicitly (the agent replaces it with the backend's own credential).
 pub fn is_stripped_request_header(name: &str) -> bool {
-    let name = name.to_ascii_lowercase();
-    HOP_BY_HOP.contains(&name.as_str())
+    // Lower-cased copy only when needed: the agent's names (`http::HeaderName`) are lower-case
+    // already, and this runs for every header of every proxied request.
+    let lowered;
+    let name = if name.bytes().any(|b| b.is_ascii_uppercase()) {
+        lowered = name.to_ascii_lowercase();
+        lowered.as_str()
+    } else {
+        name
+    };
+    HOP_BY_HOP.contains(&name)
         || name == COOKIE
         || name == X_API_KEY
         || name == FORWARDED
         || name == X_REAL_IP
-        || SPOOFABLE.contains(&name.as_str())
+        || SPOOFABLE.contains(&name)
         || name.starts_with(X_FORWARDED_PREFIX)
         || name.starts_with(RELAY_PREFIX)
         || name.starts_with(CLOUDFLARE_PREFIX)

@@ -23,7 +23,8 @@
 //! `unsigned-body`: their headers are still bound to the signature, their bytes are not.
 //!
 //! Replay protection needs memory and so lives with the caller: [`verify`] checks the MAC and the
-//! time window; the agent then remembers each nonce for the window ([`MAX_SKEW_SECS`] both ways).
+//! time window; the agent then remembers each nonce while its signature could still verify (until
+//! [`MAX_SKEW_SECS`] past its timestamp).
 
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
@@ -183,7 +184,7 @@ pub fn sign(
 }
 
 /// Checks version, freshness (±[`MAX_SKEW_SECS`] around `now`) and the MAC, in constant time.
-/// Replay is the caller's check (remember `nonce` for `2 * MAX_SKEW_SECS`).
+/// Replay is the caller's check (remember `nonce` until `timestamp + MAX_SKEW_SECS` has passed).
 pub fn verify(
     secret: &[u8],
     parts: &SignedParts<'_>,

@@ -65,6 +65,7 @@ fn one(f: &Fixture, i: u32, remembered: Option<&mut VerifiedTokens>) -> u32 {
                 let Ok(c) = token::verify_access_token(&f.token, &f.keys, &f.expect, now) else {
                     return 0;
                 };
+                let c = std::sync::Arc::new(c);
                 cache.insert(&f.token, &f.keys, &f.expect, c.clone(), 0, now);
                 c
             }
@@ -73,7 +74,7 @@ fn one(f: &Fixture, i: u32, remembered: Option<&mut VerifiedTokens>) -> u32 {
             let Ok(c) = token::verify_access_token(&f.token, &f.keys, &f.expect, now) else {
                 return 0;
             };
-            c
+            std::sync::Arc::new(c)
         }
     };
     let allowed = f

@@ -58,7 +58,7 @@ pub async fn handle(
         listener = "admin",
         request_id,
         %method,
-        path = %path.chars().take(200).collect::<String>(),
+        path = %path.char_indices().nth(200).map_or(&*path, |(i, _)| &path[..i]),
         status = resp.status().as_u16(),
         "request"
     );

@@ -61,7 +61,7 @@ pub async fn handle(
         listener = "tunnel",
         request_id,
         %method,
-        path = %path.chars().take(200).collect::<String>(),
+        path = %path.char_indices().nth(200).map_or(&*path, |(i, _)| &path[..i]),
         status = resp.status().as_u16(),
         elapsed_ms = started.elapsed().as_secs_f64() * 1000.0,
         "request"

@@ -19,6 +19,7 @@
 //! [`verify_access_token`]: super::verify_access_token
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use super::{check_times, AccessClaims, Expectations, KeySet};
 
@@ -36,7 +37,8 @@ pub struct VerifiedTokens {
 struct Remembered {
     keys: KeySet,
     expect: Expectations,
-    claims: AccessClaims,
+    /// Shared with the callers: a hit costs no copy of the claims' strings.
+    claims: Arc<AccessClaims>,
     generation: u64,
 }
 
@@ -64,7 +66,7 @@ impl VerifiedTokens {
         expect: &Expectations,
         generation: u64,
         now: u64,
-    ) -> Option<&AccessClaims> {
+    ) -> Option<&Arc<AccessClaims>> {
         let r = self.map.get(token)?;
         let c = &r.claims;
         let usable = r.generation == generation
@@ -82,7 +84,7 @@ impl VerifiedTokens {
         token: &str,
         keys: &KeySet,
         expect: &Expectations,
-        claims: AccessClaims,
+        claims: Arc<AccessClaims>,
         generation: u64,
         now: u64,
     ) {
@@ -156,7 +158,7 @@ mod tests {
     /// Verifies and remembers, as the gate does.
     fn remember(cache: &mut VerifiedTokens, c: &Case, token: &str, generation: u64) {
         let claims = verify_access_token(token, &c.keys, &c.expect, NOW).expect("valid token");
-        cache.insert(token, &c.keys, &c.expect, claims, generation, NOW);
+        cache.insert(token, &c.keys, &c.expect, Arc::new(claims), generation, NOW);
     }
 
     #[test]
@@ -218,7 +220,7 @@ mod tests {
         let later = NOW + 120;
         let fresh = sign_access_token(&c.key, &claims("dev_new", NOW + 900));
         let claims_new = verify_access_token(&fresh, &c.keys, &c.expect, NOW).unwrap();
-        cache.insert(&fresh, &c.keys, &c.expect, claims_new, 0, later);
+        cache.insert(&fresh, &c.keys, &c.expect, Arc::new(claims_new), 0, later);
         assert_eq!(cache.len(), 4);
         assert!(cache.get(&short, &c.keys, &c.expect, 0, NOW).is_none());
         for t in &long {
@@ -227,7 +229,7 @@ mod tests {
         // Full of live tokens: everything goes, the bound holds.
         let another = sign_access_token(&c.key, &claims("dev_x", NOW + 900));
         let claims_x = verify_access_token(&another, &c.keys, &c.expect, NOW).unwrap();
-        cache.insert(&another, &c.keys, &c.expect, claims_x, 0, later);
+        cache.insert(&another, &c.keys, &c.expect, Arc::new(claims_x), 0, later);
         assert_eq!(cache.len(), 1);
     }
 }

@@ -22,7 +22,9 @@
 //! default the first target) and uses its token. `--rss-pid` samples that process's resident
 //! memory during the run (peak), and after `--hold` seconds with every connection still open and
 //! idle. Prints one JSON line per target: requests, errors, rps, p50/p90/p99/p99.9/max (ms).
-//! `compare` reads such lines and prints a Markdown table, each run against the first.
+//! `compare` reads such lines and prints a Markdown table, each run against the first (and its
+//! throughput against the first run labelled `nginx…`, if any).
+//! Every request carries a fresh `X-Request-Id`, as the Worker's do.
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -198,10 +200,13 @@ fn request(
     target: &str,
     body: Option<Vec<u8>>,
 ) -> Request<Full<Bytes>> {
+    // A fresh request id on every request, as the Worker sends (the agent keeps a well-formed
+    // one instead of making its own).
     let mut rb = Request::builder()
         .method(method)
         .uri(target)
-        .header("host", host);
+        .header("host", host)
+        .header(headers::REQUEST_ID, nonces.next());
     let body = body.unwrap_or_default();
     if let Some(secret) = &a.secret {
         let now = SystemTime::now()
@@ -514,19 +519,28 @@ fn compare(files: &[String]) -> Result<String, String> {
     }
     let base = runs.first().ok_or("no runs")?;
     let num = |v: &serde_json::Value, k: &str| v[k].as_f64().unwrap_or(0.0);
+    // Throughput against nginx too, when one of the runs is nginx's.
+    let nginx = runs
+        .iter()
+        .find(|r| r["label"].as_str().is_some_and(|l| l.starts_with("nginx")));
     let mut out = String::from(
-        "| run | conns | req/s | vs direct | p50 ms | p99 ms | p99 added ms | errors |\n\
-         |---|---:|---:|---:|---:|---:|---:|---:|\n",
+        "| run | conns | req/s | vs direct | vs nginx | p50 ms | p50 added ms | p99 ms | p99 added ms | errors |\n\
+         |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
     );
     for r in &runs {
         let ratio = num(r, "rps") / num(base, "rps").max(1e-9) * 100.0;
+        let vs_nginx = nginx.map_or("–".to_owned(), |n| {
+            format!("{:.1} %", num(r, "rps") / num(n, "rps").max(1e-9) * 100.0)
+        });
         out.push_str(&format!(
-            "| {} | {} | {:.0} | {:.1} % | {:.3} | {:.3} | {:+.3} | {} |\n",
+            "| {} | {} | {:.0} | {:.1} % | {} | {:.3} | {:+.3} | {:.3} | {:+.3} | {} |\n",
             r["label"].as_str().unwrap_or("?"),
             r["connections"],
             num(r, "rps"),
             ratio,
+            vs_nginx,
             num(r, "p50_ms"),
+            num(r, "p50_ms") - num(base, "p50_ms"),
             num(r, "p99_ms"),
             num(r, "p99_ms") - num(base, "p99_ms"),
             num(r, "errors") + num(r, "non_2xx"),
