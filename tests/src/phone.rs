@@ -81,13 +81,20 @@ impl Phone {
     }
 
     /// Status and JSON body (Null when the body is not JSON).
+    /// The status and the JSON body. A body that cannot be read or is not JSON comes back as a
+    /// string saying so (every field lookup on it is null), so a failing assertion shows why.
     pub async fn json(resp: reqwest::Response) -> (u16, Value) {
         let status = resp.status().as_u16();
-        let bytes = resp.bytes().await.unwrap_or_default();
-        (
-            status,
-            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-        )
+        let body = match resp.bytes().await {
+            Ok(bytes) => serde_json::from_slice(&bytes).unwrap_or_else(|_| {
+                Value::String(format!(
+                    "<not JSON: {:?}>",
+                    String::from_utf8_lossy(&bytes[..bytes.len().min(300)])
+                ))
+            }),
+            Err(e) => Value::String(format!("<body not read: {e:?}>")),
+        };
+        (status, body)
     }
 
     pub async fn get_json(&self, path: &str) -> (u16, Value) {
