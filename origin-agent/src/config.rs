@@ -30,6 +30,8 @@
 //! # instance_name = "ArgusAI on myhost"        # the Bonjour name (default: from the hostname)
 //! # mdns_interfaces = ["eth0"]                # default: every interface
 //! # plain_http_listen = "0.0.0.0:8000"        # plain HTTP for the current iOS app: tokens in clear!
+//! # admin_page = true                         # the Mobile Access page over HTTPS here too
+//!                                             # (sign in: `argus-relay ui --lan`)
 //!
 //! [limits]                                    # per listener (see server.rs, proxy.rs)
 //! max_header_bytes = 16384                    # request line + headers; larger → 431
@@ -192,6 +194,10 @@ pub struct LanConfig {
     /// The mDNS UDP port. Always 5353 for phones; another value isolates tests.
     #[serde(skip_serializing_if = "LanConfig::is_default_mdns_port")]
     pub mdns_port: u16,
+    /// Also serve the owner's Mobile Access page (`/admin/ui`) on the HTTPS LAN listener, signed
+    /// in with a one-time link from `argus-relay ui --lan` (never on the plain-HTTP listener).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub admin_page: bool,
 }
 
 /// The mDNS port (RFC 6762).
@@ -209,6 +215,7 @@ impl Default for LanConfig {
             instance_name: None,
             mdns_interfaces: Vec::new(),
             mdns_port: MDNS_PORT,
+            admin_page: false,
         }
     }
 }

@@ -66,11 +66,21 @@ async fn health(stack: &Stack) -> Value {
 
 /// A request written byte for byte over pinned TLS (HTTP clients normalise `%2e%2e`).
 async fn raw_lan(addr: SocketAddr, pin: Pin, head: &str) -> (u16, String) {
+    raw_lan_with_body(addr, pin, head, "").await
+}
+
+/// Like [`raw_lan`], with a body (its `Content-Length` is added).
+async fn raw_lan_with_body(addr: SocketAddr, pin: Pin, head: &str, body: &str) -> (u16, String) {
     let connector = tokio_rustls::TlsConnector::from(Arc::new(pinned_tls_config(pin).unwrap()));
     let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
     let name = rustls::pki_types::ServerName::IpAddress(addr.ip().into());
     let mut tls = connector.connect(name, tcp).await.unwrap();
-    let req = format!("{head}\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    let length = if body.is_empty() {
+        String::new()
+    } else {
+        format!("\r\nContent-Length: {}", body.len())
+    };
+    let req = format!("{head}\r\nHost: {addr}\r\nConnection: close{length}\r\n\r\n{body}");
     tls.write_all(req.as_bytes()).await.unwrap();
     let mut buf = Vec::new();
     let _ = tokio::time::timeout(Duration::from_secs(10), tls.read_to_end(&mut buf)).await;
@@ -658,4 +668,167 @@ fn a_phone_pairs_at_home_over_the_lan() {
         }
         assert_eq!(statuses, vec![404, 404, 404, 404, 404, 429]);
     });
+}
+
+#[test]
+fn the_owner_opens_the_mobile_access_page_from_a_computer_at_home() {
+    run(
+        "the_owner_opens_the_mobile_access_page_from_a_computer_at_home",
+        async {
+            let mdns = mdns_port();
+            let section = format!(
+                "{}plain_http_listen = \"127.0.0.1:0\"\nadmin_page = true\n",
+                lan_section(mdns, "ArgusAI admin page test")
+            );
+            let stack = Stack::start_with(StackOptions {
+                agent_toml: Some(section),
+                without_worker: true,
+                ..StackOptions::default()
+            })
+            .await;
+            let lan = stack.agent.lan_addr().unwrap();
+            let plain = stack.agent.lan_http_addr().unwrap();
+            let pin = Pin::of_certificate(agent_certificate(&stack).as_ref());
+            let admin_token = stack.agent.admin_token().unwrap();
+
+            // Without a session: nothing, and the admin token is not taken over the network.
+            let (status, _) = raw_lan(lan, pin, "GET /admin/devices HTTP/1.1").await;
+            assert_eq!(status, 401);
+            let (status, raw) = raw_lan(
+                lan,
+                pin,
+                &format!("GET /admin/devices HTTP/1.1\r\nAuthorization: Bearer {admin_token}"),
+            )
+            .await;
+            assert_eq!(status, 401, "{raw}");
+            let (status, raw) = raw_lan(
+                lan,
+                pin,
+                &format!(
+                    "POST /admin/ui/login-links HTTP/1.1\r\nAuthorization: Bearer {admin_token}"
+                ),
+            )
+            .await;
+            assert_eq!(status, 404, "the LAN mints no sign-in links: {raw}");
+            // Never over plain HTTP.
+            let resp = reqwest::Client::builder()
+                .no_proxy()
+                .build()
+                .unwrap()
+                .get(format!("http://{plain}/admin/ui"))
+                .send()
+                .await
+                .unwrap();
+            assert_ne!(resp.status(), 200);
+            assert!(!resp.text().await.unwrap().contains("Mobile Access"));
+
+            // `argus-relay ui --lan` makes the one-time link; opened at home it starts a session
+            // whose cookie is Secure.
+            let out = stack
+                .agent
+                .cli(&["ui", "--lan", "--host", &lan.to_string(), "--json"])
+                .unwrap();
+            let link: Value = serde_json::from_str(&out).unwrap();
+            let url = link["url"].as_str().unwrap();
+            let prefix = format!("https://{lan}");
+            let path = url.strip_prefix(&prefix).unwrap_or_else(|| panic!("{url}"));
+            assert!(path.starts_with("/admin/ui/login?ticket="), "{url}");
+            let (status, raw) = raw_lan(lan, pin, &format!("GET {path} HTTP/1.1")).await;
+            assert_eq!(status, 303, "{raw}");
+            let cookie_line = raw
+                .lines()
+                .find(|l| l.to_ascii_lowercase().starts_with("set-cookie:"))
+                .expect("a session cookie");
+            for attribute in ["HttpOnly", "SameSite=Strict", "Secure", "Path=/admin"] {
+                assert!(cookie_line.contains(attribute), "{cookie_line}");
+            }
+            let cookie = cookie_line
+                .split_once(':')
+                .unwrap()
+                .1
+                .split(';')
+                .next()
+                .unwrap()
+                .trim()
+                .to_owned();
+            // The link worked once.
+            let (status, _) = raw_lan(lan, pin, &format!("GET {path} HTTP/1.1")).await;
+            assert_eq!(status, 401);
+
+            // The page, with its CSRF token.
+            let (status, raw) = raw_lan(
+                lan,
+                pin,
+                &format!("GET /admin/ui HTTP/1.1\r\nCookie: {cookie}"),
+            )
+            .await;
+            assert_eq!(status, 200, "{raw}");
+            let csrf = raw
+                .split("name=\"csrf-token\" content=\"")
+                .nth(1)
+                .and_then(|r| r.split('"').next())
+                .expect("the page carries its CSRF token")
+                .to_owned();
+            assert!(raw.to_ascii_lowercase().contains("content-security-policy"));
+
+            // The page's API calls: reads with the session, changes with the HTTPS origin and
+            // the token; an http:// origin (another site on the same host) is refused.
+            let (status, raw) = raw_lan(
+                lan,
+                pin,
+                &format!(
+                    "GET /admin/devices HTTP/1.1\r\nCookie: {cookie}\r\nSec-Fetch-Site: same-origin"
+                ),
+            )
+            .await;
+            assert_eq!(status, 200, "{raw}");
+            let create = |origin: String| {
+                format!(
+                    "POST /admin/ui/pairing-code HTTP/1.1\r\nCookie: {cookie}\r\nOrigin: {origin}\r\n\
+                     X-CSRF-Token: {csrf}\r\nContent-Type: application/json"
+                )
+            };
+            let (status, raw) = raw_lan_with_body(
+                lan,
+                pin,
+                &create(format!("http://{lan}")),
+                r#"{"scope":"viewer"}"#,
+            )
+            .await;
+            assert_eq!(status, 403, "{raw}");
+            let (status, raw) = raw_lan_with_body(
+                lan,
+                pin,
+                &create(format!("https://{lan}")),
+                r#"{"scope":"viewer"}"#,
+            )
+            .await;
+            assert_eq!(status, 201, "{raw}");
+            let created = body_of(&raw);
+            assert!(
+                created["qr_svg"].as_str().unwrap().starts_with("<svg"),
+                "{created}"
+            );
+
+            // A page reached through another name (DNS rebinding) is refused before any of it.
+            let connector =
+                tokio_rustls::TlsConnector::from(Arc::new(pinned_tls_config(pin).unwrap()));
+            let tcp = tokio::net::TcpStream::connect(lan).await.unwrap();
+            let name = rustls::pki_types::ServerName::IpAddress(lan.ip().into());
+            let mut tls = connector.connect(name, tcp).await.unwrap();
+            tls.write_all(
+                format!(
+                    "GET /admin/devices HTTP/1.1\r\nHost: evil.example\r\nCookie: {cookie}\r\n\
+                     Connection: close\r\n\r\n"
+                )
+                .as_bytes(),
+            )
+            .await
+            .unwrap();
+            let mut buf = Vec::new();
+            let _ = tls.read_to_end(&mut buf).await;
+            let text = String::from_utf8_lossy(&buf);
+            assert!(text.starts_with("HTTP/1.1 404"), "{text}");
+        },
+    );
 }

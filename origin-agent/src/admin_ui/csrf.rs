@@ -4,7 +4,8 @@
 //! service (`http://127.0.0.1:8000`, ArgusAI itself, a dev server) is *same-site* with the admin
 //! listener and its requests would carry the cookie. So every state-changing request must also:
 //!
-//! 1. come from the page's own origin: `Origin` equal to `http://<Host>` (browsers send `Origin`
+//! 1. come from the page's own origin: `Origin` equal to `http://<Host>` (`https://<Host>` on the
+//!    LAN listener; browsers send `Origin`
 //!    on every non-GET `fetch`); without `Origin`, `Sec-Fetch-Site: same-origin`; with neither,
 //!    refused;
 //! 2. carry the session's synchronizer token in `X-CSRF-Token`, compared in constant time (a
@@ -67,13 +68,14 @@ pub fn check_fetch_site(headers: &HeaderMap, navigation: bool) -> Result<(), Csr
     }
 }
 
-/// The request's `Origin` is the admin listener itself (`http://` + the `Host` it was sent to),
+/// The request's `Origin` is the listener itself (`scheme://` + the `Host` it was sent to),
 /// or, without `Origin`, the browser says it is same-origin.
-pub fn check_origin(headers: &HeaderMap, host: &str) -> Result<(), CsrfError> {
+pub fn check_origin(headers: &HeaderMap, scheme: &str, host: &str) -> Result<(), CsrfError> {
     match header(headers, "origin") {
         Some(origin) => {
             let ours = origin
-                .strip_prefix("http://")
+                .strip_prefix(scheme)
+                .and_then(|rest| rest.strip_prefix("://"))
                 .is_some_and(|h| !host.is_empty() && h.eq_ignore_ascii_case(host));
             if ours {
                 Ok(())
@@ -109,11 +111,22 @@ pub fn check(
     host: &str,
     expected_token: &str,
 ) -> Result<(), CsrfError> {
+    check_served(method, headers, "http", host, expected_token)
+}
+
+/// [`check`] for a page served over `scheme` (`https` on the LAN listener).
+pub fn check_served(
+    method: &Method,
+    headers: &HeaderMap,
+    scheme: &str,
+    host: &str,
+    expected_token: &str,
+) -> Result<(), CsrfError> {
     check_fetch_site(headers, false)?;
     if is_safe(method) {
         return Ok(());
     }
-    check_origin(headers, host)?;
+    check_origin(headers, scheme, host)?;
     check_token(headers, expected_token)
 }
 
@@ -247,5 +260,30 @@ mod tests {
         assert_eq!(check_fetch_site(&h, false), Err(CsrfError::CrossOrigin));
         let h = headers(&[("sec-fetch-site", "cross-site")]);
         assert_eq!(check_fetch_site(&h, true), Err(CsrfError::CrossOrigin));
+    }
+
+    #[test]
+    fn over_https_the_origin_must_be_https() {
+        let ok = [
+            ("origin", "https://192.168.1.10:8443"),
+            ("x-csrf-token", TOKEN),
+        ];
+        let host = "192.168.1.10:8443";
+        assert_eq!(
+            check_served(&Method::POST, &headers(&ok), "https", host, TOKEN),
+            Ok(())
+        );
+        let plain = [
+            ("origin", "http://192.168.1.10:8443"),
+            ("x-csrf-token", TOKEN),
+        ];
+        assert_eq!(
+            check_served(&Method::POST, &headers(&plain), "https", host, TOKEN),
+            Err(CsrfError::CrossOrigin)
+        );
+        assert_eq!(
+            check(&Method::POST, &headers(&ok), host, TOKEN),
+            Err(CsrfError::CrossOrigin)
+        );
     }
 }

@@ -21,9 +21,13 @@
 //! (scripts and styles only from this listener, no inline script, no framing), `X-Frame-Options:
 //! DENY`, `no-store`, `nosniff`, `Referrer-Policy: no-referrer`.
 //!
-//! The page is only served on loopback: the admin listener refuses any other bind address
-//! (configuration), any `Host` that is not loopback, and this module any peer that is not. To use
-//! it from another computer, forward the port over SSH (`ssh -L 8471:127.0.0.1:8471 home`).
+//! The page is served on loopback by the admin listener, which refuses any other bind address
+//! (configuration), any `Host` that is not loopback, and (here) any peer that is not. To use it
+//! from another computer, either forward the port over SSH (`ssh -L 8471:127.0.0.1:8471 home`),
+//! or let the LAN listener serve it too (`[lan] admin_page = true`, HTTPS only, [`Served::Lan`]):
+//! there the owner signs in with a one-time link that only the holder of the admin token can
+//! make (`argus-relay ui --lan`, on the server); the admin token itself is never accepted over
+//! the LAN, only the session, and the cookie is `Secure`.
 
 pub mod csrf;
 pub mod session;
@@ -60,6 +64,24 @@ const PAGE_HTML: &str = include_str!("assets/page.html");
 const MESSAGE_HTML: &str = include_str!("assets/message.html");
 const APP_JS: &str = include_str!("assets/app.js");
 const STYLE_CSS: &str = include_str!("assets/style.css");
+
+/// Which listener serves the page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Served {
+    /// The admin listener: plain HTTP on loopback, loopback peers only.
+    Loopback,
+    /// The LAN listener (HTTPS with the relay's certificate), when `[lan] admin_page` is on.
+    Lan,
+}
+
+impl Served {
+    fn scheme(self) -> &'static str {
+        match self {
+            Served::Loopback => "http",
+            Served::Lan => "https",
+        }
+    }
+}
 
 /// Why a page (HTML) could not be shown; each has its own explanation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -153,9 +175,10 @@ pub async fn serve(
     state: &AppState,
     req: Request<Body>,
     peer: SocketAddr,
+    served: Served,
     request_id: &str,
 ) -> Response<Body> {
-    match route(state, req, peer).await {
+    match route(state, req, peer, served).await {
         Ok(resp) => resp,
         Err(UiError::Api(e)) => e.into_response(request_id),
         Err(UiError::Page(p)) => message_page(p, request_id),
@@ -166,8 +189,9 @@ async fn route(
     state: &AppState,
     req: Request<Body>,
     peer: SocketAddr,
+    served: Served,
 ) -> Result<Response<Body>, UiError> {
-    if !peer.ip().is_loopback() {
+    if served == Served::Loopback && !peer.ip().is_loopback() {
         return Err(PageError::NotLoopback.into());
     }
     let path = req.uri().path().to_owned();
@@ -175,10 +199,12 @@ async fn route(
     let method = req.method().clone();
     match (method, sub) {
         (Method::GET, "" | "/") => page(state, &req),
-        (Method::GET, "/login") => login(state, &req),
+        (Method::GET, "/login") => login(state, &req, served),
+        // Sign-in links are made with the admin token, on loopback only.
+        (_, "/login-links") if served == Served::Lan => Err(PageError::NotFound.into()),
         (Method::POST, "/login-links") => login_link(state, &req),
-        (Method::POST, "/logout") => logout(state, &req),
-        (Method::POST, "/pairing-code") => pairing_code(state, req).await,
+        (Method::POST, "/logout") => logout(state, &req, served),
+        (Method::POST, "/pairing-code") => pairing_code(state, req, served).await,
         (Method::GET, "/app.js") => Ok(asset(APP_JS, "text/javascript; charset=utf-8")),
         (Method::GET, "/style.css") => Ok(asset(STYLE_CSS, "text/css; charset=utf-8")),
         (
@@ -232,19 +258,25 @@ fn session_of(
 
 /// For the admin API: accepts the page's session in place of the admin token. No live session
 /// → 401 (as without a token); a session but not from the page itself → 403.
-pub fn authorize_api(state: &AppState, req: &Request<Body>) -> Result<(), AgentError> {
-    checked_session(state, req).map(|_| ())
+pub fn authorize_api(
+    state: &AppState,
+    req: &Request<Body>,
+    served: Served,
+) -> Result<(), AgentError> {
+    checked_session(state, req, served).map(|_| ())
 }
 
 /// The request's live session (and its cookie value), having passed the [`csrf`] checks.
 fn checked_session(
     state: &AppState,
     req: &Request<Body>,
+    served: Served,
 ) -> Result<(session::Active, String), AgentError> {
     let found = session_of(state, req.headers()).map_err(|_| AgentError::AdminTokenRequired)?;
-    csrf::check(
+    csrf::check_served(
         req.method(),
         req.headers(),
+        served.scheme(),
         host_of(req.headers()),
         &found.0.csrf_token,
     )
@@ -276,7 +308,7 @@ fn query_param<'a>(query: Option<&'a str>, name: &str) -> Option<&'a str> {
         .map(|(_, v)| v)
 }
 
-fn login(state: &AppState, req: &Request<Body>) -> Result<Response<Body>, UiError> {
+fn login(state: &AppState, req: &Request<Body>, served: Served) -> Result<Response<Body>, UiError> {
     csrf::check_fetch_site(req.headers(), true).map_err(|_| PageError::CrossSite)?;
     let ticket = query_param(req.uri().query(), "ticket").ok_or(PageError::LinkUsed)?;
     let host = host_of(req.headers());
@@ -293,9 +325,14 @@ fn login(state: &AppState, req: &Request<Body>) -> Result<Response<Body>, UiErro
     if let Ok((_, old)) = session_of(state, req.headers()) {
         state.admin_sessions.end(&old);
     }
-    tracing::info!("admin page: signed in with a one-time link");
+    tracing::info!(?served, "admin page: signed in with a one-time link");
+    let secure = if served == Served::Lan {
+        "; Secure"
+    } else {
+        ""
+    };
     let cookie = format!(
-        "{COOKIE_NAME}={}; Path=/admin; HttpOnly; SameSite=Strict; Max-Age={}",
+        "{COOKIE_NAME}={}; Path=/admin; HttpOnly; SameSite=Strict; Max-Age={}{secure}",
         established.session_id,
         session::SESSION_MAX_SECS
     );
@@ -334,8 +371,12 @@ fn login_link(state: &AppState, req: &Request<Body>) -> Result<Response<Body>, U
     ))
 }
 
-fn logout(state: &AppState, req: &Request<Body>) -> Result<Response<Body>, UiError> {
-    let (_, id) = checked_session(state, req)?;
+fn logout(
+    state: &AppState,
+    req: &Request<Body>,
+    served: Served,
+) -> Result<Response<Body>, UiError> {
+    let (_, id) = checked_session(state, req, served)?;
     state.admin_sessions.end(&id);
     tracing::info!("admin page: signed out");
     let mut resp = body::json(StatusCode::OK, &serde_json::json!({"signed_out": true}));
@@ -370,8 +411,12 @@ struct CodeWithQr {
     qr_svg: String,
 }
 
-async fn pairing_code(state: &AppState, req: Request<Body>) -> Result<Response<Body>, UiError> {
-    checked_session(state, &req)?;
+async fn pairing_code(
+    state: &AppState,
+    req: Request<Body>,
+    served: Served,
+) -> Result<Response<Body>, UiError> {
+    checked_session(state, &req, served)?;
     let body: NewCode = identity::http::read_json(req).await?;
     let scope = Scope::parse(&body.scope)
         .ok_or_else(|| AgentError::BadRequest("scope must be \"owner\" or \"viewer\"".into()))?;

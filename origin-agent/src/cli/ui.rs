@@ -3,6 +3,10 @@
 //! The agent makes a single-use ticket (valid 2 minutes) for the holder of the admin token; the
 //! link carries only that ticket, never the admin token. Opening it in a browser on this computer
 //! starts a session (cookie) and lands on the page, at `/admin/ui`.
+//!
+//! `--lan`: the same link on the LAN listener (`https://<this computer>:<port>`), for a browser
+//! on another computer at home; needs `[lan] enabled` and `admin_page = true`. The browser will
+//! warn about the relay's self-signed certificate: the command prints its fingerprint to compare.
 
 use serde::Deserialize;
 
@@ -17,6 +21,14 @@ pub struct UiArgs {
     /// Print `{"url", "expires_in"}` as JSON.
     #[arg(long)]
     pub json: bool,
+    /// A link for a browser on another computer at home, on the HTTPS LAN listener.
+    #[arg(long)]
+    pub lan: bool,
+    /// With `--lan`: the address or `.local` name of this computer the link names, optionally
+    /// with a port (default: the listener's address, or the address of the interface with the
+    /// default route, and `[lan] listen`'s port).
+    #[arg(long, requires = "lan")]
+    pub host: Option<String>,
 }
 
 /// `POST /admin/ui/login-links` → 201.
@@ -33,15 +45,32 @@ pub fn ui(args: UiArgs) -> Result<(), CliError> {
         std::env::var(admin_client::ADMIN_URL_ENV).ok().as_deref(),
         &cfg,
     )?;
+    let lan_base = if args.lan {
+        Some(lan_base_url(&cfg, args.host.as_deref())?)
+    } else {
+        None
+    };
     let client = AdminClient::from_config(&cfg)?;
     let answer = client.post("/admin/ui/login-links", None)?;
     let link: LoginLink = admin_client::decode(answer, "sign-in link")?;
-    let url = login_url(&base, &link.path)?;
+    let url = login_url(lan_base.as_deref().unwrap_or(&base), &link.path)?;
     let expires_in = link.expires_in.unwrap_or(120);
     if args.json {
         return admin_client::print_json(
             &serde_json::json!({ "url": url, "expires_in": expires_in }),
         );
+    }
+    if args.lan {
+        let fingerprint = crate::lan_cert::fingerprint_of_file(&cfg.data_dir)
+            .map_err(|e| CliError::Failed(format!("the LAN certificate: {e}")))?;
+        println!(
+            "Open the Mobile Access page in a browser on a computer at home\n\
+             (the link works once, within {}):\n\n  {url}\n\n\
+             The browser will warn that the certificate is not trusted: it is the relay's own.\n\
+             Continue only if the certificate's SHA-256 fingerprint is\n  {fingerprint}",
+            admin_client::countdown(expires_in)
+        );
+        return Ok(());
     }
     let port = cfg.admin.listen.port();
     println!(
@@ -53,6 +82,50 @@ pub fn ui(args: UiArgs) -> Result<(), CliError> {
         admin_client::countdown(expires_in)
     );
     Ok(())
+}
+
+/// `https://<host>:<port>` of the LAN listener.
+fn lan_base_url(cfg: &AgentConfig, host: Option<&str>) -> Result<String, CliError> {
+    if !cfg.lan.enabled || !cfg.lan.admin_page {
+        return Err(CliError::Failed(
+            "the LAN listener does not serve the page: set `enabled = true` and \
+             `admin_page = true` under [lan] in the configuration, and restart the agent"
+                .into(),
+        ));
+    }
+    if let Some(addr) = host.and_then(|h| h.parse::<std::net::SocketAddr>().ok()) {
+        return Ok(format!("https://{addr}"));
+    }
+    let port = cfg.lan.listen.port();
+    let host = match host {
+        Some(h) => h.to_owned(),
+        None if !cfg.lan.listen.ip().is_unspecified() => cfg.lan.listen.ip().to_string(),
+        None => default_route_address().ok_or_else(|| {
+            CliError::Failed("cannot tell this computer's LAN address: pass it with --host".into())
+        })?,
+    };
+    let host = match host.parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V6(v6)) => format!("[{v6}]"),
+        _ => host,
+    };
+    let ok = !host.is_empty()
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-.:[]".contains(&b));
+    if !ok {
+        return Err(CliError::Failed(format!(
+            "--host {host:?} is not an address or name"
+        )));
+    }
+    Ok(format!("https://{host}:{port}"))
+}
+
+/// The local address of the interface with the default route (a UDP `connect` sends nothing).
+fn default_route_address() -> Option<String> {
+    let socket = std::net::UdpSocket::bind("0.0.0.0:0").ok()?;
+    socket.connect("192.0.2.1:9").ok()?;
+    let ip = socket.local_addr().ok()?.ip();
+    (!ip.is_unspecified() && !ip.is_loopback()).then(|| ip.to_string())
 }
 
 /// The link: the admin API's base plus the path the agent gave, which must be the sign-in path

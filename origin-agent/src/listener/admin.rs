@@ -29,6 +29,7 @@ use hyper::{Method, Request, Response, StatusCode};
 use serde::Deserialize;
 use subtle::ConstantTimeEq;
 
+use crate::admin_ui::Served;
 use crate::body::{self, Body};
 use crate::clock::unix_now;
 use crate::error::AgentError;
@@ -145,11 +146,65 @@ async fn serve(
         });
     }
     if crate::admin_ui::is_ui_path(req.uri().path()) {
-        return Ok(crate::admin_ui::serve(state, req, peer, request_id).await);
+        return Ok(crate::admin_ui::serve(state, req, peer, Served::Loopback, request_id).await);
     }
     if !authorized(state, &req) {
-        crate::admin_ui::authorize_api(state, &req)?;
+        crate::admin_ui::authorize_api(state, &req, Served::Loopback)?;
     }
+    api(state, req).await
+}
+
+/// `/admin…` on the LAN listener (HTTPS), when `[lan] admin_page` is on: the page, and the API
+/// for the page's session only — the admin token is never taken over the network. The `Host`
+/// must be an IP address or a `.local` name (what a browser at home uses), so a web page cannot
+/// reach it through DNS rebinding.
+pub async fn serve_on_lan(
+    state: &AppState,
+    req: Request<Body>,
+    peer: SocketAddr,
+    request_id: &str,
+) -> Response<Body> {
+    let result = if !host_is_lan_name(&req) {
+        Err(AgentError::Refused {
+            reason: "admin.host_not_lan",
+        })
+    } else if crate::admin_ui::is_ui_path(req.uri().path()) {
+        Ok(crate::admin_ui::serve(state, req, peer, Served::Lan, request_id).await)
+    } else {
+        match crate::admin_ui::authorize_api(state, &req, Served::Lan) {
+            Ok(()) => api(state, req).await,
+            Err(e) => Err(e),
+        }
+    };
+    let mut resp = result.unwrap_or_else(|e| e.into_response(request_id));
+    crate::admin_ui::harden(resp.headers_mut());
+    resp
+}
+
+/// The `Host` names an IP address (any port) or an mDNS `.local` name.
+fn host_is_lan_name(req: &Request<Body>) -> bool {
+    let Some(host) = req
+        .headers()
+        .get(hyper::header::HOST)
+        .and_then(|h| h.to_str().ok())
+    else {
+        return false;
+    };
+    let name = if let Some(rest) = host.strip_prefix('[') {
+        rest.split(']').next().unwrap_or("")
+    } else {
+        host.rsplit_once(':').map_or(host, |(h, _)| h)
+    };
+    name.parse::<std::net::IpAddr>().is_ok()
+        || (name.len() > ".local".len()
+            && name.to_ascii_lowercase().ends_with(".local")
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.'))
+}
+
+/// The admin API proper, once the caller is authorized.
+async fn api(state: &AppState, req: Request<Body>) -> Result<Response<Body>, AgentError> {
     let path = req.uri().path().to_owned();
     let segs: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     let method = req.method().clone();

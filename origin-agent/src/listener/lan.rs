@@ -35,7 +35,7 @@ use tokio::task::JoinHandle;
 use tokio_rustls::server::TlsStream;
 use tokio_rustls::TlsAcceptor;
 
-use crate::body::Body;
+use crate::body::{self, Body};
 use crate::discovery::{Advertisement, Advertiser};
 use crate::error::AgentError;
 use crate::lan_cert;
@@ -107,6 +107,33 @@ pub async fn handle(
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
     let started = std::time::Instant::now();
+    // The owner's page, over HTTPS only, when configured (the phones' routes never start so).
+    if listener == "lan"
+        && state.config.lan.admin_page
+        && (path == "/admin" || path.starts_with("/admin/"))
+    {
+        let resp = crate::listener::admin::serve_on_lan(
+            &state,
+            req.map(body::incoming),
+            peer,
+            &request_id,
+        )
+        .await;
+        crate::metrics::METRICS.request(
+            listener,
+            crate::metrics::RouteLabel::Admin,
+            resp.status().as_u16(),
+        );
+        tracing::info!(
+            listener,
+            request_id,
+            %method,
+            path = %path.chars().take(200).collect::<String>(),
+            status = resp.status().as_u16(),
+            "request"
+        );
+        return resp;
+    }
     let client_ip = peer_ip(peer);
     let client_upgrade = is_websocket_upgrade(req.headers()).then(|| hyper::upgrade::on(&mut req));
     let (parts, incoming) = req.into_parts();
