@@ -114,7 +114,7 @@ impl PageError {
     fn message(self) -> &'static str {
         match self {
             PageError::SignInNeeded => {
-                "The Mobile Access page needs a sign-in link from the relay on this computer."
+                "The Mobile Access page needs a sign-in link made on the relay's computer."
             }
             PageError::SessionEnded => {
                 "You were signed out (sessions end after 30 minutes without use, after 12 hours, \
@@ -148,10 +148,11 @@ impl PageError {
         }
     }
 
-    fn command(self) -> &'static str {
-        match self {
-            PageError::NotLoopback => "ssh -L 8471:127.0.0.1:8471 your-server",
-            _ => "argus-relay ui",
+    fn command(self, served: Served) -> &'static str {
+        match (self, served) {
+            (PageError::NotLoopback, _) => "ssh -L 8471:127.0.0.1:8471 your-server",
+            (_, Served::Lan) => "argus-relay ui --lan",
+            (_, Served::Loopback) => "argus-relay ui",
         }
     }
 }
@@ -181,7 +182,7 @@ pub async fn serve(
     match route(state, req, peer, served).await {
         Ok(resp) => resp,
         Err(UiError::Api(e)) => e.into_response(request_id),
-        Err(UiError::Page(p)) => message_page(p, request_id),
+        Err(UiError::Page(p)) => message_page(p, served, request_id),
     }
 }
 
@@ -461,12 +462,12 @@ fn html_response(status: StatusCode, html: String) -> Response<Body> {
     resp
 }
 
-fn message_page(p: PageError, request_id: &str) -> Response<Body> {
+fn message_page(p: PageError, served: Served, request_id: &str) -> Response<Body> {
     let html = MESSAGE_HTML
         .replace("{{title}}", &escape_html(&p.to_string()))
         .replace("{{message}}", &escape_html(p.message()))
         .replace("{{hint}}", &escape_html(p.hint()))
-        .replace("{{command}}", &escape_html(p.command()))
+        .replace("{{command}}", &escape_html(p.command(served)))
         .replace("{{request_id}}", &escape_html(request_id));
     let mut resp = html_response(p.status(), html);
     if let Ok(v) = HeaderValue::from_str(request_id) {
@@ -625,9 +626,10 @@ mod tests {
             PageError::LinkUsed,
             PageError::CrossSite,
         ] {
-            assert_eq!(p.command(), "argus-relay ui", "{p:?}");
+            assert_eq!(p.command(Served::Loopback), "argus-relay ui", "{p:?}");
+            assert_eq!(p.command(Served::Lan), "argus-relay ui --lan", "{p:?}");
         }
-        let resp = message_page(PageError::SignInNeeded, "req-1");
+        let resp = message_page(PageError::SignInNeeded, Served::Lan, "req-1");
         assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
     }
 }
