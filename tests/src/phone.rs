@@ -110,13 +110,30 @@ impl Phone {
 /// connection, so the target reaches the server byte for byte (HTTP clients normalise `%2e%2e`).
 /// Returns the status code and the whole response text.
 pub async fn send_raw(base: &str, request_head: &str) -> (u16, String) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let addr = base.trim_start_matches("http://").trim_end_matches('/');
-    let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
-    let req = format!("{request_head}\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
-    s.write_all(req.as_bytes()).await.expect("write");
+    let s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    exchange_raw(
+        s,
+        &format!("{request_head}\r\nHost: {addr}\r\nConnection: close\r\n\r\n"),
+    )
+    .await
+}
+
+/// Writes `request` (a whole HTTP/1.1 request, normally with `Connection: close`) on `stream`
+/// and reads the answer to its end (at most 30 s). Returns the status (0 if there is none) and
+/// the answer's text.
+pub async fn exchange_raw<S>(mut stream: S, request: &str) -> (u16, String)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    stream.write_all(request.as_bytes()).await.expect("write");
     let mut buf = Vec::new();
-    let _ = tokio::time::timeout(std::time::Duration::from_secs(30), s.read_to_end(&mut buf)).await;
+    let _ = tokio::time::timeout(
+        std::time::Duration::from_secs(30),
+        stream.read_to_end(&mut buf),
+    )
+    .await;
     let text = String::from_utf8_lossy(&buf).into_owned();
     let status = text
         .split(' ')

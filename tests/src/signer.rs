@@ -70,7 +70,7 @@ pub fn signed_headers(
         return Vec::new();
     }
     let ts = (unix_now() as i64 + how.skew_secs).max(0) as u64;
-    let nonce = how.nonce.clone().unwrap_or_else(nonce);
+    let nonce = how.nonce.clone().unwrap_or_else(self::nonce);
     let parts = SignedParts {
         method,
         path_and_query,

@@ -385,21 +385,14 @@ fn session_cookie(resp: &reqwest::Response) -> String {
 
 /// `GET path` to the listener at `addr` with `Host: host` (HTTP clients insist on the real one).
 async fn raw_with_host(addr: &str, host: &str, path: &str, cookie: &str) -> (u16, String) {
-    use tokio::io::AsyncReadExt;
-    let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
-    let req = format!(
-        "GET {path} HTTP/1.1\r\nHost: {host}\r\nCookie: {cookie}\r\nConnection: close\r\n\r\n"
-    );
-    s.write_all(req.as_bytes()).await.expect("write");
-    let mut buf = Vec::new();
-    let _ = tokio::time::timeout(Duration::from_secs(30), s.read_to_end(&mut buf)).await;
-    let text = String::from_utf8_lossy(&buf).into_owned();
-    let status = text
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    (status, text)
+    let s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    e2e::phone::exchange_raw(
+        s,
+        &format!(
+            "GET {path} HTTP/1.1\r\nHost: {host}\r\nCookie: {cookie}\r\nConnection: close\r\n\r\n"
+        ),
+    )
+    .await
 }
 
 async fn error_of(resp: reqwest::Response) -> (u16, Value) {

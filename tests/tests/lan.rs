@@ -16,13 +16,13 @@ use e2e::lan::{
     agent_certificate, browse, lan_section, mdns_port, pair_link, pair_through_relay,
     session_options, Impostor, ImpostorCert, LOOPBACK_IF,
 };
+use e2e::phone::exchange_raw;
 use e2e::stack::{Stack, StackOptions};
 use origin_agent::client::http::lan_client;
 use origin_agent::client::pin::{pinned_tls_config, Pin};
 use origin_agent::client::verify::LanRejected;
 use origin_agent::client::{ClientState, Route, Session, SessionOptions};
 use serde_json::Value;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// Every test finishes within this, or fails.
 const TEST_LIMIT: Duration = Duration::from_secs(180);
@@ -71,26 +71,24 @@ async fn raw_lan(addr: SocketAddr, pin: Pin, head: &str) -> (u16, String) {
 
 /// Like [`raw_lan`], with a body (its `Content-Length` is added).
 async fn raw_lan_with_body(addr: SocketAddr, pin: Pin, head: &str, body: &str) -> (u16, String) {
-    let connector = tokio_rustls::TlsConnector::from(Arc::new(pinned_tls_config(pin).unwrap()));
-    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let name = rustls::pki_types::ServerName::IpAddress(addr.ip().into());
-    let mut tls = connector.connect(name, tcp).await.unwrap();
     let length = if body.is_empty() {
         String::new()
     } else {
         format!("\r\nContent-Length: {}", body.len())
     };
-    let req = format!("{head}\r\nHost: {addr}\r\nConnection: close{length}\r\n\r\n{body}");
-    tls.write_all(req.as_bytes()).await.unwrap();
-    let mut buf = Vec::new();
-    let _ = tokio::time::timeout(Duration::from_secs(10), tls.read_to_end(&mut buf)).await;
-    let text = String::from_utf8_lossy(&buf).into_owned();
-    let status = text
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    (status, text)
+    let request = format!("{head}\r\nHost: {addr}\r\nConnection: close{length}\r\n\r\n{body}");
+    exchange_raw(pinned_tls(addr, pin).await, &request).await
+}
+
+/// A TLS connection to the agent's LAN listener, its certificate checked against `pin`.
+async fn pinned_tls(
+    addr: SocketAddr,
+    pin: Pin,
+) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(pinned_tls_config(pin).unwrap()));
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let name = rustls::pki_types::ServerName::IpAddress(addr.ip().into());
+    connector.connect(name, tcp).await.unwrap()
 }
 
 fn body_of(raw: &str) -> Value {
@@ -811,24 +809,15 @@ fn the_owner_opens_the_mobile_access_page_from_a_computer_at_home() {
             );
 
             // A page reached through another name (DNS rebinding) is refused before any of it.
-            let connector =
-                tokio_rustls::TlsConnector::from(Arc::new(pinned_tls_config(pin).unwrap()));
-            let tcp = tokio::net::TcpStream::connect(lan).await.unwrap();
-            let name = rustls::pki_types::ServerName::IpAddress(lan.ip().into());
-            let mut tls = connector.connect(name, tcp).await.unwrap();
-            tls.write_all(
-                format!(
+            let (status, raw) = exchange_raw(
+                pinned_tls(lan, pin).await,
+                &format!(
                     "GET /admin/devices HTTP/1.1\r\nHost: evil.example\r\nCookie: {cookie}\r\n\
                      Connection: close\r\n\r\n"
-                )
-                .as_bytes(),
+                ),
             )
-            .await
-            .unwrap();
-            let mut buf = Vec::new();
-            let _ = tls.read_to_end(&mut buf).await;
-            let text = String::from_utf8_lossy(&buf);
-            assert!(text.starts_with("HTTP/1.1 404"), "{text}");
+            .await;
+            assert_eq!(status, 404, "{raw}");
         },
     );
 }

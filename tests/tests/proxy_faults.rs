@@ -462,9 +462,9 @@ async fn connections_past_the_cap_are_closed_at_once() {
     drop(held.pop());
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
-        let sent = reqwest::Client::new()
-            .get(format!("{}/api/v1/events?limit=1", tunnel.base()))
-            .headers(signed_header_map(&tunnel, "/api/v1/events?limit=1"))
+        // The tunnel client has no pooled connection yet: each try opens a new one.
+        let sent = tunnel
+            .request(reqwest::Method::GET, "/api/v1/events?limit=1")
             .send()
             .await;
         match sent {
@@ -480,17 +480,6 @@ async fn connections_past_the_cap_are_closed_at_once() {
     }
     drop(held);
     agent_alive(&mut stack);
-}
-
-fn signed_header_map(tunnel: &e2e::signer::Tunnel, target: &str) -> reqwest::header::HeaderMap {
-    let mut map = reqwest::header::HeaderMap::new();
-    for (k, v) in tunnel.headers("GET", target, BodyBinding::of_bytes(b"")) {
-        map.insert(
-            reqwest::header::HeaderName::from_bytes(k.as_bytes()).unwrap(),
-            v.parse().unwrap(),
-        );
-    }
-    map
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -67,19 +67,23 @@ pub async fn handle(
     resp
 }
 
-fn host_is_loopback(req: &Request<Body>) -> bool {
-    let Some(host) = req
+/// The `Host` header without its port: `[::1]:8471` → `::1`, `127.0.0.1:8471` → `127.0.0.1`,
+/// `localhost:8471` → `localhost`.
+fn host_name(req: &Request<Body>) -> Option<&str> {
+    let host = req
         .headers()
         .get(hyper::header::HOST)
-        .and_then(|h| h.to_str().ok())
-    else {
-        return false;
-    };
-    // Strip the port: `[::1]:8471`, `127.0.0.1:8471`, `localhost:8471`.
-    let name = if let Some(rest) = host.strip_prefix('[') {
+        .and_then(|h| h.to_str().ok())?;
+    Some(if let Some(rest) = host.strip_prefix('[') {
         rest.split(']').next().unwrap_or("")
     } else {
         host.rsplit_once(':').map_or(host, |(h, _)| h)
+    })
+}
+
+fn host_is_loopback(req: &Request<Body>) -> bool {
+    let Some(name) = host_name(req) else {
+        return false;
     };
     name.eq_ignore_ascii_case("localhost")
         || name
@@ -170,11 +174,10 @@ pub async fn serve_on_lan(
         })
     } else if crate::admin_ui::is_ui_path(req.uri().path()) {
         Ok(crate::admin_ui::serve(state, req, peer, Served::Lan, request_id).await)
+    } else if let Err(e) = crate::admin_ui::authorize_api(state, &req, Served::Lan) {
+        Err(e)
     } else {
-        match crate::admin_ui::authorize_api(state, &req, Served::Lan) {
-            Ok(()) => api(state, req).await,
-            Err(e) => Err(e),
-        }
+        api(state, req).await
     };
     let mut resp = result.unwrap_or_else(|e| e.into_response(request_id));
     crate::admin_ui::harden(resp.headers_mut());
@@ -183,17 +186,8 @@ pub async fn serve_on_lan(
 
 /// The `Host` names an IP address (any port) or an mDNS `.local` name.
 fn host_is_lan_name(req: &Request<Body>) -> bool {
-    let Some(host) = req
-        .headers()
-        .get(hyper::header::HOST)
-        .and_then(|h| h.to_str().ok())
-    else {
+    let Some(name) = host_name(req) else {
         return false;
-    };
-    let name = if let Some(rest) = host.strip_prefix('[') {
-        rest.split(']').next().unwrap_or("")
-    } else {
-        host.rsplit_once(':').map_or(host, |(h, _)| h)
     };
     name.parse::<std::net::IpAddr>().is_ok()
         || (name.len() > ".local".len()
