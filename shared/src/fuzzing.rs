@@ -87,3 +87,22 @@ pub fn path_canonicalize(data: &[u8]) {
         let _ = route::classify(m, &t.decoded_path);
     }
 }
+
+/// xorshift64*: a fixed pseudo-random sequence for the mutation loops here and in the unit
+/// tests, so a failure reproduces from its seed (no dependency, no clock).
+#[derive(Debug, Clone)]
+pub struct XorShift(pub u64);
+
+impl XorShift {
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    /// A number in `0..n` (0 when `n` is 0).
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next_u64() % n.max(1) as u64) as usize
+    }
+}

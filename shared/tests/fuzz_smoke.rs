@@ -2,22 +2,8 @@
 //! deterministic mutations of them: a quick guard in `cargo test`; `make fuzz` runs libFuzzer.
 
 use argus_shared::fuzzing;
+use argus_shared::fuzzing::XorShift as Rng;
 use argus_shared::token::{sign_access_token, AccessClaims, Scope, TokenSigningKey};
-
-/// xorshift64*: deterministic, no dependency.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-}
 
 const INTERESTING: &[&[u8]] = &[
     b".", b"..", b"/", b"%", b"%2e", b"%2f", b"%00", b"%c0%ae", b"=", b"\"", b"[", b"]", b"{",
@@ -30,7 +16,7 @@ fn mutate(rng: &mut Rng, seed: &[u8]) -> Vec<u8> {
         match rng.below(4) {
             0 if !v.is_empty() => {
                 let i = rng.below(v.len());
-                v[i] = rng.next() as u8;
+                v[i] = rng.next_u64() as u8;
             }
             1 if !v.is_empty() => {
                 let i = rng.below(v.len());

@@ -1,6 +1,7 @@
 //! Pipeline tests on the real photos (`../shared/testdata/photos`) and on crafted inputs.
 
 use super::*;
+use crate::fuzzing::XorShift as Rng;
 
 fn photo(name: &str) -> Vec<u8> {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -45,20 +46,6 @@ fn synthetic(w: u32, h: u32, channels: u32) -> Vec<u8> {
         }
     }
     v
-}
-
-/// A tiny deterministic PRNG (xorshift64*), so the fuzz-style tests are reproducible.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
 }
 
 #[test]
@@ -291,7 +278,7 @@ fn a_transcode_that_would_grow_passes_through() {
     // Noise at quality 5 is a small file of 8×8 blocks; at 70 the resized blocks' edges cost
     // more than the whole original.
     let mut rng = Rng(7);
-    let noise: Vec<u8> = (0..600 * 400 * 3).map(|_| rng.next() as u8).collect();
+    let noise: Vec<u8> = (0..600 * 400 * 3).map(|_| rng.next_u64() as u8).collect();
     let tiny = mozjpeg_rs::Encoder::new(mozjpeg_rs::Preset::ProgressiveSmallest)
         .quality(5)
         .encode_rgb(&noise, 600, 400)
@@ -350,7 +337,7 @@ fn corrupted_bytes_never_panic() {
         let mut bad = input.clone();
         for _ in 0..1 + rng.below(8) {
             let at = rng.below(bad.len());
-            bad[at] = rng.next() as u8;
+            bad[at] = rng.next_u64() as u8;
         }
         if rng.below(4) == 0 {
             bad.truncate(rng.below(bad.len()));

@@ -1,6 +1,7 @@
 //! Specifications of the token rules: each rejection with a token crafted to break just that rule.
 
 use super::*;
+use crate::fuzzing::XorShift as Rng;
 use hmac::{Hmac, Mac};
 use serde_json::json;
 use sha2::Sha256;
@@ -797,20 +798,6 @@ fn key_sets_refuse_unusable_keys() {
 }
 
 // --- property-style loops (deterministic, no extra dependency) ---
-
-/// xorshift64*: a fixed pseudo-random sequence, so failures reproduce.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
 
 #[test]
 fn no_mutation_of_a_valid_token_verifies_and_none_panics() {
