@@ -12,7 +12,7 @@
 //!    `quality` is ArgusAI's own parameter there: those follow the policy only.
 //! 2. `original`: forwarded as any request (`x-relay-image: passthrough; reason=original`).
 //! 3. Format from `Accept` ([`img_req::choose_format`]): WebP when `image/webp` is named with
-//!    `q` > 0 (browsers), else JPEG when JPEG is acceptable (the iOS app's `Accept: image/jpeg`,
+//!    `q` > 0 (browsers) and the policy's `images.webp` is not `false`, else JPEG when JPEG is acceptable (the iOS app's `Accept: image/jpeg`,
 //!    wildcards, no header), else the original untouched (`reason=not_acceptable`). Camera
 //!    snapshot/preview JSON carries JPEG whatever the `Accept` (it describes the JSON).
 //! 4. Cache lookup (stored files only — thumbnails, event thumbnails and frames, entity thumbnails;
@@ -94,7 +94,9 @@ pub async fn serve(
     // 3. Format.
     let accept = req.headers().get("accept").ok().flatten();
     let format = match body_kind {
-        ImageBody::Raw => img_req::choose_format(accept.as_deref()),
+        ImageBody::Raw => {
+            img_req::choose_format(accept.as_deref(), cfg.policy.image_webp_allowed())
+        }
         ImageBody::JsonBase64 { .. } => Some(OutputFormat::Jpeg),
     };
     let Some(format) = format else {

@@ -16,6 +16,7 @@
 //! [images]
 //! default_quality = "original"
 //! platform_quality = { ios = "mobile" }
+//! webp = true                      # false: JPEG only (the Workers free plan's 10 ms of CPU)
 //! ```
 //!
 //! [`Policy::from_toml`] parses and validates (unknown fields are errors; every error names its
@@ -270,6 +271,7 @@ struct ImagesDoc {
     default_quality: Option<String>,
     #[serde(default)]
     platform_quality: BTreeMap<String, String>,
+    webp: Option<bool>,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -293,6 +295,8 @@ pub struct Policy {
     default_image_quality: Option<ImageQuality>,
     /// (lower-case platform, quality): overrides `default_image_quality` for that platform.
     platform_image_quality: Vec<(String, ImageQuality)>,
+    /// `images.webp`: whether clients that name `image/webp` get WebP (else JPEG).
+    image_webp: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -944,6 +948,7 @@ impl Policy {
             deny,
             default_image_quality,
             platform_image_quality,
+            image_webp: doc.images.webp.unwrap_or(true),
         })
     }
 
@@ -965,6 +970,7 @@ impl Policy {
             deny,
             default_image_quality: None,
             platform_image_quality: Vec::new(),
+            image_webp: true,
         }
     }
 
@@ -982,6 +988,13 @@ impl Policy {
             .find(|(p, _)| p.eq_ignore_ascii_case(platform))
             .map(|(_, q)| *q)
             .or(self.default_image_quality)
+    }
+
+    /// `images.webp` (default true): whether a client whose `Accept` names `image/webp` gets
+    /// WebP. `false` keeps every transcode on the fast JPEG path — the one that fits the Workers
+    /// free plan's 10 ms of CPU (docs/benchmarks.md, "Images").
+    pub fn image_webp_allowed(&self) -> bool {
+        self.image_webp
     }
 
     /// Decides a request. See the module docs for the order and for missing facts.
@@ -1967,6 +1980,12 @@ mod tests {
     fn image_quality() {
         let p = policy("version = 1\n[images]\ndefault_quality = \"mobile\"");
         assert_eq!(p.default_image_quality(), Some(ImageQuality::Mobile));
+        assert!(
+            p.image_webp_allowed(),
+            "WebP is on unless the policy turns it off"
+        );
+        assert!(Policy::default_policy().image_webp_allowed());
+        assert!(!policy("version = 1\n[images]\nwebp = false").image_webp_allowed());
         assert_eq!(p.image_quality_for("ios"), Some(ImageQuality::Mobile));
         let p = policy(
             "version = 1\n[images]\ndefault_quality = \"high\"\nplatform_quality = { ios = \"mobile\", android = \"original\" }",

@@ -319,9 +319,11 @@ async fn mobile_images_are_small_cached_and_refused_to_a_revoked_device() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn the_policy_gives_ios_small_images_and_event_lists_are_compressed() {
+async fn the_policy_gives_ios_small_images_can_turn_webp_off_and_event_lists_are_compressed() {
     let stack = Stack::start_with(StackOptions {
-        policy: Some("version = 1\n[images]\nplatform_quality = { ios = \"mobile\" }\n".into()),
+        policy: Some(
+            "version = 1\n[images]\nplatform_quality = { ios = \"mobile\" }\nwebp = false\n".into(),
+        ),
         ..StackOptions::default()
     })
     .await;
@@ -350,6 +352,14 @@ async fn the_policy_gives_ios_small_images_and_event_lists_are_compressed() {
     )
     .await;
     assert_eq!(got.body, original);
+    // `webp = false` (a free-plan deployment keeping every transcode on the fast JPEG path): a
+    // client that names WebP gets the JPEG variant.
+    let browser = "image/avif,image/webp,image/apng,image/*,*/*;q=0.8";
+    let got = get(&phone, &target, &[("accept", browser)]).await;
+    assert_eq!(got.status, 200);
+    assert_eq!(got.header("content-type"), "image/jpeg");
+    assert_eq!(jpeg_size(&got.body), (480, 270));
+    assert!(got.header("x-relay-image").contains("format=jpeg"));
     // Other image routes too: an event thumbnail (320×180 from the backend: passed through).
     let event = stack.backend.event_ids()[0].clone();
     let got = get(

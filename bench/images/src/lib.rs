@@ -1,7 +1,9 @@
 //! The benchmarked operations, the same natively and in wasm (exported with wasm-bindgen for
 //! `run.mjs` under Node).
 
-use argus_shared::image::{transcode_to, Limits, OutputFormat, Variant};
+use argus_shared::image::{
+    transcode_to, JpegEffort, JpegSettings, Limits, OutputFormat, Variant, WebpSettings,
+};
 
 fn ours(input: &[u8], variant: &Variant, format: OutputFormat) -> Vec<u8> {
     transcode_to(input, variant, format, &Limits::DEFAULT)
@@ -19,30 +21,34 @@ pub fn pipeline_webp(input: &[u8]) -> Vec<u8> {
     ours(input, &Variant::MOBILE, OutputFormat::Webp)
 }
 
-/// `mobile` with the cheaper DCT scale (1/4: 1920 → 480 straight from the IDCT, no Lanczos3).
-pub const MOBILE_QUARTER: Variant = Variant {
-    decode_oversample: 1,
-    ..Variant::MOBILE
-};
-
-/// WebP at the cheaper decode scale.
-pub fn pipeline_webp_quarter(input: &[u8]) -> Vec<u8> {
-    ours(input, &MOBILE_QUARTER, OutputFormat::Webp)
-}
-
-/// JPEG at the cheaper decode scale.
-pub fn pipeline_quarter(input: &[u8]) -> Vec<u8> {
-    ours(input, &MOBILE_QUARTER, OutputFormat::Jpeg)
-}
-
-/// `mobile` WebP at another encoder quality (the quality sweep).
+/// `mobile` WebP at another encoder quality and decode scale (the WebP sweep; the 1/4 column).
 pub fn pipeline_webp_at(input: &[u8], quality: u8, oversample: u8) -> Vec<u8> {
     let v = Variant {
-        webp_quality: quality,
-        decode_oversample: oversample,
+        webp: WebpSettings {
+            quality,
+            decode_oversample: oversample,
+        },
         ..Variant::MOBILE
     };
     ours(input, &v, OutputFormat::Webp)
+}
+
+/// `mobile` JPEG with another encoder effort, quality and decode scale (the JPEG sweep; the
+/// "jpeg small" column: progressive + trellis from a 1/2 decode, the previous default).
+pub fn pipeline_jpeg_at(input: &[u8], fast: bool, quality: u8, oversample: u8) -> Vec<u8> {
+    let v = Variant {
+        jpeg: JpegSettings {
+            quality,
+            effort: if fast {
+                JpegEffort::Fast
+            } else {
+                JpegEffort::Small
+            },
+            decode_oversample: oversample,
+        },
+        ..Variant::MOBILE
+    };
+    ours(input, &v, OutputFormat::Jpeg)
 }
 
 /// Baseline: the `image` crate — full decode, Lanczos3 resize to 480 wide, JPEG at the same
@@ -56,7 +62,7 @@ pub fn baseline(input: &[u8]) -> Vec<u8> {
     let small = img.resize_exact(480, th.max(1), image::imageops::FilterType::Lanczos3);
     let mut out = Vec::new();
     let enc =
-        image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, Variant::MOBILE.jpeg_quality);
+        image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, Variant::MOBILE.jpeg.quality);
     if small.to_rgb8().write_with_encoder(enc).is_err() {
         return Vec::new();
     }
@@ -83,13 +89,13 @@ mod js {
     }
 
     #[wasm_bindgen]
-    pub fn pipeline_webp_quarter(input: &[u8]) -> Vec<u8> {
-        super::pipeline_webp_quarter(input)
+    pub fn pipeline_webp_at(input: &[u8], quality: u8, oversample: u8) -> Vec<u8> {
+        super::pipeline_webp_at(input, quality, oversample)
     }
 
     #[wasm_bindgen]
-    pub fn pipeline_quarter(input: &[u8]) -> Vec<u8> {
-        super::pipeline_quarter(input)
+    pub fn pipeline_jpeg_at(input: &[u8], fast: bool, quality: u8, oversample: u8) -> Vec<u8> {
+        super::pipeline_jpeg_at(input, fast, quality, oversample)
     }
 
     #[wasm_bindgen]

@@ -1,17 +1,17 @@
-//! Native half of `make bench`: milliseconds per photo for the pipeline (JPEG, WebP, and WebP at
-//! the cheaper 1/4 DCT scale), the `image` crate baseline and a plain copy; then bytes and
-//! SSIMULACRA2 of each output against sharp's `resize(480).webp({quality: 75})` of the same
+//! Native half of `make bench`: milliseconds per photo for the pipeline at `mobile` (JPEG, WebP,
+//! WebP at the cheaper 1/4 DCT scale, and "jpeg small": the slower progressive + trellis JPEG from
+//! a 1/2 decode, the previous default), the `image` crate baseline and a plain copy; then bytes
+//! and SSIMULACRA2 of each output against sharp's `resize(480).webp({quality: 75})` of the same
 //! photo (written by `sharp.mjs` earlier in the same run), all scored against one uncompressed
-//! reference (full decode + Lanczos3 by the `image` crate); then a WebP quality sweep.
+//! reference (full decode + Lanczos3 by the `image` crate); then a WebP quality sweep and a JPEG
+//! sweep (effort × decode scale × quality).
 //!
 //! `image-bench PHOTOS [SHARP_DIR]`.
 
 use std::time::Instant;
 
-use image_bench::{
-    baseline, copy, pipeline, pipeline_quarter, pipeline_webp, pipeline_webp_at,
-    pipeline_webp_quarter,
-};
+use argus_shared::image::Variant;
+use image_bench::{baseline, copy, pipeline, pipeline_jpeg_at, pipeline_webp, pipeline_webp_at};
 use ssimulacra2::{compute_frame_ssimulacra2, ColorPrimaries, Rgb, TransferCharacteristic};
 
 const RUNS: u32 = 20;
@@ -81,7 +81,7 @@ fn main() {
     println!("native (release profile of the Worker: opt-level s, 3 for the image crates, LTO; {RUNS} warm runs each)");
     println!(
         "{:<22} {:>9} {:>9} {:>9} {:>9} {:>9} {:>8} {:>7}",
-        "photo", "jpeg", "webp", "webp 1/4", "jpeg 1/4", "image", "copy", "ratio"
+        "photo", "jpeg", "webp", "webp 1/4", "jpeg small", "image", "copy", "ratio"
     );
     let mut quality_rows = Vec::new();
     for path in &names {
@@ -97,8 +97,8 @@ fn main() {
             continue;
         }
         let (t_webp, webp) = time(pipeline_webp, &input);
-        let (t_webp4, webp4) = time(pipeline_webp_quarter, &input);
-        let (t_jpeg4, jpeg4) = time(pipeline_quarter, &input);
+        let (t_webp4, webp4) = time(|i| pipeline_webp_at(i, Variant::MOBILE.webp.quality, 1), &input);
+        let (t_jpeg4, jpeg4) = time(|i| pipeline_jpeg_at(i, false, Variant::MOBILE.jpeg.quality, 2), &input);
         let (t_base, _) = time(baseline, &input);
         println!(
             "{name:<22} {t_jpeg:>7.2}ms {t_webp:>7.2}ms {t_webp4:>7.2}ms {t_jpeg4:>7.2}ms {t_base:>7.2}ms {t_copy:>6.3}ms {:>6.1}x",
@@ -119,7 +119,7 @@ fn main() {
         "ours webp",
         "ours jpeg",
         "webp 1/4",
-        "jpeg 1/4",
+        "jpeg small",
         "webp/sharp"
     );
     let mut reference_of = Vec::new();
@@ -175,6 +175,28 @@ fn main() {
                 ));
             }
             println!("{line}");
+        }
+    }
+
+    println!();
+    println!("JPEG sweep: encoder effort (small: progressive + trellis; fast: baseline, optimised Huffman) x decode scale x quality: ms, bytes, SSIMULACRA2");
+    for (name, input, reference, _) in &reference_of {
+        for (fast, label) in [(false, "small"), (true, "fast")] {
+            for oversample in [2u8, 1] {
+                let mut line = format!(
+                    "{name:<22} {label:<5} {:<4}",
+                    if oversample == 2 { "1/2" } else { "1/4" }
+                );
+                for q in [70u8, 75, 80] {
+                    let (t, out) = time(|i| pipeline_jpeg_at(i, fast, q, oversample), input);
+                    line.push_str(&format!(
+                        "  q{q}: {t:>5.2}ms {:>5} {:>4.1}",
+                        out.len(),
+                        score(reference, &out)
+                    ));
+                }
+                println!("{line}");
+            }
         }
     }
 }

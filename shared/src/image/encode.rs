@@ -10,13 +10,17 @@
 use image_webp::{ColorType, EncoderParams, WebPEncoder};
 use mozjpeg_rs::{Encoder, Preset};
 
-use super::{Passthrough, Pixels};
+use super::{JpegEffort, Passthrough, Pixels};
 
 /// VP8 frame dimensions are 14 bits.
 pub(crate) const WEBP_MAX_DIMENSION: u32 = 16_383;
 
-pub(crate) fn jpeg(px: &Pixels, quality: u8) -> Result<Vec<u8>, Passthrough> {
-    let encoder = Encoder::new(Preset::ProgressiveBalanced).quality(quality);
+pub(crate) fn jpeg(px: &Pixels, quality: u8, effort: JpegEffort) -> Result<Vec<u8>, Passthrough> {
+    let encoder = match effort {
+        JpegEffort::Fast => Encoder::new(Preset::BaselineFastest).optimize_huffman(true),
+        JpegEffort::Small => Encoder::new(Preset::ProgressiveBalanced),
+    }
+    .quality(quality);
     let out = match px.channels {
         1 => encoder.encode_gray(&px.data, px.width, px.height),
         3 => encoder.encode_rgb(&px.data, px.width, px.height),

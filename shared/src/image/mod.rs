@@ -6,10 +6,12 @@
 //!    limits ([`Limits`]: input bytes, pixels) checked there, so a decompression bomb is refused in
 //!    microseconds;
 //! 2. `decode`: `jpeg-decoder` with DCT-domain scaling to the smallest of 1/1, 1/2, 1/4, 1/8 that
-//!    still leaves at least twice the target size (1920 → 960 for a 480 target);
-//! 3. `resize`: `fast_image_resize` Lanczos3 to the target width, aspect kept, never upscaled;
-//! 4. `encode`: JPEG with `mozjpeg-rs` (progressive, trellis quantisation, optimised Huffman
-//!    tables), or lossy WebP with `vaam-image-webp` (pure-Rust VP8) — [`OutputFormat`], chosen by
+//!    still leaves at least the target size (JPEG at `mobile`: 1920 → 480 straight from the IDCT)
+//!    or twice it (WebP: 1920 → 960, for the resampling pass to filter);
+//! 3. `resize`: `fast_image_resize` Lanczos3 to the target width, aspect kept, never upscaled
+//!    (skipped when the decode already gave that size);
+//! 4. `encode`: JPEG with `mozjpeg-rs` ([`JpegEffort`]: baseline with optimised Huffman tables, or
+//!    progressive with trellis quantisation), or lossy WebP with `vaam-image-webp` (pure-Rust VP8) — [`OutputFormat`], chosen by
 //!    the caller from the client's `Accept` ([`request::choose_format`]).
 //!
 //! Every way this can fail or not be worth it ends in [`Passthrough`]: the caller serves the
@@ -37,41 +39,82 @@ pub struct Variant {
     pub name: &'static str,
     /// The output is at most this wide (aspect kept). Originals no wider pass through.
     pub max_width: u32,
+    /// How JPEG output is made (what the iOS app gets: it asks for `image/jpeg`).
+    pub jpeg: JpegSettings,
+    /// How WebP output is made (clients whose `Accept` names `image/webp`).
+    pub webp: WebpSettings,
+}
+
+/// JPEG output settings of a [`Variant`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct JpegSettings {
     /// mozjpeg quality, 1–100.
-    pub jpeg_quality: u8,
+    pub quality: u8,
+    /// How hard the encoder works for its bytes.
+    pub effort: JpegEffort,
+    /// 1 or 2: as [`WebpSettings::decode_oversample`].
+    pub decode_oversample: u8,
+}
+
+/// WebP output settings of a [`Variant`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct WebpSettings {
     /// vaam-image-webp (VP8) quality, 0–100. Higher than the JPEG's for about the same
     /// SSIMULACRA2: the two scales are not the same (docs/benchmarks.md, "Images").
-    pub webp_quality: u8,
+    pub quality: u8,
     /// DCT-domain decoding stops at the smallest scale (1/1, 1/2, 1/4, 1/8) that still leaves at
     /// least this many times the target size for Lanczos3 to filter: 2 (sharper; 1920 → 960 →
-    /// 480) or 1 (cheaper; 1920 → 480 straight from the IDCT, softer). See docs/benchmarks.md.
+    /// 480) or 1 (cheaper; 1920 → 480 straight from the IDCT, no resampling pass). See
+    /// docs/benchmarks.md.
     pub decode_oversample: u8,
 }
 
 impl Variant {
-    /// `mobile`: the "480×270, tens of KB" class for phone lists and notifications.
+    /// `mobile`: the "480×270, tens of KB" class for phone lists and notifications. JPEG is made
+    /// to fit the Workers free plan's 10 ms of CPU: decoded at 1/4 straight to 480 px, encoded
+    /// baseline without trellis (SSIMULACRA2 71–77 on the test photos, ~10 % more bytes than the
+    /// slow settings). WebP has no fast setting (its encoder dominates either way), so it keeps
+    /// the sharper 1/2 decode + Lanczos3.
     pub const MOBILE: Variant = Variant {
         name: "mobile",
         max_width: 480,
-        jpeg_quality: 70,
-        webp_quality: 86,
-        decode_oversample: 2,
+        jpeg: JpegSettings {
+            quality: 70,
+            effort: JpegEffort::Fast,
+            decode_oversample: 1,
+        },
+        webp: WebpSettings {
+            quality: 86,
+            decode_oversample: 2,
+        },
     };
     /// `high`: full-screen on a phone.
     pub const HIGH: Variant = Variant {
         name: "high",
         max_width: 1280,
-        jpeg_quality: 80,
-        webp_quality: 90,
-        decode_oversample: 2,
+        jpeg: JpegSettings {
+            quality: 80,
+            effort: JpegEffort::Fast,
+            decode_oversample: 2,
+        },
+        webp: WebpSettings {
+            quality: 90,
+            decode_oversample: 2,
+        },
     };
     /// `low`: small list icons, poor connections.
     pub const LOW: Variant = Variant {
         name: "low",
         max_width: 320,
-        jpeg_quality: 60,
-        webp_quality: 80,
-        decode_oversample: 2,
+        jpeg: JpegSettings {
+            quality: 60,
+            effort: JpegEffort::Fast,
+            decode_oversample: 1,
+        },
+        webp: WebpSettings {
+            quality: 80,
+            decode_oversample: 2,
+        },
     };
 
     /// The variant of a quality; `None` for [`ImageQuality::Original`] (bytes untouched).
@@ -83,6 +126,16 @@ impl Variant {
             ImageQuality::Low => Some(Variant::LOW),
         }
     }
+}
+
+/// How much CPU the JPEG encoder spends on making the file smaller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum JpegEffort {
+    /// Baseline, optimised Huffman tables, no trellis quantisation: ~1/6 of `Small`'s CPU for
+    /// ~10–15 % more bytes at the same quality setting.
+    Fast,
+    /// Progressive, trellis quantisation, optimised Huffman tables (mozjpeg's defaults).
+    Small,
 }
 
 /// The output format (part of the edge cache key, see `edge-worker/src/images.rs`).
@@ -297,11 +350,15 @@ pub fn transcode_to(
     limits: &Limits,
 ) -> Result<Transcoded, Passthrough> {
     let (facts, (tw, th)) = plan(input, variant, limits)?;
-    let decoded = decode::decode_scaled(input, &facts, tw, th, variant.decode_oversample)?;
+    let oversample = match format {
+        OutputFormat::Jpeg => variant.jpeg.decode_oversample,
+        OutputFormat::Webp => variant.webp.decode_oversample,
+    };
+    let decoded = decode::decode_scaled(input, &facts, tw, th, oversample)?;
     let resized = resize::to(decoded, tw, th)?;
     let bytes = match format {
-        OutputFormat::Jpeg => encode::jpeg(&resized, variant.jpeg_quality)?,
-        OutputFormat::Webp => encode::webp(&resized, variant.webp_quality)?,
+        OutputFormat::Jpeg => encode::jpeg(&resized, variant.jpeg.quality, variant.jpeg.effort)?,
+        OutputFormat::Webp => encode::webp(&resized, variant.webp.quality)?,
     };
     if bytes.len() >= input.len() {
         return Err(Passthrough::NotSmaller);

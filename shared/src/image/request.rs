@@ -124,8 +124,10 @@ pub fn names(accept: Option<&str>, media: &str) -> bool {
 ///
 /// When both are named, WebP wins whatever the `q` values (the client said it decodes it; the
 /// relay picks the smaller format), except that `image/webp;q=0` is a refusal.
-pub fn choose_format(accept: Option<&str>) -> Option<OutputFormat> {
-    if names(accept, OutputFormat::Webp.content_type()) {
+///
+/// `webp_allowed` false (the policy's `images.webp = false`): never WebP, JPEG by the rules above.
+pub fn choose_format(accept: Option<&str>, webp_allowed: bool) -> Option<OutputFormat> {
+    if webp_allowed && names(accept, OutputFormat::Webp.content_type()) {
         Some(OutputFormat::Webp)
     } else if accepts(accept, OutputFormat::Jpeg.content_type()) {
         Some(OutputFormat::Jpeg)
@@ -255,7 +257,10 @@ mod tests {
         assert!(!accepts(Some("image/*, image/jpeg; q=0"), "image/jpeg"));
         assert!(accepts(Some("image/jpeg, */*;q=0"), "image/jpeg"));
         assert!(!accepts(Some("application/json"), "image/jpeg"));
-        assert_eq!(choose_format(Some("image/jpeg")), Some(OutputFormat::Jpeg));
+        assert_eq!(
+            choose_format(Some("image/jpeg"), true),
+            Some(OutputFormat::Jpeg)
+        );
     }
 
     #[test]
@@ -263,26 +268,36 @@ mod tests {
         use OutputFormat::{Jpeg, Webp};
         // What browsers send.
         let chrome = "image/avif,image/webp,image/apng,image/svg+xml,image/*,*/*;q=0.8";
-        assert_eq!(choose_format(Some(chrome)), Some(Webp));
-        assert_eq!(choose_format(Some("image/webp,*/*")), Some(Webp));
-        assert_eq!(choose_format(Some("image/webp,image/*;q=0.8")), Some(Webp));
-        assert_eq!(choose_format(Some("image/webp")), Some(Webp));
-        assert_eq!(choose_format(Some("IMAGE/WEBP; q=0.5")), Some(Webp));
+        assert_eq!(choose_format(Some(chrome), true), Some(Webp));
+        assert_eq!(choose_format(Some("image/webp,*/*"), true), Some(Webp));
         assert_eq!(
-            choose_format(Some("image/jpeg, image/webp;q=0.1")),
+            choose_format(Some("image/webp,image/*;q=0.8"), true),
+            Some(Webp)
+        );
+        assert_eq!(choose_format(Some("image/webp"), true), Some(Webp));
+        assert_eq!(choose_format(Some("IMAGE/WEBP; q=0.5"), true), Some(Webp));
+        assert_eq!(
+            choose_format(Some("image/jpeg, image/webp;q=0.1"), true),
             Some(Webp)
         );
         // The iOS app, wildcards and no header: JPEG.
-        assert_eq!(choose_format(Some("image/jpeg")), Some(Jpeg));
-        assert_eq!(choose_format(Some("*/*")), Some(Jpeg));
-        assert_eq!(choose_format(Some("image/*")), Some(Jpeg));
-        assert_eq!(choose_format(None), Some(Jpeg));
-        assert_eq!(choose_format(Some("")), Some(Jpeg));
+        assert_eq!(choose_format(Some("image/jpeg"), true), Some(Jpeg));
+        assert_eq!(choose_format(Some("*/*"), true), Some(Jpeg));
+        assert_eq!(choose_format(Some("image/*"), true), Some(Jpeg));
+        assert_eq!(choose_format(None, true), Some(Jpeg));
+        assert_eq!(choose_format(Some(""), true), Some(Jpeg));
         // Refusals.
-        assert_eq!(choose_format(Some("image/webp;q=0, image/*")), Some(Jpeg));
-        assert_eq!(choose_format(Some("image/webp;q=0")), None);
-        assert_eq!(choose_format(Some("image/png")), None);
-        assert_eq!(choose_format(Some("image/*, image/jpeg;q=0")), None);
+        assert_eq!(
+            choose_format(Some("image/webp;q=0, image/*"), true),
+            Some(Jpeg)
+        );
+        assert_eq!(choose_format(Some("image/webp;q=0"), true), None);
+        assert_eq!(choose_format(Some("image/png"), true), None);
+        assert_eq!(choose_format(Some("image/*, image/jpeg;q=0"), true), None);
+        // The policy turned WebP off: JPEG wherever JPEG is acceptable, else the original.
+        assert_eq!(choose_format(Some(chrome), false), Some(Jpeg));
+        assert_eq!(choose_format(Some("image/jpeg"), false), Some(Jpeg));
+        assert_eq!(choose_format(Some("image/webp"), false), None);
         assert!(names(Some("image/webp"), "image/webp"));
         assert!(!names(Some("image/*"), "image/webp"));
         assert!(!names(None, "image/webp"));

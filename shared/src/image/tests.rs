@@ -297,7 +297,6 @@ fn truncated_inputs_never_panic() {
     let variant = Variant {
         name: "test",
         max_width: 200,
-        jpeg_quality: 60,
         ..Variant::LOW
     };
     for cut in [
@@ -328,7 +327,6 @@ fn corrupted_bytes_never_panic() {
     let variant = Variant {
         name: "test",
         max_width: 100,
-        jpeg_quality: 60,
         ..Variant::LOW
     };
     let mut rng = Rng(0x5EED_1234_ABCD_0001);
@@ -551,14 +549,40 @@ fn webp_never_more_bytes_than_the_original() {
 }
 
 #[test]
-fn the_cheaper_decode_scale_gives_the_same_size() {
+fn every_decode_scale_and_jpeg_effort_gives_the_target_size() {
     let input = photo("water-1920x1080.jpg");
-    let cheap = Variant {
-        decode_oversample: 1,
-        ..Variant::MOBILE
-    };
-    for format in [OutputFormat::Jpeg, OutputFormat::Webp] {
-        let out = transcode_to(&input, &cheap, format, &Limits::DEFAULT).expect("transcodes");
+    for decode_oversample in [1, 2] {
+        for effort in [JpegEffort::Fast, JpegEffort::Small] {
+            let variant = Variant {
+                jpeg: JpegSettings {
+                    effort,
+                    decode_oversample,
+                    ..Variant::MOBILE.jpeg
+                },
+                ..Variant::MOBILE
+            };
+            let out = transcode_to(&input, &variant, OutputFormat::Jpeg, &Limits::DEFAULT)
+                .expect("transcodes");
+            assert_eq!(
+                dims(&out.bytes),
+                (480, 270, 3),
+                "{effort:?} {decode_oversample}"
+            );
+            let Probe::Jpeg(facts) = probe(&out.bytes) else {
+                panic!("{effort:?}: not a JPEG");
+            };
+            // Fast is baseline (any decoder, shown top to bottom); Small is progressive.
+            assert_eq!(facts.progressive, effort == JpegEffort::Small);
+        }
+        let variant = Variant {
+            webp: WebpSettings {
+                decode_oversample,
+                ..Variant::MOBILE.webp
+            },
+            ..Variant::MOBILE
+        };
+        let out = transcode_to(&input, &variant, OutputFormat::Webp, &Limits::DEFAULT)
+            .expect("transcodes");
         assert_eq!((out.width, out.height), (480, 270));
     }
 }
