@@ -5,7 +5,9 @@
 //!   the phone: the Worker sets `Content-Encoding` (br, else gzip, by what the phone accepts:
 //!   `request.cf.clientAcceptEncoding`, else the `Accept-Encoding` header) and the
 //!   runtime compresses the body as it sends it (`encodeBody: "automatic"`; workerd does the same
-//!   locally). The tunnel still carries the agent's plain bytes. See docs/benchmarks.md.
+//!   locally). Event lists cross the tunnel gzipped by the agent (the Worker asks for gzip on
+//!   every forward); the runtime decodes them and they are re-encoded for the phone the same
+//!   way. See docs/benchmarks.md.
 
 use argus_shared::encoding;
 use argus_shared::path::CanonicalTarget;
@@ -40,32 +42,43 @@ pub async fn to_origin(
     compress_for_phone(resp, accept_encoding.as_deref())
 }
 
-/// Asks the runtime to compress an eligible answer: 200, JSON or text, not already encoded, not
-/// known to be tiny.
+/// Asks the runtime to compress an eligible answer for the phone: 200, JSON or text, not known
+/// to be tiny, and either plain or gzip from the agent (event lists cross the tunnel gzipped; the
+/// runtime decoded them on arrival, so the phone gets its own coding — br, gzip or none — like
+/// any other answer).
 fn compress_for_phone(
     mut resp: Response,
     accept_encoding: Option<&str>,
 ) -> Result<Response, EdgeError> {
-    let Some(coding) = encoding::choose(accept_encoding) else {
-        return Ok(resp);
-    };
     let h = resp.headers();
     let get = |name: &str| h.get(name).ok().flatten();
+    let origin_coding = get("content-encoding").map(|c| c.trim().to_ascii_lowercase());
+    let from_agent_gzip = origin_coding.as_deref() == Some("gzip");
     let eligible = resp.status_code() == 200
-        && get("content-encoding").is_none()
+        && (origin_coding.is_none() || from_agent_gzip)
         && get("content-type").is_some_and(|ct| encoding::is_compressible(&ct))
-        && get("content-length")
-            .and_then(|l| l.trim().parse::<u64>().ok())
-            .is_none_or(|len| len >= encoding::MIN_COMPRESS_BYTES);
+        && (from_agent_gzip
+            || get("content-length")
+                .and_then(|l| l.trim().parse::<u64>().ok())
+                .is_none_or(|len| len >= encoding::MIN_COMPRESS_BYTES));
     if !eligible {
+        return Ok(resp);
+    }
+    let coding = encoding::choose(accept_encoding);
+    if coding.is_none() && !from_agent_gzip {
         return Ok(resp);
     }
     let h = resp.headers_mut();
     let set = |k: &str, v: &str| h.set(k, v).map_err(|_| EdgeError::Internal);
-    // The length is the uncompressed one; the runtime frames the encoded body itself.
+    // Either length is not the one sent: the runtime frames the encoded body itself.
     h.delete("content-length")
         .map_err(|_| EdgeError::Internal)?;
-    set("content-encoding", coding)?;
+    match coding {
+        Some(coding) => set("content-encoding", coding)?,
+        None => h
+            .delete("content-encoding")
+            .map_err(|_| EdgeError::Internal)?,
+    }
     let vary = h.get("vary").ok().flatten();
     match vary {
         Some(v) if v.to_ascii_lowercase().contains("accept-encoding") => {}

@@ -105,6 +105,10 @@ pub async fn to_origin(
         set(headers::X_FORWARDED_FOR, ip)?;
     }
     set(headers::REQUEST_ID, request_id)?;
+    // The tunnel hop is the home connection's upload: let the agent gzip what it compresses (event
+    // lists), whatever the phone takes. The runtime decodes it on arrival; `bandwidth` picks the
+    // phone's own coding.
+    set("accept-encoding", "gzip")?;
 
     let mut init = RequestInit::new();
     init.with_method(method)

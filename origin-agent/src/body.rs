@@ -35,6 +35,33 @@ pub fn incoming(body: hyper::body::Incoming) -> Body {
     body.map_err(|e| -> BoxError { Box::new(e) }).boxed()
 }
 
+/// Why [`read_capped`] stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadCappedError {
+    #[error("the body is larger than {cap} bytes")]
+    TooLarge { cap: usize },
+    #[error("the body could not be read: {0}")]
+    Read(BoxError),
+}
+
+/// The whole of `body`, at most `cap` bytes.
+///
+/// A plain frame loop rather than `Limited<Body>`: `Limited`'s `Into<BoxError>` bound on an
+/// already boxed error trips rustc's higher-ranked `Send` inference in spawned tasks.
+pub async fn read_capped(mut body: Body, cap: usize) -> Result<Bytes, ReadCappedError> {
+    let mut bytes = bytes::BytesMut::new();
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(ReadCappedError::Read)?;
+        if let Ok(data) = frame.into_data() {
+            if bytes.len() + data.len() > cap {
+                return Err(ReadCappedError::TooLarge { cap });
+            }
+            bytes.extend_from_slice(&data);
+        }
+    }
+    Ok(bytes.freeze())
+}
+
 /// A JSON response with `Cache-Control: no-store` (everything the agent itself says is per-user).
 pub fn json<T: serde::Serialize>(status: StatusCode, value: &T) -> Response<Body> {
     match serde_json::to_vec(value) {

@@ -10,6 +10,7 @@ pub mod body;
 pub mod cli;
 pub mod client;
 pub mod clock;
+pub mod compact_event_list;
 pub mod config;
 pub mod conn;
 pub mod discovery;

@@ -12,6 +12,7 @@ use hyper::{Method, Request, Response};
 
 use crate::body::Body;
 use crate::clock::unix_now;
+use crate::compact_event_list;
 use crate::error::AgentError;
 use crate::identity;
 use crate::metrics::RouteLabel;
@@ -120,18 +121,18 @@ pub async fn dispatch_classified(
             if state.token_memory.due_touch(&claims.sub, unix_now()) {
                 state.touch_device(&claims.sub);
             }
-            state
-                .backend
-                .forward(
-                    req,
-                    ForwardContext {
-                        client_ip: ctx.client_ip,
-                        request_id: &ctx.request_id,
-                        client_upgrade: ctx.client_upgrade,
-                        class,
-                    },
-                )
-                .await
+            let forward = ForwardContext {
+                client_ip: ctx.client_ip,
+                request_id: &ctx.request_id,
+                client_upgrade: ctx.client_upgrade,
+                class,
+            };
+            if compact_event_list::applies(req.method(), &canonical) {
+                let (req, plan, negotiated) = compact_event_list::prepare(req, &canonical)?;
+                let resp = state.backend.forward(req, forward).await?;
+                return compact_event_list::finish(resp, plan.as_ref(), &negotiated).await;
+            }
+            state.backend.forward(req, forward).await
         }
     }
 }

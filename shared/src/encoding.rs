@@ -2,8 +2,9 @@
 //!
 //! ArgusAI answers JSON uncompressed (~2.8 KB per event in `GET /api/v1/events`). The edge Worker
 //! sets `Content-Encoding` on eligible responses and workerd compresses the body as it sends it
-//! (`encodeBody: "automatic"`, the default), so the tunnel carries plain JSON and the phone's
-//! last mile carries brotli or gzip. See docs/benchmarks.md.
+//! (`encodeBody: "automatic"`, the default): the phone's last mile carries brotli or gzip. Event
+//! lists also cross the tunnel gzip-compressed by the agent (origin-agent's
+//! `compact_event_list`). See docs/benchmarks.md.
 
 /// Bodies smaller than this are not worth a compression frame.
 pub const MIN_COMPRESS_BYTES: u64 = 1024;
@@ -11,7 +12,26 @@ pub const MIN_COMPRESS_BYTES: u64 = 1024;
 /// The encoding to use for a client that sent `accept_encoding`: `br` if acceptable, else
 /// `gzip`, else none. `q=0` excludes; `*` covers both.
 pub fn choose(accept_encoding: Option<&str>) -> Option<&'static str> {
-    let header = accept_encoding.filter(|h| !h.trim().is_empty())?;
+    let [br, gzip] = acceptable(accept_encoding);
+    if br {
+        Some("br")
+    } else if gzip {
+        Some("gzip")
+    } else {
+        None
+    }
+}
+
+/// Whether `accept_encoding` allows gzip (the agent's one coding, for the tunnel hop).
+pub fn accepts_gzip(accept_encoding: Option<&str>) -> bool {
+    acceptable(accept_encoding)[1]
+}
+
+/// `[br, gzip]`: which of the two the header allows.
+fn acceptable(accept_encoding: Option<&str>) -> [bool; 2] {
+    let Some(header) = accept_encoding.filter(|h| !h.trim().is_empty()) else {
+        return [false, false];
+    };
     let mut star: Option<bool> = None;
     let mut named: [Option<bool>; 2] = [None, None]; // br, gzip
     for item in header.split(',') {
@@ -31,14 +51,7 @@ pub fn choose(accept_encoding: Option<&str>) -> Option<&'static str> {
             _ => {}
         }
     }
-    let allowed = |i: usize| named[i].or(star).unwrap_or(false);
-    if allowed(0) {
-        Some("br")
-    } else if allowed(1) {
-        Some("gzip")
-    } else {
-        None
-    }
+    [0, 1].map(|i| named[i].or(star).unwrap_or(false))
 }
 
 /// Content types worth compressing: JSON and text. Images and video are already compressed.
@@ -71,6 +84,15 @@ mod tests {
         assert_eq!(choose(Some("identity")), None);
         assert_eq!(choose(Some("gzip;q=0")), None);
         assert_eq!(choose(Some("GZIP")), Some("gzip"));
+    }
+
+    #[test]
+    fn gzip_for_the_tunnel_hop() {
+        assert!(accepts_gzip(Some("gzip, br")));
+        assert!(accepts_gzip(Some("*")));
+        assert!(!accepts_gzip(Some("br")));
+        assert!(!accepts_gzip(Some("gzip;q=0, br")));
+        assert!(!accepts_gzip(None));
     }
 
     #[test]

@@ -8,6 +8,7 @@
 pub mod api;
 pub mod edge_state;
 pub mod encoding;
+pub mod event_list;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod headers;

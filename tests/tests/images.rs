@@ -451,3 +451,128 @@ async fn the_policy_gives_ios_small_images_can_turn_webp_off_and_event_lists_are
     .await;
     assert_eq!(img.header("content-encoding"), "");
 }
+
+fn gunzip(bytes: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    flate2::read::GzDecoder::new(bytes)
+        .read_to_end(&mut out)
+        .expect("valid gzip");
+    out
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_phone_pages_through_compact_event_lists() {
+    let stack = Stack::start().await;
+    let device = stack.pair_phone("viewer").await;
+    let phone = stack.phone().with_token(&device.access_token);
+    let ids = stack.backend.event_ids();
+    let total = ids.len();
+
+    // The seed's paging and projection, names as the seed spells them.
+    let compact = "/api/v1/events?page=2&per_page=20&fields=id,timestamp,thumbnail_url,description";
+    let got = get(&phone, compact, &[]).await;
+    assert_eq!(got.status, 200, "{}", stack.logs());
+    let page: serde_json::Value = serde_json::from_slice(&got.body).expect("JSON");
+    let events = page["events"].as_array().expect("events");
+    let got_ids: Vec<&str> = events.iter().map(|e| e["id"].as_str().unwrap()).collect();
+    assert_eq!(
+        got_ids,
+        ids[20..40].iter().map(String::as_str).collect::<Vec<_>>()
+    );
+    for e in events {
+        let keys: Vec<&str> = e.as_object().unwrap().keys().map(String::as_str).collect();
+        assert!(
+            keys.iter()
+                .all(|k| ["id", "timestamp", "thumbnail_path", "description"].contains(k)),
+            "only the asked fields (ArgusAI's names): {keys:?}"
+        );
+        assert!(e.get("description").is_some() && e.get("timestamp").is_some());
+    }
+    assert_eq!(
+        page["pagination"],
+        serde_json::json!({"page": 2, "per_page": 20, "total": total, "has_next": total > 40})
+    );
+    // ...and what the backend sent besides, as it sent it.
+    assert_eq!(page["total_count"], total);
+    assert_eq!(page["offset"], 20);
+    // The backend was asked in its own terms.
+    assert_eq!(
+        backend_targets(&stack, "/api/v1/events"),
+        vec!["/api/v1/events?limit=20&offset=20".to_owned()]
+    );
+
+    // The same page as the iOS app asks for it: untouched by the relay, the full events.
+    let full = get(&phone, "/api/v1/events?limit=20&offset=20", &[]).await;
+    assert_eq!(full.status, 200);
+    let full_page: serde_json::Value = serde_json::from_slice(&full.body).unwrap();
+    assert!(full_page.get("pagination").is_none());
+    assert_eq!(full_page["events"][0]["id"], ids[20].as_str());
+    assert!(full_page["events"][0].get("processing_metadata").is_some());
+
+    // Compressed for a phone that takes it.
+    let mut cf = e2e::phone::cf_blob("US", 64496, "TLSv1.3");
+    cf["clientAcceptEncoding"] = "gzip".into();
+    let gz = get(
+        &phone.clone().with_cf(cf),
+        compact,
+        &[("accept-encoding", "gzip")],
+    )
+    .await;
+    assert_eq!(gz.header("content-encoding"), "gzip", "{}", stack.logs());
+    assert_eq!(gunzip(&gz.body), got.body, "the same JSON, compressed");
+    eprintln!(
+        "20-event page: {} bytes as the backend sends it, {} projected, {} projected + gzip",
+        full.body.len(),
+        got.body.len(),
+        gz.body.len()
+    );
+    assert!(
+        got.body.len() * 4 < full.body.len(),
+        "projection saves most of it"
+    );
+
+    // The tunnel hop itself is gzip: what the Worker sends the agent, asked directly.
+    let tunnel = stack.tunnel().with_device(&device);
+    let hop = tunnel
+        .request(reqwest::Method::GET, compact)
+        .header("accept-encoding", "gzip")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(hop.headers()["content-encoding"], "gzip");
+    let hop_bytes = hop.bytes().await.unwrap();
+    assert_eq!(gunzip(&hop_bytes), got.body);
+
+    // Validators: the same list again is a 304 with no body.
+    let etag = got.header("etag").to_owned();
+    assert!(etag.starts_with("W/\""), "{etag}");
+    let again = get(&phone, compact, &[("if-none-match", &etag)]).await;
+    assert_eq!(again.status, 304, "{}", stack.logs());
+    assert!(again.body.is_empty());
+    let app_etag = full.header("etag").to_owned();
+    let again = get(
+        &phone,
+        "/api/v1/events?limit=20&offset=20",
+        &[("if-none-match", &app_etag)],
+    )
+    .await;
+    assert_eq!(again.status, 304, "the app's own call has validators too");
+
+    // Bad parameters: a JSON 400 that says which, and nothing reaches the backend.
+    let before = backend_targets(&stack, "/api/v1/events").len();
+    for (bad, says) in [
+        ("/api/v1/events?per_page=1000", "per_page"),
+        ("/api/v1/events?page=0", "page"),
+        ("/api/v1/events?page=2&limit=10", "mixed"),
+        ("/api/v1/events?fields=id,pasword", "pasword"),
+    ] {
+        let got = get(&phone, bad, &[]).await;
+        assert_eq!(got.status, 400, "{bad}");
+        let err: serde_json::Value = serde_json::from_slice(&got.body).expect("JSON error");
+        assert_eq!(err["error"]["code"], "bad_request", "{bad}");
+        let message = err["error"]["message"].as_str().unwrap();
+        assert!(message.contains(says), "{bad}: {message}");
+        assert!(err["error"]["request_id"].is_string());
+    }
+    assert_eq!(backend_targets(&stack, "/api/v1/events").len(), before);
+}

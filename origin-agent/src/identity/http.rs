@@ -21,7 +21,6 @@
 
 use argus_shared::route::{AgentRoute, PublicRoute};
 use argus_shared::token::{AccessClaims, Scope as TokenScope};
-use http_body_util::BodyExt;
 use hyper::{Request, Response, StatusCode};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -81,22 +80,15 @@ fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, AgentError> {
 }
 
 /// The whole body, at most `MAX_JSON_BODY` bytes.
-async fn read_small_body(req: Request<Body>) -> Result<Vec<u8>, AgentError> {
-    // A plain frame loop rather than `Limited<Body>`: `Limited`'s `Into<BoxError>` bound on an
-    // already boxed error trips rustc's higher-ranked `Send` inference in spawned tasks.
-    let mut body = req.into_body();
-    let mut bytes = Vec::new();
-    while let Some(frame) = body.frame().await {
-        let frame =
-            frame.map_err(|_| AgentError::BadRequest("could not read the request body".into()))?;
-        if let Ok(data) = frame.into_data() {
-            if bytes.len() + data.len() > MAX_JSON_BODY {
-                return Err(AgentError::PayloadTooLarge);
+async fn read_small_body(req: Request<Body>) -> Result<bytes::Bytes, AgentError> {
+    body::read_capped(req.into_body(), MAX_JSON_BODY)
+        .await
+        .map_err(|e| match e {
+            body::ReadCappedError::TooLarge { .. } => AgentError::PayloadTooLarge,
+            body::ReadCappedError::Read(_) => {
+                AgentError::BadRequest("could not read the request body".into())
             }
-            bytes.extend_from_slice(&data);
-        }
-    }
-    Ok(bytes)
+        })
 }
 
 /// The `n`th segment of a decoded canonical path (`/a/b` → 0:`a`, 1:`b`).
