@@ -21,8 +21,8 @@
 //! 5. Miss: fetch through the tunnel without the client's conditional/range headers, read at most
 //!    [`Limits::max_input_bytes`] (larger ones stream through untouched), transcode, answer, store.
 //!
-//! Phones get `Cache-Control: private` (with the edge TTL as `max-age`), `Vary: Accept`, an ETag
-//! of the bytes they got (answered with 304 on `If-None-Match`), `x-relay-image` saying what was
+//! Phones get `Cache-Control: private` (with the edge TTL as `max-age`), `Vary: Accept`, the
+//! original's `Last-Modified` (from the backend, through the agent), an ETag of the bytes they got (answered with 304 on `If-None-Match`), `x-relay-image` saying what was
 //! done and why, and `x-relay-cache: hit|miss` on cacheable routes.
 
 use argus_shared::headers;
@@ -53,10 +53,12 @@ const CONDITIONAL_HEADERS: &[&str] = &[
     "range",
 ];
 
-/// Origin response headers kept on what the phone gets.
+/// Origin response headers kept on what the phone gets. `Last-Modified` is the original's: a
+/// variant changes exactly when its original does (the ETag is the variant's own bytes').
 const KEPT_ORIGIN_HEADERS: &[&str] = &[
     "access-control-allow-origin",
     "access-control-allow-credentials",
+    "last-modified",
 ];
 
 pub async fn serve(

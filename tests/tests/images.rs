@@ -104,6 +104,12 @@ async fn mobile_images_are_small_cached_and_refused_to_a_revoked_device() {
     assert_eq!(first.header("x-relay-cache"), "miss");
     assert!(first.header("cache-control").starts_with("private"));
     assert_eq!(first.header("vary"), "Accept");
+    // Validators: the variant's own ETag, the original's Last-Modified (from the backend, through
+    // the agent).
+    // (Compared with the backend's at the end of this test, not to disturb the fetch counts.)
+    assert!(first.header("etag").starts_with("\"r1-"));
+    let variant_last_modified = first.header("last-modified").to_owned();
+    assert!(!variant_last_modified.is_empty());
     eprintln!(
         "mobile: {} bytes -> {} bytes ({w}x{h})",
         original.len(),
@@ -315,6 +321,18 @@ async fn mobile_images_are_small_cached_and_refused_to_a_revoked_device() {
         5,
         "two transcoding fetches (JPEG, WebP), three originals (png-only, quality=original, \
          no quality), nothing for the revoked device"
+    );
+
+    // The variant's Last-Modified is the original's (the backend's, passed on by the agent).
+    let origin = reqwest::Client::new()
+        .get(format!("{}{large}", stack.backend.url()))
+        .header("x-api-key", e2e::backend::DEFAULT_API_KEY)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        origin.headers()["last-modified"].to_str().unwrap(),
+        variant_last_modified
     );
 }
 
