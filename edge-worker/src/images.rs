@@ -22,8 +22,9 @@
 //!    [`Limits::max_input_bytes`] (larger ones stream through untouched), transcode, answer, store.
 //!
 //! Phones get `Cache-Control: private` (with the edge TTL as `max-age`), `Vary: Accept`, the
-//! original's `Last-Modified` (from the backend, through the agent), an ETag of the bytes they got (answered with 304 on `If-None-Match`), `x-relay-image` saying what was
-//! done and why, and `x-relay-cache: hit|miss` on cacheable routes.
+//! original's `Last-Modified` (from the backend, through the agent), an ETag of the bytes they
+//! got (answered with 304 on `If-None-Match`), `x-relay-image` saying what was done and why, and
+//! `x-relay-cache: hit|miss` on cacheable routes.
 
 use argus_shared::headers;
 use argus_shared::image::request::{self as img_req, etag_matches};
