@@ -42,10 +42,13 @@ pub async fn to_origin(
     compress_for_phone(resp, accept_encoding.as_deref())
 }
 
-/// Asks the runtime to compress an eligible answer for the phone: 200, JSON or text, not known
-/// to be tiny, and either plain or gzip from the agent (event lists cross the tunnel gzipped; the
-/// runtime decoded them on arrival, so the phone gets its own coding — br, gzip or none — like
-/// any other answer).
+/// Makes the answer's coding one the phone takes. The Worker asks the origin for gzip on every
+/// forward (the tunnel is the home connection's upload); the runtime decodes a gzip body on
+/// arrival and encodes what the Worker returns by its `Content-Encoding`, so that header is the
+/// only thing to decide:
+/// - a 200 JSON or text answer (not known to be tiny): br, else gzip, else none, by what the phone
+///   accepts — whether the agent sent it plain or gzip (event lists cross the tunnel gzipped);
+/// - any other gzip answer: kept for a phone that takes gzip, else sent decoded.
 fn compress_for_phone(
     mut resp: Response,
     accept_encoding: Option<&str>,
@@ -53,19 +56,22 @@ fn compress_for_phone(
     let h = resp.headers();
     let get = |name: &str| h.get(name).ok().flatten();
     let origin_coding = get("content-encoding").map(|c| c.trim().to_ascii_lowercase());
-    let from_agent_gzip = origin_coding.as_deref() == Some("gzip");
-    let eligible = resp.status_code() == 200
-        && (origin_coding.is_none() || from_agent_gzip)
+    let origin_gzip = origin_coding.as_deref() == Some("gzip");
+    let compressible = resp.status_code() == 200
+        && (origin_coding.is_none() || origin_gzip)
         && get("content-type").is_some_and(|ct| encoding::is_compressible(&ct))
-        && (from_agent_gzip
+        && (origin_gzip
             || get("content-length")
                 .and_then(|l| l.trim().parse::<u64>().ok())
                 .is_none_or(|len| len >= encoding::MIN_COMPRESS_BYTES));
-    if !eligible {
+    let coding = if compressible {
+        encoding::choose(accept_encoding)
+    } else if origin_gzip {
+        encoding::accepts_gzip(accept_encoding).then_some("gzip")
+    } else {
         return Ok(resp);
-    }
-    let coding = encoding::choose(accept_encoding);
-    if coding.is_none() && !from_agent_gzip {
+    };
+    if coding.is_none() && !origin_gzip {
         return Ok(resp);
     }
     let h = resp.headers_mut();
