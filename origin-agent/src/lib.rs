@@ -12,6 +12,7 @@ pub mod client;
 pub mod clock;
 pub mod config;
 pub mod conn;
+pub mod detach_head;
 pub mod discovery;
 pub mod drain_unread_body;
 pub mod edge_stats;

@@ -201,15 +201,9 @@ impl Backend {
             {
                 continue;
             }
-            // A copy, not a clone: hyper's header values are slices of the connection's read
-            // buffer (8 KiB), which stays allocated while any of them lives, and hyper has
-            // already taken a second buffer to read on. Copying the few forwarded values lets
-            // the first go now instead of after the backend answers — most of a waiting
-            // request's memory when many wait for a backend slot.
-            // (`from_bytes` accepts what hyper's parser does; should it ever not, share it.)
-            let mut v = HeaderValue::from_bytes(value.as_bytes()).unwrap_or_else(|_| value.clone());
-            v.set_sensitive(value.is_sensitive());
-            h.append(name.clone(), v);
+            // A clone shares the request's own head buffer, not hyper's read buffer: the
+            // server copied the head out of that before hyper read on (detach_head).
+            h.append(name.clone(), value.clone());
         }
         // Nothing of the incoming head (URI, headers) is referenced past this point.
         drop(parts);
