@@ -17,6 +17,7 @@ pub mod discovery;
 pub mod drain_unread_body;
 pub mod edge_stats;
 pub mod error;
+pub mod fingerprint_set;
 pub mod identity;
 pub mod keys;
 pub mod lan_cert;
