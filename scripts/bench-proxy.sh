@@ -6,7 +6,8 @@
 # (`/api/v1/events?limit=1`, ~3 KB answer) and an ArgusAI-shaped one (`/api/v1/events?limit=20`,
 # the app's event list: ~64 KB of JSON). For each: saturated (64 connections per target:
 # throughput) and light (1 connection: the latency a proxy adds per request). Then the agent's
-# memory with 1,000 concurrent keep-alive connections. Then the tiny request again, saturated,
+# memory with 1,000 concurrent keep-alive connections, after the runs above, and that of a second,
+# fresh agent driven straight to 1,000 connections. Then the tiny request again, saturated,
 # with the processes pinned (taskset): load generator and backend on CPU 0, the proxy under test
 # on CPU 1 — the proxy's CPU no longer taken from the backend's, as on a machine with a core to
 # spare. Prints Markdown tables; ratios are against the direct run of the same table (and nginx).
@@ -151,6 +152,30 @@ step "the agent with $BIG concurrent keep-alive connections"
   --duration "$DURATION" --warmup "$WARMUP" "${common[@]}" --pair-code "$(owner_code)" \
   --rss-pid "$AGENT_PID" --hold 3 | tee "$work/big.json"
 
+# A second agent, fresh (nothing served before), driven straight to $BIG connections: the figure
+# without what the runs above leave in the first agent's heap (glibc keeps freed memory) and
+# replay cache (nonces of the last minute).
+"$BIN/argus-relay" init --data-dir "$work/fresh/data" --config "$work/fresh/config.toml" \
+  --public-url https://relay.bench --backend-url "$BACKEND" --backend-api-key "$KEY" >/dev/null
+sed -i 's/^max_connections = .*/max_connections = 4096/' "$work/fresh/config.toml"
+"$BIN/argus-relay" run --config "$work/fresh/config.toml" \
+  --tunnel-listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 >"$work/fresh.out" 2>"$work/fresh.log" &
+FRESH_PID=$!
+pids+=("$FRESH_PID")
+ready=$(wait_line "$work/fresh.out" '"listening"')
+FRESH_TUNNEL=$(echo "$ready" | grep -oE '"tunnel":"[0-9.:]+"' | cut -d'"' -f4)
+FRESH_ADMIN=$(echo "$ready" | grep -oE '"admin":"[0-9.:]+"' | cut -d'"' -f4)
+FRESH_SECRET=$("$BIN/argus-relay" worker-config --json --config "$work/fresh/config.toml" \
+  | grep -oE '"RELAY_SIGNING_SECRET": *"[0-9a-f]+"' | grep -oE '[0-9a-f]{64}')
+fresh_code=$(ARGUS_RELAY_ADMIN_URL="http://$FRESH_ADMIN" "$BIN/argus-relay" pair --no-wait --json \
+  --scope viewer --config "$work/fresh/config.toml" | grep -oE '"code": *"[A-Z0-9]+"' | cut -d'"' -f4)
+fresh_start_rss=$(grep VmRSS "/proc/$FRESH_PID/status" | grep -oE '[0-9]+')
+step "a fresh agent straight to $BIG concurrent keep-alive connections"
+"$BIN/loadgen" --target "agent-fresh-$BIG=http://$FRESH_TUNNEL$TARGET_PATH" --connections "$BIG" \
+  --duration "$DURATION" --warmup "$WARMUP" --secret "$FRESH_SECRET" --header "x-api-key:$KEY" \
+  --pair-code "$fresh_code" --rss-pid "$FRESH_PID" --hold 3 | tee "$work/fresh.json"
+kill "$FRESH_PID" 2>/dev/null || true
+
 # Pinned: every thread of a process (taskset -a), nginx's master and workers.
 pin() {
   local cpu=$1; shift
@@ -190,3 +215,7 @@ peak=$(grep -oE '"rss_peak_kib":[0-9]+' "$work/big.json" | cut -d: -f2)
 hold=$(grep -oE '"rss_hold_kib":[0-9]+' "$work/big.json" | cut -d: -f2)
 printf '\nagent RSS: %s KiB idle; %s KiB peak under load with %s connections; %s KiB with the %s connections open and idle\n' \
   "$idle_rss" "$peak" "$BIG" "$hold" "$BIG"
+fresh_peak=$(grep -oE '"rss_peak_kib":[0-9]+' "$work/fresh.json" | cut -d: -f2)
+fresh_rps=$(grep -oE '"rps":[0-9.]+' "$work/fresh.json" | head -1 | cut -d: -f2)
+printf 'fresh agent RSS: %s KiB at start; %s KiB peak under load with %s connections (%.0f req/s), nothing served before\n' \
+  "$fresh_start_rss" "$fresh_peak" "$BIG" "$fresh_rps"

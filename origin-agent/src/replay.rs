@@ -3,103 +3,113 @@
 //!
 //! A signature verifies only within [`MAX_SKEW_SECS`] of its own timestamp
 //! ([`argus_shared::signature::verify`]), so a nonce is kept until its timestamp plus
-//! `MAX_SKEW_SECS` has passed — not a full window from its arrival: a replay later than that is
-//! refused as stale anyway. With the Worker's clock in step this keeps half as many nonces as
-//! remembering `2 * MAX_SKEW_SECS` from arrival (memory grows with the request rate: ~20 bytes a
-//! request of the last minute).
+//! `MAX_SKEW_SECS` has passed (a replay later than that is refused as stale anyway), and at most
+//! [`GENERATION_SECS`] longer. Memory grows with the request rate: ~10 bytes a request of the
+//! last minute and a bit.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::VecDeque;
 use std::hash::BuildHasher;
 use std::sync::Mutex;
 
 use argus_shared::signature::MAX_SKEW_SECS;
 
-/// Nonces are kept as 64-bit keyed hashes (SipHash, random key per process), in a set for lookup
-/// and a queue in arrival order for expiry, whose expiries (whole seconds, nearly all equal to
-/// their neighbours') are run-length encoded: O(1) per request, ~20 bytes per nonce remembered.
-/// A false "replayed" needs two of the Worker's random nonces to collide in 64 bits within a
+use crate::fingerprint_set::FingerprintSet;
+
+/// Nonces are grouped by their signature's timestamp, this many seconds a group ("generation"):
+/// a generation is dropped whole once its newest timestamp is stale. Shorter keeps fewer stale
+/// nonces; longer, fewer sets (at most 121 / 8 + 1 = 16 live).
+const GENERATION_SHIFT: u32 = 3;
+pub const GENERATION_SECS: u64 = 1 << GENERATION_SHIFT;
+
+/// Nonces are kept as 64-bit keyed hashes (SipHash, a random key per process, so nobody can aim
+/// for a collision), 8 bytes each in a flat table per generation ([`FingerprintSet`]). A request
+/// looks in one table: a replay carries the same signed timestamp, so the same generation. A
+/// false "replayed" needs two of the Worker's random nonces to collide in 64 bits within a
 /// minute or two. Only correctly signed requests add nonces, so only the Worker fills this.
 #[derive(Default)]
 pub struct ReplayCache {
     hasher: std::collections::hash_map::RandomState,
-    inner: Mutex<Seen>,
+    inner: Mutex<Generations>,
 }
 
 #[derive(Default)]
-struct Seen {
-    set: HashSet<u64, BuildIdentity>,
-    /// Keys, oldest first.
-    queue: VecDeque<u64>,
-    /// (expiry, how many keys of `queue` in a row have it), oldest first.
-    expiries: VecDeque<(u64, u32)>,
+struct Generations {
+    /// Oldest first, by `id`, no two with the same.
+    live: VecDeque<Generation>,
+}
+
+struct Generation {
+    /// `timestamp >> GENERATION_SHIFT` of its nonces.
+    id: u64,
+    seen: FingerprintSet,
 }
 
 impl ReplayCache {
     /// Records `nonce` of a signature made at `timestamp` (already checked to be within
-    /// `MAX_SKEW_SECS` of `now`); false if it was already seen while it could verify.
+    /// `MAX_SKEW_SECS` of `now`; anything else is refused); false if it was already seen while
+    /// it could verify.
     pub fn first_use(&self, nonce: &str, timestamp: u64, now: u64) -> bool {
-        let key = self.hasher.hash_one(nonce);
-        let Ok(mut seen) = self.inner.lock() else {
+        if timestamp.abs_diff(now) > MAX_SKEW_SECS {
+            return false;
+        }
+        let fingerprint = self.hasher.hash_one(nonce);
+        let Ok(mut generations) = self.inner.lock() else {
             return false;
         };
-        let seen = &mut *seen;
-        // The queue is in arrival order, its expiries nearly so (timestamps differ by the
-        // edge's clock and transit time): an entry behind the front may leave a little late,
-        // never early.
-        while let Some(&(expires, n)) = seen.expiries.front() {
-            if expires > now {
+        generations.forget_stale(now);
+        generations.insert(timestamp >> GENERATION_SHIFT, fingerprint)
+    }
+}
+
+impl Generations {
+    /// Drops the generations whose every signature is stale: the newest timestamp of generation
+    /// `id` is `((id + 1) << GENERATION_SHIFT) - 1`, stale once `now` is past it plus
+    /// `MAX_SKEW_SECS`.
+    fn forget_stale(&mut self, now: u64) {
+        while let Some(oldest) = self.live.front() {
+            let newest_timestamp = ((oldest.id + 1) << GENERATION_SHIFT) - 1;
+            if newest_timestamp + MAX_SKEW_SECS >= now {
                 break;
             }
-            seen.expiries.pop_front();
-            for old in seen.queue.drain(..n as usize) {
-                seen.set.remove(&old);
+            self.live.pop_front();
+        }
+    }
+
+    fn insert(&mut self, id: u64, fingerprint: u64) -> bool {
+        // Nearly always the newest generation, or the one just before.
+        let at = match self.live.iter().rposition(|g| g.id <= id) {
+            Some(i) if self.live[i].id == id => i,
+            found => {
+                // A new generation starts as large as the newest one ended, and 1/8 more, so
+                // at a steady rate it never grows (growing doubles the table).
+                let expected = self.live.back().map_or(0, |g| g.seen.len());
+                let at = found.map_or(0, |i| i + 1);
+                self.live.insert(
+                    at,
+                    Generation {
+                        id,
+                        seen: FingerprintSet::with_expected(expected + expected / 8),
+                    },
+                );
+                at
             }
-        }
-        if !seen.set.insert(key) {
-            return false;
-        }
-        // Past `timestamp + MAX_SKEW_SECS` the signature is stale: forget it then. `now` bounds
-        // it too, should a caller pass a timestamp it did not check.
-        let expires = timestamp.min(now + MAX_SKEW_SECS) + MAX_SKEW_SECS + 1;
-        seen.queue.push_back(key);
-        match seen.expiries.back_mut() {
-            Some((e, n)) if *e == expires && *n < u32::MAX => *n += 1,
-            _ => seen.expiries.push_back((expires, 1)),
-        }
-        true
+        };
+        self.live[at].seen.insert(fingerprint)
     }
-}
 
-/// The keys are already hashes: no second hashing.
-#[derive(Default, Clone, Copy)]
-struct BuildIdentity;
-
-impl BuildHasher for BuildIdentity {
-    type Hasher = IdentityHasher;
-    fn build_hasher(&self) -> IdentityHasher {
-        IdentityHasher(0)
-    }
-}
-
-struct IdentityHasher(u64);
-
-impl std::hash::Hasher for IdentityHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for b in bytes {
-            self.0 = (self.0 << 8) | u64::from(*b);
-        }
-    }
-    fn write_u64(&mut self, n: u64) {
-        self.0 = n;
+    #[cfg(test)]
+    fn remembered(&self) -> (usize, usize) {
+        self.live
+            .iter()
+            .fold((0, 0), |(n, b), g| (n + g.seen.len(), b + g.seen.bytes()))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use argus_shared::fuzzing::XorShift;
+    use std::collections::HashMap;
 
     #[test]
     fn a_nonce_is_accepted_once_within_the_window() {
@@ -116,40 +126,89 @@ mod tests {
     }
 
     #[test]
-    fn a_nonce_is_forgotten_once_its_signature_is_stale() {
+    fn refused_to_the_last_second_whatever_the_timestamp_in_its_generation() {
+        for timestamp in 1_000..1_000 + 2 * GENERATION_SECS {
+            let cache = ReplayCache::default();
+            assert!(cache.first_use("n", timestamp, timestamp));
+            let last = timestamp + MAX_SKEW_SECS;
+            // Another request at that second forgets what is stale by then…
+            assert!(cache.first_use("other", last, last));
+            // …but not this one, whose signature still verifies.
+            assert!(!cache.first_use("n", timestamp, last), "{timestamp}");
+        }
+    }
+
+    #[test]
+    fn a_timestamp_outside_the_window_is_refused() {
+        let cache = ReplayCache::default();
+        assert!(!cache.first_use("n1", 100, 100 + MAX_SKEW_SECS + 1));
+        assert!(!cache.first_use("n2", 100 + MAX_SKEW_SECS + 1, 100));
+    }
+
+    #[test]
+    fn a_nonce_is_forgotten_at_most_a_generation_after_its_signature_is_stale() {
         let cache = ReplayCache::default();
         assert!(cache.first_use("n1", 100, 120));
-        assert!(cache.first_use("other", 161, 161));
-        let seen = cache.inner.lock().unwrap();
-        assert_eq!(seen.set.len(), 1);
+        let stale_by = (((100 >> GENERATION_SHIFT) + 1) << GENERATION_SHIFT) + MAX_SKEW_SECS;
+        assert!(stale_by <= 100 + MAX_SKEW_SECS + GENERATION_SECS);
+        assert!(cache.first_use("other", stale_by - 1, stale_by - 1));
+        assert_eq!(cache.inner.lock().unwrap().remembered().0, 2);
+        assert!(cache.first_use("other2", stale_by, stale_by));
+        assert_eq!(cache.inner.lock().unwrap().remembered().0, 2);
     }
 
+    /// Against a model that remembers every accepted (nonce, timestamp): a replay (same nonce,
+    /// same signed timestamp) is refused for as long as its signature could verify, whatever the
+    /// order of timestamps; a nonce never seen is accepted.
     #[test]
-    fn out_of_order_expiries_leave_late_never_early() {
+    fn agrees_with_remembering_everything() {
         let cache = ReplayCache::default();
-        assert!(cache.first_use("a", 101, 101));
-        assert!(cache.first_use("b", 100, 101));
-        assert!(cache.first_use("c", 101, 101));
-        // "b" (stale after 160) waits behind "a" (stale after 161)…
-        assert!(cache.first_use("d", 161, 161));
-        assert!(!cache.first_use("a", 101, 161));
-        assert!(!cache.first_use("c", 101, 161));
-        // …and all three go once "a" can.
-        assert!(cache.first_use("e", 162, 162));
-        let seen = cache.inner.lock().unwrap();
-        assert_eq!(seen.set.len(), 2);
-        assert_eq!(seen.queue.len(), 2);
+        let mut accepted: HashMap<(String, u64), ()> = HashMap::new();
+        let mut nonces: HashMap<String, ()> = HashMap::new();
+        let mut rng = XorShift(7);
+        let mut now = 1_000_000u64;
+        for _ in 0..200_000 {
+            now += rng.next_u64() % 2;
+            let timestamp = now - MAX_SKEW_SECS + rng.next_u64() % (2 * MAX_SKEW_SECS + 1);
+            // Few nonces and timestamps, so many repeat, within and after their window.
+            let nonce = format!("n{}", rng.next_u64() % 3000);
+            let replay = accepted.contains_key(&(nonce.clone(), timestamp));
+            let got = cache.first_use(&nonce, timestamp, now);
+            if replay {
+                assert!(!got, "replay of {nonce} at {timestamp} accepted at {now}");
+            }
+            if !nonces.contains_key(&nonce) {
+                assert!(got, "first use of {nonce} refused");
+            }
+            if got {
+                accepted.insert((nonce.clone(), timestamp), ());
+                nonces.insert(nonce, ());
+            }
+        }
     }
 
     #[test]
-    fn old_entries_are_pruned() {
+    fn about_ten_bytes_a_nonce_at_a_steady_rate() {
+        let cache = ReplayCache::default();
+        for i in 0..100_000u64 {
+            let now = 1_000 + i / 1_000; // 1,000 a second for 100 s
+            assert!(cache.first_use(&format!("n{i}"), now, now));
+        }
+        let (n, bytes) = cache.inner.lock().unwrap().remembered();
+        // Kept: the last 61 s and up to one generation more.
+        assert!((61_000..=(61 + GENERATION_SECS as usize) * 1_000).contains(&n));
+        assert!(bytes <= n * 12, "{bytes} bytes for {n} nonces");
+    }
+
+    #[test]
+    fn old_generations_are_dropped() {
         let cache = ReplayCache::default();
         for i in 0..5000 {
             assert!(cache.first_use(&format!("n{i}"), 0, 0));
         }
         assert!(cache.first_use("late", 10_000, 10_000));
-        let seen = cache.inner.lock().unwrap();
-        assert_eq!((seen.set.len(), seen.queue.len()), (1, 1));
-        assert_eq!(seen.expiries.len(), 1);
+        let g = cache.inner.lock().unwrap();
+        assert_eq!(g.live.len(), 1);
+        assert_eq!(g.remembered().0, 1);
     }
 }
