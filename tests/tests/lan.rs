@@ -17,7 +17,7 @@ use e2e::lan::{
     session_options, Impostor, ImpostorCert, LOOPBACK_IF,
 };
 use e2e::phone::exchange_raw;
-use e2e::stack::{Stack, StackOptions};
+use e2e::stack::{eventually, Stack, StackOptions};
 use origin_agent::client::http::lan_client;
 use origin_agent::client::pin::{pinned_tls_config, Pin};
 use origin_agent::client::verify::LanRejected;
@@ -96,6 +96,17 @@ fn body_of(raw: &str) -> Value {
     serde_json::from_str(body).unwrap_or(Value::Null)
 }
 
+/// How many request log lines the agent wrote for `path` on `listener`, once it has written
+/// `want` (or after 3 s). A line is written when the answer's body is done, which can be just
+/// after the phone has read it all.
+async fn logged(stack: &Stack, listener: &str, path: &str, want: usize) -> usize {
+    eventually(Duration::from_secs(3), || async {
+        (stack.agent.saw(listener, path) >= want).then_some(())
+    })
+    .await;
+    stack.agent.saw(listener, path)
+}
+
 #[test]
 fn at_home_the_phone_goes_straight_to_the_agent() {
     run("at_home_the_phone_goes_straight_to_the_agent", async {
@@ -125,12 +136,18 @@ fn at_home_the_phone_goes_straight_to_the_agent() {
             assert_eq!((resp.route, resp.status), (Route::Lan(lan), 200));
             lan_times.push(resp.elapsed);
         }
-        assert_eq!(stack.agent.saw("lan", "/api/v1/events") - before, 10);
+        assert_eq!(
+            logged(&stack, "lan", "/api/v1/events", before + 10).await - before,
+            10
+        );
 
         // Tokens rotate at home too.
         let old_refresh = session.state().await.refresh_token;
         session.refresh().await.unwrap();
-        assert_eq!(stack.agent.saw("lan", "/api/v1/mobile/auth/refresh"), 1);
+        assert_eq!(
+            logged(&stack, "lan", "/api/v1/mobile/auth/refresh", 1).await,
+            1
+        );
         assert_ne!(session.state().await.refresh_token, old_refresh);
         let resp = session.get("/api/v1/events?limit=1").await.unwrap();
         assert_eq!((resp.route, resp.status), (Route::Lan(lan), 200));
