@@ -24,7 +24,6 @@ use bytes::Bytes;
 use flate2::write::GzEncoder;
 use hyper::header::{HeaderValue, ACCEPT_ENCODING, CONTENT_ENCODING, CONTENT_LENGTH, ETAG, VARY};
 use hyper::{Method, Request, Response, StatusCode, Uri};
-use sha2::{Digest, Sha256};
 
 use crate::body::{self, Body};
 use crate::error::AgentError;
@@ -157,10 +156,12 @@ pub async fn finish(
     Ok(Response::from_parts(parts, body::full(out)))
 }
 
-/// Weak (`W/`): the same for the plain and the gzip bytes, which are the same JSON.
+/// Weak (`W/`): the same for the plain and the gzip bytes, which are the same JSON. XXH3-128:
+/// every event list is tagged, so the hash is on the proxy's hot path (SHA-256 cost as much as
+/// the rest of proxying a 64 KB page); a validator needs no cryptographic strength — a client only
+/// ever compares it with what this URL answered before.
 fn etag_of(json: &[u8]) -> String {
-    let digest = Sha256::digest(json);
-    format!("W/\"el1-{}\"", hex::encode(&digest[..12]))
+    format!("W/\"el1-{:032x}\"", xxhash_rust::xxh3::xxh3_128(json))
 }
 
 fn gzip(data: &[u8]) -> std::io::Result<Vec<u8>> {
