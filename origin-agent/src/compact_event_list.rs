@@ -4,9 +4,11 @@
 //!   ArgusAI's `limit`/`offset` before forwarding, the answer projected and given `pagination`.
 //!   Bad values: 400 with the reason. Without them the request is forwarded unchanged (the iOS
 //!   app's own `limit`/`offset` call).
-//! - Every `200` event list, shaped or not, gets a weak ETag of its JSON and a `304` for an
+//! - Every `200` event list the agent reads gets a weak ETag of its JSON and a `304` for an
 //!   `If-None-Match` that matches it (the backend is still asked: it has no validators of its
-//!   own, so the saving is the bytes, not the query).
+//!   own, so the saving is the bytes, not the query). It reads those it shapes, those for a client
+//!   that takes gzip (the Worker always does) and those asked with `If-None-Match`; a plain call
+//!   from a client that takes none of that is streamed like any other answer.
 //! - gzip for a client that accepts it (the Worker does; so does the iOS app's URLSession on the
 //!   LAN): ~10× fewer bytes on the tunnel, the home connection's upload. The Worker re-encodes for
 //!   the phone (br where accepted).
@@ -44,12 +46,16 @@ pub fn applies(method: &Method, target: &CanonicalTarget) -> bool {
     *method == Method::GET && target.decoded_path == PATH
 }
 
-/// What to do before forwarding: the plan (`None`: forward the query unchanged) and the request
-/// rewritten for the backend. Errors are the client's (400).
+/// What to do before forwarding: `Ok(None)` when there is nothing for this module to do — no relay
+/// parameter, no gzip accepted, no `If-None-Match` — and the request is forwarded and its answer
+/// streamed as for any route (what a plain `limit`/`offset` call from a client that takes no gzip
+/// gets: reading the list whole would only add latency). Else the plan (`None`: the query goes
+/// unchanged), the request rewritten for the backend, and what the client can take back. Errors
+/// are the client's (400).
 pub fn prepare(
     req: Request<Body>,
     target: &CanonicalTarget,
-) -> Result<(Request<Body>, Option<ListPlan>, Negotiated), AgentError> {
+) -> Result<Result<Prepared, Request<Body>>, AgentError> {
     let plan = event_list::plan(target.query.as_deref())
         .map_err(|e| AgentError::BadRequest(e.to_string()))?;
     let negotiated = Negotiated {
@@ -64,6 +70,9 @@ pub fn prepare(
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned),
     };
+    if plan.is_none() && !negotiated.gzip && negotiated.if_none_match.is_none() {
+        return Ok(Err(req));
+    }
     let (mut parts, body) = req.into_parts();
     // The agent reads the JSON: ask for it plain, and without conditionals (the backend has no
     // validators; the agent answers them).
@@ -79,7 +88,20 @@ pub fn prepare(
             .parse::<Uri>()
             .map_err(|_| AgentError::BadRequest("malformed query".into()))?;
     }
-    Ok((Request::from_parts(parts, body), plan, negotiated))
+    Ok(Ok(Prepared {
+        request: Request::from_parts(parts, body),
+        plan,
+        negotiated,
+    }))
+}
+
+/// A request this module shapes the answer of.
+pub struct Prepared {
+    /// What to send the backend.
+    pub request: Request<Body>,
+    /// `None`: the backend's JSON is kept (only tagged and compressed).
+    pub plan: Option<ListPlan>,
+    pub negotiated: Negotiated,
 }
 
 /// What the client can take back.
@@ -240,7 +262,14 @@ mod tests {
             &[("accept-encoding", "gzip, br"), ("if-none-match", "\"x\"")],
         );
         assert!(applies(req.method(), &target));
-        let (fwd, plan, neg) = prepare(req, &target).unwrap();
+        let Ok(Prepared {
+            request: fwd,
+            plan,
+            negotiated: neg,
+        }) = prepare(req, &target).unwrap()
+        else {
+            panic!("shaped");
+        };
         assert_eq!(
             fwd.uri().to_string(),
             "/api/v1/events?camera_id=c1&limit=20&offset=20"
@@ -277,7 +306,14 @@ mod tests {
         let full = list_json(5);
         let etag = etag_of(&full);
         let (req, target) = request("/api/v1/events?limit=5", &[("if-none-match", &etag)]);
-        let (fwd, plan, neg) = prepare(req, &target).unwrap();
+        let Ok(Prepared {
+            request: fwd,
+            plan,
+            negotiated: neg,
+        }) = prepare(req, &target).unwrap()
+        else {
+            panic!("validated");
+        };
         assert_eq!(
             fwd.uri().to_string(),
             "/api/v1/events?limit=5",
@@ -292,14 +328,31 @@ mod tests {
 
     #[tokio::test]
     async fn without_gzip_the_json_is_plain_and_other_answers_pass_untouched() {
-        let (req, target) = request("/api/v1/events", &[]);
-        let (_, plan, neg) = prepare(req, &target).unwrap();
-        let full = list_json(3);
+        // Nothing to do: the request goes on as it came, its answer streamed.
+        let (req, target) = request("/api/v1/events?limit=5", &[("accept-encoding", "br")]);
+        let Err(untouched) = prepare(req, &target).unwrap() else {
+            panic!("not shaped");
+        };
+        assert_eq!(untouched.uri(), "/api/v1/events?limit=5");
+        assert_eq!(untouched.headers()["accept-encoding"], "br");
+
+        let (req, target) = request("/api/v1/events?fields=id,description", &[]);
+        let Ok(Prepared {
+            plan,
+            negotiated: neg,
+            ..
+        }) = prepare(req, &target).unwrap()
+        else {
+            panic!("shaped");
+        };
+        let full = list_json(30);
         let resp = finish(backend_answer(full.clone()), plan.as_ref(), &neg)
             .await
             .unwrap();
         assert!(resp.headers().get("content-encoding").is_none());
-        assert_eq!(read(resp).await, full);
+        let projected: serde_json::Value = serde_json::from_slice(&read(resp).await).unwrap();
+        assert_eq!(projected["events"].as_array().map(Vec::len), Some(30));
+        assert!(projected["events"][0].get("processing_metadata").is_none());
 
         let err = Response::builder()
             .status(422)

@@ -127,12 +127,16 @@ pub async fn dispatch_classified(
                 client_upgrade: ctx.client_upgrade,
                 class,
             };
-            if compact_event_list::applies(req.method(), &canonical) {
-                let (req, plan, negotiated) = compact_event_list::prepare(req, &canonical)?;
-                let resp = state.backend.forward(req, forward).await?;
-                return compact_event_list::finish(resp, plan.as_ref(), &negotiated).await;
+            if !compact_event_list::applies(req.method(), &canonical) {
+                return state.backend.forward(req, forward).await;
             }
-            state.backend.forward(req, forward).await
+            match compact_event_list::prepare(req, &canonical)? {
+                Ok(list) => {
+                    let resp = state.backend.forward(list.request, forward).await?;
+                    compact_event_list::finish(resp, list.plan.as_ref(), &list.negotiated).await
+                }
+                Err(untouched) => state.backend.forward(untouched, forward).await,
+            }
         }
     }
 }
