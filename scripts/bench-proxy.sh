@@ -77,23 +77,33 @@ pids+=("$BACKEND_PID")
 BACKEND=$(wait_line "$work/backend.log" 'listening on' | grep -oE 'http://[0-9.:]+')
 BACKEND_PORT=${BACKEND##*:}
 
-"$BIN/argus-relay" init --data-dir "$work/agent/data" --config "$work/agent/config.toml" \
-  --public-url https://relay.bench --backend-url "$BACKEND" --backend-api-key "$KEY" >/dev/null
-# Room for the 1,000-connection run.
-sed -i 's/^max_connections = .*/max_connections = 4096/' "$work/agent/config.toml"
-"$BIN/argus-relay" run --config "$work/agent/config.toml" \
-  --tunnel-listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 >"$work/agent.out" 2>"$work/agent.log" &
-AGENT_PID=$!
-pids+=("$AGENT_PID")
-ready=$(wait_line "$work/agent.out" '"listening"')
-TUNNEL=$(echo "$ready" | grep -oE '"tunnel":"[0-9.:]+"' | cut -d'"' -f4)
-ADMIN=$(echo "$ready" | grep -oE '"admin":"[0-9.:]+"' | cut -d'"' -f4)
-SECRET=$("$BIN/argus-relay" worker-config --json --config "$work/agent/config.toml" \
-  | grep -oE '"RELAY_SIGNING_SECRET": *"[0-9a-f]+"' | grep -oE '[0-9a-f]{64}')
-owner_code() {
-  ARGUS_RELAY_ADMIN_URL="http://$ADMIN" "$BIN/argus-relay" pair --no-wait --json --scope viewer \
-    --config "$work/agent/config.toml" | grep -oE '"code": *"[A-Z0-9]+"' | cut -d'"' -f4
+# Starts an agent with its data in $work/$1 (room for the 1,000-connection run); sets STARTED_PID,
+# STARTED_TUNNEL, STARTED_ADMIN, STARTED_SECRET, STARTED_CONFIG.
+start_agent() {
+  STARTED_CONFIG="$work/$1/config.toml"
+  "$BIN/argus-relay" init --data-dir "$work/$1/data" --config "$STARTED_CONFIG" \
+    --public-url https://relay.bench --backend-url "$BACKEND" --backend-api-key "$KEY" >/dev/null
+  sed -i 's/^max_connections = .*/max_connections = 4096/' "$STARTED_CONFIG"
+  "$BIN/argus-relay" run --config "$STARTED_CONFIG" \
+    --tunnel-listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 >"$work/$1.out" 2>"$work/$1.log" &
+  STARTED_PID=$!
+  pids+=("$STARTED_PID")
+  local ready
+  ready=$(wait_line "$work/$1.out" '"listening"')
+  STARTED_TUNNEL=$(echo "$ready" | grep -oE '"tunnel":"[0-9.:]+"' | cut -d'"' -f4)
+  STARTED_ADMIN=$(echo "$ready" | grep -oE '"admin":"[0-9.:]+"' | cut -d'"' -f4)
+  STARTED_SECRET=$("$BIN/argus-relay" worker-config --json --config "$STARTED_CONFIG" \
+    | grep -oE '"RELAY_SIGNING_SECRET": *"[0-9a-f]+"' | grep -oE '[0-9a-f]{64}')
 }
+# A pairing code from the agent whose admin API is at $1 and config is $2.
+pair_code() {
+  ARGUS_RELAY_ADMIN_URL="http://$1" "$BIN/argus-relay" pair --no-wait --json --scope viewer \
+    --config "$2" | grep -oE '"code": *"[A-Z0-9]+"' | cut -d'"' -f4
+}
+start_agent agent
+AGENT_PID=$STARTED_PID TUNNEL=$STARTED_TUNNEL ADMIN=$STARTED_ADMIN SECRET=$STARTED_SECRET
+AGENT_CONFIG=$STARTED_CONFIG
+owner_code() { pair_code "$ADMIN" "$AGENT_CONFIG"; }
 
 NGINX_PORT=$(free_port)
 mkdir -p "$work/nginx"
@@ -155,20 +165,9 @@ step "the agent with $BIG concurrent keep-alive connections"
 # A second agent, fresh (nothing served before), driven straight to $BIG connections: the figure
 # without what the runs above leave in the first agent's heap (glibc keeps freed memory) and
 # replay cache (nonces of the last minute).
-"$BIN/argus-relay" init --data-dir "$work/fresh/data" --config "$work/fresh/config.toml" \
-  --public-url https://relay.bench --backend-url "$BACKEND" --backend-api-key "$KEY" >/dev/null
-sed -i 's/^max_connections = .*/max_connections = 4096/' "$work/fresh/config.toml"
-"$BIN/argus-relay" run --config "$work/fresh/config.toml" \
-  --tunnel-listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 >"$work/fresh.out" 2>"$work/fresh.log" &
-FRESH_PID=$!
-pids+=("$FRESH_PID")
-ready=$(wait_line "$work/fresh.out" '"listening"')
-FRESH_TUNNEL=$(echo "$ready" | grep -oE '"tunnel":"[0-9.:]+"' | cut -d'"' -f4)
-FRESH_ADMIN=$(echo "$ready" | grep -oE '"admin":"[0-9.:]+"' | cut -d'"' -f4)
-FRESH_SECRET=$("$BIN/argus-relay" worker-config --json --config "$work/fresh/config.toml" \
-  | grep -oE '"RELAY_SIGNING_SECRET": *"[0-9a-f]+"' | grep -oE '[0-9a-f]{64}')
-fresh_code=$(ARGUS_RELAY_ADMIN_URL="http://$FRESH_ADMIN" "$BIN/argus-relay" pair --no-wait --json \
-  --scope viewer --config "$work/fresh/config.toml" | grep -oE '"code": *"[A-Z0-9]+"' | cut -d'"' -f4)
+start_agent fresh
+FRESH_PID=$STARTED_PID FRESH_TUNNEL=$STARTED_TUNNEL FRESH_SECRET=$STARTED_SECRET
+fresh_code=$(pair_code "$STARTED_ADMIN" "$STARTED_CONFIG")
 fresh_start_rss=$(grep VmRSS "/proc/$FRESH_PID/status" | grep -oE '[0-9]+')
 step "a fresh agent straight to $BIG concurrent keep-alive connections"
 "$BIN/loadgen" --target "agent-fresh-$BIG=http://$FRESH_TUNNEL$TARGET_PATH" --connections "$BIG" \

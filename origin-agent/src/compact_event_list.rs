@@ -246,6 +246,17 @@ mod tests {
         )
     }
 
+    /// `prepare` for a request this module must take on.
+    fn shaped(target: &str, headers: &[(&str, &str)]) -> Prepared {
+        let (req, target) = request(target, headers);
+        assert!(applies(req.method(), &target));
+        match prepare(req, &target) {
+            Ok(Ok(prepared)) => prepared,
+            Ok(Err(_)) => panic!("{target:?} passed through untouched"),
+            Err(e) => panic!("{target:?} refused: {e}"),
+        }
+    }
+
     async fn read(resp: Response<Body>) -> Vec<u8> {
         resp.into_body()
             .collect()
@@ -257,19 +268,14 @@ mod tests {
 
     #[tokio::test]
     async fn the_seeds_paging_is_translated_and_the_answer_shaped_and_gzipped() {
-        let (req, target) = request(
-            "/api/v1/events?page=2&per_page=20&fields=timestamp,description&camera_id=c1",
-            &[("accept-encoding", "gzip, br"), ("if-none-match", "\"x\"")],
-        );
-        assert!(applies(req.method(), &target));
-        let Ok(Prepared {
+        let Prepared {
             request: fwd,
             plan,
             negotiated: neg,
-        }) = prepare(req, &target).unwrap()
-        else {
-            panic!("shaped");
-        };
+        } = shaped(
+            "/api/v1/events?page=2&per_page=20&fields=timestamp,description&camera_id=c1",
+            &[("accept-encoding", "gzip, br"), ("if-none-match", "\"x\"")],
+        );
         assert_eq!(
             fwd.uri().to_string(),
             "/api/v1/events?camera_id=c1&limit=20&offset=20"
@@ -305,15 +311,11 @@ mod tests {
     async fn a_matching_if_none_match_gets_304_and_no_body() {
         let full = list_json(5);
         let etag = etag_of(&full);
-        let (req, target) = request("/api/v1/events?limit=5", &[("if-none-match", &etag)]);
-        let Ok(Prepared {
+        let Prepared {
             request: fwd,
             plan,
             negotiated: neg,
-        }) = prepare(req, &target).unwrap()
-        else {
-            panic!("validated");
-        };
+        } = shaped("/api/v1/events?limit=5", &[("if-none-match", &etag)]);
         assert_eq!(
             fwd.uri().to_string(),
             "/api/v1/events?limit=5",
@@ -336,15 +338,11 @@ mod tests {
         assert_eq!(untouched.uri(), "/api/v1/events?limit=5");
         assert_eq!(untouched.headers()["accept-encoding"], "br");
 
-        let (req, target) = request("/api/v1/events?fields=id,description", &[]);
-        let Ok(Prepared {
+        let Prepared {
             plan,
             negotiated: neg,
             ..
-        }) = prepare(req, &target).unwrap()
-        else {
-            panic!("shaped");
-        };
+        } = shaped("/api/v1/events?fields=id,description", &[]);
         let full = list_json(30);
         let resp = finish(backend_answer(full.clone()), plan.as_ref(), &neg)
             .await
