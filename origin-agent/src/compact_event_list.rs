@@ -131,7 +131,13 @@ pub async fn finish(
         Ok(bytes) => bytes,
         Err(e) => {
             tracing::warn!(error = %e, "event list not read whole");
-            return Err(AgentError::BackendUnreachable);
+            return Err(match e {
+                body::ReadCappedError::TooLarge { cap } => {
+                    AgentError::BackendAnswerTooLarge { max: cap }
+                }
+                // Cut mid-answer: as for any backend that goes away.
+                body::ReadCappedError::Read(_) => AgentError::BackendUnreachable,
+            });
         }
     };
     let json = match plan.map(|p| event_list::shape(&bytes, p)) {
@@ -361,6 +367,17 @@ mod tests {
         assert_eq!(resp.status(), 422);
         assert!(resp.headers().get("etag").is_none());
         assert_eq!(read(resp).await, b"{\"detail\":[]}");
+    }
+
+    #[tokio::test]
+    async fn a_list_larger_than_the_agent_reads_is_a_502_that_says_so() {
+        let Prepared { negotiated, .. } = shaped("/api/v1/events?page=1", &[]);
+        let huge = vec![b' '; MAX_LIST_BYTES + 1];
+        let err = finish(backend_answer(huge), None, &negotiated)
+            .await
+            .expect_err("refused");
+        assert!(matches!(err, AgentError::BackendAnswerTooLarge { max } if max == MAX_LIST_BYTES));
+        assert_eq!(err.code().status(), 502);
     }
 
     #[test]

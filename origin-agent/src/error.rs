@@ -45,6 +45,9 @@ pub enum AgentError {
     PayloadTooLarge,
     #[error("the ArgusAI backend could not be reached")]
     BackendUnreachable,
+    /// An answer the agent reads whole (an event list it shapes) was larger than it reads.
+    #[error("the ArgusAI backend's answer is larger than the relay reads ({max} bytes)")]
+    BackendAnswerTooLarge { max: usize },
     #[error("the ArgusAI backend did not answer in time")]
     BackendTimeout,
     #[error("internal error")]
@@ -70,7 +73,9 @@ impl AgentError {
             AgentError::Conflict(_) => ErrorCode::Conflict,
             AgentError::RateLimited { .. } => ErrorCode::RateLimited,
             AgentError::PayloadTooLarge => ErrorCode::PayloadTooLarge,
-            AgentError::BackendUnreachable => ErrorCode::BadGateway,
+            AgentError::BackendUnreachable | AgentError::BackendAnswerTooLarge { .. } => {
+                ErrorCode::BadGateway
+            }
             AgentError::BackendTimeout => ErrorCode::GatewayTimeout,
             AgentError::Internal => ErrorCode::Internal,
         }
