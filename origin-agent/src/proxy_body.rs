@@ -104,8 +104,8 @@ impl<B> Watched<B> {
     }
 
     /// Logs and counts (`upstream_errors_total{kind="cut"}`) the body ending in an error.
-    pub fn report_cut(mut self, request_id: &str) -> Self {
-        self.report_cut = Some(request_id.to_owned());
+    pub fn report_cut(mut self, request_id: String) -> Self {
+        self.report_cut = Some(request_id);
         self
     }
 

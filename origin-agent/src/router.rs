@@ -2,7 +2,9 @@
 //! backend, and what is refused. The route classes come from [`argus_shared::route`], the same
 //! table the edge uses.
 
+use std::future::Future;
 use std::net::IpAddr;
+use std::pin::Pin;
 
 use argus_shared::path;
 use argus_shared::route::{self, Route};
@@ -70,6 +72,16 @@ pub fn classify(method: &Method, target: &str) -> Result<Classified, AgentError>
     Ok(Classified { canonical, route })
 }
 
+/// What is left of a routed request once the checks that need no waiting have passed: the
+/// route's own work (the agent's handler, or the exchange with the backend), boxed.
+///
+/// Boxed and returned rather than awaited inside the router: a request waiting for a backend
+/// slot (1,000 connections share 64) then holds this future alone, not also the listener's and
+/// router's state, which rustc keeps for the whole life of an `async fn` that awaits a callee
+/// (its arguments, and locals already moved into the callee). docs/benchmarks.md, "Proxy".
+pub type Dispatched<'a> =
+    Pin<Box<dyn Future<Output = Result<Response<Body>, AgentError>> + Send + 'a>>;
+
 pub async fn dispatch(
     state: &AppState,
     req: Request<Body>,
@@ -81,28 +93,37 @@ pub async fn dispatch(
         .map(|p| p.as_str())
         .unwrap_or("/");
     let classified = classify(req.method(), target)?;
-    dispatch_classified(state, req, ctx, classified).await
+    route(state, req, ctx, classified)?.await
 }
 
-/// [`dispatch`] for a request already [`classify`]d.
-pub async fn dispatch_classified(
-    state: &AppState,
+/// Routes a request already [`classify`]d: refusals and the device-token checks happen here, at
+/// once; the route's work is returned, to be awaited by the caller.
+pub fn route<'a>(
+    state: &'a AppState,
     req: Request<Body>,
     ctx: RequestContext,
     classified: Classified,
-) -> Result<Response<Body>, AgentError> {
+) -> Result<Dispatched<'a>, AgentError> {
     let Classified { canonical, route } = classified;
     match route {
         Route::Refused(reason) => Err(AgentError::Refused { reason }),
         Route::MethodNotAllowed => Err(AgentError::MethodNotAllowed),
-        Route::Public(public) => {
+        Route::Public(public) => Ok(Box::pin(async move {
             identity::http::public(state, public, req, &ctx, &canonical.decoded_path).await
-        }
+        })),
         Route::Agent(agent_route) => {
             let claims = require_device_token::check(state, req.headers(), unix_now())?;
             agrees_with_edge(&ctx, &claims)?;
-            identity::http::device_route(state, agent_route, req, &claims, &canonical.decoded_path)
+            Ok(Box::pin(async move {
+                identity::http::device_route(
+                    state,
+                    agent_route,
+                    req,
+                    &claims,
+                    &canonical.decoded_path,
+                )
                 .await
+            }))
         }
         Route::Backend { class } => {
             let claims = require_device_token::check(state, req.headers(), unix_now())?;
@@ -123,20 +144,20 @@ pub async fn dispatch_classified(
             }
             let forward = ForwardContext {
                 client_ip: ctx.client_ip,
-                request_id: &ctx.request_id,
+                request_id: ctx.request_id,
                 client_upgrade: ctx.client_upgrade,
                 class,
             };
             if !compact_event_list::applies(req.method(), &canonical) {
-                return state.backend.forward(req, forward).await;
+                return Ok(Box::pin(state.backend.forward(req, forward)));
             }
-            match compact_event_list::prepare(req, &canonical)? {
-                Ok(list) => {
+            Ok(match compact_event_list::prepare(req, &canonical)? {
+                Ok(list) => Box::pin(async move {
                     let resp = state.backend.forward(list.request, forward).await?;
                     compact_event_list::finish(resp, list.plan.as_ref(), &list.negotiated).await
-                }
-                Err(untouched) => state.backend.forward(untouched, forward).await,
-            }
+                }),
+                Err(untouched) => Box::pin(state.backend.forward(untouched, forward)),
+            })
         }
     }
 }

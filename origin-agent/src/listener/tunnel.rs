@@ -28,7 +28,7 @@ use crate::metrics::{RouteLabel, METRICS};
 use crate::proxy::is_websocket_upgrade;
 use crate::proxy_body;
 use crate::require_edge_signature::{self, EdgeFacts};
-use crate::router::{self, RequestContext};
+use crate::router::{self, Dispatched, RequestContext};
 use crate::state::AppState;
 use crate::store::MAX_ACCESS_TOKEN_LIFETIME_SECS;
 
@@ -45,9 +45,16 @@ pub async fn handle(
     let path = req.uri().path().to_owned();
     let started = std::time::Instant::now();
     let mut label = RouteLabel::Rejected;
-    // Boxed: hyper keeps one slot per connection the size of this future, idle or not; the
-    // request's own (larger) state lives only while it is in flight.
-    let resp = match Box::pin(serve(&state, req, &request_id, &mut label)).await {
+    // Two steps, each boxed: hyper keeps one slot per connection the size of this future, idle
+    // or not. Admitting the request (signature, signed body, routing) is freed before the
+    // route's work runs, so a request waiting for a backend slot holds only that work.
+    let admitted = Box::pin(admit(&state, req, &request_id, &mut label)).await;
+    let result = match admitted {
+        Ok(Admitted::Answered(resp)) => Ok(resp),
+        Ok(Admitted::Routed(work)) => work.await,
+        Err(e) => Err(e),
+    };
+    let resp = match result {
         Ok(resp) => resp,
         Err(e) => {
             if let AgentError::InvalidSignature { reason } = &e {
@@ -69,12 +76,20 @@ pub async fn handle(
     resp
 }
 
-async fn serve(
-    state: &AppState,
+/// A request past the tunnel's own checks.
+enum Admitted<'a> {
+    /// Answered by the listener itself (the Worker's edge-state document).
+    Answered(Response<Body>),
+    /// Routed: the route's work, still to run.
+    Routed(Dispatched<'a>),
+}
+
+async fn admit<'a>(
+    state: &'a AppState,
     mut req: Request<Incoming>,
     request_id: &str,
     label: &mut RouteLabel,
-) -> Result<Response<Body>, AgentError> {
+) -> Result<Admitted<'a>, AgentError> {
     let now = unix_now();
     let target = req
         .uri()
@@ -99,7 +114,7 @@ async fn serve(
     state.edge_stats.accepted();
     if target == EDGE_STATE_PATH {
         *label = RouteLabel::EdgeState;
-        return edge_state(state, &req, &facts, now);
+        return edge_state(state, &req, &facts, now).map(Admitted::Answered);
     }
     let classified = router::classify(req.method(), &target)?;
     *label = classified.label();
@@ -127,7 +142,7 @@ async fn serve(
         }
     };
     let req = Request::from_parts(parts, body);
-    router::dispatch_classified(
+    router::route(
         state,
         req,
         RequestContext {
@@ -138,7 +153,7 @@ async fn serve(
         },
         classified,
     )
-    .await
+    .map(Admitted::Routed)
 }
 
 /// The Worker's view of keys and revocations ([`argus_shared::edge_state`]), MACed for the
