@@ -6,7 +6,7 @@
 
 use std::time::{Duration, SystemTime};
 
-use e2e::cloudflared::TunnelOptions;
+use e2e::cloudflared::{Tuning, TunnelOptions};
 use e2e::process::free_port;
 use e2e::stack::{Stack, StackOptions};
 use serde_json::Value;
@@ -142,6 +142,12 @@ async fn a_tunnel_that_is_down_is_found() {
     let stack = Stack::start_with(StackOptions {
         tunnel: Some(TunnelOptions {
             initial: "not-ready".into(),
+            // Long enough that a slow machine's doctor run still finds it connecting (after
+            // this the supervisor restarts cloudflared, and the state reads `backoff`).
+            tuning: Tuning {
+                ready_timeout_secs: 120,
+                ..Tuning::default()
+            },
             ..TunnelOptions::default()
         }),
         ..StackOptions::default()
