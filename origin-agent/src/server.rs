@@ -218,6 +218,34 @@ pub fn limit_malloc_arenas() {
     }
 }
 
+/// How often [`return_freed_memory`] gives freed memory back.
+const TRIM_INTERVAL: Duration = Duration::from_secs(10);
+
+/// glibc keeps what the process frees for its next allocations and returns to the system only
+/// what sits at the very top of its heap, so without this the agent's RSS stays at its peak
+/// after a burst (backend read buffers of 64 KiB each, request state of 1,000 connections).
+/// Every [`TRIM_INTERVAL`], `malloc_trim(0)` hands back every whole free page; it holds the
+/// allocator's lock for 2-116 µs (measured with 1,000 connections open). docs/benchmarks.md,
+/// "Proxy".
+pub async fn return_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        let mut tick = tokio::time::interval(TRIM_INTERVAL);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let started = std::time::Instant::now();
+            // SAFETY: malloc_trim only releases memory glibc's allocator holds free.
+            let returned = unsafe { libc::malloc_trim(0) } == 1;
+            tracing::debug!(
+                returned,
+                elapsed_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
+                "malloc_trim"
+            );
+        }
+    }
+}
+
 /// `argus_relay_connections_active`: up while the value lives.
 struct OpenConnection(&'static str);
 

@@ -85,6 +85,7 @@ async fn serve(cfg: AgentConfig) -> Result<(), CliError> {
         Arc::new(AppState::open(cfg).map_err(|e| CliError::Failed(format!("cannot start: {e}")))?);
     crate::metrics::METRICS.set_start_time(state.started_at);
     crate::server::raise_fd_limit();
+    tokio::spawn(crate::server::return_freed_memory());
     let bind = |addr: SocketAddr| async move {
         TcpListener::bind(addr)
             .await
