@@ -70,10 +70,11 @@ pub struct Backend {
 const POOL_IDLE: Duration = Duration::from_secs(4);
 
 /// Every read from a backend connection is into a buffer of this size (and a response head must
-/// fit in it). One page of ArgusAI's event list (20 events, ~64 KB) is then one read and one write
-/// to the client: hyper's adaptive buffer starts at 8 KiB and doubles, so it took four of each, and
-/// each extra round trip through the kernel and the scheduler showed in the latency the agent adds
-/// (A/B at light load, both orders: +0.26-0.27 -> +0.15-0.16 ms at the median, the same as nginx).
+/// fit in it). One page of ArgusAI's event list (20 events, ~64 KB) is then one read from the
+/// backend and about one write to the client; with hyper's adaptive buffer (8 KiB, doubling, capped
+/// at 32 KiB here before) it was two reads and ~4.6 writes (strace, one connection). Each extra
+/// trip through the kernel and the scheduler showed in the latency the agent adds (A/B at light
+/// load, both orders: +0.26-0.27 -> +0.15-0.16 ms at the median, the same as nginx).
 /// Its memory: the buffer is touched only as far as a read fills it, and an idle pooled connection
 /// is closed after [`POOL_IDLE`]; +1.3 MB RSS after a 64-connection burst of event lists (A/B).
 /// hyper's default (adaptive up to ~400 KiB) let buffers grow to 64-128 KiB and stay so.
