@@ -67,18 +67,52 @@ pub async fn handle(
     resp
 }
 
-/// The `Host` header without its port: `[::1]:8471` → `::1`, `127.0.0.1:8471` → `127.0.0.1`,
-/// `localhost:8471` → `localhost`.
+/// The `Host` header's host without its port: `[::1]:8471` → `::1`, `127.0.0.1:8471` →
+/// `127.0.0.1`, `localhost:8471` → `localhost`. `None` unless the header is exactly
+/// `uri-host [":" port]` ([`parse_host`]).
 fn host_name(req: &Request<Body>) -> Option<&str> {
     let host = req
         .headers()
         .get(hyper::header::HOST)
         .and_then(|h| h.to_str().ok())?;
-    Some(if let Some(rest) = host.strip_prefix('[') {
-        rest.split(']').next().unwrap_or("")
+    parse_host(host).map(|(name, _)| name)
+}
+
+/// Parses a `Host` value strictly (RFC 9110 §7.2, RFC 3986 §3.2.2): a bracketed IPv6 literal
+/// (`[::1]`), or a name or IPv4 address of letters, digits, `-`, `.` and `_`; then optionally
+/// `:` and a port of 1-5 digits that fits in 16 bits. Anything else (`[::1]evil`,
+/// `localhost:evil`, `a:1:2`, an empty port) is `None`.
+fn parse_host(value: &str) -> Option<(&str, Option<u16>)> {
+    let (name, port) = if let Some(rest) = value.strip_prefix('[') {
+        let (literal, after) = rest.split_once(']')?;
+        literal.parse::<std::net::Ipv6Addr>().ok()?;
+        let port = match after {
+            "" => None,
+            p => Some(p.strip_prefix(':')?),
+        };
+        (literal, port)
     } else {
-        host.rsplit_once(':').map_or(host, |(h, _)| h)
-    })
+        let (name, port) = match value.split_once(':') {
+            Some((name, port)) => (name, Some(port)),
+            None => (value, None),
+        };
+        let name_ok = !name.is_empty()
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_'));
+        if !name_ok {
+            return None;
+        }
+        (name, port)
+    };
+    let port = match port {
+        None => None,
+        Some(p) if (1..=5).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_digit()) => {
+            Some(p.parse::<u16>().ok()?)
+        }
+        Some(_) => return None,
+    };
+    Some((name, port))
 }
 
 fn host_is_loopback(req: &Request<Body>) -> bool {
@@ -346,4 +380,107 @@ fn rotate_keys(state: &AppState) -> Result<Response<Body>, AgentError> {
         StatusCode::OK,
         &serde_json::json!({ "kid": signing.kid, "jwks": state.keys.jwks() }),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_host(host: &str) -> Request<Body> {
+        Request::builder()
+            .uri("/admin/status")
+            .header(hyper::header::HOST, host)
+            .body(body::empty())
+            .unwrap()
+    }
+
+    #[test]
+    fn host_values_parse_strictly() {
+        assert_eq!(parse_host("localhost"), Some(("localhost", None)));
+        assert_eq!(
+            parse_host("localhost:8471"),
+            Some(("localhost", Some(8471)))
+        );
+        assert_eq!(
+            parse_host("127.0.0.1:8471"),
+            Some(("127.0.0.1", Some(8471)))
+        );
+        assert_eq!(parse_host("[::1]"), Some(("::1", None)));
+        assert_eq!(parse_host("[::1]:8471"), Some(("::1", Some(8471))));
+        assert_eq!(
+            parse_host("home.local:65535"),
+            Some(("home.local", Some(65535)))
+        );
+        for bad in [
+            "",
+            ":8471",
+            "[::1]evil",
+            "[::1]:evil",
+            "[::1]:",
+            "[::1]8471",
+            "[::1]]:8471",
+            "[evil]:8471",
+            "[::1",
+            "localhost:evil",
+            "localhost:",
+            "localhost:8471:1",
+            "localhost:65536",
+            "localhost:123456",
+            "localhost:+80",
+            "local host",
+            "localhost/x",
+            "user@localhost",
+            "::1",
+        ] {
+            assert_eq!(parse_host(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn only_loopback_hosts_reach_the_admin_api() {
+        for ok in [
+            "localhost:8471",
+            "LOCALHOST",
+            "127.0.0.1:8471",
+            "127.0.0.2",
+            "[::1]:8471",
+        ] {
+            assert!(host_is_loopback(&with_host(ok)), "{ok}");
+        }
+        for bad in [
+            "[::1]evil",
+            "localhost:evil",
+            "127.0.0.1:evil",
+            "localhost.evil.example",
+            "evil.example:8471",
+            "192.168.1.10:8471",
+            "[::1]:8471:1",
+        ] {
+            assert!(!host_is_loopback(&with_host(bad)), "{bad}");
+        }
+        let no_host = Request::builder().body(body::empty()).unwrap();
+        assert!(!host_is_loopback(&no_host));
+    }
+
+    #[test]
+    fn the_lan_page_takes_addresses_and_local_names_only() {
+        for ok in [
+            "192.168.1.10:8443",
+            "[fe80::1]:8443",
+            "home.local:8443",
+            "Home.Local",
+        ] {
+            assert!(host_is_lan_name(&with_host(ok)), "{ok}");
+        }
+        for bad in [
+            "[fe80::1]evil",
+            "home.local:evil",
+            "192.168.1.10:evil",
+            "evil.example",
+            ".local",
+            "a_b.local",
+        ] {
+            assert!(!host_is_lan_name(&with_host(bad)), "{bad}");
+        }
+    }
 }
