@@ -32,10 +32,12 @@
 //! # plain_http_listen = "0.0.0.0:8000"        # plain HTTP for the current iOS app: tokens in clear!
 //! # admin_page = true                         # the Mobile Access page over HTTPS here too
 //!                                             # (sign in: `argus-relay ui --lan`)
+//! # max_connections_per_peer = 32             # connections at once from one address
 //!
 //! [limits]                                    # per listener (see server.rs, proxy.rs)
 //! max_header_bytes = 16384                    # request line + headers; larger → 431
-//! header_read_timeout_secs = 10               # from a head's first byte to its end (slowloris)
+//! header_read_timeout_secs = 10               # from accept (TLS handshake included) to the first
+//!                                             # head's end; later, from a head's first byte (slowloris)
 //! idle_timeout_secs = 120                     # keep-alive idle, and a streamed upload's stall;
 //!                                             # above cloudflared's 90 s origin keep-alive
 //! max_connections = 1024                      # further connections are closed at once
@@ -198,10 +200,19 @@ pub struct LanConfig {
     /// in with a one-time link from `argus-relay ui --lan` (never on the plain-HTTP listener).
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub admin_page: bool,
+    /// At most this many connections open at once from one address (HTTPS and plain HTTP each),
+    /// so one host on the network cannot take the slots phones need (`[limits]
+    /// max_connections` is the listener's total). A phone uses a handful.
+    #[serde(skip_serializing_if = "LanConfig::is_default_max_connections_per_peer")]
+    pub max_connections_per_peer: usize,
 }
 
 /// The mDNS port (RFC 6762).
 pub const MDNS_PORT: u16 = 5353;
+/// `[lan] max_connections_per_peer` by default: a phone opens a few connections at once (6 per
+/// host in URLSession, more with live streams); this leaves room and keeps one host to ~3 % of
+/// the default 1,024 slots.
+pub const DEFAULT_LAN_MAX_CONNECTIONS_PER_PEER: usize = 32;
 /// Longest Bonjour instance name (one DNS label).
 pub const MAX_INSTANCE_NAME_BYTES: usize = 63;
 
@@ -216,6 +227,7 @@ impl Default for LanConfig {
             mdns_interfaces: Vec::new(),
             mdns_port: MDNS_PORT,
             admin_page: false,
+            max_connections_per_peer: DEFAULT_LAN_MAX_CONNECTIONS_PER_PEER,
         }
     }
 }
@@ -223,6 +235,10 @@ impl Default for LanConfig {
 impl LanConfig {
     fn is_default_mdns_port(port: &u16) -> bool {
         *port == MDNS_PORT
+    }
+
+    fn is_default_max_connections_per_peer(n: &usize) -> bool {
+        *n == DEFAULT_LAN_MAX_CONNECTIONS_PER_PEER
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
@@ -248,6 +264,9 @@ impl LanConfig {
         }
         if self.mdns_port == 0 {
             return Err(invalid("lan.mdns_port", "must not be 0"));
+        }
+        if self.max_connections_per_peer == 0 {
+            return Err(invalid("lan.max_connections_per_peer", "must not be 0"));
         }
         Ok(())
     }
@@ -518,6 +537,10 @@ mod tests {
             ("instance_name = \"\"\n", "lan.instance_name:"),
             ("mdns_interfaces = [\"\"]\n", "lan.mdns_interfaces:"),
             ("mdns_port = 0\n", "lan.mdns_port:"),
+            (
+                "max_connections_per_peer = 0\n",
+                "lan.max_connections_per_peer:",
+            ),
         ] {
             let err = parse(&format!("{base}{extra}")).unwrap_err();
             assert!(err.to_string().starts_with(field), "{err}");

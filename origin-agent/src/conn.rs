@@ -9,9 +9,14 @@
 //!
 //! | state | deadline |
 //! |---|---|
+//! | new (accepted, no request head complete yet; TLS handshake included) | accept + `header_read_timeout` |
 //! | idle (no request in flight, no byte of the next one) | last response end + `idle_timeout` |
 //! | reading a head (a byte arrived while idle) | that byte + `header_read_timeout` |
 //! | request in flight (handler running or response body streaming) | none (body timeouts apply) |
+//!
+//! The keep-alive idle timeout is for connections that have been served: a client that connects
+//! (and completes a TLS handshake) but never sends a request holds its slot for the header
+//! timeout only.
 //!
 //! [`TrackedIo`] notices the first byte of a request; [`InFlight`] (held by the response body)
 //! marks the end of one. The connection task waits on [`ConnActivity::changed`] and the deadline.
@@ -56,11 +61,13 @@ pub struct ConnActivity {
 }
 
 impl ConnActivity {
+    /// A connection accepted now: its first request head is due within the header timeout.
     pub fn new() -> Arc<ConnActivity> {
+        let now = now_ms();
         Arc::new(ConnActivity {
             in_flight: AtomicU32::new(0),
-            idle_since: AtomicU64::new(now_ms()),
-            head_since: AtomicU64::new(0),
+            idle_since: AtomicU64::new(now),
+            head_since: AtomicU64::new(now),
             changed: Notify::new(),
         })
     }
@@ -217,8 +224,21 @@ mod tests {
     const IDLE: Duration = Duration::from_secs(120);
 
     #[test]
-    fn idle_then_head_then_in_flight() {
+    fn a_new_connection_gets_the_header_timeout_from_accept() {
         let a = ConnActivity::new();
+        let (d, kind) = a.deadline(HEAD, IDLE).unwrap();
+        assert_eq!(kind, ConnTimeout::HeaderRead);
+        assert!(d <= Instant::now() + HEAD);
+        // Bytes (a TLS handshake, part of a head) do not move the deadline.
+        std::thread::sleep(Duration::from_millis(5));
+        a.bytes_read();
+        assert_eq!(a.deadline(HEAD, IDLE).unwrap().0, d);
+    }
+
+    #[test]
+    fn served_then_idle_then_head_then_in_flight() {
+        let a = ConnActivity::new();
+        drop(a.request_started());
         let (d, kind) = a.deadline(HEAD, IDLE).unwrap();
         assert_eq!(kind, ConnTimeout::Idle);
         assert!(d > Instant::now() + Duration::from_secs(100));

@@ -2,16 +2,19 @@
 //! connection speaks under HTTP is a [`Handshake`]: plain TCP ([`PlainTcp`]) for the loopback
 //! listeners, TLS for the LAN listener ([`crate::listener::lan`]).
 //!
-//! Limits per connection: request head at most `max_header_bytes` (431), the head within
-//! `header_read_timeout_secs` of its first byte, an idle keep-alive connection closed after
-//! `idle_timeout_secs` (see [`crate::conn`]), at most `max_connections` at once per listener
-//! (further connections are closed at once). Metrics: [`crate::metrics`].
+//! Limits per connection: request head at most `max_header_bytes` (431); the first head within
+//! `header_read_timeout_secs` of accept (a TLS handshake included), later ones within that of
+//! their first byte; an idle keep-alive connection closed after `idle_timeout_secs` (see
+//! [`crate::conn`]); at most `max_connections` at once per listener and, where the listener
+//! sets one ([`PeerLimit`], the LAN listener), at most so many per peer IP address (further
+//! connections are closed at once). Metrics: [`crate::metrics`].
 
+use std::collections::HashMap;
 use std::convert::Infallible;
 use std::future::Future;
 use std::io;
-use std::net::SocketAddr;
-use std::sync::Arc;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use hyper::body::Incoming;
@@ -65,19 +68,69 @@ pub async fn serve<F, Fut>(
         listener,
         Arc::new(PlainTcp),
         limits,
+        None,
         shutdown,
         handler,
     )
     .await
 }
 
-/// Serves `listener`, each connection first through `handshake`, until `shutdown` turns true,
-/// then drains.
+/// At most `max` connections open at once from one peer IP address (IPv4-mapped IPv6 counts as
+/// IPv4), so one host cannot take every slot of a listener shared with others.
+#[derive(Debug, Clone, Copy)]
+pub struct PeerLimit {
+    pub max: usize,
+}
+
+/// The connections open per peer IP address, for a listener with a [`PeerLimit`].
+#[derive(Debug, Default)]
+struct PeerConnections {
+    open: Mutex<HashMap<IpAddr, usize>>,
+}
+
+/// One connection counted against its peer; uncounted when dropped.
+struct PeerSlot {
+    peers: Arc<PeerConnections>,
+    ip: IpAddr,
+}
+
+impl PeerConnections {
+    /// A slot for a connection from `ip`, unless it already has `limit.max` open.
+    fn take(self: &Arc<Self>, ip: IpAddr, limit: PeerLimit) -> Option<PeerSlot> {
+        let ip = ip.to_canonical();
+        let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
+        let n = open.entry(ip).or_insert(0);
+        if *n >= limit.max {
+            return None;
+        }
+        *n += 1;
+        Some(PeerSlot {
+            peers: self.clone(),
+            ip,
+        })
+    }
+}
+
+impl Drop for PeerSlot {
+    fn drop(&mut self) {
+        let mut open = self.peers.open.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = open.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                open.remove(&self.ip);
+            }
+        }
+    }
+}
+
+/// Serves `listener`, each connection first through `handshake` and at most `per_peer`
+/// connections per peer address, until `shutdown` turns true, then drains.
 pub async fn serve_with<H, F, Fut>(
     name: &'static str,
     listener: TcpListener,
     handshake: Arc<H>,
     limits: Limits,
+    per_peer: Option<PeerLimit>,
     mut shutdown: watch::Receiver<bool>,
     handler: F,
 ) where
@@ -85,7 +138,7 @@ pub async fn serve_with<H, F, Fut>(
     F: Fn(Request<Incoming>, SocketAddr) -> Fut + Clone + Send + Sync + 'static,
     Fut: Future<Output = Response<Body>> + Send + 'static,
 {
-    let handshake_timeout = Duration::from_secs(limits.header_read_timeout_secs);
+    let peers = Arc::new(PeerConnections::default());
     let mut tasks = tokio::task::JoinSet::new();
     let permits = Arc::new(Semaphore::new(limits.max_connections));
     let mut builder = http1::Builder::new();
@@ -111,6 +164,20 @@ pub async fn serve_with<H, F, Fut>(
                     continue;
                 }
             },
+        };
+        // The first head is due within the header timeout of now, the handshake included.
+        let head_due = tokio::time::Instant::now() + header_read;
+        let peer_slot = match per_peer {
+            Some(limit) => match peers.take(peer.ip(), limit) {
+                Some(slot) => Some(slot),
+                None => {
+                    tracing::warn!(listener = name, %peer, "per-peer connection limit reached; closing");
+                    METRICS.connection_rejected(name);
+                    drop(stream);
+                    continue;
+                }
+            },
+            None => None,
         };
         let Ok(permit) = permits.clone().try_acquire_owned() else {
             tracing::warn!(listener = name, %peer, "connection limit reached; closing");
@@ -141,8 +208,9 @@ pub async fn serve_with<H, F, Fut>(
         tasks.spawn(async move {
             // Counted until the task ends, whichever way (a failed handshake returns early).
             let _open = open;
+            let _peer_slot = peer_slot;
             let stream = tokio::select! {
-                r = tokio::time::timeout(handshake_timeout, handshake.handshake(stream)) => match r {
+                r = tokio::time::timeout_at(head_due, handshake.handshake(stream)) => match r {
                     Ok(Ok(s)) => s,
                     Ok(Err(e)) => {
                         tracing::debug!(listener = name, %peer, error = %e, "handshake failed");
@@ -283,5 +351,43 @@ pub fn raise_fd_limit() {
                 "raised the open-file limit"
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_peer_gets_at_most_its_share_of_connections() {
+        let peers = Arc::new(PeerConnections::default());
+        let limit = PeerLimit { max: 2 };
+        let a: IpAddr = "192.168.1.20".parse().unwrap();
+        let a_mapped: IpAddr = "::ffff:192.168.1.20".parse().unwrap();
+        let b: IpAddr = "192.168.1.21".parse().unwrap();
+        let first = peers.take(a, limit).unwrap();
+        let _second = peers.take(a_mapped, limit).unwrap();
+        assert!(
+            peers.take(a, limit).is_none(),
+            "the same host, IPv4-mapped or not"
+        );
+        let _other = peers.take(b, limit).expect("another host is not affected");
+        drop(first);
+        let _again = peers
+            .take(a, limit)
+            .expect("a closed connection frees its slot");
+        assert!(peers.take(a, limit).is_none());
+    }
+
+    #[test]
+    fn closed_peers_are_forgotten() {
+        let peers = Arc::new(PeerConnections::default());
+        let limit = PeerLimit { max: 4 };
+        let slots: Vec<_> = (1..=50u8)
+            .filter_map(|i| peers.take(IpAddr::from([10, 0, 0, i]), limit))
+            .collect();
+        assert_eq!(peers.open.lock().unwrap().len(), 50);
+        drop(slots);
+        assert!(peers.open.lock().unwrap().is_empty());
     }
 }

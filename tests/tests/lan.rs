@@ -309,6 +309,86 @@ fn the_lan_listener_has_the_same_gate_as_the_relay() {
     });
 }
 
+/// A pinned TLS connection to `addr` from the loopback address `source` (on Linux every
+/// 127.0.0.0/8 address is this machine, and the agent sees each as a different peer).
+async fn pinned_tls_from(
+    source: std::net::IpAddr,
+    addr: SocketAddr,
+    pin: Pin,
+) -> std::io::Result<tokio_rustls::client::TlsStream<tokio::net::TcpStream>> {
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(pinned_tls_config(pin).unwrap()));
+    let socket = tokio::net::TcpSocket::new_v4()?;
+    socket.bind(SocketAddr::new(source, 0))?;
+    let tcp = socket.connect(addr).await?;
+    let name = rustls::pki_types::ServerName::IpAddress(addr.ip().into());
+    connector.connect(name, tcp).await
+}
+
+#[test]
+fn a_phone_is_served_while_another_host_holds_idle_handshakes() {
+    run(
+        "a_phone_is_served_while_another_host_holds_idle_handshakes",
+        async {
+            use tokio::io::AsyncReadExt;
+            let mdns = mdns_port();
+            // Ten slots on the LAN listener, four per host, two seconds to send a request.
+            let stack = Stack::start_with(StackOptions {
+                agent_toml: Some(format!(
+                    "{}max_connections_per_peer = 4\n[limits]\nmax_connections = 10\n\
+                     header_read_timeout_secs = 2\n",
+                    lan_section(mdns, "ArgusAI test home")
+                )),
+                without_worker: true,
+                ..StackOptions::default()
+            })
+            .await;
+            let lan = stack.agent.lan_addr().unwrap();
+            let pin = Pin::of_certificate(agent_certificate(&stack).as_ref());
+            let phone_token = stack.pair_phone_direct("viewer").await.access_token;
+
+            // Another host on the network completes TLS handshakes and sends nothing.
+            let other_host: std::net::IpAddr = "127.0.0.2".parse().unwrap();
+            let mut held = Vec::new();
+            let mut refused = 0;
+            for _ in 0..12 {
+                match pinned_tls_from(other_host, lan, pin).await {
+                    Ok(tls) => held.push((tls, Instant::now())),
+                    Err(_) => refused += 1,
+                }
+            }
+            assert_eq!(
+                (held.len(), refused),
+                (4, 8),
+                "one host gets four connections"
+            );
+
+            // A phone is served meanwhile.
+            let phone = lan_client(pin, Duration::from_secs(5)).unwrap();
+            let resp = phone
+                .get(format!("https://{lan}/api/v1/events?limit=1"))
+                .bearer_auth(&phone_token)
+                .send()
+                .await
+                .expect("the phone reaches the LAN listener");
+            assert_eq!(resp.status(), 200);
+
+            // The idle handshakes are cut after the header timeout, not the keep-alive one.
+            for (mut tls, opened) in held {
+                let mut buf = [0u8; 64];
+                let read = tokio::time::timeout(Duration::from_secs(10), tls.read(&mut buf)).await;
+                let after = opened.elapsed();
+                assert!(
+                    matches!(read, Ok(Ok(0) | Err(_))),
+                    "an idle connection was kept for {after:?}"
+                );
+                assert!(after < Duration::from_secs(5), "cut after {after:?}");
+            }
+            // And the host may connect again.
+            assert!(pinned_tls_from(other_host, lan, pin).await.is_ok());
+        },
+    );
+}
+
 #[test]
 fn without_a_verified_lan_server_the_phone_uses_the_relay() {
     run(

@@ -253,6 +253,9 @@ impl LanListeners {
             None => None,
         };
 
+        let per_peer = server::PeerLimit {
+            max: lan.max_connections_per_peer,
+        };
         let mut tasks = Vec::new();
         let st = state.clone();
         tasks.push(tokio::spawn(server::serve_with(
@@ -260,16 +263,19 @@ impl LanListeners {
             listener,
             tls,
             state.config.limits.clone(),
+            Some(per_peer),
             stop.clone(),
             move |req, peer| handle(st.clone(), req, peer, "lan"),
         )));
         let plain_http = plain.as_ref().map(|(_, a)| *a);
         if let Some((l, _)) = plain {
             let st = state.clone();
-            tasks.push(tokio::spawn(server::serve(
+            tasks.push(tokio::spawn(server::serve_with(
                 "lan_http",
                 l,
+                Arc::new(server::PlainTcp),
                 state.config.limits.clone(),
+                Some(per_peer),
                 stop,
                 move |req, peer| handle(st.clone(), req, peer, "lan_http"),
             )));
