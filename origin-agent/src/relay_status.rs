@@ -6,6 +6,7 @@
 //! {
 //!   "status": "ok" | "degraded",
 //!   "problems": ["the tunnel is reconnecting: cloudflared exited (exit status 1)"],
+//!   "notes": ["3 requests without a valid edge signature reached the tunnel …"],
 //!   "instance_id": "9f2c…", "uptime_secs": 3600,
 //!   "tunnel": { "monitoring": "supervised", "state": "connected", "connected": true,
 //!               "ready_connections": 4, "connector_id": "…", "state_since": 1764120000,
@@ -15,7 +16,8 @@
 //!               "cloudflared_version": "2024.8.2" },
 //!   "edge": { "last_request_at": 1764123600, "last_request_secs_ago": 2,
 //!             "signed_requests": 120,
-//!             "rejected": {"total": 0, "by_reason": {}, "last": null} },
+//!             "rejected": {"total": 0, "by_reason": {}, "last": null,
+//!                          "last_stale_at": null, "probe_mismatch_at": null} },
 //!   "backend": { "reachable": true, "status": 200, "latency_ms": 3 },
 //!   "keys": { "signing_kid": "…", "verification_kids": ["…"] },
 //!   "devices": { "paired": 2 },
@@ -27,6 +29,12 @@
 //! ([`crate::tunnel::TunnelMonitor::view`]); `edge.last_request_at` is the time of the last
 //! request that arrived with a valid edge signature — proof that phone → Worker → tunnel → agent
 //! worked then. The admin variant adds local detail (cloudflared's pid, metrics address).
+//!
+//! `problems` (which make the status `degraded`) name the owner's setup only on evidence nobody
+//! else can produce ([`crate::edge_stats`]): the clock, from correctly signed requests refused
+//! for their time; the Worker's secret, from the owner's own `argus-relay doctor` probe refused
+//! for its MAC. Other refused requests — anyone can send the tunnel a bad signature — are
+//! `notes`: information, not a fault.
 
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -50,6 +58,8 @@ const RECENT_REJECTION_SECS: u64 = 600;
 pub struct RelayStatus {
     pub status: &'static str,
     pub problems: Vec<String>,
+    /// Things worth knowing that are not the owner's misconfiguration.
+    pub notes: Vec<String>,
     pub instance_id: String,
     pub uptime_secs: u64,
     pub tunnel: TunnelView,
@@ -137,32 +147,63 @@ fn problems(
         }
         _ => {}
     }
-    if let Some(last) = &edge.rejected.last {
-        if last.reason == "signature.mismatch"
-            && now.saturating_sub(last.at) <= RECENT_REJECTION_SECS
-        {
+    out.extend(edge_problems(edge, now));
+    out
+}
+
+/// Within `RECENT_REJECTION_SECS` of `now`.
+fn recent(at: Option<u64>, now: u64) -> Option<u64> {
+    at.map(|t| now.saturating_sub(t))
+        .filter(|ago| *ago <= RECENT_REJECTION_SECS)
+}
+
+/// The owner's setup, blamed only on evidence a forger cannot produce ([`crate::edge_stats`]).
+fn edge_problems(edge: &EdgeStatus, now: u64) -> Vec<String> {
+    let mut out = Vec::new();
+    let r = &edge.rejected;
+    // The owner's own check came through the Worker with another secret, and no correctly
+    // signed request has arrived since (which would mean it was fixed).
+    if let Some(ago) = recent(r.probe_mismatch_at, now) {
+        if edge.last_request_at < r.probe_mismatch_at {
             out.push(format!(
-                "requests signed with another secret were refused ({} so far, the last {} s ago): \
-                 the Worker's RELAY_SIGNING_SECRET does not match this agent's \
-                 (`argus-relay worker-config` prints it)",
-                edge.rejected
-                    .by_reason
-                    .get("signature.mismatch")
-                    .copied()
-                    .unwrap_or(0),
-                now.saturating_sub(last.at)
+                "`argus-relay doctor`'s request through the Worker {ago} s ago was signed with \
+                 another secret: the Worker's RELAY_SIGNING_SECRET does not match this agent's \
+                 (`argus-relay worker-config` prints it)"
             ));
         }
-        if last.reason == "signature.stale" && now.saturating_sub(last.at) <= RECENT_REJECTION_SECS
-        {
-            out.push(
-                "edge requests were refused as too old or too new: this machine's clock is off \
-                 (enable NTP time sync)"
-                    .into(),
-            );
-        }
+    }
+    if let Some(ago) = recent(r.last_stale_at, now) {
+        out.push(format!(
+            "correctly signed edge requests were refused as too old or too new (the last {ago} s \
+             ago): this machine's clock is off (enable NTP time sync)"
+        ));
     }
     out
+}
+
+/// Refused requests that prove nothing about the setup, as information.
+fn edge_notes(edge: &EdgeStatus, now: u64) -> Vec<String> {
+    let r = &edge.rejected;
+    let Some(last) = &r.last else {
+        return Vec::new();
+    };
+    let Some(ago) = recent(Some(last.at), now) else {
+        return Vec::new();
+    };
+    let stale = r.by_reason.get("signature.stale").copied().unwrap_or(0);
+    let unsigned = r.total.saturating_sub(stale);
+    if unsigned == 0 {
+        return Vec::new();
+    }
+    vec![format!(
+        "{unsigned} request{} without a valid edge signature reached the tunnel and {} refused \
+         (the last {ago} s ago: {}). Anyone who finds the tunnel's hostname can send these; they \
+         say nothing about this setup. If phones cannot connect through the relay, \
+         `argus-relay doctor` checks the Worker's secret",
+        if unsigned == 1 { "" } else { "s" },
+        if unsigned == 1 { "was" } else { "were" },
+        last.reason,
+    )]
 }
 
 /// The whole status document.
@@ -182,6 +223,7 @@ pub async fn collect(state: &AppState, detail: bool) -> Result<RelayStatus, Agen
         rejected: state.edge_stats.rejections(),
     };
     let problems = problems(&tunnel, &backend, &edge, now);
+    let notes = edge_notes(&edge, now);
     let keys = state.keys.verification_keys();
     Ok(RelayStatus {
         status: if problems.is_empty() {
@@ -190,6 +232,7 @@ pub async fn collect(state: &AppState, detail: bool) -> Result<RelayStatus, Agen
             "degraded"
         },
         problems,
+        notes,
         instance_id: state.instance_id.clone(),
         uptime_secs: now.saturating_sub(state.started_at),
         versions: Versions {
@@ -209,4 +252,78 @@ pub async fn collect(state: &AppState, detail: bool) -> Result<RelayStatus, Agen
 
 pub async fn answer(state: &AppState, detail: bool) -> Result<Response<Body>, AgentError> {
     Ok(body::json(StatusCode::OK, &collect(state, detail).await?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::edge_stats::EdgeStats;
+
+    const NOW: u64 = 10_000;
+
+    fn edge(stats: &EdgeStats, last_valid: Option<u64>) -> EdgeStatus {
+        EdgeStatus {
+            last_request_at: last_valid,
+            last_request_secs_ago: last_valid.map(|t| NOW - t),
+            signed_requests: stats.accepted_total(),
+            rejected: stats.rejections(),
+        }
+    }
+
+    #[test]
+    fn forged_signatures_and_timestamps_blame_nothing() {
+        let stats = EdgeStats::default();
+        // What anyone can send: a random MAC (refused as a mismatch whatever its timestamp),
+        // no signature, a malformed one — with or without valid traffic around it.
+        for reason in [
+            "signature.mismatch",
+            "signature.missing",
+            "signature.malformed",
+        ] {
+            stats.rejected(reason, "/api/v1/health?doctor_probe=guess", NOW - 5);
+        }
+        for last_valid in [None, Some(NOW - 3_000), Some(NOW - 1)] {
+            let e = edge(&stats, last_valid);
+            assert!(edge_problems(&e, NOW).is_empty(), "{last_valid:?}");
+            let notes = edge_notes(&e, NOW);
+            assert_eq!(notes.len(), 1);
+            assert!(notes[0].starts_with("3 requests without a valid edge signature"));
+            assert!(!notes[0].contains("does not match"));
+        }
+        // Old ones are not mentioned at all.
+        assert!(edge_notes(&edge(&stats, None), NOW + RECENT_REJECTION_SECS + 10).is_empty());
+    }
+
+    #[test]
+    fn the_owners_probe_refused_for_its_mac_blames_the_secret_until_fixed() {
+        let stats = EdgeStats::default();
+        let probe = stats.new_probe(NOW - 10).unwrap();
+        stats.rejected(
+            "signature.mismatch",
+            &format!("/api/v1/health?doctor_probe={probe}"),
+            NOW - 9,
+        );
+        let p = edge_problems(&edge(&stats, Some(NOW - 3_000)), NOW);
+        assert_eq!(p.len(), 1);
+        assert!(
+            p[0].contains("RELAY_SIGNING_SECRET does not match"),
+            "{p:?}"
+        );
+        assert!(edge_problems(&edge(&stats, None), NOW)[0].contains("does not match"));
+        // A correctly signed request since: fixed.
+        assert!(edge_problems(&edge(&stats, Some(NOW - 2)), NOW).is_empty());
+        // Forgotten after the window.
+        assert!(edge_problems(&edge(&stats, None), NOW + RECENT_REJECTION_SECS).is_empty());
+    }
+
+    #[test]
+    fn signed_requests_refused_for_their_time_blame_the_clock() {
+        let stats = EdgeStats::default();
+        stats.rejected("signature.stale", "/api/v1/events", NOW - 30);
+        let p = edge_problems(&edge(&stats, None), NOW);
+        assert_eq!(p.len(), 1);
+        assert!(p[0].contains("clock is off"), "{p:?}");
+        assert!(edge_notes(&edge(&stats, None), NOW).is_empty());
+        assert!(edge_problems(&edge(&stats, None), NOW + RECENT_REJECTION_SECS).is_empty());
+    }
 }

@@ -183,8 +183,11 @@ pub fn sign(
     ))
 }
 
-/// Checks version, freshness (±[`MAX_SKEW_SECS`] around `now`) and the MAC, in constant time.
-/// Replay is the caller's check (remember `nonce` until `timestamp + MAX_SKEW_SECS` has passed).
+/// Checks version, the MAC (in constant time), then freshness (±[`MAX_SKEW_SECS`] around
+/// `now`). The MAC comes first so that [`SignatureError::Stale`] is only ever said of a request
+/// signed with the secret: anyone can send an old timestamp, so a refusal for the time says
+/// something about the clocks only when the signer is known. Replay is the caller's check
+/// (remember `nonce` until `timestamp + MAX_SKEW_SECS` has passed).
 pub fn verify(
     secret: &[u8],
     parts: &SignedParts<'_>,
@@ -199,13 +202,15 @@ pub fn verify(
     let mut given = [0u8; 32];
     hex::decode_to_slice(hex_sig, &mut given)
         .map_err(|_| SignatureError::Malformed("signature"))?;
-    if timestamp.abs_diff(now) > MAX_SKEW_SECS {
-        return Err(SignatureError::Stale);
-    }
     let mut m = mac(secret)?;
     m.update(signed_string(parts, timestamp, nonce)?.as_bytes());
     // `verify_slice` compares in constant time.
-    m.verify_slice(&given).map_err(|_| SignatureError::Mismatch)
+    m.verify_slice(&given)
+        .map_err(|_| SignatureError::Mismatch)?;
+    if timestamp.abs_diff(now) > MAX_SKEW_SECS {
+        return Err(SignatureError::Stale);
+    }
+    Ok(())
 }
 
 /// Parses the `X-Relay-Timestamp` header.
@@ -306,6 +311,25 @@ mod tests {
             Err(SignatureError::Stale)
         );
         verify(SECRET, &parts(), 1_000, NONCE, &sig, 1_060).unwrap();
+    }
+
+    #[test]
+    fn a_forged_signature_is_a_mismatch_whatever_its_time() {
+        // Stale means "signed with the secret, at the wrong time": a forger's old or future
+        // timestamp says nothing about the clocks.
+        let forged = format!("v1={}", "00".repeat(32));
+        for at in [0, 1_000, 5_000, u64::MAX / 2] {
+            assert_eq!(
+                verify(SECRET, &parts(), at, NONCE, &forged, 1_000),
+                Err(SignatureError::Mismatch),
+                "{at}"
+            );
+        }
+        let other = sign(b"another secret, 32 bytes or more", &parts(), 1, NONCE).unwrap();
+        assert_eq!(
+            verify(SECRET, &parts(), 1, NONCE, &other, 1_000),
+            Err(SignatureError::Mismatch)
+        );
     }
 
     #[test]

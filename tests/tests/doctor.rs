@@ -137,6 +137,124 @@ async fn a_worker_with_the_wrong_secret_is_named() {
     );
 }
 
+/// The agent's status `problems` and `notes`, as text.
+fn problems_and_notes(s: &Value) -> (Vec<String>, Vec<String>) {
+    let list = |k: &str| -> Vec<String> {
+        s[k].as_array()
+            .unwrap_or_else(|| panic!("no {k}: {s:#}"))
+            .iter()
+            .map(|p| p.as_str().unwrap().to_owned())
+            .collect()
+    };
+    (list("problems"), list("notes"))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn forged_requests_do_not_make_the_status_blame_the_secret_or_the_clock() {
+    use argus_shared::signature::BodyBinding;
+    use e2e::signer::{signed_headers, EdgeSigner, Signing};
+
+    let stack = Stack::start_with(StackOptions {
+        without_worker: true,
+        ..StackOptions::default()
+    })
+    .await;
+    // The edge's requests (signed with the real secret) are accepted.
+    let real = EdgeSigner::for_agent(&stack.agent);
+    let (status, _) = real
+        .send("GET", "/api/v1/health", &[], &Signing::default())
+        .await;
+    assert_eq!(status, 200);
+
+    // Anyone who finds the tunnel hostname: signatures made with a secret of their own, with
+    // current, old and future timestamps; one without any; the real one with a flipped byte.
+    let http = reqwest::Client::builder().no_proxy().build().unwrap();
+    let target = "/api/v1/health";
+    for skew_secs in [0, -3600, 3600] {
+        let how = Signing {
+            skew_secs,
+            ..Signing::default()
+        };
+        let mut rb = http.get(format!("{}{target}", stack.agent.tunnel_url()));
+        for (k, v) in signed_headers(&[7u8; 32], "GET", target, BodyBinding::of_bytes(b""), &how) {
+            rb = rb.header(k, v);
+        }
+        let resp = rb.send().await.unwrap();
+        assert_eq!(resp.status(), 401);
+        let body: Value = resp.json().await.unwrap();
+        assert_eq!(
+            body["error"]["reason"], "signature.mismatch",
+            "{skew_secs}: {body}"
+        );
+    }
+    let (s, body) = real
+        .send(
+            "GET",
+            target,
+            &[],
+            &Signing {
+                tamper: true,
+                skew_secs: -3600,
+                ..Signing::default()
+            },
+        )
+        .await;
+    assert_eq!(
+        (s, body["error"]["reason"].as_str()),
+        (401, Some("signature.mismatch"))
+    );
+    let (s, _) = real
+        .send(
+            "GET",
+            target,
+            &[],
+            &Signing {
+                unsigned: true,
+                ..Signing::default()
+            },
+        )
+        .await;
+    assert_eq!(s, 401);
+
+    // Counted, and reported as information: nothing about the owner's secret or clock.
+    let st = stack.agent.status().await;
+    assert_eq!(st["edge"]["rejected"]["total"], 5, "{st:#}");
+    let (problems, notes) = problems_and_notes(&st);
+    assert!(problems.is_empty(), "{st:#}");
+    assert_eq!(st["status"], "ok", "{st:#}");
+    assert!(
+        notes
+            .iter()
+            .any(|n| n.contains("5 requests without a valid edge signature")),
+        "{st:#}"
+    );
+    let text = stack.agent.cli_output(&["status"]);
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(text.contains("Notes:"), "{text}");
+    assert!(!text.contains("RELAY_SIGNING_SECRET"), "{text}");
+
+    // A request signed with the real secret but an hour old — only the secret's holder can
+    // make one — does say the clock is off.
+    let (s, body) = real
+        .send(
+            "GET",
+            target,
+            &[],
+            &Signing {
+                skew_secs: -3600,
+                ..Signing::default()
+            },
+        )
+        .await;
+    assert_eq!(
+        (s, body["error"]["reason"].as_str()),
+        (401, Some("signature.stale"))
+    );
+    let (problems, _) = problems_and_notes(&stack.agent.status().await);
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert!(problems[0].contains("clock is off"), "{problems:?}");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_tunnel_that_is_down_is_found() {
     let stack = Stack::start_with(StackOptions {

@@ -3,8 +3,8 @@
 //!
 //! | check | how | proves |
 //! |---|---|---|
-//! | `public_url` | `GET {public_url}/api/v1/health` | the Worker answers at the public URL, and the answer carries *this* agent's instance id |
-//! | `edge_signature` | the agent's count of signed requests before and after that request (`GET /admin/status`), or the refusal it caused | the Worker's `RELAY_SIGNING_SECRET` is this agent's (a mismatch is counted as `signature.mismatch`) |
+//! | `public_url` | `GET {public_url}/api/v1/health?doctor_probe=…` (a one-time probe from `POST /admin/doctor-probes`) | the Worker answers at the public URL, and the answer carries *this* agent's instance id |
+//! | `edge_signature` | the agent's count of signed requests before and after that request (`GET /admin/status`), or the refusal it caused | the Worker's `RELAY_SIGNING_SECRET` is this agent's (a mismatch is counted as `signature.mismatch`; with the probe, the agent's status then names the secret too) |
 //! | `clock` | the answer's `Date` against this machine's clock | signatures are valid for ±60 s only |
 //! | `tunnel` | the agent's view of cloudflared (its `/ready`) | cloudflared holds edge connections |
 //! | `agent` | the admin API | `argus-relay run` is up |
@@ -102,14 +102,23 @@ fn unix_f64() -> f64 {
         .unwrap_or(0.0)
 }
 
-fn fetch_public(url: &str, timeout: Duration) -> Result<PublicAnswer, String> {
+/// `GET {url}/api/v1/health`, with the agent's one-time probe in the query when there is one
+/// (so the agent knows a refused signature came through the owner's Worker: `edge_stats`).
+fn fetch_public(
+    url: &str,
+    probe: Option<&(String, String)>,
+    timeout: Duration,
+) -> Result<PublicAnswer, String> {
     let agent = ureq::AgentBuilder::new()
         .timeout_connect(timeout)
         .timeout(timeout)
         .redirects(0)
         .user_agent(concat!("argus-relay-doctor/", env!("CARGO_PKG_VERSION")))
         .build();
-    let target = format!("{}/api/v1/health", url.trim_end_matches('/'));
+    let mut target = format!("{}/api/v1/health", url.trim_end_matches('/'));
+    if let Some((param, value)) = probe {
+        target.push_str(&format!("?{param}={value}"));
+    }
     let started = unix_f64();
     let resp = match agent.get(&target).call() {
         Ok(r) => r,
@@ -655,7 +664,22 @@ pub fn doctor(args: DoctorArgs) -> Result<(), CliError> {
         .public_url
         .clone()
         .unwrap_or_else(|| cfg.public_url.clone());
-    let answer = fetch_public(&public_url, timeout);
+    let probe = admin
+        .as_ref()
+        .ok()
+        .and_then(|client| client.post("/admin/doctor-probes", None).ok())
+        .and_then(|v| {
+            let param = v.get("param")?.as_str()?;
+            let value = v.get("probe")?.as_str()?;
+            // Only what needs no escaping in a query.
+            let plain = |s: &str| {
+                !s.is_empty()
+                    && s.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            };
+            (plain(param) && plain(value)).then(|| (param.to_owned(), value.to_owned()))
+        });
+    let answer = fetch_public(&public_url, probe.as_ref(), timeout);
     let after = admin_status();
     let evidence = Evidence {
         public_url: &public_url,

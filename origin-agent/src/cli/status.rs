@@ -117,6 +117,14 @@ pub fn human(v: &Value) -> String {
             }
         }
     }
+    if let Some(notes) = v.get("notes").and_then(Value::as_array) {
+        if !notes.is_empty() {
+            out.push_str("Notes:\n");
+            for n in notes.iter().filter_map(Value::as_str) {
+                out.push_str(&format!("  - {}\n", admin_client::sanitize(n)));
+            }
+        }
+    }
     out
 }
 

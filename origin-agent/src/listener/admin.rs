@@ -19,6 +19,7 @@
 //! | DELETE | `/admin/devices/{id}` | → `{revoked: true, device_id}` |
 //! | POST | `/admin/keys/rotate` | → `{kid, jwks}` |
 //! | GET | `/admin/status` | → the relay status ([`crate::relay_status`]) with local detail |
+//! | POST | `/admin/doctor-probes` | → 201 `{probe, param, expires_in}`: a one-time probe for `argus-relay doctor` ([`crate::edge_stats`]) |
 //! | GET | `/admin/metrics` | → Prometheus text format ([`crate::metrics`]) |
 
 use std::net::SocketAddr;
@@ -324,6 +325,20 @@ async fn api(state: &AppState, req: Request<Body>) -> Result<Response<Body>, Age
         (Method::DELETE, ["admin", "devices", id]) => id_http::revoke(state, id),
         (Method::POST, ["admin", "keys", "rotate"]) => rotate_keys(state),
         (Method::GET, ["admin", "status"]) => crate::relay_status::answer(state, true).await,
+        (Method::POST, ["admin", "doctor-probes"]) => {
+            let probe = state.edge_stats.new_probe(unix_now()).map_err(|e| {
+                tracing::error!(error = %e, "cannot make a doctor probe");
+                AgentError::Internal
+            })?;
+            Ok(body::json(
+                StatusCode::CREATED,
+                &serde_json::json!({
+                    "probe": probe,
+                    "param": crate::edge_stats::PROBE_PARAM,
+                    "expires_in": crate::edge_stats::PROBE_TTL_SECS,
+                }),
+            ))
+        }
         (Method::GET, ["admin", "metrics"]) => Response::builder()
             .header("content-type", "text/plain; version=0.0.4; charset=utf-8")
             .header("cache-control", "no-store")
@@ -336,6 +351,7 @@ async fn api(state: &AppState, req: Request<Body>) -> Result<Response<Body>, Age
             | ["admin", "devices", ..]
             | ["admin", "keys", ..]
             | ["admin", "status"]
+            | ["admin", "doctor-probes"]
             | ["admin", "metrics"],
         ) => Err(AgentError::MethodNotAllowed),
         _ => Err(AgentError::NotFound),

@@ -107,7 +107,7 @@ async fn admit<'a>(
     )
     .inspect_err(|e| {
         if let AgentError::InvalidSignature { reason } = e {
-            state.edge_stats.rejected(reason, now);
+            state.edge_stats.rejected(reason, &target, now);
         }
     })?;
     state.last_edge_request.store(now, Ordering::Relaxed);
@@ -130,7 +130,9 @@ async fn admit<'a>(
                 .to_bytes();
             let actual: [u8; 32] = Sha256::digest(&bytes).into();
             if !bool::from(actual.ct_eq(&expected)) {
-                state.edge_stats.rejected("signature.body_mismatch", now);
+                state
+                    .edge_stats
+                    .rejected("signature.body_mismatch", &target, now);
                 return Err(AgentError::InvalidSignature {
                     reason: "signature.body_mismatch",
                 });
