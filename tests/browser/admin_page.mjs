@@ -156,18 +156,35 @@ async function main() {
   check((await textOf('#message-command')) === 'argus-relay ui', 'the explanation says how to sign in');
   await shot('01-sign-in-needed');
 
-  // 2. The one-time link signs in and leaves a clean address.
+  // 2. The one-time link signs in: its answer hands the session's key to the script, which keeps
+  //    it in this origin's sessionStorage and moves on to a clean address.
   resp = await page.goto(LOGIN_URL);
-  check(resp.status() === 200, `after sign-in: status ${resp.status()}`);
+  check(resp.status() === 200, `sign-in answer: status ${resp.status()}`);
+  await page.waitForURL(`${ADMIN_URL}/admin/ui`);
   check(page.url() === `${ADMIN_URL}/admin/ui`, `clean URL after sign-in: ${page.url()}`);
-  check(!(await context.cookies()).some((c) => !c.httpOnly || c.sameSite !== 'Strict'),
+  const cookies = await context.cookies();
+  check(!cookies.some((c) => !c.httpOnly || c.sameSite !== 'Strict'),
     'the session cookie is HttpOnly and SameSite=Strict');
+  const cookie = cookies.find((c) => c.name === 'argus_relay_admin');
+  check(cookie, 'a session cookie');
   await page.locator('#status-list dd[data-key="backend"]', { hasText: 'Reachable' }).waitFor();
   await page.locator('#status-pill', { hasText: 'Relay OK' }).waitFor();
   await page.locator('#devices-empty').waitFor({ state: 'visible' });
   await page.locator('#pending-empty').waitFor({ state: 'visible' });
+  const key = await page.evaluate(() => sessionStorage.getItem('argus-relay-admin-key'));
+  check(typeof key === 'string' && key.length === 43, 'the session key is in sessionStorage');
+  check(!(await page.content()).includes(key), 'the page itself does not carry the key');
   await shot('02-signed-in', ['phone', 'laptop']);
-  emit('signed_in');
+
+  // Another tab with the same cookie but not the key (as another program given the cookie would
+  // be) gets nothing from the admin API and says to sign in.
+  const other = await context.newPage();
+  await other.goto(`${ADMIN_URL}/admin/ui`);
+  await other.locator('#banner', { hasText: 'Your session has ended' }).waitFor();
+  const bare = await other.evaluate(() => fetch('/admin/devices').then((r) => r.status));
+  check(bare === 403, `the admin API with the cookie alone: ${bare}`);
+  await other.close();
+  emit('signed_in', { cookie: `${cookie.name}=${cookie.value}`, key });
 
   // 3. A pairing code with its QR code and countdown.
   await page.selectOption('#pair-scope', 'viewer');

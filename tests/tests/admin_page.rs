@@ -4,8 +4,9 @@
 //!   page's code (the phone redeems it through the Worker), confirm and deny phone-initiated
 //!   requests, rename and revoke a device, watch the status change, sign out; screenshots,
 //!   phone- and laptop-sized, in `$CARGO_TARGET_DIR/screenshots/` (or `target/screenshots/`);
-//! - over plain HTTP: what is refused without a session, without the CSRF token, cross-site, or
-//!   with a `Host` that is not loopback.
+//! - over plain HTTP: what is refused without a session, without the session's key, cross-site,
+//!   or with a `Host` that is not loopback — and that the session cookie alone, replayed by
+//!   another program on this computer with any `Host` and `Origin`, gets nothing.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -235,7 +236,20 @@ async fn the_owner_pairs_confirms_and_revokes_from_the_mobile_access_page() {
     let shots = screenshot_dir();
     let mut browser = BrowserScript::start(&stack.agent.admin_url(), &sign_in_link(&stack), &shots);
     let logs = || stack.logs();
-    browser.expect("signed_in", logs).await;
+    let signed_in = browser.expect("signed_in", logs).await;
+    // What another local service the browser visits receives: the cookie. Replayed alone it
+    // gets nothing; the key it lacks lives only in the page's origin.
+    let admin_host = stack
+        .agent
+        .admin_url()
+        .trim_start_matches("http://")
+        .to_owned();
+    the_cookie_alone_gets_nothing(
+        &admin_host,
+        signed_in["cookie"].as_str().expect("cookie"),
+        signed_in["key"].as_str().expect("key"),
+    )
+    .await;
 
     // The page shows a code; the phone redeems it through the Worker.
     let shown = browser.expect("code", logs).await;
@@ -399,6 +413,115 @@ async fn error_of(resp: reqwest::Response) -> (u16, Value) {
     Phone::json(resp).await
 }
 
+/// `method path` to the listener at `addr`, with exactly these headers (and `Host`, which HTTP
+/// clients will not let a test choose) and `body`.
+async fn raw_request(
+    addr: &str,
+    method: &str,
+    path: &str,
+    host: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> (u16, String) {
+    let s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close");
+    for (k, v) in headers {
+        head.push_str(&format!("\r\n{k}: {v}"));
+    }
+    if !body.is_empty() {
+        head.push_str(&format!(
+            "\r\nContent-Type: application/json\r\nContent-Length: {}",
+            body.len()
+        ));
+    }
+    e2e::phone::exchange_raw(s, &format!("{head}\r\n\r\n{body}")).await
+}
+
+/// Every admin call, replayed with the session `cookie` but not its `key` — with the real
+/// `Host` and other loopback names, with this listener's `Origin`, another one or none, with
+/// and without `Sec-Fetch-Site: same-origin` — is refused (401/403); the page answers, but
+/// carries no key. With the key the same cookie works (so the refusals are the key's doing).
+async fn the_cookie_alone_gets_nothing(addr: &str, cookie: &str, key: &str) {
+    let port = addr.rsplit(':').next().expect("port");
+    let calls: &[(&str, &str, &str)] = &[
+        ("GET", "/admin/devices", ""),
+        ("GET", "/admin/status", ""),
+        ("GET", "/admin/metrics", ""),
+        ("GET", "/admin/pairings/pending", ""),
+        ("GET", "/admin/pairing-codes/K7QRTA", ""),
+        ("POST", "/admin/pairing-codes", r#"{"scope":"owner"}"#),
+        ("POST", "/admin/ui/pairing-code", r#"{"scope":"owner"}"#),
+        (
+            "POST",
+            "/admin/pairings/confirm",
+            r#"{"code":"123456","scope":"owner"}"#,
+        ),
+        ("POST", "/admin/pairings/deny", r#"{"id":1}"#),
+        ("PUT", "/admin/devices/dev_x/rename", r#"{"name":"x"}"#),
+        ("DELETE", "/admin/devices/dev_x", ""),
+        ("POST", "/admin/keys/rotate", ""),
+        ("POST", "/admin/doctor-probes", ""),
+        ("POST", "/admin/ui/logout", ""),
+        ("POST", "/admin/ui/login-links", ""),
+    ];
+    let hosts = [
+        addr.to_owned(),
+        format!("localhost:{port}"),
+        format!("[::1]:{port}"),
+    ];
+    for (method, path, body) in calls {
+        for host in &hosts {
+            let origins = [
+                None,
+                Some(format!("http://{host}")),
+                Some("http://127.0.0.1:8000".to_owned()),
+            ];
+            for origin in &origins {
+                for same_origin in [false, true] {
+                    let mut headers = vec![("Cookie", cookie)];
+                    if let Some(o) = origin {
+                        headers.push(("Origin", o));
+                    }
+                    if same_origin {
+                        headers.push(("Sec-Fetch-Site", "same-origin"));
+                    }
+                    let (status, raw) = raw_request(addr, method, path, host, &headers, body).await;
+                    assert!(
+                        status == 401 || status == 403,
+                        "{method} {path} Host {host} Origin {origin:?}: {raw}"
+                    );
+                    assert!(!raw.contains(key), "{method} {path} leaked the key");
+                }
+            }
+        }
+    }
+    // The page answers the cookie, without the key in it.
+    let (status, raw) =
+        raw_request(addr, "GET", "/admin/ui", addr, &[("Cookie", cookie)], "").await;
+    assert_eq!(status, 200, "{raw}");
+    assert!(!raw.contains(key), "the page carries the key");
+    // The cookie and the key together: served.
+    let (status, raw) = raw_request(
+        addr,
+        "GET",
+        "/admin/devices",
+        addr,
+        &[("Cookie", cookie), ("X-CSRF-Token", key)],
+        "",
+    )
+    .await;
+    assert_eq!(status, 200, "{raw}");
+}
+
+/// The session key the sign-in answer hands to the page's script.
+fn session_key_of(html: &str) -> String {
+    html.split(r#"<meta name="session-key" content=""#)
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("the sign-in answer carries the session key")
+        .to_owned()
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn the_admin_page_refuses_without_a_session_a_csrf_token_or_the_same_origin() {
     let stack = Stack::start_with(StackOptions {
@@ -454,22 +577,26 @@ async fn the_admin_page_refuses_without_a_session_a_csrf_token_or_the_same_origi
         .unwrap();
     assert_eq!(resp.status(), 403);
     assert!(resp.headers().get("set-cookie").is_none());
-    // Opened as the owner would: a session cookie and a clean URL.
+    // Opened as the owner would: a session cookie, and the session's key for the script (which
+    // stores it and moves on to /admin/ui).
     let resp = http
         .get(&link)
         .header("sec-fetch-site", "none")
         .send()
         .await
         .unwrap();
-    assert_eq!(resp.status(), 303);
-    assert_eq!(resp.headers()["location"], "/admin/ui");
+    assert_eq!(resp.status(), 200);
     let cookie = session_cookie(&resp);
+    let signin = resp.text().await.unwrap();
+    let csrf = session_key_of(&signin);
+    assert_eq!(csrf.len(), 43);
+    assert!(signin.contains(r#"<script src="/admin/ui/app.js" defer></script>"#));
     // Once only.
     let resp = http.get(&link).send().await.unwrap();
     assert_eq!(resp.status(), 401);
     assert!(resp.text().await.unwrap().contains("no longer works"));
 
-    // The page carries the session's CSRF token.
+    // The page itself carries no secret.
     let resp = http
         .get(format!("{base}/admin/ui"))
         .header("cookie", &cookie)
@@ -478,14 +605,9 @@ async fn the_admin_page_refuses_without_a_session_a_csrf_token_or_the_same_origi
         .unwrap();
     assert_eq!(resp.status(), 200);
     let page = resp.text().await.unwrap();
-    let csrf = page
-        .split(r#"<meta name="csrf-token" content=""#)
-        .nth(1)
-        .and_then(|rest| rest.split('"').next())
-        .expect("CSRF token in the page")
-        .to_owned();
-    assert_eq!(csrf.len(), 43);
+    assert!(!page.contains(&csrf), "the page carries the key");
     assert!(!page.contains("<script>"), "no inline script");
+    the_cookie_alone_gets_nothing(&host, &cookie, &csrf).await;
     let js = http
         .get(format!("{base}/admin/ui/app.js"))
         .send()
@@ -497,11 +619,13 @@ async fn the_admin_page_refuses_without_a_session_a_csrf_token_or_the_same_origi
         .unwrap()
         .starts_with("text/javascript"));
 
-    // The session reads the admin API (same origin), but never from another origin.
+    // The session reads the admin API with its key (same origin), never without it, never from
+    // another origin.
     let resp = http
         .get(format!("{base}/admin/devices"))
         .header("cookie", &cookie)
         .header("sec-fetch-site", "same-origin")
+        .header("x-csrf-token", &csrf)
         .send()
         .await
         .unwrap();
@@ -509,7 +633,21 @@ async fn the_admin_page_refuses_without_a_session_a_csrf_token_or_the_same_origi
     let (status, body) = error_of(
         http.get(format!("{base}/admin/devices"))
             .header("cookie", &cookie)
+            .header("sec-fetch-site", "same-origin")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        (status, &body["error"]["reason"]),
+        (403, &json!("admin_ui.csrf_missing"))
+    );
+    let (status, body) = error_of(
+        http.get(format!("{base}/admin/devices"))
+            .header("cookie", &cookie)
             .header("sec-fetch-site", "same-site")
+            .header("x-csrf-token", &csrf)
             .send()
             .await
             .unwrap(),
@@ -619,8 +757,16 @@ async fn the_admin_page_refuses_without_a_session_a_csrf_token_or_the_same_origi
         assert_eq!(status, 404, "{text}");
         assert!(text.contains("admin.host_not_loopback"), "{text}");
     }
-    // The same request with a loopback Host works (the raw client is sound).
-    let (status, _) = raw_with_host(&host, &host, "/admin/devices", &cookie).await;
+    // The same request with a loopback Host and the key works (the raw client is sound).
+    let (status, _) = raw_request(
+        &host,
+        "GET",
+        "/admin/devices",
+        &host,
+        &[("Cookie", &cookie), ("X-CSRF-Token", &csrf)],
+        "",
+    )
+    .await;
     assert_eq!(status, 200);
 
     // The session is bound to the host name it was made for.
@@ -650,6 +796,7 @@ async fn the_admin_page_refuses_without_a_session_a_csrf_token_or_the_same_origi
     let resp = http
         .get(format!("{base}/admin/devices"))
         .header("cookie", &cookie)
+        .header("x-csrf-token", &csrf)
         .send()
         .await
         .unwrap();

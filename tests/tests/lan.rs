@@ -829,7 +829,14 @@ fn the_owner_opens_the_mobile_access_page_from_a_computer_at_home() {
             let path = url.strip_prefix(&prefix).unwrap_or_else(|| panic!("{url}"));
             assert!(path.starts_with("/admin/ui/login?ticket="), "{url}");
             let (status, raw) = raw_lan(lan, pin, &format!("GET {path} HTTP/1.1")).await;
-            assert_eq!(status, 303, "{raw}");
+            assert_eq!(status, 200, "{raw}");
+            // The session's key, for the page's script only.
+            let csrf = raw
+                .split("name=\"session-key\" content=\"")
+                .nth(1)
+                .and_then(|r| r.split('"').next())
+                .expect("the sign-in answer hands over the session's key")
+                .to_owned();
             let cookie_line = raw
                 .lines()
                 .find(|l| l.to_ascii_lowercase().starts_with("set-cookie:"))
@@ -850,7 +857,7 @@ fn the_owner_opens_the_mobile_access_page_from_a_computer_at_home() {
             let (status, _) = raw_lan(lan, pin, &format!("GET {path} HTTP/1.1")).await;
             assert_eq!(status, 401);
 
-            // The page, with its CSRF token.
+            // The page, without the key in it.
             let (status, raw) = raw_lan(
                 lan,
                 pin,
@@ -858,24 +865,21 @@ fn the_owner_opens_the_mobile_access_page_from_a_computer_at_home() {
             )
             .await;
             assert_eq!(status, 200, "{raw}");
-            let csrf = raw
-                .split("name=\"csrf-token\" content=\"")
-                .nth(1)
-                .and_then(|r| r.split('"').next())
-                .expect("the page carries its CSRF token")
-                .to_owned();
+            assert!(!raw.contains(&csrf));
             assert!(raw.to_ascii_lowercase().contains("content-security-policy"));
 
-            // The page's API calls: reads with the session, changes with the HTTPS origin and
-            // the token; an http:// origin (another site on the same host) is refused.
-            let (status, raw) = raw_lan(
-                lan,
-                pin,
-                &format!(
-                    "GET /admin/devices HTTP/1.1\r\nCookie: {cookie}\r\nSec-Fetch-Site: same-origin"
-                ),
-            )
-            .await;
+            // The page's API calls: reads with the session and its key (the cookie alone reads
+            // nothing), changes with the HTTPS origin too; an http:// origin (another site on
+            // the same host) is refused.
+            let read = |key: &str| {
+                format!(
+                    "GET /admin/devices HTTP/1.1\r\nCookie: {cookie}\r\nSec-Fetch-Site: same-origin{key}"
+                )
+            };
+            let (status, raw) = raw_lan(lan, pin, &read("")).await;
+            assert_eq!(status, 403, "{raw}");
+            let (status, raw) =
+                raw_lan(lan, pin, &read(&format!("\r\nX-CSRF-Token: {csrf}"))).await;
             assert_eq!(status, 200, "{raw}");
             let create = |origin: String| {
                 format!(

@@ -1,18 +1,21 @@
-//! Cross-site request forgery defences for requests that carry the admin page's session cookie.
+//! Cross-site request forgery and cookie-replay defences for requests that carry the admin
+//! page's session cookie.
 //!
 //! The cookie is `SameSite=Strict`, but "site" ignores ports: a page served by any other local
 //! service (`http://127.0.0.1:8000`, ArgusAI itself, a dev server) is *same-site* with the admin
-//! listener and its requests would carry the cookie. So every state-changing request must also:
+//! listener and its requests would carry the cookie — and such a service receives the cookie
+//! itself, and can replay it with any `Host` and `Origin`. So every request must also:
 //!
-//! 1. come from the page's own origin: `Origin` equal to `http://<Host>` (`https://<Host>` on the
-//!    LAN listener; browsers send `Origin`
-//!    on every non-GET `fetch`); without `Origin`, `Sec-Fetch-Site: same-origin`; with neither,
-//!    refused;
-//! 2. carry the session's synchronizer token in `X-CSRF-Token`, compared in constant time (a
-//!    page on another origin cannot read it: it is only in the admin page's HTML).
+//! 1. carry the session's key (a synchronizer token) in `X-CSRF-Token`, compared in constant
+//!    time: reads too, since a replayed cookie must not even read. No other origin can have it:
+//!    it is handed over once, in the answer to the one-time sign-in link, and kept in the page
+//!    origin's `sessionStorage` ([`super`]);
+//! 2. for state-changing requests, come from the page's own origin: `Origin` equal to
+//!    `http://<Host>` (`https://<Host>` on the LAN listener; browsers send `Origin` on every
+//!    non-GET `fetch`); without `Origin`, `Sec-Fetch-Site: same-origin`; with neither, refused.
 //!
-//! Reads with the cookie must not be cross-origin either when the browser says where they come
-//! from (`Sec-Fetch-Site`), so no other local page can even make the agent do the work.
+//! Requests with the cookie must not be cross-origin either when the browser says where they
+//! come from (`Sec-Fetch-Site`), so no other local page can even make the agent do the work.
 
 use hyper::header::HeaderMap;
 use hyper::Method;
@@ -103,8 +106,8 @@ pub fn check_token(headers: &HeaderMap, expected: &str) -> Result<(), CsrfError>
     Ok(())
 }
 
-/// Everything a request with the session cookie must pass: same-origin always, and for
-/// state-changing methods the origin check and the token as well.
+/// Everything a request with the session cookie must pass: same-origin and the token always,
+/// and for state-changing methods the origin check as well.
 pub fn check(
     method: &Method,
     headers: &HeaderMap,
@@ -123,11 +126,11 @@ pub fn check_served(
     expected_token: &str,
 ) -> Result<(), CsrfError> {
     check_fetch_site(headers, false)?;
+    check_token(headers, expected_token)?;
     if is_safe(method) {
         return Ok(());
     }
-    check_origin(headers, scheme, host)?;
-    check_token(headers, expected_token)
+    check_origin(headers, scheme, host)
 }
 
 #[cfg(test)]
@@ -239,12 +242,33 @@ mod tests {
     }
 
     #[test]
-    fn reads_need_no_token_but_must_not_be_cross_origin() {
-        assert_eq!(check(&Method::GET, &HeaderMap::new(), HOST, TOKEN), Ok(()));
-        let h = headers(&[("sec-fetch-site", "same-origin")]);
+    fn reads_need_the_token_and_must_not_be_cross_origin() {
+        // A replayed cookie alone reads nothing, whatever it says about itself.
+        assert_eq!(
+            check(&Method::GET, &HeaderMap::new(), HOST, TOKEN),
+            Err(CsrfError::MissingToken)
+        );
+        let h = headers(&[
+            ("sec-fetch-site", "same-origin"),
+            ("origin", "http://127.0.0.1:8471"),
+        ]);
+        assert_eq!(
+            check(&Method::GET, &h, HOST, TOKEN),
+            Err(CsrfError::MissingToken)
+        );
+        let h = headers(&[(CSRF_HEADER, "x".repeat(43).as_str())]);
+        assert_eq!(
+            check(&Method::GET, &h, HOST, TOKEN),
+            Err(CsrfError::BadToken)
+        );
+        assert_eq!(
+            check(&Method::GET, &headers(&[(CSRF_HEADER, TOKEN)]), HOST, TOKEN),
+            Ok(())
+        );
+        let h = headers(&[("sec-fetch-site", "same-origin"), (CSRF_HEADER, TOKEN)]);
         assert_eq!(check(&Method::GET, &h, HOST, TOKEN), Ok(()));
         for site in ["cross-site", "same-site", "none"] {
-            let h = headers(&[("sec-fetch-site", site)]);
+            let h = headers(&[("sec-fetch-site", site), (CSRF_HEADER, TOKEN)]);
             assert_eq!(
                 check(&Method::GET, &h, HOST, TOKEN),
                 Err(CsrfError::CrossOrigin),

@@ -5,17 +5,24 @@
 //! | method | path | who | what |
 //! |---|---|---|---|
 //! | POST | `/admin/ui/login-links` | admin token (the CLI, `argus-relay ui`) | 201 `{path, expires_in}`: a one-time sign-in link |
-//! | GET | `/admin/ui/login?ticket=…` | the browser, once | session cookie, 303 to `/admin/ui` (the ticket leaves the address bar) |
-//! | GET | `/admin/ui` | session | the page (its CSRF token in a `<meta>`); without a session an explanation page, 401 |
+//! | GET | `/admin/ui/login?ticket=…` | the browser, once | session cookie, and a page handing the session's key to the script, which keeps it in `sessionStorage` and replaces the address with `/admin/ui` (the ticket leaves the address bar) |
+//! | GET | `/admin/ui` | session | the page (no secret in it); without a session an explanation page, 401 |
 //! | GET | `/admin/ui/app.js`, `/admin/ui/style.css` | anyone on loopback | the page's script and style (compiled into the binary) |
-//! | POST | `/admin/ui/pairing-code` | session + CSRF | `{scope}` → 201: what `POST /admin/pairing-codes` answers, plus `qr_svg` |
-//! | POST | `/admin/ui/logout` | session + CSRF | ends the session, clears the cookie |
+//! | POST | `/admin/ui/pairing-code` | session + key | `{scope}` → 201: what `POST /admin/pairing-codes` answers, plus `qr_svg` |
+//! | POST | `/admin/ui/logout` | session + key | ends the session, clears the cookie |
 //!
 //! Everything else the page does goes through the same admin API the CLI uses
-//! ([`crate::listener::admin`]), which accepts the session cookie in place of the admin token
-//! ([`authorize_api`]): cookie valid and bound to this `Host`, request same-origin, and for
-//! anything but GET the CSRF token and an `Origin` of this listener ([`csrf`]). The page's
-//! script never sees the admin token; the cookie is `HttpOnly; SameSite=Strict; Path=/admin`.
+//! ([`crate::listener::admin`]), which accepts the page's session in place of the admin token
+//! ([`authorize_api`]): the cookie (valid, bound to this `Host`) **and** the session's key in
+//! `X-CSRF-Token` on every request, reads included; the request same-origin, and for anything
+//! but GET an `Origin` of this listener ([`csrf`]). The page's script never sees the admin
+//! token; the cookie is `HttpOnly; SameSite=Strict; Path=/admin`.
+//!
+//! Why the key: cookies are scoped by host, not port, so any other service on this computer
+//! that the owner's browser visits under `/admin/` receives the cookie — and whoever replays it
+//! chooses the `Host` and `Origin` they send. The key is handed over only once, in the answer to
+//! the one-time sign-in link, and kept in the page origin's `sessionStorage`, which other ports
+//! cannot read; no answer to the cookie alone contains it. A replayed cookie gets 401/403.
 //!
 //! Every admin-listener answer carries [`harden`]'s headers: a strict Content Security Policy
 //! (scripts and styles only from this listener, no inline script, no framing), `X-Frame-Options:
@@ -61,6 +68,7 @@ pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'
      base-uri 'none'; frame-ancestors 'none'";
 
 const PAGE_HTML: &str = include_str!("assets/page.html");
+const SIGNIN_HTML: &str = include_str!("assets/signin.html");
 const MESSAGE_HTML: &str = include_str!("assets/message.html");
 const APP_JS: &str = include_str!("assets/app.js");
 const STYLE_CSS: &str = include_str!("assets/style.css");
@@ -290,13 +298,12 @@ fn checked_session(
 
 fn page(state: &AppState, req: &Request<Body>) -> Result<Response<Body>, UiError> {
     csrf::check_fetch_site(req.headers(), true).map_err(|_| PageError::CrossSite)?;
-    let (active, _) = session_of(state, req.headers()).map_err(|e| match e {
+    // The page carries no secret: the script has the session's key from the sign-in answer.
+    session_of(state, req.headers()).map_err(|e| match e {
         SessionError::Missing => PageError::SignInNeeded,
         _ => PageError::SessionEnded,
     })?;
-    let html = PAGE_HTML
-        .replace("{{csrf_token}}", &escape_html(&active.csrf_token))
-        .replace("{{version}}", &escape_html(env!("CARGO_PKG_VERSION")));
+    let html = PAGE_HTML.replace("{{version}}", &escape_html(env!("CARGO_PKG_VERSION")));
     Ok(html_response(StatusCode::OK, html))
 }
 
@@ -337,12 +344,12 @@ fn login(state: &AppState, req: &Request<Body>, served: Served) -> Result<Respon
         established.session_id,
         session::SESSION_MAX_SECS
     );
-    let mut resp = Response::new(body::empty());
-    *resp.status_mut() = StatusCode::SEE_OTHER;
-    let h = resp.headers_mut();
-    h.insert(header::LOCATION, HeaderValue::from_static(UI_PATH));
+    // The key goes to this answer only (the ticket's, used up now): the script stores it in
+    // this origin's sessionStorage and moves on to the page.
+    let html = SIGNIN_HTML.replace("{{session_key}}", &escape_html(&established.csrf_token));
+    let mut resp = html_response(StatusCode::OK, html);
     if let Ok(v) = HeaderValue::from_str(&cookie) {
-        h.insert(header::SET_COOKIE, v);
+        resp.headers_mut().insert(header::SET_COOKIE, v);
     }
     Ok(resp)
 }
@@ -581,10 +588,18 @@ mod tests {
     }
 
     #[test]
-    fn assets_have_no_inline_script_or_style_and_use_the_csrf_token() {
-        assert!(PAGE_HTML.contains(r#"<meta name="csrf-token" content="{{csrf_token}}">"#));
-        assert!(PAGE_HTML.contains(r#"<script src="/admin/ui/app.js" defer></script>"#));
-        for html in [PAGE_HTML, MESSAGE_HTML] {
+    fn assets_have_no_inline_script_or_style_and_use_the_session_key() {
+        // The key is handed over by the sign-in answer only; the page itself carries none.
+        assert!(SIGNIN_HTML.contains(r#"<meta name="session-key" content="{{session_key}}">"#));
+        assert_eq!(
+            PAGE_HTML.matches("{{").count(),
+            PAGE_HTML.matches("{{version}}").count(),
+            "no secret is filled into the page"
+        );
+        for html in [PAGE_HTML, SIGNIN_HTML] {
+            assert!(html.contains(r#"<script src="/admin/ui/app.js" defer></script>"#));
+        }
+        for html in [PAGE_HTML, MESSAGE_HTML, SIGNIN_HTML] {
             assert_eq!(
                 html.matches("<script").count(),
                 html.matches("<script src=").count()
@@ -597,7 +612,8 @@ mod tests {
                 "no external assets"
             );
         }
-        assert!(APP_JS.contains("X-CSRF-Token"));
+        assert!(APP_JS.contains("headers['X-CSRF-Token'] = sessionKey;"));
+        assert!(APP_JS.contains("sessionStorage"));
         assert!(
             !APP_JS.contains("innerHTML"),
             "the script builds the DOM, never parses HTML"

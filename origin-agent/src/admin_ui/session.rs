@@ -3,11 +3,12 @@
 //! - A **sign-in ticket** is made for the owner's CLI (`argus-relay ui`, authenticated with the
 //!   admin token): 256 random bits, valid [`TICKET_TTL_SECS`], single use. It is the only secret
 //!   that ever appears in a URL, so the long-lived admin token never lands in browser history.
-//! - Redeeming a ticket makes a **session**: a 256-bit id (the cookie) and a 256-bit CSRF token
-//!   (synchronizer token, embedded in the page). A session ends after [`SESSION_IDLE_SECS`]
-//!   without use, [`SESSION_MAX_SECS`] after sign-in, on sign-out, or when the agent restarts.
-//!   It is bound to the `Host` it was made for: cookies do not isolate ports, so another local
-//!   service on another port that received the cookie could not use it here under its own name.
+//! - Redeeming a ticket makes a **session**: a 256-bit id (the cookie) and a 256-bit key
+//!   (`csrf_token`: handed to the page's script once, in the answer to the ticket, and required
+//!   on every request — the cookie alone is never enough, see [`super`]). A session ends after
+//!   [`SESSION_IDLE_SECS`] without use, [`SESSION_MAX_SECS`] after sign-in, on sign-out, or when
+//!   the agent restarts. It is also bound to the `Host` it was made for (defence in depth only:
+//!   whoever replays a cookie chooses the `Host` they send).
 //!
 //! Tickets and session ids are kept only as SHA-256 hashes and looked up by hash. Time is passed
 //! in, so the rules are unit-tested without waiting.

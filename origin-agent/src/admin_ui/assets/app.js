@@ -1,14 +1,33 @@
 // The Mobile Access page. Served from the agent binary; no build step, no dependencies.
 // Talks only to the admin API of the agent that served it (same origin), with the session
-// cookie and, on every state-changing request, the page's CSRF token. Builds the DOM with
+// cookie and, on every request, the session's key (X-CSRF-Token). Builds the DOM with
 // createElement/textContent only: names come from phones and are never parsed as HTML.
 'use strict';
 
 (() => {
   const POLL_MS = 3000;
   const CODE_POLL_MS = 1500;
-  const csrfMeta = document.querySelector('meta[name="csrf-token"]');
-  const csrfToken = csrfMeta ? csrfMeta.getAttribute('content') : '';
+
+  // The session's key. Cookies reach every port of this host, so the cookie alone is not
+  // enough: the sign-in page hands this key over once, it lives in this origin's
+  // sessionStorage (per scheme, host and port, and per tab), and every API call sends it.
+  const KEY_ITEM = 'argus-relay-admin-key';
+  const handoff = document.querySelector('meta[name="session-key"]');
+  if (handoff) {
+    try {
+      sessionStorage.setItem(KEY_ITEM, handoff.getAttribute('content') || '');
+    } catch (_) {
+      // Storage is off: the page will say to sign in again.
+    }
+    window.location.replace('/admin/ui');
+    return;
+  }
+  let sessionKey = '';
+  try {
+    sessionKey = sessionStorage.getItem(KEY_ITEM) || '';
+  } catch (_) {
+    sessionKey = '';
+  }
 
   const $ = (id) => document.getElementById(id);
 
@@ -111,7 +130,7 @@
   async function api(method, path, body) {
     const headers = { Accept: 'application/json' };
     const init = { method, headers, credentials: 'same-origin', cache: 'no-store', redirect: 'error' };
-    if (method !== 'GET') headers['X-CSRF-Token'] = csrfToken;
+    headers['X-CSRF-Token'] = sessionKey;
     if (body !== undefined) {
       headers['Content-Type'] = 'application/json';
       init.body = JSON.stringify(body);
@@ -130,7 +149,7 @@
     }
     if (!resp.ok) {
       const err = (data && data.error) || {};
-      if (resp.status === 401) endSession();
+      if (resp.status === 401 || (err.reason || '').startsWith('admin_ui.csrf_')) endSession();
       throw new ApiError(resp.status, err.code || `http_${resp.status}`, err.message || `HTTP ${resp.status}`);
     }
     return data;
@@ -698,6 +717,11 @@
       // Signed out either way.
     }
     sessionOver = true;
+    try {
+      sessionStorage.removeItem(KEY_ITEM);
+    } catch (_) {
+      // Nothing stored.
+    }
     window.location.replace('/admin/ui');
   }
 
@@ -715,6 +739,11 @@
     $('pair-start').addEventListener('click', startPairing);
     $('pair-new').addEventListener('click', startPairing);
     $('sign-out').addEventListener('click', signOut);
+    if (!sessionKey) {
+      // Signed in in another tab, or storage was cleared: this tab has no key.
+      endSession();
+      return;
+    }
     document.addEventListener('visibilitychange', () => {
       if (!document.hidden) pollAll();
     });
