@@ -156,7 +156,8 @@ mod tests {
             "edge": {"last_request_secs_ago": null, "signed_requests": 0, "rejected": {"total": 0}},
             "backend": {"reachable": true, "status": 200, "latency_ms": 2},
             "devices": {"paired": 1}, "keys": {"signing_kid": "k1"},
-            "versions": {"agent": "0.1.0"}
+            "versions": {"agent": "0.1.0"},
+            "notes": ["2 requests without a valid edge signature reached the tunnel"]
         });
         let h = human(&v);
         assert!(h.contains("up 66 min: degraded"), "{h}");
@@ -166,5 +167,9 @@ mod tests {
         );
         assert!(h.contains("last error 4 s ago: cloudflared exited"), "{h}");
         assert!(h.contains("  - the tunnel is not connected"), "{h}");
+        assert!(
+            h.contains("Notes:\n  - 2 requests without a valid edge signature"),
+            "{h}"
+        );
     }
 }
