@@ -8,6 +8,7 @@
 //      CHROMIUM (executable), SCREENSHOT_DIR.
 
 import { mkdirSync, rmSync } from 'node:fs';
+import http from 'node:http';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { chromium } from 'playwright-core';
@@ -184,7 +185,33 @@ async function main() {
   const bare = await other.evaluate(() => fetch('/admin/devices').then((r) => r.status));
   check(bare === 403, `the admin API with the cookie alone: ${bare}`);
   await other.close();
-  emit('signed_in', { cookie: `${cookie.name}=${cookie.value}`, key });
+
+  // What issue 20 §4 is about: another service on this computer, on another port, that the
+  // owner's browser visits under /admin/ receives the session cookie (cookies ignore ports).
+  const seen = [];
+  const service = http.createServer((req, res) => {
+    seen.push(req.headers.cookie || '');
+    res.end('another local service');
+  });
+  await new Promise((resolve) => service.listen(0, '127.0.0.1', resolve));
+  const visit = await context.newPage();
+  await visit.goto(`http://127.0.0.1:${service.address().port}/admin/anything`);
+  await visit.close();
+  await new Promise((resolve) => service.close(resolve));
+  const stolen = seen.map((c) => c.split(';').map((p) => p.trim()))
+    .flat().find((p) => p.startsWith('argus_relay_admin='));
+  check(stolen === `${cookie.name}=${cookie.value}`, `the other service received the cookie: ${seen}`);
+  // Replayed by that service with the Origin it likes: nothing, not even a read.
+  for (const [method, target] of [['GET', '/admin/devices'], ['GET', '/admin/status'],
+    ['POST', '/admin/pairing-codes'], ['POST', '/admin/ui/pairing-code']]) {
+    const r = await fetch(`${ADMIN_URL}${target}`, {
+      method,
+      headers: { cookie: stolen, origin: ADMIN_URL, 'content-type': 'application/json' },
+      body: method === 'POST' ? '{"scope":"owner"}' : undefined,
+    });
+    check(r.status === 403, `${method} ${target} with the stolen cookie: ${r.status}`);
+  }
+  emit('signed_in', { cookie: stolen, key });
 
   // 3. A pairing code with its QR code and countdown.
   await page.selectOption('#pair-scope', 'viewer');
