@@ -96,6 +96,9 @@ pub struct ForwardContext {
     pub client_upgrade: Option<OnUpgrade>,
     /// The route class (timeouts and metrics).
     pub class: BackendClass,
+    /// How long an upgraded connection may live (the device token's); an upgrade is refused
+    /// without one.
+    pub socket_lifetime: Option<crate::ws_bridge::SocketLifetime>,
 }
 
 impl Backend {
@@ -316,22 +319,22 @@ impl Backend {
             let Some(client_upgrade) = ctx.client_upgrade.filter(|_| wants_upgrade) else {
                 return Err(AgentError::BackendUnreachable);
             };
+            let Some(lifetime) = ctx.socket_lifetime else {
+                return Err(AgentError::Internal);
+            };
             let backend_upgrade = hyper::upgrade::on(&mut resp);
             let request_id = ctx.request_id.clone();
             tokio::spawn(async move {
                 match tokio::try_join!(client_upgrade, backend_upgrade) {
                     Ok((client, backend)) => {
                         METRICS.websocket_opened();
-                        let mut client = TokioIo::new(client);
-                        let mut backend = TokioIo::new(backend);
-                        match tokio::io::copy_bidirectional(&mut client, &mut backend).await {
-                            Ok((up, down)) => {
-                                tracing::debug!(request_id, up, down, "websocket closed")
-                            }
-                            Err(e) => {
-                                tracing::debug!(request_id, error = %e, "websocket bridge ended")
-                            }
-                        }
+                        let end = crate::ws_bridge::run(
+                            TokioIo::new(client),
+                            TokioIo::new(backend),
+                            lifetime,
+                        )
+                        .await;
+                        tracing::info!(request_id, ?end, "websocket closed");
                         METRICS.websocket_closed();
                     }
                     Err(e) => tracing::warn!(request_id, error = %e, "websocket upgrade failed"),
@@ -442,6 +445,7 @@ mod tests {
                 request_id: "r".into(),
                 client_upgrade: None,
                 class: BackendClass::Api,
+                socket_lifetime: None,
             },
         );
         let size = std::mem::size_of_val(&waiting);
