@@ -21,7 +21,7 @@
 //! |---|---|---|
 //! | `api`, `image` | within `T` of the request body's end | finished within `T` of the head |
 //! | `video`, `export` | within `T` | no total; cut after `T` without data |
-//! | `event_stream` (SSE), `websocket` | within `T` | no limit (they are meant to stay open) |
+//! | `event_stream` (SSE), `websocket` | within `T` | no limit (they are meant to stay open; a WebSocket until its token's `exp` or its device's revocation, [`crate::ws_bridge`]) |
 //!
 //! The head timer starts when the request body has been sent, so a 100 MB upload over a slow link
 //! is not cut by it; a request body that stalls for `limits.idle_timeout_secs` is (see the tunnel
