@@ -145,8 +145,17 @@ where
     }
 }
 
-/// The socket `what` was closed with `code` and `reason` by `deadline`.
-fn assert_closed(what: &str, end: Option<Ended>, deadline: Instant, code: u16, reason: &str, stack: &Stack) {
+/// The close code and reason of a revoked device's sockets.
+const REVOKED: (u16, &str) = (4403, "device revoked");
+
+/// The socket `what` was closed with `expected` (code, reason) by `deadline`.
+fn assert_closed(
+    what: &str,
+    end: Option<Ended>,
+    deadline: Instant,
+    (code, reason): (u16, &str),
+    stack: &Stack,
+) {
     let end = end.unwrap_or_else(|| {
         panic!(
             "{what}: still open {:?} after the deadline\n{}",
@@ -156,7 +165,11 @@ fn assert_closed(what: &str, end: Option<Ended>, deadline: Instant, code: u16, r
     });
     assert_eq!(end.code, Some(code), "{what}: {end:?}");
     assert_eq!(end.reason, reason, "{what}");
-    assert!(end.at <= deadline, "{what}: closed {:?} late", end.at - deadline);
+    assert!(
+        end.at <= deadline,
+        "{what}: closed {:?} late",
+        end.at - deadline
+    );
 }
 
 /// ArgusAI's end of every socket is closed too.
@@ -198,9 +211,15 @@ async fn a_revoked_phone_loses_its_live_streams_within_a_second_through_the_rela
         ended(&mut relay_updates, BOUND * 3),
         ended(&mut home_stream, BOUND * 3),
     );
-    assert_closed("the live stream through the relay", a, deadline, 4403, "device revoked", &stack);
-    assert_closed("/ws through the relay", b, deadline, 4403, "device revoked", &stack);
-    assert_closed("the live stream at home", c, deadline, 4403, "device revoked", &stack);
+    assert_closed(
+        "the live stream through the relay",
+        a,
+        deadline,
+        REVOKED,
+        &stack,
+    );
+    assert_closed("/ws through the relay", b, deadline, REVOKED, &stack);
+    assert_closed("the live stream at home", c, deadline, REVOKED, &stack);
 
     frames(&mut others, 3).await;
     drop(others);
@@ -229,7 +248,13 @@ async fn signing_out_and_revoke_all_close_the_streams_of_the_devices_they_revoke
     assert_eq!(resp.status(), 200);
     let deadline = Instant::now() + BOUND;
     let end = ended(&mut leaving_stream, BOUND * 3).await;
-    assert_closed("the signed-out phone's stream", end, deadline, 4403, "device revoked", &stack);
+    assert_closed(
+        "the signed-out phone's stream",
+        end,
+        deadline,
+        REVOKED,
+        &stack,
+    );
     frames(&mut staying_stream, 2).await;
 
     // The owner signs every phone out.
@@ -244,8 +269,20 @@ async fn signing_out_and_revoke_all_close_the_streams_of_the_devices_they_revoke
         ended(&mut staying_stream, BOUND * 3),
         ended(&mut owner_stream, BOUND * 3)
     );
-    assert_closed("a viewer's stream after revoke_all", a, deadline, 4403, "device revoked", &stack);
-    assert_closed("the owner's stream after revoke_all", b, deadline, 4403, "device revoked", &stack);
+    assert_closed(
+        "a viewer's stream after revoke_all",
+        a,
+        deadline,
+        REVOKED,
+        &stack,
+    );
+    assert_closed(
+        "the owner's stream after revoke_all",
+        b,
+        deadline,
+        REVOKED,
+        &stack,
+    );
     backend_sockets_closed(&stack).await;
 }
 
@@ -266,12 +303,22 @@ async fn a_reused_refresh_token_revokes_the_device_its_streams_and_its_listing()
     assert_eq!(body["error"]["reason"], "refresh.reused");
     let deadline = Instant::now() + BOUND;
     let end = ended(&mut stream, BOUND * 3).await;
-    assert_closed("the stream after a refresh-token reuse", end, deadline, 4403, "device revoked", &stack);
+    assert_closed(
+        "the stream after a refresh-token reuse",
+        end,
+        deadline,
+        REVOKED,
+        &stack,
+    );
 
     // The owner's listing says so: revoked, and why (it said "active" before).
-    let listed: Value =
-        serde_json::from_str(&stack.agent.cli(&["devices", "--json"]).expect("devices --json"))
-            .expect("JSON");
+    let listed: Value = serde_json::from_str(
+        &stack
+            .agent
+            .cli(&["devices", "--json"])
+            .expect("devices --json"),
+    )
+    .expect("JSON");
     let device = listed["devices"]
         .as_array()
         .and_then(|d| d.iter().find(|d| d["id"] == phone.device_id.as_str()))
@@ -299,8 +346,7 @@ fn now() -> u64 {
 /// key (read from the agent's database, as only the agent can): a token about to expire, without
 /// waiting out a real lifetime (at least 60 s).
 fn token_expiring_at(stack: &Stack, like: &PairedDevice, exp: u64) -> String {
-    let store =
-        origin_agent::store::Store::open(stack.agent.data_dir().join("relay.db")).unwrap();
+    let store = origin_agent::store::Store::open(stack.agent.data_dir().join("relay.db")).unwrap();
     let key = store.current_signing_key().unwrap().unwrap();
     let signer = SigningKey::from_bytes(&key.seed);
     let mut parts = like.access_token.split('.');
@@ -341,11 +387,10 @@ async fn a_stream_ends_with_4401_when_the_token_it_was_opened_with_expires() {
         assert_eq!(end.code, Some(4401), "{what}: {end:?}");
         assert_eq!(end.reason, "token expired: reconnect", "{what}");
         assert!(end.messages > 0, "{what}: the stream flowed until then");
-        let when = SystemTime::now()
-            - end.at.elapsed();
-        let after_exp = when.duration_since(exp_time).unwrap_or_else(|early| {
-            panic!("{what}: closed {:?} before exp", early.duration())
-        });
+        let when = SystemTime::now() - end.at.elapsed();
+        let after_exp = when
+            .duration_since(exp_time)
+            .unwrap_or_else(|early| panic!("{what}: closed {:?} before exp", early.duration()));
         assert!(after_exp < BOUND, "{what}: closed {after_exp:?} after exp");
     }
     backend_sockets_closed(&stack).await;
