@@ -334,7 +334,14 @@ impl Backend {
                             lifetime,
                         )
                         .await;
-                        tracing::info!(request_id, ?end, "websocket closed");
+                        match end {
+                            crate::ws_bridge::BridgeEnd::Closed => {
+                                tracing::debug!(request_id, "websocket closed")
+                            }
+                            cut => {
+                                tracing::info!(request_id, ?cut, "websocket closed by the relay")
+                            }
+                        }
                         METRICS.websocket_closed();
                     }
                     Err(e) => tracing::warn!(request_id, error = %e, "websocket upgrade failed"),
