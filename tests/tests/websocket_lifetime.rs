@@ -4,25 +4,15 @@
 //! close code: 4403 "device revoked" (pair again), 4401 "token expired: reconnect" (refresh, then
 //! reconnect). ArgusAI's side of the socket is closed too.
 
-use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use ed25519_dalek::{Signer, SigningKey};
-use futures_util::StreamExt;
 use serde_json::{json, Value};
-use tokio::net::TcpStream;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::handshake::client::Request;
-use tokio_tungstenite::tungstenite::http::HeaderValue;
-use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::WebSocketStream;
 
-use e2e::lan::agent_certificate;
 use e2e::stack::{eventually, PairedDevice, Stack, StackOptions};
-use origin_agent::client::pin::{pinned_tls_config, Pin};
+use e2e::ws::{at_home, ended, frames, via_relay, Ended};
 
 /// The bound the relay promises between a revocation and the socket's close.
 const BOUND: Duration = Duration::from_secs(1);
@@ -40,111 +30,6 @@ async fn stack_with_lan() -> Stack {
         ..StackOptions::default()
     })
     .await
-}
-
-fn bearer(req: &mut Request, token: &str) {
-    req.headers_mut().insert(
-        "authorization",
-        HeaderValue::from_str(&format!("Bearer {token}")).unwrap(),
-    );
-}
-
-/// A WebSocket through the Worker, as the phone opens it away from home.
-async fn via_relay(
-    stack: &Stack,
-    token: &str,
-    path: &str,
-) -> WebSocketStream<tokio_tungstenite::MaybeTlsStream<TcpStream>> {
-    let url = format!("{}{path}", stack.edge_url().replace("http://", "ws://"));
-    let mut req = url.into_client_request().unwrap();
-    req.headers_mut().insert(
-        "mf-cf-blob",
-        HeaderValue::from_str(&stack.phone().cf.to_string()).unwrap(),
-    );
-    bearer(&mut req, token);
-    let (ws, resp) = tokio_tungstenite::connect_async(req)
-        .await
-        .unwrap_or_else(|e| panic!("upgrade through the relay refused: {e}\n{}", stack.logs()));
-    assert_eq!(resp.status(), 101);
-    ws
-}
-
-/// A WebSocket straight to the agent's LAN listener, its certificate pinned.
-async fn at_home(
-    stack: &Stack,
-    token: &str,
-    path: &str,
-) -> WebSocketStream<tokio_rustls::client::TlsStream<TcpStream>> {
-    let addr: SocketAddr = stack.agent.lan_addr().expect("the LAN listener runs");
-    let pin = Pin::of_certificate(agent_certificate(stack).as_ref());
-    let connector = tokio_rustls::TlsConnector::from(Arc::new(pinned_tls_config(pin).unwrap()));
-    let tcp = TcpStream::connect(addr).await.unwrap();
-    let name = rustls::pki_types::ServerName::IpAddress(addr.ip().into());
-    let tls = connector.connect(name, tcp).await.unwrap();
-    let mut req = format!("wss://{addr}{path}").into_client_request().unwrap();
-    bearer(&mut req, token);
-    let (ws, resp) = tokio_tungstenite::client_async(req, tls)
-        .await
-        .unwrap_or_else(|e| panic!("upgrade at home refused: {e}\n{}", stack.logs()));
-    assert_eq!(resp.status(), 101);
-    ws
-}
-
-/// Waits for `n` binary frames (the live stream is flowing).
-async fn frames<S>(ws: &mut S, n: usize)
-where
-    S: StreamExt<Item = Result<Message, tokio_tungstenite::tungstenite::Error>> + Unpin,
-{
-    let mut got = 0;
-    while got < n {
-        match tokio::time::timeout(Duration::from_secs(10), ws.next()).await {
-            Ok(Some(Ok(Message::Binary(_)))) => got += 1,
-            Ok(Some(Ok(_))) => {}
-            other => panic!("the stream is not flowing: {other:?}"),
-        }
-    }
-}
-
-/// How a socket ended, as the phone saw it.
-#[derive(Debug)]
-struct Ended {
-    code: Option<u16>,
-    reason: String,
-    /// When the close frame (or the end of the connection) arrived.
-    at: Instant,
-    /// Messages received before it.
-    messages: usize,
-}
-
-/// Reads until the socket ends, at most `limit` from now (`None`: still open then).
-async fn ended<S>(ws: &mut S, limit: Duration) -> Option<Ended>
-where
-    S: StreamExt<Item = Result<Message, tokio_tungstenite::tungstenite::Error>> + Unpin,
-{
-    let deadline = tokio::time::Instant::now() + limit;
-    let mut messages = 0;
-    loop {
-        match tokio::time::timeout_at(deadline, ws.next()).await {
-            Err(_) => return None,
-            Ok(Some(Ok(Message::Close(frame)))) => {
-                return Some(Ended {
-                    code: frame.as_ref().map(|f| u16::from(f.code)),
-                    reason: frame.map(|f| f.reason.to_string()).unwrap_or_default(),
-                    at: Instant::now(),
-                    messages,
-                })
-            }
-            Ok(Some(Ok(_))) => messages += 1,
-            Ok(None) | Ok(Some(Err(_))) => {
-                return Some(Ended {
-                    code: None,
-                    reason: String::new(),
-                    at: Instant::now(),
-                    messages,
-                })
-            }
-        }
-    }
 }
 
 /// The close code and reason of a revoked device's sockets.
