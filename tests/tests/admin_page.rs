@@ -2,7 +2,8 @@
 //! - in a real browser (headless Chromium, driven by `tests/browser/admin_page.mjs` with
 //!   playwright-core): sign in with the one-time link from `argus-relay ui`, pair a phone with the
 //!   page's code (the phone redeems it through the Worker), confirm and deny phone-initiated
-//!   requests, rename and revoke a device, watch the status change, sign out; screenshots,
+//!   requests, rename and revoke a device (its open live view ends), watch the status change,
+//!   sign out; screenshots,
 //!   phone- and laptop-sized, in `$CARGO_TARGET_DIR/screenshots/` (or `target/screenshots/`);
 //! - over plain HTTP: what is refused without a session, without the CSRF token, cross-site, or
 //!   with a `Host` that is not loopback.
