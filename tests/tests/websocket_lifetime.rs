@@ -44,6 +44,10 @@ fn assert_closed(
     stack: &Stack,
 ) {
     let end = end.unwrap_or_else(|| panic!("{what}: still open {WAIT:?} later\n{}", stack.logs()));
+    eprintln!(
+        "{what}: closed {:?} after the revocation",
+        end.at.saturating_duration_since(deadline - BOUND)
+    );
     assert_eq!(end.code, Some(code), "{what}: {end:?}");
     assert_eq!(end.reason, reason, "{what}");
     assert!(
@@ -272,6 +276,7 @@ async fn a_stream_ends_with_4401_when_the_token_it_was_opened_with_expires() {
         let after_exp = when
             .duration_since(exp_time)
             .unwrap_or_else(|early| panic!("{what}: closed {:?} before exp", early.duration()));
+        eprintln!("{what}: closed {after_exp:?} after exp");
         assert!(after_exp < BOUND, "{what}: closed {after_exp:?} after exp");
     }
     backend_sockets_closed(&stack).await;

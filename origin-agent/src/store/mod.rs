@@ -85,8 +85,8 @@
 //!
 //! Tokens belong to a *family* (one per pairing). Rotation marks the presented token used and
 //! inserts its successor in the same family, atomically. Presenting a token that was already used
-//! means two parties hold the chain: the whole family is revoked (committed, even though the call
-//! returns [`RefreshError::Reused`]). Revoking a device revokes all its families in the same
+//! means two parties hold the chain: the whole family is revoked, and its device with it
+//! (committed, even though the call returns [`RefreshError::Reused`]). Revoking a device revokes all its families in the same
 //! transaction. Tokens live [`REFRESH_TOKEN_LIFETIME_SECS`] (30 days) from issue.
 //!
 //! # Signing keys
