@@ -37,3 +37,5 @@ pub mod server;
 pub mod state;
 pub mod store;
 pub mod tunnel;
+pub mod ws_bridge;
+pub mod ws_frames;

@@ -21,7 +21,7 @@
 //! |---|---|---|
 //! | `api`, `image` | within `T` of the request body's end | finished within `T` of the head |
 //! | `video`, `export` | within `T` | no total; cut after `T` without data |
-//! | `event_stream` (SSE), `websocket` | within `T` | no limit (they are meant to stay open) |
+//! | `event_stream` (SSE), `websocket` | within `T` | no limit (they are meant to stay open; a WebSocket until its token's `exp` or its device's revocation, [`crate::ws_bridge`]) |
 //!
 //! The head timer starts when the request body has been sent, so a 100 MB upload over a slow link
 //! is not cut by it; a request body that stalls for `limits.idle_timeout_secs` is (see the tunnel
@@ -96,6 +96,9 @@ pub struct ForwardContext {
     pub client_upgrade: Option<OnUpgrade>,
     /// The route class (timeouts and metrics).
     pub class: BackendClass,
+    /// How long an upgraded connection may live (the device token's); an upgrade is refused
+    /// without one.
+    pub socket_lifetime: Option<crate::ws_bridge::SocketLifetime>,
 }
 
 impl Backend {
@@ -316,20 +319,27 @@ impl Backend {
             let Some(client_upgrade) = ctx.client_upgrade.filter(|_| wants_upgrade) else {
                 return Err(AgentError::BackendUnreachable);
             };
+            let Some(lifetime) = ctx.socket_lifetime else {
+                return Err(AgentError::Internal);
+            };
             let backend_upgrade = hyper::upgrade::on(&mut resp);
             let request_id = ctx.request_id.clone();
             tokio::spawn(async move {
                 match tokio::try_join!(client_upgrade, backend_upgrade) {
                     Ok((client, backend)) => {
                         METRICS.websocket_opened();
-                        let mut client = TokioIo::new(client);
-                        let mut backend = TokioIo::new(backend);
-                        match tokio::io::copy_bidirectional(&mut client, &mut backend).await {
-                            Ok((up, down)) => {
-                                tracing::debug!(request_id, up, down, "websocket closed")
+                        let end = crate::ws_bridge::run(
+                            TokioIo::new(client),
+                            TokioIo::new(backend),
+                            lifetime,
+                        )
+                        .await;
+                        match end {
+                            crate::ws_bridge::BridgeEnd::Closed => {
+                                tracing::debug!(request_id, "websocket closed")
                             }
-                            Err(e) => {
-                                tracing::debug!(request_id, error = %e, "websocket bridge ended")
+                            cut => {
+                                tracing::info!(request_id, ?cut, "websocket closed by the relay")
                             }
                         }
                         METRICS.websocket_closed();
@@ -442,6 +452,7 @@ mod tests {
                 request_id: "r".into(),
                 client_upgrade: None,
                 class: BackendClass::Api,
+                socket_lifetime: None,
             },
         );
         let size = std::mem::size_of_val(&waiting);

@@ -21,6 +21,7 @@ use crate::metrics::RouteLabel;
 use crate::proxy::ForwardContext;
 use crate::require_device_token;
 use crate::state::AppState;
+use crate::ws_bridge::SocketLifetime;
 
 /// What the listener established about the request before routing.
 pub struct RequestContext {
@@ -142,11 +143,17 @@ pub fn route<'a>(
             if state.token_memory.due_touch(&claims.sub, unix_now()) {
                 state.touch_device(&claims.sub);
             }
+            // An upgraded connection lives no longer than this token and its device.
+            let socket_lifetime = ctx
+                .client_upgrade
+                .is_some()
+                .then(|| SocketLifetime::new(state.store.clone(), &claims.sub, claims.exp));
             let forward = ForwardContext {
                 client_ip: ctx.client_ip,
                 request_id: ctx.request_id,
                 client_upgrade: ctx.client_upgrade,
                 class,
+                socket_lifetime,
             };
             if !compact_event_list::applies(req.method(), &canonical) {
                 return Ok(Box::pin(state.backend.forward(req, forward)));

@@ -21,6 +21,7 @@ pub mod signer;
 pub mod stack;
 pub mod via;
 pub mod worker;
+pub mod ws;
 
 pub use stack::{PairedDevice, Stack, StackOptions};
 

@@ -2,7 +2,8 @@
 //! - in a real browser (headless Chromium, driven by `tests/browser/admin_page.mjs` with
 //!   playwright-core): sign in with the one-time link from `argus-relay ui`, pair a phone with the
 //!   page's code (the phone redeems it through the Worker), confirm and deny phone-initiated
-//!   requests, rename and revoke a device, watch the status change, sign out; screenshots,
+//!   requests, rename and revoke a device (its open live view ends), watch the status change,
+//!   sign out; screenshots,
 //!   phone- and laptop-sized, in `$CARGO_TARGET_DIR/screenshots/` (or `target/screenshots/`);
 //! - over plain HTTP: what is refused without a session, without the session's key, cross-site,
 //!   or with a `Host` that is not loopback — and that the session cookie alone, replayed by
@@ -326,13 +327,25 @@ async fn the_owner_pairs_confirms_and_revokes_from_the_mobile_access_page() {
         .await;
     browser.expect("listed", logs).await;
 
-    // Rename and revoke Anna's phone from the page; her token stops working.
+    // Rename and revoke Anna's phone from the page; her token stops working, and her open live
+    // view ends (4403) by the time the page has shown the revocation, give or take the 1 s bound.
     let anna = stack.phone().with_token(&anna_token);
     assert_eq!(anna.get("/api/v1/events?limit=1").await.status(), 200);
+    let mut live_view = e2e::ws::via_relay(&stack, &anna_token, "/ws/stream/cam-1?fps=20").await;
+    e2e::ws::frames(&mut live_view, 1).await;
     browser
         .send(json!({"cmd": "revoke", "device_id": anna_id, "rename_to": "Kitchen iPhone"}))
         .await;
     browser.expect("revoked", logs).await;
+    let shown = std::time::Instant::now();
+    let end = e2e::ws::ended(&mut live_view, Duration::from_secs(3))
+        .await
+        .unwrap_or_else(|| panic!("Anna's live view outlived her revocation\n{}", stack.logs()));
+    assert_eq!(
+        (end.code, end.reason.as_str()),
+        (Some(4403), "device revoked")
+    );
+    assert!(end.at <= shown + Duration::from_secs(1), "{end:?}");
     let (status, refused) = anna.get_json("/api/v1/events?limit=1").await;
     assert_eq!(status, 401, "{refused}");
     let devices: Value =

@@ -55,6 +55,19 @@ struct Device {
     last_seen_at: Option<i64>,
     #[serde(default)]
     revoked_at: Option<i64>,
+    #[serde(default)]
+    revoked_reason: Option<String>,
+}
+
+impl Device {
+    /// The STATUS column.
+    fn status(&self) -> &'static str {
+        match (self.revoked_at, self.revoked_reason.as_deref()) {
+            (None, _) => "active",
+            (Some(_), Some("refresh_token_reused")) => "revoked (refresh token reused)",
+            (Some(_), _) => "revoked",
+        }
+    }
 }
 
 /// `POST /admin/keys/rotate`.
@@ -102,12 +115,7 @@ fn render_devices(devices: &[Device], now: i64) -> String {
                     .map(|s| admin_client::cell(s, 8))
                     .unwrap_or_else(|| "-".into()),
                 admin_client::relative_time(d.last_seen_at, now),
-                if d.revoked_at.is_some() {
-                    "revoked"
-                } else {
-                    "active"
-                }
-                .to_owned(),
+                d.status().to_owned(),
             ]
         })
         .collect();
@@ -249,6 +257,28 @@ mod tests {
             "{text}"
         );
         assert!(render_devices(&[], 0).contains("argus-relay pair"));
+    }
+
+    #[test]
+    fn a_device_revoked_for_refresh_token_reuse_says_so() {
+        let list: DeviceList = serde_json::from_value(json!({"devices":[
+            {"id":"dev_a","name":"Ann's iPhone","platform":"ios","scope":"owner",
+             "last_seen_at":1000,"revoked_at":1100,"revoked_reason":"refresh_token_reused"},
+            {"id":"dev_b","name":"Ben's iPhone","platform":"ios","scope":"viewer",
+             "last_seen_at":1000,"revoked_at":null}
+        ],"total":2}))
+        .unwrap();
+        let text = render_devices(&list.devices, 2000);
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(
+            lines[1].contains("dev_a") && lines[1].ends_with("revoked (refresh token reused)"),
+            "{text}"
+        );
+        assert!(lines[2].ends_with("active"), "{text}");
+        assert!(
+            text.ends_with("2 devices (1 active, 1 revoked)\n"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -487,7 +487,9 @@ async fn refresh(
                 }
                 RefreshError::Expired => "refresh.expired",
                 RefreshError::Reused => {
-                    tracing::warn!("refresh token reused: its whole family is revoked");
+                    tracing::warn!(
+                        "refresh token reused: its whole family and its device are revoked"
+                    );
                     "refresh.reused"
                 }
                 RefreshError::Revoked => "refresh.revoked",
@@ -506,10 +508,10 @@ async fn refresh(
             .is_some_and(|p| same(given, p));
         if !ours && !phones {
             // A valid refresh token presented for another device: treat it as stolen.
-            tracing::warn!(device_id = %outcome.device.id, "refresh token presented with a foreign device id; family revoked");
+            tracing::warn!(device_id = %outcome.device.id, "refresh token presented with a foreign device id; family and device revoked");
             state
                 .store
-                .revoke_refresh_family(&outcome.family_id, now_i64(now))
+                .revoke_for_refresh_misuse(&outcome.family_id, now_i64(now))
                 .map_err(store_failed)?;
             return Err(AgentError::InvalidToken {
                 reason: "refresh.device_mismatch",
@@ -538,7 +540,12 @@ pub struct DeviceView {
     pub scope: &'static str,
     pub created_at: i64,
     pub last_seen_at: Option<i64>,
+    /// When the device stopped being active (revoked, or its refresh token was reused).
     pub revoked_at: Option<i64>,
+    /// Why, when it did: `revoked` (by the owner or by itself) or `refresh_token_reused` (a
+    /// used refresh token came back: someone holds a copy).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub revoked_reason: Option<&'static str>,
     /// True for the device making the request.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub current: bool,
@@ -546,6 +553,7 @@ pub struct DeviceView {
 
 impl DeviceView {
     pub fn of(d: Device, caller: Option<&str>) -> Self {
+        let revoked_at = d.ended_at();
         DeviceView {
             current: caller == Some(d.id.as_str()),
             id: d.id,
@@ -557,7 +565,12 @@ impl DeviceView {
             scope: d.scope.as_str(),
             created_at: d.created_at,
             last_seen_at: d.last_seen_at,
-            revoked_at: d.revoked_at,
+            revoked_at,
+            revoked_reason: match (d.reuse_detected_at, d.revoked_at) {
+                (Some(_), _) => Some("refresh_token_reused"),
+                (None, Some(_)) => Some("revoked"),
+                (None, None) => None,
+            },
         }
     }
 }

@@ -9,8 +9,18 @@ use super::{
     StoreError, TOUCH_GRANULARITY_SECS,
 };
 
-const DEVICE_COLUMNS: &str = "id, name, model, platform, os_version, app_version, \
-     phone_device_id, scope, created_at, last_seen_at, revoked_at";
+/// Read from `devices d`.
+const DEVICE_COLUMNS: &str = "d.id, d.name, d.model, d.platform, d.os_version, d.app_version, \
+     d.phone_device_id, d.scope, d.created_at, d.last_seen_at, d.revoked_at, \
+     (SELECT max(f.revoked_at) FROM refresh_families f \
+      WHERE f.device_id = d.id AND f.revoked_reason = 'reuse')";
+
+/// The one definition of an active device (of `devices d`): not revoked, and no refresh family
+/// of it revoked for reuse. A reuse revokes the device in the same transaction; the second
+/// condition covers databases from before it did (their devices could no longer refresh, yet
+/// were listed as active).
+const IS_ACTIVE: &str = "d.revoked_at IS NULL AND NOT EXISTS \
+     (SELECT 1 FROM refresh_families f WHERE f.device_id = d.id AND f.revoked_reason = 'reuse')";
 
 fn device_row(r: &Row<'_>) -> rusqlite::Result<Device> {
     Ok(Device {
@@ -25,6 +35,7 @@ fn device_row(r: &Row<'_>) -> rusqlite::Result<Device> {
         created_at: r.get(8)?,
         last_seen_at: r.get(9)?,
         revoked_at: r.get(10)?,
+        reuse_detected_at: r.get(11)?,
     })
 }
 
@@ -80,12 +91,32 @@ pub(super) fn insert_device(
         created_at: now,
         last_seen_at: None,
         revoked_at: None,
+        reuse_detected_at: None,
     })
+}
+
+/// Revokes a device and every refresh family of it still live, inside the caller's transaction
+/// (the caller then calls `note_revocation`). `true` if the device was active.
+pub(super) fn revoke_device_in(
+    tx: &Transaction<'_>,
+    id: &str,
+    now: i64,
+) -> Result<bool, StoreError> {
+    let n = tx.execute(
+        "UPDATE devices SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL",
+        params![id, now],
+    )?;
+    tx.execute(
+        "UPDATE refresh_families SET revoked_at = ?2, revoked_reason = 'device_revoked'
+         WHERE device_id = ?1 AND revoked_at IS NULL",
+        params![id, now],
+    )?;
+    Ok(n == 1)
 }
 
 /// Reads a device inside the caller's transaction.
 pub(super) fn load_device(tx: &Transaction<'_>, id: &str) -> Result<Option<Device>, StoreError> {
-    let sql = format!("SELECT {DEVICE_COLUMNS} FROM devices WHERE id = ?1");
+    let sql = format!("SELECT {DEVICE_COLUMNS} FROM devices d WHERE d.id = ?1");
     Ok(tx.query_row(&sql, [id], device_row).optional()?)
 }
 
@@ -93,7 +124,7 @@ impl Store {
     /// Every device, revoked ones included, oldest first.
     pub fn list_devices(&self) -> Result<Vec<Device>, StoreError> {
         let conn = self.lock();
-        let sql = format!("SELECT {DEVICE_COLUMNS} FROM devices ORDER BY created_at, id");
+        let sql = format!("SELECT {DEVICE_COLUMNS} FROM devices d ORDER BY d.created_at, d.id");
         let mut stmt = conn.prepare_cached(&sql)?;
         let devices = stmt
             .query_map([], device_row)?
@@ -104,7 +135,7 @@ impl Store {
     /// One device (revoked or not).
     pub fn device(&self, id: &str) -> Result<Option<Device>, StoreError> {
         let conn = self.lock();
-        let sql = format!("SELECT {DEVICE_COLUMNS} FROM devices WHERE id = ?1");
+        let sql = format!("SELECT {DEVICE_COLUMNS} FROM devices d WHERE d.id = ?1");
         let mut stmt = conn.prepare_cached(&sql)?;
         Ok(stmt.query_row([id], device_row).optional()?)
     }
@@ -123,20 +154,8 @@ impl Store {
     /// Revokes a device and, in the same transaction, every refresh-token family it has.
     /// `true` if the device existed and was active; `false` if unknown or already revoked.
     pub fn revoke_device(&self, id: &str, now: i64) -> Result<bool, StoreError> {
-        let result = self.write(|tx| {
-            let n = tx.execute(
-                "UPDATE devices SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL",
-                params![id, now],
-            )?;
-            tx.execute(
-                "UPDATE refresh_families SET revoked_at = ?2, revoked_reason = 'device_revoked'
-                 WHERE device_id = ?1 AND revoked_at IS NULL",
-                params![id, now],
-            )?;
-            Ok(n == 1)
-        });
-        self.revocations
-            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        let result = self.write(|tx| revoke_device_in(tx, id, now));
+        self.note_revocation();
         result
     }
 
@@ -167,8 +186,8 @@ impl Store {
     /// Ids of all devices that are not revoked.
     pub fn active_device_ids(&self) -> Result<Vec<String>, StoreError> {
         let conn = self.lock();
-        let mut stmt =
-            conn.prepare_cached("SELECT id FROM devices WHERE revoked_at IS NULL ORDER BY id")?;
+        let sql = format!("SELECT d.id FROM devices d WHERE {IS_ACTIVE} ORDER BY d.id");
+        let mut stmt = conn.prepare_cached(&sql)?;
         let ids = stmt
             .query_map([], |r| r.get(0))?
             .collect::<Result<Vec<_>, _>>()?;
@@ -178,8 +197,8 @@ impl Store {
     /// Whether the device exists and is not revoked.
     pub fn is_device_active(&self, id: &str) -> Result<bool, StoreError> {
         let conn = self.lock();
-        let mut stmt =
-            conn.prepare_cached("SELECT 1 FROM devices WHERE id = ?1 AND revoked_at IS NULL")?;
+        let sql = format!("SELECT 1 FROM devices d WHERE d.id = ?1 AND {IS_ACTIVE}");
+        let mut stmt = conn.prepare_cached(&sql)?;
         Ok(stmt.exists([id])?)
     }
 
@@ -203,11 +222,8 @@ impl Store {
 
     /// Number of active (not revoked) devices.
     pub fn device_count(&self) -> Result<u64, StoreError> {
-        let n: i64 = self.lock().query_row(
-            "SELECT count(*) FROM devices WHERE revoked_at IS NULL",
-            [],
-            |r| r.get(0),
-        )?;
+        let sql = format!("SELECT count(*) FROM devices d WHERE {IS_ACTIVE}");
+        let n: i64 = self.lock().query_row(&sql, [], |r| r.get(0))?;
         Ok(u64::try_from(n).unwrap_or(0))
     }
 }

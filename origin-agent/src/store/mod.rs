@@ -85,8 +85,8 @@
 //!
 //! Tokens belong to a *family* (one per pairing). Rotation marks the presented token used and
 //! inserts its successor in the same family, atomically. Presenting a token that was already used
-//! means two parties hold the chain: the whole family is revoked (committed, even though the call
-//! returns [`RefreshError::Reused`]). Revoking a device revokes all its families in the same
+//! means two parties hold the chain: the whole family is revoked, and its device with it
+//! (committed, even though the call returns [`RefreshError::Reused`]). Revoking a device revokes all its families in the same
 //! transaction. Tokens live [`REFRESH_TOKEN_LIFETIME_SECS`] (30 days) from issue.
 //!
 //! # Signing keys
@@ -260,11 +260,20 @@ pub struct Device {
     pub created_at: i64,
     pub last_seen_at: Option<i64>,
     pub revoked_at: Option<i64>,
+    /// When a refresh family of this device was revoked because a used refresh token came back
+    /// (evidence of a copy). Such a device is revoked too (in the same transaction; in databases
+    /// from before that, only its family was).
+    pub reuse_detected_at: Option<i64>,
 }
 
 impl Device {
     pub fn is_active(&self) -> bool {
-        self.revoked_at.is_none()
+        self.revoked_at.is_none() && self.reuse_detected_at.is_none()
+    }
+
+    /// When the device stopped being active, if it did.
+    pub fn ended_at(&self) -> Option<i64> {
+        self.revoked_at.or(self.reuse_detected_at)
     }
 }
 
@@ -293,6 +302,8 @@ pub struct Store {
     /// Bumped after every device revocation commits: caches of "this device is active" are valid
     /// only while it is unchanged ([`Store::revocation_generation`]).
     revocations: std::sync::atomic::AtomicU64,
+    /// The same generation, for those who wait for a revocation ([`Store::watch_revocations`]).
+    revocation_feed: tokio::sync::watch::Sender<u64>,
 }
 
 const _: () = {
@@ -340,6 +351,7 @@ impl Store {
             conn: Mutex::new(conn),
             path: Some(path.to_path_buf()),
             revocations: Default::default(),
+            revocation_feed: tokio::sync::watch::Sender::new(0),
         })
     }
 
@@ -352,12 +364,31 @@ impl Store {
             conn: Mutex::new(conn),
             path: None,
             revocations: Default::default(),
+            revocation_feed: tokio::sync::watch::Sender::new(0),
         })
     }
 
     /// Changes whenever a device is revoked (after the revocation is committed).
     pub fn revocation_generation(&self) -> u64 {
         self.revocations.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Wakes its holder after each device revocation commits (any path: the owner, the device
+    /// itself, `revoke_all`, refresh-token reuse). It says that *a* device was revoked; the
+    /// holder asks [`Store::is_device_active`] about its own (open WebSockets,
+    /// [`crate::ws_bridge`]).
+    pub fn watch_revocations(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.revocation_feed.subscribe()
+    }
+
+    /// After a transaction that may have revoked a device: forget every cached "active" and wake
+    /// the watchers. Called whether or not the transaction committed (harmless: they look again).
+    fn note_revocation(&self) {
+        let generation = self
+            .revocations
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel)
+            + 1;
+        self.revocation_feed.send_replace(generation);
     }
 
     /// The database file, `None` in memory.

@@ -3,7 +3,7 @@
 use rusqlite::{params, OptionalExtension, Transaction};
 use sha2::{Digest, Sha256};
 
-use super::devices::load_device;
+use super::devices::{load_device, revoke_device_in};
 use super::{
     check_text, flatten, limits, Device, RefreshError, Store, StoreError,
     REFRESH_TOKEN_LIFETIME_SECS,
@@ -29,6 +29,7 @@ struct TokenRow {
     expires_at: i64,
     used_at: Option<i64>,
     family_revoked_at: Option<i64>,
+    family_revoked_reason: Option<String>,
     device_id: String,
 }
 
@@ -83,12 +84,26 @@ fn revoke_family(
     )? == 1)
 }
 
+/// Evidence that a refresh token was copied: its family is revoked for `reuse` and its device
+/// with it (so the copy's access tokens and open WebSockets end now, not at their `exp`; the
+/// phone must pair again either way). The caller then calls `note_revocation`.
+fn revoke_for_copy(
+    tx: &Transaction<'_>,
+    family_id: &str,
+    device_id: &str,
+    now: i64,
+) -> Result<bool, StoreError> {
+    revoke_family(tx, family_id, "reuse", now)?;
+    revoke_device_in(tx, device_id, now)
+}
+
 impl Store {
     /// Exchanges the refresh token hashed `old_hash` for the one hashed `new_hash`, atomically:
     ///
     /// * unknown → [`RefreshError::Unknown`];
     /// * device revoked → [`RefreshError::DeviceRevoked`]; family revoked → [`RefreshError::Revoked`];
-    /// * already used → the whole family is revoked (committed) and [`RefreshError::Reused`];
+    /// * already used → the whole family and its device are revoked (committed) and
+    ///   [`RefreshError::Reused`];
     /// * expired → [`RefreshError::Expired`];
     /// * otherwise the old token is marked used (replaced by the new one), the new token joins
     ///   the family with a fresh [`REFRESH_TOKEN_LIFETIME_SECS`], and the device is returned.
@@ -101,10 +116,11 @@ impl Store {
         new_hash: &[u8; 32],
         now: i64,
     ) -> Result<RefreshOutcome, RefreshError> {
-        flatten(self.write(|tx| {
+        let outcome = flatten(self.write(|tx| {
             let row = tx
                 .query_row(
-                    "SELECT t.family_id, t.expires_at, t.used_at, f.revoked_at, f.device_id
+                    "SELECT t.family_id, t.expires_at, t.used_at, f.revoked_at, f.revoked_reason,
+                            f.device_id
                      FROM refresh_tokens t JOIN refresh_families f ON f.id = t.family_id
                      WHERE t.token_hash = ?1",
                     [&old_hash[..]],
@@ -114,7 +130,8 @@ impl Store {
                             expires_at: r.get(1)?,
                             used_at: r.get(2)?,
                             family_revoked_at: r.get(3)?,
-                            device_id: r.get(4)?,
+                            family_revoked_reason: r.get(4)?,
+                            device_id: r.get(5)?,
                         })
                     },
                 )
@@ -124,11 +141,16 @@ impl Store {
                 expires_at,
                 used_at,
                 family_revoked_at,
+                family_revoked_reason,
                 device_id,
             }) = row
             else {
                 return Ok(Err(RefreshError::Unknown));
             };
+            // The session that ended on reuse says so (its device was revoked with it).
+            if family_revoked_reason.as_deref() == Some("reuse") {
+                return Ok(Err(RefreshError::Revoked));
+            }
             let device = match load_device(tx, &device_id)? {
                 Some(d) if d.is_active() => d,
                 // Normally revoke_device already revoked the family; make sure.
@@ -142,7 +164,7 @@ impl Store {
                 return Ok(Err(RefreshError::Revoked));
             }
             if used_at.is_some() {
-                revoke_family(tx, &family_id, "reuse", now)?;
+                revoke_for_copy(tx, &family_id, &device_id, now)?;
                 return Ok(Err(RefreshError::Reused));
             }
             if expires_at <= now {
@@ -163,7 +185,32 @@ impl Store {
                 family_id,
                 expires_at: now.saturating_add(REFRESH_TOKEN_LIFETIME_SECS),
             }))
-        }))
+        }));
+        if matches!(outcome, Err(RefreshError::Reused)) {
+            self.note_revocation();
+        }
+        outcome
+    }
+
+    /// A refresh token of `family_id` turned up where it should not (presented with another
+    /// device's id): handled as a reuse — the family and its device are revoked. `true` if the
+    /// device was active.
+    pub fn revoke_for_refresh_misuse(&self, family_id: &str, now: i64) -> Result<bool, StoreError> {
+        let result = self.write(|tx| {
+            let device_id: Option<String> = tx
+                .query_row(
+                    "SELECT device_id FROM refresh_families WHERE id = ?1",
+                    [family_id],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            match device_id {
+                Some(d) => revoke_for_copy(tx, family_id, &d, now),
+                None => Ok(false),
+            }
+        });
+        self.note_revocation();
+        result
     }
 
     /// Revokes one family (logout of one session). `true` if it existed and was active.

@@ -757,9 +757,15 @@ fn refresh_reuse_revokes_the_whole_family() {
         s.rotate_refresh(&h(10), &h(11), T0 + 62),
         Err(RefreshError::Unknown)
     ));
-    // The device itself is not revoked: it can pair again.
-    assert!(s.is_device_active("dev-1").unwrap());
-    // Survives a reopen (committed, not just in this connection's view).
+    // The device is revoked with it (the copy's access tokens and WebSockets end now), and
+    // listed so.
+    assert!(!s.is_device_active("dev-1").unwrap());
+    assert_eq!(s.device_count().unwrap(), 0);
+    let d = s.device("dev-1").unwrap().unwrap();
+    assert!(!d.is_active());
+    assert_eq!(d.revoked_at, Some(T0 + 61));
+    assert_eq!(d.reuse_detected_at, Some(T0 + 61));
+    assert_eq!(s.list_devices().unwrap(), vec![d]);
     assert_eq!(
         count(
             &s,
@@ -767,6 +773,60 @@ fn refresh_reuse_revokes_the_whole_family() {
         ),
         1
     );
+}
+
+#[test]
+fn a_refresh_reuse_wakes_the_revocation_watchers() {
+    let s = paired();
+    let watch = s.watch_revocations();
+    s.rotate_refresh(&h(1), &h(2), T0 + 60).unwrap();
+    assert!(!watch.has_changed().unwrap(), "a rotation revokes nothing");
+    let before = s.revocation_generation();
+    assert!(matches!(
+        s.rotate_refresh(&h(1), &h(10), T0 + 61),
+        Err(RefreshError::Reused)
+    ));
+    assert!(watch.has_changed().unwrap());
+    assert!(s.revocation_generation() > before);
+}
+
+#[test]
+fn a_refresh_token_presented_for_another_device_revokes_family_and_device() {
+    let s = paired();
+    let watch = s.watch_revocations();
+    assert!(s.revoke_for_refresh_misuse("fam-1", T0 + 5).unwrap());
+    assert!(watch.has_changed().unwrap());
+    let d = s.device("dev-1").unwrap().unwrap();
+    assert_eq!(d.revoked_at, Some(T0 + 5));
+    assert_eq!(d.reuse_detected_at, Some(T0 + 5));
+    assert!(matches!(
+        s.rotate_refresh(&h(1), &h(2), T0 + 6),
+        Err(RefreshError::Revoked)
+    ));
+    assert!(!s
+        .revoke_for_refresh_misuse("no-such-family", T0 + 7)
+        .unwrap());
+}
+
+/// Databases from before a reuse revoked the device too hold devices whose only session ended on
+/// reuse, yet `revoked_at` is empty: they are not active, and listed as ended at the reuse.
+#[test]
+fn a_device_whose_family_was_revoked_for_reuse_is_not_active_in_an_older_database() {
+    let s = paired();
+    s.lock()
+        .execute(
+            "UPDATE refresh_families SET revoked_at = ?1, revoked_reason = 'reuse' WHERE id = 'fam-1'",
+            [T0 + 30],
+        )
+        .unwrap();
+    assert!(!s.is_device_active("dev-1").unwrap());
+    assert!(s.active_device_ids().unwrap().is_empty());
+    assert_eq!(s.device_count().unwrap(), 0);
+    let d = s.device("dev-1").unwrap().unwrap();
+    assert_eq!(d.revoked_at, None);
+    assert_eq!(d.reuse_detected_at, Some(T0 + 30));
+    assert!(!d.is_active());
+    assert_eq!(d.ended_at(), Some(T0 + 30));
 }
 
 #[test]

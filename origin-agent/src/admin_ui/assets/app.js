@@ -427,7 +427,7 @@
       d.app_version ? `app ${str(d.app_version)}` : null);
     const scope = h('span', { class: `badge badge-${d.scope === 'owner' ? 'owner' : 'viewer'}`, text: d.scope === 'owner' ? 'Owner' : 'Viewer' });
     const seen = revoked
-      ? `Revoked ${relative(d.revoked_at)}`
+      ? `Revoked ${relative(d.revoked_at)}${d.revoked_reason === 'refresh_token_reused' ? ' (its sign-in was copied: a used refresh token came back)' : ''}`
       : `Last seen ${relative(d.last_seen_at)}`;
     const facts = h('p', { class: 'muted small facts-line' },
       h('span', { class: 'last-seen', text: seen }), ' · ',
