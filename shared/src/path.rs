@@ -905,7 +905,10 @@ mod tests {
             std("/api/v1/thumbnails/%2e%2e/app.db").as_deref(),
             Ok("/api/v1/app.db")
         );
-        assert_eq!(std("/api/v1/a/.%2E/./b?x=1").as_deref(), Ok("/api/v1/b?x=1"));
+        assert_eq!(
+            std("/api/v1/a/.%2E/./b?x=1").as_deref(),
+            Ok("/api/v1/b?x=1")
+        );
         assert_eq!(std("/api/v1/../../../etc").as_deref(), Ok("/etc"));
         assert_eq!(std("/api\\v1\\events").as_deref(), Ok("/api/v1/events"));
         // What the standard leaves alone is still judged by `canonicalize`.

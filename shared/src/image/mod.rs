@@ -436,6 +436,6 @@ pub(crate) struct Pixels {
 }
 
 #[cfg(test)]
-mod tests;
-#[cfg(test)]
 mod scan_bomb_tests;
+#[cfg(test)]
+mod tests;

@@ -124,7 +124,11 @@ pub fn is_stored_file(kind: ImageKind) -> bool {
 /// `{CACHE_PREFIX}/{variant}/{format}{path}[?{query}]`: the variant and the format, and the
 /// path and query exactly as forwarded (so a signed event thumbnail URL is its own entry).
 /// Nothing about the device.
-pub fn cache_key_path(variant: &Variant, format: OutputFormat, forwarded: &CanonicalTarget) -> String {
+pub fn cache_key_path(
+    variant: &Variant,
+    format: OutputFormat,
+    forwarded: &CanonicalTarget,
+) -> String {
     format!(
         "{CACHE_PREFIX}/{}/{}{}",
         variant.name,
@@ -184,9 +188,7 @@ pub fn produce(
         },
         Err(why) => Produced {
             body: original,
-            content_type: origin_type
-                .unwrap_or("application/octet-stream")
-                .to_owned(),
+            content_type: origin_type.unwrap_or("application/octet-stream").to_owned(),
             outcome: why.header_value(),
             cacheable: why.is_cacheable(),
         },
@@ -222,7 +224,10 @@ mod tests {
         let policy = Policy::default_policy();
         let t = target("/api/v1/thumbnails/2026-01-01/a.jpg?quality=mobile&x=1");
         let n = negotiate(ImageKind::Thumbnail, &t, Some("image/jpeg"), &policy, "ios").unwrap();
-        assert_eq!(n.forwarded.target(), "/api/v1/thumbnails/2026-01-01/a.jpg?x=1");
+        assert_eq!(
+            n.forwarded.target(),
+            "/api/v1/thumbnails/2026-01-01/a.jpg?x=1"
+        );
         assert_eq!(
             n.action,
             ImageAction::Transcode {
@@ -246,8 +251,14 @@ mod tests {
         assert_eq!(n.action, ImageAction::Original);
         // ArgusAI's own `quality` on the JSON snapshot is left alone; JPEG whatever the Accept.
         let snap = target("/api/v1/cameras/c1/stream/snapshot?quality=80");
-        let n = negotiate(ImageKind::CameraSnapshot, &snap, Some("application/json"), &policy, "ios")
-            .unwrap();
+        let n = negotiate(
+            ImageKind::CameraSnapshot,
+            &snap,
+            Some("application/json"),
+            &policy,
+            "ios",
+        )
+        .unwrap();
         assert_eq!(n.forwarded, snap);
         assert_eq!(n.action, ImageAction::Original);
         assert_eq!(

@@ -9,7 +9,11 @@ fn gradient(w: u32, h: u32) -> Vec<u8> {
     let mut v = Vec::with_capacity((w * h * 3) as usize);
     for y in 0..h {
         for x in 0..w {
-            v.extend_from_slice(&[(x * 255 / w) as u8, (y * 255 / h) as u8, ((x ^ y) & 0xFF) as u8]);
+            v.extend_from_slice(&[
+                (x * 255 / w) as u8,
+                (y * 255 / h) as u8,
+                ((x ^ y) & 0xFF) as u8,
+            ]);
         }
     }
     v
@@ -89,7 +93,9 @@ fn the_decoder_takes_the_empty_scans_so_they_are_a_real_bomb() {
     let bomb = with_empty_scans(&jpeg, 40);
     assert_eq!(scans(&bomb), scans(&jpeg) + 40);
     let mut decoder = jpeg_decoder::Decoder::new(&bomb[..]);
-    let pixels = decoder.decode().expect("the decoder accepts the empty scans");
+    let pixels = decoder
+        .decode()
+        .expect("the decoder accepts the empty scans");
     assert_eq!(pixels.len(), 640 * 480 * 3);
 }
 
@@ -109,7 +115,12 @@ fn a_scan_bomb_is_passed_through_from_its_headers() {
         Err(refused.clone())
     );
     assert_eq!(
-        transcode_to(&bomb, &Variant::MOBILE, OutputFormat::Webp, &Limits::DEFAULT),
+        transcode_to(
+            &bomb,
+            &Variant::MOBILE,
+            OutputFormat::Webp,
+            &Limits::DEFAULT
+        ),
         Err(refused)
     );
     assert_eq!(
@@ -145,18 +156,32 @@ fn the_work_budget_bounds_scans_times_pixels() {
     // 4096×2048 (8.4 MP, the progressive cap): 10 scans (libjpeg's script) fit, 20 — under the
     // scan limit — do not.
     assert!(matches!(
-        plan(&header_only(4096, 2048, 10), &Variant::MOBILE, &Limits::DEFAULT),
+        plan(
+            &header_only(4096, 2048, 10),
+            &Variant::MOBILE,
+            &Limits::DEFAULT
+        ),
         Ok(_)
     ));
     assert_eq!(
-        plan(&header_only(4096, 2048, 20), &Variant::MOBILE, &Limits::DEFAULT).map(|_| ()),
+        plan(
+            &header_only(4096, 2048, 20),
+            &Variant::MOBILE,
+            &Limits::DEFAULT
+        )
+        .map(|_| ()),
         Err(Passthrough::OverBudget {
             scan_pixels: 4096 * 2048 * 20,
             max: budget,
         })
     );
     // A 1080p picture may use every scan the limit allows.
-    assert!(plan(&header_only(1920, 1080, 32), &Variant::MOBILE, &Limits::DEFAULT).is_ok());
+    assert!(plan(
+        &header_only(1920, 1080, 32),
+        &Variant::MOBILE,
+        &Limits::DEFAULT
+    )
+    .is_ok());
     // The budget is its own limit: a tighter one refuses what the scan limit lets through.
     let tight = Limits {
         max_scan_pixels: 1920 * 1080 * 4,
