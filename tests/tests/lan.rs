@@ -322,6 +322,9 @@ fn the_lan_listener_has_the_same_gate_as_the_relay() {
     });
 }
 
+/// A request line, extra headers, and the status, `error.code` and `error.reason` expected.
+type Case<'a> = (&'a str, &'a str, (u16, &'a str, Option<&'a str>));
+
 /// Status, `error.code` and `error.reason` of a raw answer.
 fn verdict(status: u16, raw: &str) -> (u16, Value, Value) {
     let body = body_of(raw);
@@ -345,7 +348,7 @@ fn the_lan_and_the_relay_answer_alike_and_check_in_the_same_order() {
             let bearer = format!("\r\nAuthorization: Bearer {}", state.access_token);
 
             // (request line, extra headers, what both must answer)
-            let cases: [(&str, &str, (u16, &str, Option<&str>)); 6] = [
+            let cases: [Case; 6] = [
                 // workerd resolves `%2e%2e` before the Worker sees it; the LAN resolves it the
                 // same way, then both check a token before the policy's path rules.
                 (
