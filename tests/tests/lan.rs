@@ -430,21 +430,10 @@ fn at_home_pictures_are_transcoded_as_through_the_relay() {
         "at_home_pictures_are_transcoded_as_through_the_relay",
         async {
             let mdns = mdns_port();
-            let stack = Stack::start_with(StackOptions {
-                agent_toml: Some(lan_section(mdns, "ArgusAI images at home")),
-                without_worker: true,
-                ..StackOptions::default()
-            })
-            .await;
+            let stack = lan_stack(mdns).await;
             let lan = stack.agent.lan_addr().unwrap();
-            let device = stack.pair_phone_direct("viewer").await;
-            let cert = agent_certificate(&stack);
-            let pin = Pin::parse(&format!(
-                "sha256:{}",
-                hex::encode(<sha2::Sha256 as sha2::Digest>::digest(cert.as_ref()))
-            ))
-            .unwrap();
-            let http = lan_client(pin, Duration::from_secs(10)).unwrap();
+            let device = pair_through_relay(&stack, "viewer").await;
+            let http = lan_client(device.pin().unwrap(), Duration::from_secs(10)).unwrap();
             let name = "cups-1920x1080.jpg";
             let path = format!("/api/v1/thumbnails/{}/{name}", e2e::backend::PHOTO_DATE);
             let original = stack.backend.photo_bytes(name).expect("the test photo");
@@ -493,6 +482,21 @@ fn at_home_pictures_are_transcoded_as_through_the_relay() {
                 original.len(),
                 body.len()
             );
+            // Through the relay: the same bytes, so the same ETag, whichever way the phone came.
+            let relay = stack
+                .phone()
+                .with_token(&device.access_token)
+                .request(reqwest::Method::GET, &mobile)
+                .header("accept", "image/jpeg")
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(relay.status(), 200);
+            assert_eq!(
+                relay.headers().get("etag").and_then(|v| v.to_str().ok()),
+                Some(etag.as_str())
+            );
+            assert_eq!(relay.bytes().await.unwrap().to_vec(), body);
             // The relay's parameter is not the backend's.
             let fetched = || {
                 stack
@@ -503,13 +507,13 @@ fn at_home_pictures_are_transcoded_as_through_the_relay() {
                     .map(|r| r.target)
                     .collect::<Vec<_>>()
             };
-            assert_eq!(fetched(), vec![path.clone()]);
+            assert_eq!(fetched(), vec![path.clone(), path.clone()]);
 
             // Again: from the agent's memory, the same bytes; the phone's cache revalidates.
             let (status, header, again) = get(mobile.clone(), jpeg()).await;
             assert_eq!((status, header("x-relay-cache").as_str()), (200, "hit"));
             assert_eq!(again, body);
-            assert_eq!(fetched().len(), 1);
+            assert_eq!(fetched().len(), 2);
             let mut conditional = jpeg();
             conditional.push(("if-none-match", etag.clone()));
             let (status, _, empty) = get(mobile.clone(), conditional).await;
