@@ -1,5 +1,6 @@
 //! Images for phones: the backend's pictures transcoded at the edge ([`argus_shared::image`]) and
-//! kept in the edge cache (Cache API).
+//! kept in the edge cache (Cache API). The rules are [`argus_shared::image::response`], which the
+//! agent's LAN listener follows too; this module is the Worker's I/O around them.
 //!
 //! Called by [`crate::bandwidth`] for `GET` on an image route ([`argus_shared::route::image_kind`]),
 //! *after* the gate: device token against a fresh edge state (so a revoked device never reaches
