@@ -28,7 +28,7 @@ use argus_shared::image::request::{self as img_req, etag_matches};
 use argus_shared::image::response::{
     self as img_resp, ImageAction, CONDITIONAL_HEADERS, KEPT_ORIGIN_HEADERS,
 };
-use argus_shared::image::{Limits, Passthrough};
+use argus_shared::image::{Limits, OutputFormat, Passthrough, Variant};
 use argus_shared::path::CanonicalTarget;
 use argus_shared::policy::Policy;
 use argus_shared::route::{ImageBody, ImageKind};
@@ -79,9 +79,41 @@ impl Default for LanImages {
     }
 }
 
+/// What to make of an original.
+#[derive(Debug, Clone, Copy)]
+pub struct Transcode {
+    pub variant: Variant,
+    pub format: OutputFormat,
+}
+
 impl LanImages {
     fn cache(&self) -> std::sync::MutexGuard<'_, VariantCache> {
         self.cache.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// [`img_resp::produce`] on tokio's blocking pool, at most one per core at once: the async
+    /// workers that serve every other request never run image code.
+    pub async fn produce(
+        &self,
+        body_kind: ImageBody,
+        original: Vec<u8>,
+        origin_type: Option<String>,
+        to: Transcode,
+        limits: Limits,
+    ) -> Result<img_resp::Produced, AgentError> {
+        let _cpu = self.cpu.acquire().await.map_err(|_| AgentError::Internal)?;
+        tokio::task::spawn_blocking(move || {
+            img_resp::produce(
+                body_kind,
+                original,
+                origin_type.as_deref(),
+                &to.variant,
+                to.format,
+                &limits,
+            )
+        })
+        .await
+        .map_err(|_| AgentError::Internal)
     }
 }
 
@@ -254,29 +286,17 @@ pub async fn serve(
 
     // The transcode, off the async workers.
     let origin_type = header(&origin.headers, "content-type").map(str::to_owned);
-    let produced = {
-        let _cpu = state
-            .lan_images
-            .cpu
-            .acquire()
-            .await
-            .map_err(|_| AgentError::Internal)?;
-        tokio::task::spawn_blocking(move || {
-            img_resp::produce(
-                body_kind,
-                original,
-                origin_type.as_deref(),
-                &variant,
-                format,
-                &limits,
-            )
-        })
+    let produced = state
+        .lan_images
+        .produce(
+            body_kind,
+            original,
+            origin_type,
+            Transcode { variant, format },
+            limits,
+        )
         .await
-        .map_err(|e| {
-            tracing::error!(request_id, error = %e, "image transcode task failed");
-            AgentError::Internal
-        })?
-    };
+        .inspect_err(|e| tracing::error!(request_id, error = %e, "image transcode failed"))?;
 
     let mut h = HeaderMap::new();
     for name in KEPT_ORIGIN_HEADERS {
@@ -419,6 +439,55 @@ impl hyper::body::Body for Prefixed {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::atomic::{AtomicU32, Ordering};
+    use std::sync::Arc;
+
+    /// On a runtime with a single worker thread, another task keeps running while a picture is
+    /// transcoded: the transcode is not on that thread.
+    #[tokio::test(flavor = "current_thread")]
+    async fn transcoding_leaves_the_async_worker_free() {
+        let (w, h) = (1920u32, 1080u32);
+        let pixels: Vec<u8> = (0..w * h)
+            .flat_map(|i| [(i % w) as u8, (i / w) as u8, (i % 251) as u8])
+            .collect();
+        let jpeg = mozjpeg_rs::Encoder::new(mozjpeg_rs::Preset::BaselineBalanced)
+            .quality(90)
+            .encode_rgb(&pixels, w, h)
+            .expect("encodes");
+        let ticks = Arc::new(AtomicU32::new(0));
+        let counter = ticks.clone();
+        let ticker = tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+                counter.fetch_add(1, Ordering::Relaxed);
+            }
+        });
+        let produced = LanImages::default()
+            .produce(
+                ImageBody::Raw,
+                jpeg,
+                Some("image/jpeg".into()),
+                Transcode {
+                    variant: Variant::MOBILE,
+                    format: OutputFormat::Webp,
+                },
+                Limits::DEFAULT,
+            )
+            .await
+            .expect("produced");
+        ticker.abort();
+        assert!(
+            produced
+                .outcome
+                .starts_with("transcoded; variant=mobile; format=webp"),
+            "{}",
+            produced.outcome
+        );
+        assert!(
+            ticks.load(Ordering::Relaxed) > 0,
+            "the runtime's only worker thread was held for the whole transcode"
+        );
+    }
 
     fn kept(n: usize) -> Kept {
         Kept {
