@@ -348,7 +348,7 @@ fn the_lan_and_the_relay_answer_alike_and_check_in_the_same_order() {
             let bearer = format!("\r\nAuthorization: Bearer {}", state.access_token);
 
             // (request line, extra headers, what both must answer)
-            let cases: [Case; 6] = [
+            let cases: [Case; 7] = [
                 // workerd resolves `%2e%2e` before the Worker sees it; the LAN resolves it the
                 // same way, then both check a token before the policy's path rules.
                 (
@@ -378,11 +378,16 @@ fn the_lan_and_the_relay_answer_alike_and_check_in_the_same_order() {
                     "",
                     (400, "non_canonical_path", Some("encoded_slash")),
                 ),
-                // So does the route table.
+                // So does the route table, methods included.
                 (
                     "GET /docs HTTP/1.1",
                     "",
                     (404, "not_found", Some("route.docs")),
+                ),
+                (
+                    "PROPFIND /api/v1/events HTTP/1.1",
+                    &bearer,
+                    (405, "method_not_allowed", None),
                 ),
             ];
             for (line, headers, (status, code, reason)) in cases {
