@@ -1,7 +1,8 @@
 //! The checks every request passes, in order, before anything is forwarded:
 //!
-//! 1. canonical path ([`argus_shared::path`]) — before anyone routes on it;
-//! 2. route class ([`argus_shared::route`]) — refused paths end here;
+//! 1. method and canonical path ([`argus_shared::path`]) — before anyone routes on them; the
+//!    method as sent (not workers-rs's mapping, which turns unknown methods into GET);
+//! 2. route class ([`argus_shared::route`]) — refused paths and unlisted methods end here;
 //! 3. device token ([`argus_shared::token`]) — except the public pairing and identity routes —
 //!    against the keys of a fresh edge state ([`crate::edge_state`]; a token this isolate already
 //!    verified under the same keys skips the signature check, [`VerifiedTokens`]), then
@@ -41,7 +42,9 @@ pub async fn handle(req: Request, env: &Env, request_id: &str) -> Result<Respons
     let target = target_of(&req.inner().url())?;
     let canonical = path::canonicalize(&target)
         .map_err(|e| EdgeError::NonCanonicalPath { reason: e.reason() })?;
-    let method = req.method().to_string();
+    // The method as the client sent it: workers-rs's `Request::method()` maps every method it
+    // does not know (PROPFIND, MOVE, …) to GET, which would serve them as GETs.
+    let method = req.inner().method();
     let cf = CfFacts::of(&req);
     let client_ip = req.headers().get("cf-connecting-ip").ok().flatten();
 
@@ -206,10 +209,25 @@ mod tests {
     use super::*;
 
     #[test]
-    fn target_keeps_the_raw_encoding() {
+    fn target_is_the_url_as_the_runtime_parsed_it() {
+        // workerd hands the Worker the URL after the WHATWG parser resolved the dot segments,
+        // encoded or not: the Worker checks (and forwards) `/api/v1/app.db`, never the raw
+        // `%2e%2e` form. The LAN listener parses the same way (`path::as_parsed_by_the_url_standard`),
+        // so both answer alike.
+        let runtime_url = |raw: &str| {
+            format!(
+                "https://relay.example{}",
+                path::as_parsed_by_the_url_standard(raw).unwrap()
+            )
+        };
         assert_eq!(
-            target_of("https://relay.example/api/v1/thumbnails/%2e%2e/app.db").unwrap(),
-            "/api/v1/thumbnails/%2e%2e/app.db"
+            target_of(&runtime_url("/api/v1/thumbnails/%2e%2e/app.db")).unwrap(),
+            "/api/v1/app.db"
+        );
+        // Escapes the parser leaves alone are kept as they came, for `canonicalize` to judge.
+        assert_eq!(
+            target_of(&runtime_url("/api/v1/thumbnails/a%2fb")).unwrap(),
+            "/api/v1/thumbnails/a%2fb"
         );
         assert_eq!(
             target_of("http://127.0.0.1:8787/api/v1/events?limit=2#x").unwrap(),

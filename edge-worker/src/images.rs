@@ -1,5 +1,6 @@
 //! Images for phones: the backend's pictures transcoded at the edge ([`argus_shared::image`]) and
-//! kept in the edge cache (Cache API).
+//! kept in the edge cache (Cache API). The rules are [`argus_shared::image::response`], which the
+//! agent's LAN listener follows too; this module is the Worker's I/O around them.
 //!
 //! Called by [`crate::bandwidth`] for `GET` on an image route ([`argus_shared::route::image_kind`]),
 //! *after* the gate: device token against a fresh edge state (so a revoked device never reaches
@@ -28,39 +29,19 @@
 
 use argus_shared::headers;
 use argus_shared::image::request::{self as img_req, etag_matches};
-use argus_shared::image::{self, json, Limits, OutputFormat, Passthrough, Variant};
+use argus_shared::image::response::{
+    self as img_resp, ImageAction, CONDITIONAL_HEADERS, KEPT_ORIGIN_HEADERS,
+};
+use argus_shared::image::{Limits, OutputFormat, Passthrough, Variant};
 use argus_shared::path::CanonicalTarget;
 use argus_shared::route::{ImageBody, ImageKind};
 use argus_shared::token::AccessClaims;
 use futures_util::StreamExt;
-use sha2::{Digest, Sha256};
 use worker::{Cache, Headers, Method, Request, RequestInit, Response, ResponseBody};
 
 use crate::config::EdgeConfig;
 use crate::error::EdgeError;
 use crate::forward;
-
-/// Reserved path prefix of cache keys (never a route: the Worker is in front of every request).
-const CACHE_PREFIX: &str = "/__argus-relay/image-cache/v1";
-
-/// Client request headers not sent to the origin when the edge transcodes: the bytes the phone
-/// may hold are the edge's, not the origin's, so the edge answers conditionals itself.
-const CONDITIONAL_HEADERS: &[&str] = &[
-    "if-none-match",
-    "if-modified-since",
-    "if-match",
-    "if-unmodified-since",
-    "if-range",
-    "range",
-];
-
-/// Origin response headers kept on what the phone gets. `Last-Modified` is the original's: a
-/// variant changes exactly when its original does (the ETag is the variant's own bytes').
-const KEPT_ORIGIN_HEADERS: &[&str] = &[
-    "access-control-allow-origin",
-    "access-control-allow-credentials",
-    "last-modified",
-];
 
 pub async fn serve(
     req: Request,
@@ -72,50 +53,44 @@ pub async fn serve(
     request_id: &str,
 ) -> Result<Response, EdgeError> {
     let body_kind = kind.body();
-    // 1. Which quality, and the target as it is forwarded.
-    let (asked, forwarded) = match body_kind {
-        ImageBody::Raw => {
-            let (asked, rest) = img_req::take_quality(target.query.as_deref())
-                .map_err(|e| EdgeError::BadRequest { reason: e.reason() })?;
-            let mut t = target.clone();
-            t.query = rest;
-            (asked, t)
-        }
-        ImageBody::JsonBase64 { .. } => (None, target.clone()),
-    };
-    let quality = img_req::effective_quality(asked, cfg.policy.image_quality_for(&claims.platform));
+    // 1. Which quality and format, and the target as it is forwarded.
+    let accept = req.headers().get("accept").ok().flatten();
+    let negotiated = img_resp::negotiate(
+        kind,
+        target,
+        accept.as_deref(),
+        &cfg.policy,
+        &claims.platform,
+    )
+    .map_err(|e| EdgeError::BadRequest { reason: e.reason() })?;
+    let forwarded = negotiated.forwarded;
     let device = Some(claims.sub.as_str());
 
-    // 2. Original: an ordinary forward, conditionals and ranges included.
-    let Some(variant) = Variant::for_quality(quality) else {
-        let mut resp =
-            forward::to_origin(req, cfg, &forwarded, device, client_ip, request_id).await?;
-        mark(&mut resp, "passthrough; reason=original")?;
-        return Ok(resp);
-    };
-
-    // 3. Format.
-    let accept = req.headers().get("accept").ok().flatten();
-    let format = match body_kind {
-        ImageBody::Raw => {
-            img_req::choose_format(accept.as_deref(), cfg.policy.image_webp_allowed())
+    // 2, 3. Original, or no format the client takes: an ordinary forward, conditionals and
+    // ranges included.
+    let (variant, format) = match negotiated.action {
+        ImageAction::Transcode { variant, format } => (variant, format),
+        ImageAction::Original => {
+            let mut resp =
+                forward::to_origin(req, cfg, &forwarded, device, client_ip, request_id).await?;
+            mark(&mut resp, img_resp::ORIGINAL)?;
+            return Ok(resp);
         }
-        ImageBody::JsonBase64 { .. } => Some(OutputFormat::Jpeg),
-    };
-    let Some(format) = format else {
-        let mut resp =
-            forward::to_origin(req, cfg, &forwarded, device, client_ip, request_id).await?;
-        mark(&mut resp, "passthrough; reason=not_acceptable")?;
-        // Another `Accept` would have got a variant.
-        resp.headers_mut()
-            .append("vary", "Accept")
-            .map_err(|_| EdgeError::Internal)?;
-        return Ok(resp);
+        ImageAction::NotAcceptable => {
+            let mut resp =
+                forward::to_origin(req, cfg, &forwarded, device, client_ip, request_id).await?;
+            mark(&mut resp, img_resp::NOT_ACCEPTABLE)?;
+            // Another `Accept` would have got a variant.
+            resp.headers_mut()
+                .append("vary", "Accept")
+                .map_err(|_| EdgeError::Internal)?;
+            return Ok(resp);
+        }
     };
 
     // 4. The edge cache (stored files only).
     let if_none_match = req.headers().get("if-none-match").ok().flatten();
-    let key = if is_stored_file(kind) {
+    let key = if img_resp::is_stored_file(kind) {
         Some(cache_key(&req, &variant, format, &forwarded)?)
     } else {
         None
@@ -146,7 +121,7 @@ pub async fn serve(
             .as_deref(),
     );
     let limits = Limits::DEFAULT;
-    let original = match read_capped(resp, body_limit(body_kind, &limits)).await? {
+    let original = match read_capped(resp, img_resp::body_limit(body_kind, &limits)).await? {
         Read::Whole(bytes) => bytes,
         Read::TooLarge(mut resp) => {
             mark(
@@ -160,26 +135,15 @@ pub async fn serve(
         }
     };
 
-    let (body, content_type, outcome, keep) = match body_kind {
-        ImageBody::Raw => match image::transcode_to(&original, &variant, format, &limits) {
-            Ok(t) => {
-                let header = t.header_value(&variant);
-                (t.bytes, t.format.content_type().to_owned(), header, true)
-            }
-            Err(p) => passthrough(original, origin_type, &p),
-        },
-        ImageBody::JsonBase64 { field } => {
-            match json::transcode_field(&original, field, &variant, &limits) {
-                Ok((bytes, t)) => (
-                    bytes,
-                    "application/json".to_owned(),
-                    t.header_value(&variant),
-                    true,
-                ),
-                Err(p) => passthrough(original, origin_type, &p),
-            }
-        }
-    };
+    let produced = img_resp::produce(
+        body_kind,
+        original,
+        origin_type.as_deref(),
+        &variant,
+        format,
+        &limits,
+    );
+    let body = produced.body;
 
     let out = Headers::new();
     let set = |h: &Headers, k: &str, v: &str| h.set(k, v).map_err(|_| EdgeError::Internal);
@@ -188,11 +152,11 @@ pub async fn serve(
             set(&out, name, &v)?;
         }
     }
-    set(&out, "content-type", &content_type)?;
-    set(&out, "etag", &etag_of(&body))?;
-    set(&out, headers::RELAY_IMAGE, &outcome)?;
+    set(&out, "content-type", &produced.content_type)?;
+    set(&out, "etag", &img_resp::etag_of(&body))?;
+    set(&out, headers::RELAY_IMAGE, &produced.outcome)?;
 
-    if let (Some(key), Some(ttl), true) = (&key, ttl, keep) {
+    if let (Some(key), Some(ttl), true) = (&key, ttl, produced.cacheable) {
         let stored = Headers::new();
         for (k, v) in out.entries() {
             set(&stored, &k, &v)?;
@@ -207,10 +171,7 @@ pub async fn serve(
         }
     }
 
-    let phone_cc = match (key.is_some(), ttl) {
-        (true, Some(ttl)) => format!("private, max-age={ttl}"),
-        _ => "private, no-store".to_owned(),
-    };
+    let phone_cc = img_resp::phone_cache_control(key.is_some(), ttl);
     set(&out, "cache-control", &phone_cc)?;
     if key.is_some() {
         set(&out, headers::RELAY_CACHE, "miss")?;
@@ -218,21 +179,7 @@ pub async fn serve(
     finish(out, body, if_none_match.as_deref(), body_kind, request_id)
 }
 
-/// The stored file routes: the same URL always names the same picture, so a variant can be
-/// kept. Camera snapshots and previews are live.
-fn is_stored_file(kind: ImageKind) -> bool {
-    matches!(
-        kind,
-        ImageKind::Thumbnail
-            | ImageKind::EventThumbnail
-            | ImageKind::EventFrame
-            | ImageKind::EntityThumbnail
-    )
-}
-
-/// `{scheme://host}/__argus-relay/image-cache/v1/{variant}/{format}{path}[?{query}]`: the
-/// variant and the format, and the path and query exactly as forwarded (so a signed event
-/// thumbnail URL is its own entry). Nothing about the device.
+/// `{scheme://host}` + [`img_resp::cache_key_path`]: the Cache API keys by URL.
 fn cache_key(
     req: &Request,
     variant: &Variant,
@@ -242,10 +189,8 @@ fn cache_key(
     let url = req.url().map_err(|_| EdgeError::Internal)?;
     let origin = url.origin().ascii_serialization();
     Ok(format!(
-        "{origin}{CACHE_PREFIX}/{}/{}{}",
-        variant.name,
-        format.as_str(),
-        forwarded.target()
+        "{origin}{}",
+        img_resp::cache_key_path(variant, format, forwarded)
     ))
 }
 
@@ -262,32 +207,6 @@ fn without_conditionals(req: &Request) -> Result<Request, EdgeError> {
     let mut init = RequestInit::new();
     init.with_method(Method::Get).with_headers(h);
     Request::new_with_init(url.as_str(), &init).map_err(|_| EdgeError::Internal)
-}
-
-/// The original bytes, their type, the header saying why, and whether to keep it in the edge
-/// cache (yes when the reason is a property of the bytes, not of a transfer that may have gone
-/// wrong).
-fn passthrough(
-    original: Vec<u8>,
-    origin_type: Option<String>,
-    why: &Passthrough,
-) -> (Vec<u8>, String, String, bool) {
-    let keep = !matches!(
-        why,
-        Passthrough::Corrupt | Passthrough::EncodeFailed | Passthrough::TooLarge { .. }
-    );
-    (
-        original,
-        origin_type.unwrap_or_else(|| "application/octet-stream".to_owned()),
-        why.header_value(),
-        keep,
-    )
-}
-
-/// A strong ETag of the bytes the phone gets.
-fn etag_of(body: &[u8]) -> String {
-    let digest = Sha256::digest(body);
-    format!("\"r1-{}\"", hex::encode(&digest[..12]))
 }
 
 fn mark(resp: &mut Response, value: &str) -> Result<(), EdgeError> {
@@ -353,18 +272,6 @@ async fn from_cache(
     finish(out, body, if_none_match, ImageBody::Raw, request_id)
 }
 
-/// How many bytes of an origin answer are read for transcoding (JSON carries base64: 4/3).
-fn body_limit(kind: ImageBody, limits: &Limits) -> usize {
-    match kind {
-        ImageBody::Raw => limits.max_input_bytes,
-        ImageBody::JsonBase64 { .. } => limits
-            .max_input_bytes
-            .saturating_mul(4)
-            .saturating_div(3)
-            .saturating_add(64 * 1024),
-    }
-}
-
 enum Read {
     Whole(Vec<u8>),
     /// Over the cap: the response to send on untouched (what was read, then the rest).
@@ -406,25 +313,4 @@ async fn read_capped(mut resp: Response, cap: usize) -> Result<Read, EdgeError> 
         }
     }
     Ok(Read::Whole(out))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn only_stored_files_are_cached() {
-        assert!(is_stored_file(ImageKind::Thumbnail));
-        assert!(is_stored_file(ImageKind::EventFrame));
-        assert!(!is_stored_file(ImageKind::CameraSnapshot));
-        assert!(!is_stored_file(ImageKind::CameraPreview));
-        assert!(!is_stored_file(ImageKind::HomekitSnapshot));
-    }
-
-    #[test]
-    fn etags_name_the_bytes() {
-        assert_eq!(etag_of(b"a"), etag_of(b"a"));
-        assert_ne!(etag_of(b"a"), etag_of(b"b"));
-        assert!(etag_of(b"a").starts_with("\"r1-"));
-    }
 }

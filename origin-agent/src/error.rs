@@ -35,6 +35,10 @@ pub enum AgentError {
     Forbidden { reason: &'static str },
     #[error("{0}")]
     BadRequest(String),
+    /// A relay-owned parameter is malformed (e.g. `?quality=`). `reason` names it, as the
+    /// Worker's `bad_request` does.
+    #[error("the request has an invalid parameter")]
+    InvalidParameter { reason: &'static str },
     #[error("invalid, expired or already used code")]
     InvalidCode,
     #[error("{0}")]
@@ -68,7 +72,9 @@ impl AgentError {
             AgentError::InvalidSignature { .. } => ErrorCode::InvalidSignature,
             AgentError::InsufficientScope => ErrorCode::InsufficientScope,
             AgentError::Forbidden { .. } => ErrorCode::Forbidden,
-            AgentError::BadRequest(_) => ErrorCode::BadRequest,
+            AgentError::BadRequest(_) | AgentError::InvalidParameter { .. } => {
+                ErrorCode::BadRequest
+            }
             AgentError::InvalidCode => ErrorCode::InvalidCode,
             AgentError::Conflict(_) => ErrorCode::Conflict,
             AgentError::RateLimited { .. } => ErrorCode::RateLimited,
@@ -88,7 +94,8 @@ impl AgentError {
             | AgentError::Refused { reason }
             | AgentError::InvalidToken { reason }
             | AgentError::InvalidSignature { reason }
-            | AgentError::Forbidden { reason } => Some(reason),
+            | AgentError::Forbidden { reason }
+            | AgentError::InvalidParameter { reason } => Some(reason),
             _ => None,
         }
     }

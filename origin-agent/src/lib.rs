@@ -2,7 +2,7 @@
 //!
 //! Layout: [`listener`] accepts (tunnel: edge-signed requests; admin: the owner; lan: phones at
 //! home), [`router`] sends each request to [`identity`] (pairing, tokens, devices) or through
-//! [`proxy`] to ArgusAI; [`store`] is the SQLite state; [`discovery`] advertises the LAN listener
+//! [`proxy`] to ArgusAI (on the LAN, image routes through [`images`]); [`store`] is the SQLite state; [`discovery`] advertises the LAN listener
 //! over mDNS; [`client`] is the reference phone client; [`cli`] is every subcommand.
 
 pub mod admin_ui;
@@ -20,6 +20,7 @@ pub mod edge_stats;
 pub mod error;
 pub mod fingerprint_set;
 pub mod identity;
+pub mod images;
 pub mod keys;
 pub mod lan_cert;
 pub mod listener;

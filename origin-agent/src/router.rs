@@ -23,8 +23,21 @@ use crate::require_device_token;
 use crate::state::AppState;
 use crate::ws_bridge::SocketLifetime;
 
+/// Which remote listener a request came in on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Via {
+    /// From the edge Worker through the tunnel: the Worker already applied the owner's policy
+    /// and made the image variants.
+    Tunnel,
+    /// Straight from a phone on the home network: the router applies the built-in policy's
+    /// path rules (after the device token, as the Worker does) and transcodes image routes
+    /// per `?quality=` ([`crate::images`]).
+    Lan,
+}
+
 /// What the listener established about the request before routing.
 pub struct RequestContext {
+    pub via: Via,
     pub request_id: String,
     pub client_ip: Option<IpAddr>,
     pub client_upgrade: Option<OnUpgrade>,
@@ -115,6 +128,7 @@ pub fn route<'a>(
         Route::Agent(agent_route) => {
             let claims = require_device_token::check(state, req.headers(), unix_now())?;
             agrees_with_edge(&ctx, &claims)?;
+            path_rules(ctx.via, req.method(), &canonical)?;
             Ok(Box::pin(async move {
                 identity::http::device_route(
                     state,
@@ -129,6 +143,7 @@ pub fn route<'a>(
         Route::Backend { class } => {
             let claims = require_device_token::check(state, req.headers(), unix_now())?;
             agrees_with_edge(&ctx, &claims)?;
+            path_rules(ctx.via, req.method(), &canonical)?;
             if claims.scope == Scope::Viewer && !matches!(*req.method(), Method::GET | Method::HEAD)
             {
                 return Err(AgentError::InsufficientScope);
@@ -148,6 +163,7 @@ pub fn route<'a>(
                 .client_upgrade
                 .is_some()
                 .then(|| SocketLifetime::new(state.store.clone(), &claims.sub, claims.exp));
+            let via = ctx.via;
             let forward = ForwardContext {
                 client_ip: ctx.client_ip,
                 request_id: ctx.request_id,
@@ -155,6 +171,15 @@ pub fn route<'a>(
                 class,
                 socket_lifetime,
             };
+            if via == Via::Lan && req.method() == Method::GET {
+                if let Some(kind) = route::image_kind(&canonical.decoded_path) {
+                    return Ok(Box::pin(async move {
+                        let policy = crate::images::lan_policy();
+                        crate::images::serve(state, req, forward, &canonical, kind, &claims, policy)
+                            .await
+                    }));
+                }
+            }
             if !compact_event_list::applies(req.method(), &canonical) {
                 return Ok(Box::pin(state.backend.forward(req, forward)));
             }
@@ -166,5 +191,66 @@ pub fn route<'a>(
                 Err(untouched) => Box::pin(state.backend.forward(untouched, forward)),
             })
         }
+    }
+}
+
+/// The built-in policy's path rules, on the LAN (see `listener::lan`): checked after the device
+/// token, as the Worker checks the owner's policy after it, so a caller without a valid token
+/// learns nothing about which paths the relay lets through (docs/security.md, "Order of the
+/// checks"). Behind the tunnel the Worker already applied the owner's policy.
+fn path_rules(
+    via: Via,
+    method: &Method,
+    canonical: &path::CanonicalTarget,
+) -> Result<(), AgentError> {
+    if via != Via::Lan {
+        return Ok(());
+    }
+    let facts = argus_shared::policy::RequestFacts {
+        method: method.as_str(),
+        decoded_path: &canonical.decoded_path,
+        country: None,
+        asn: None,
+        tls_version: None,
+        device: None,
+    };
+    match crate::images::lan_policy().evaluate(&facts) {
+        argus_shared::policy::Decision::Allow => Ok(()),
+        argus_shared::policy::Decision::Deny(d) => Err(AgentError::Forbidden { reason: d.reason }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lan_rules(method: &str, target: &str) -> Result<(), &'static str> {
+        let canonical = path::canonicalize(target).expect("canonical");
+        let method = Method::from_bytes(method.as_bytes()).expect("method");
+        path_rules(Via::Lan, &method, &canonical).map_err(|e| match e {
+            AgentError::Forbidden { reason } => reason,
+            other => panic!("{other:?}"),
+        })
+    }
+
+    #[test]
+    fn the_default_path_rules_apply_at_home_only() {
+        assert_eq!(lan_rules("GET", "/api/v1/events?limit=1"), Ok(()));
+        assert_eq!(
+            lan_rules("GET", "/api/v1/thumbnails/2026-01-01/a.jpg"),
+            Ok(())
+        );
+        assert_eq!(lan_rules("GET", "/api/v1/logs"), Err("path.denied"));
+        assert_eq!(
+            lan_rules("GET", "/api/v1/system/settings"),
+            Err("path.denied")
+        );
+        assert_eq!(
+            lan_rules("GET", "/api/v1/integrations/mqtt/config"),
+            Err("path.denied")
+        );
+        // Behind the tunnel the Worker applied the owner's policy.
+        let logs = path::canonicalize("/api/v1/logs").unwrap();
+        assert!(path_rules(Via::Tunnel, &Method::GET, &logs).is_ok());
     }
 }

@@ -52,6 +52,8 @@ pub struct AppState {
     owner_codes: Mutex<HashMap<String, OwnerCodeState>>,
     /// The admin page's sign-in tickets and browser sessions (in memory).
     pub admin_sessions: crate::admin_ui::Sessions,
+    /// The LAN's image variants and transcoding bounds.
+    pub lan_images: crate::images::LanImages,
 }
 
 #[derive(Debug, Clone)]
@@ -117,6 +119,7 @@ impl AppState {
             tunnel,
             owner_codes: Mutex::new(HashMap::new()),
             admin_sessions: crate::admin_ui::Sessions::default(),
+            lan_images: crate::images::LanImages::default(),
         })
     }
 

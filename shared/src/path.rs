@@ -31,11 +31,17 @@
 //! Routing here would see the segment `system;x`, not `system`: a parser disagreement waiting for
 //! a proxy in between. No ArgusAI path uses `;`, so it costs nothing to refuse it.
 //!
-//! # In the Worker
+//! # The same path at home and away
 //! `request.url` in workerd is already parsed by the WHATWG URL parser, which resolves `.`/`..`
-//! and `%2e` segments and turns `\` into `/`. Run [`canonicalize`] on what it gives anyway: it
-//! still catches `%2f`, `%5c`, double encoding, overlong UTF-8, NUL and the rest. The agent sees
-//! the raw target from hyper and catches everything.
+//! and `%2e` segments and turns `\` into `/` before the Worker sees it: the Worker cannot refuse
+//! `/api/v1/thumbnails/%2e%2e/app.db`, it sees `/api/v1/app.db` (and checks, routes and
+//! forwards that — not a hole: the backend gets the resolved path). [`canonicalize`] still
+//! catches `%2f`, `%5c`, double encoding, overlong UTF-8, NUL and the rest there.
+//!
+//! So that a phone gets the same answer at home, the LAN listener first puts the raw target
+//! through the same standard parser ([`as_parsed_by_the_url_standard`]), then [`canonicalize`]s
+//! it. The tunnel listener does not: it takes only what the Worker signed, which is already
+//! canonical, and any dot segment there is refused.
 
 use thiserror::Error;
 
@@ -170,6 +176,23 @@ impl PathError {
 /// The target must be in origin form (`/…`); absolute form (`http://host/…`) and `*` are refused.
 pub fn canonicalize(raw_path_and_query: &str) -> Result<CanonicalTarget, PathError> {
     canonicalize_bytes(raw_path_and_query.as_bytes())
+}
+
+/// `raw` (an origin-form target, `/…`) as the WHATWG URL parser leaves it — what workerd hands
+/// the Worker: `.`, `..` and their encoded forms (`%2e`, `.%2e`, `%2E%2e`…) resolved, `\` as
+/// `/`, characters outside the URL code points percent-encoded, a fragment dropped. Anything
+/// that is not origin form (`*`, `http://…`) is [`PathError::NotAbsolute`].
+pub fn as_parsed_by_the_url_standard(raw: &str) -> Result<String, PathError> {
+    if !raw.starts_with('/') {
+        return Err(PathError::NotAbsolute);
+    }
+    // Behind a fixed authority, so that `//host/x` stays a path and cannot name a host.
+    let url = url::Url::parse(&format!("http://relay.invalid{raw}"))
+        .map_err(|_| PathError::MalformedEscape)?;
+    if url.host_str() != Some("relay.invalid") {
+        return Err(PathError::NotAbsolute);
+    }
+    Ok(url[url::Position::BeforePath..url::Position::AfterQuery].to_owned())
 }
 
 /// [`canonicalize`] for a target held as bytes (e.g. straight from an HTTP/1 request line).
@@ -873,5 +896,34 @@ mod tests {
             PathError::QueryControlChar.error_code(),
             ErrorCode::BadRequest
         );
+    }
+
+    #[test]
+    fn the_url_standard_resolves_dot_segments_as_workerd_does() {
+        let std = |t: &str| as_parsed_by_the_url_standard(t);
+        assert_eq!(
+            std("/api/v1/thumbnails/%2e%2e/app.db").as_deref(),
+            Ok("/api/v1/app.db")
+        );
+        assert_eq!(
+            std("/api/v1/a/.%2E/./b?x=1").as_deref(),
+            Ok("/api/v1/b?x=1")
+        );
+        assert_eq!(std("/api/v1/../../../etc").as_deref(), Ok("/etc"));
+        assert_eq!(std("/api\\v1\\events").as_deref(), Ok("/api/v1/events"));
+        // What the standard leaves alone is still judged by `canonicalize`.
+        assert_eq!(
+            std("/api/v1/thumbnails/a%2f..%2fapp.db").as_deref(),
+            Ok("/api/v1/thumbnails/a%2f..%2fapp.db")
+        );
+        assert_eq!(std("//evil.example/x").as_deref(), Ok("//evil.example/x"));
+        assert_eq!(std("/a?b#frag").as_deref(), Ok("/a?b"));
+        assert_eq!(std("/a b").as_deref(), Ok("/a%20b"));
+        assert_eq!(std("*"), Err(PathError::NotAbsolute));
+        assert_eq!(std("http://x/y"), Err(PathError::NotAbsolute));
+        // Idempotent: what workerd already parsed parses to itself.
+        for t in ["/api/v1/events?limit=2", "/api/v1/app.db", "/ws/stream/c1"] {
+            assert_eq!(std(t).as_deref(), Ok(t));
+        }
     }
 }

@@ -286,9 +286,22 @@ fn the_lan_listener_has_the_same_gate_as_the_relay() {
             assert_eq!(body["error"]["reason"], "path.denied", "{body}");
         }
 
-        // ArgusAI's database leak is refused before routing.
+        // ArgusAI's database leak: the dot segments are resolved as the Worker's runtime
+        // resolves them, and `/api/v1/app.db` is not a path a phone may reach.
+        let (status, raw) = raw_lan(
+            lan,
+            pin,
+            &format!(
+                "GET /api/v1/thumbnails/%2e%2e/app.db HTTP/1.1\r\nAuthorization: Bearer {}",
+                state.access_token
+            ),
+        )
+        .await;
+        assert_eq!(status, 403, "{raw}");
+        assert_eq!(body_of(&raw)["error"]["code"], "forbidden", "{raw}");
+        // An encoded slash survives the URL standard and is refused before routing.
         let (status, raw) =
-            raw_lan(lan, pin, "GET /api/v1/thumbnails/%2e%2e/app.db HTTP/1.1").await;
+            raw_lan(lan, pin, "GET /api/v1/thumbnails/a%2f..%2fapp.db HTTP/1.1").await;
         assert_eq!(status, 400, "{raw}");
         assert_eq!(
             body_of(&raw)["error"]["code"],
@@ -385,6 +398,238 @@ fn a_phone_is_served_while_another_host_holds_idle_handshakes() {
             }
             // And the host may connect again.
             assert!(pinned_tls_from(other_host, lan, pin).await.is_ok());
+        },
+    );
+}
+
+/// A request line, extra headers, and the status, `error.code` and `error.reason` expected.
+type Case<'a> = (&'a str, &'a str, (u16, &'a str, Option<&'a str>));
+
+/// Status, `error.code` and `error.reason` of a raw answer.
+fn verdict(status: u16, raw: &str) -> (u16, Value, Value) {
+    let body = body_of(raw);
+    (
+        status,
+        body["error"]["code"].clone(),
+        body["error"]["reason"].clone(),
+    )
+}
+
+#[test]
+fn the_lan_and_the_relay_answer_alike_and_check_in_the_same_order() {
+    run(
+        "the_lan_and_the_relay_answer_alike_and_check_in_the_same_order",
+        async {
+            let mdns = mdns_port();
+            let stack = lan_stack(mdns).await;
+            let lan = stack.agent.lan_addr().unwrap();
+            let state = pair_through_relay(&stack, "viewer").await;
+            let pin = state.pin().unwrap();
+            let bearer = format!("\r\nAuthorization: Bearer {}", state.access_token);
+
+            // (request line, extra headers, what both must answer)
+            let cases: [Case; 7] = [
+                // workerd resolves `%2e%2e` before the Worker sees it; the LAN resolves it the
+                // same way, then both check a token before the policy's path rules.
+                (
+                    "GET /api/v1/thumbnails/%2e%2e/app.db HTTP/1.1",
+                    "",
+                    (401, "unauthenticated", None),
+                ),
+                (
+                    "GET /api/v1/thumbnails/%2e%2e/app.db HTTP/1.1",
+                    &bearer,
+                    (403, "forbidden", Some("path.not_allowed")),
+                ),
+                // A denied path tells a caller without a token nothing about the rules.
+                (
+                    "GET /api/v1/logs HTTP/1.1",
+                    "",
+                    (401, "unauthenticated", None),
+                ),
+                (
+                    "GET /api/v1/logs HTTP/1.1",
+                    &bearer,
+                    (403, "forbidden", Some("path.denied")),
+                ),
+                // The canonical form comes first everywhere: it is public and fixed.
+                (
+                    "GET /api/v1/thumbnails/a%2f..%2fapp.db HTTP/1.1",
+                    "",
+                    (400, "non_canonical_path", Some("encoded_slash")),
+                ),
+                // So does the route table, methods included.
+                (
+                    "GET /docs HTTP/1.1",
+                    "",
+                    (404, "not_found", Some("route.docs")),
+                ),
+                (
+                    "PROPFIND /api/v1/events HTTP/1.1",
+                    &bearer,
+                    (405, "method_not_allowed", None),
+                ),
+            ];
+            for (line, headers, (status, code, reason)) in cases {
+                let head = format!("{line}{headers}");
+                let (ws, wraw) = e2e::phone::send_raw(&stack.edge_url(), &head).await;
+                let (ls, lraw) = raw_lan(lan, pin, &head).await;
+                let want = (
+                    status,
+                    Value::from(code),
+                    reason.map_or(Value::Null, Value::from),
+                );
+                assert_eq!(verdict(ws, &wraw), want, "relay, {head}\n{wraw}");
+                assert_eq!(verdict(ls, &lraw), want, "LAN, {head}\n{lraw}");
+            }
+            // Nothing of it reached ArgusAI.
+            assert!(
+                stack
+                    .backend
+                    .requests()
+                    .iter()
+                    .all(|r| !r.path().contains("app.db") && r.path() != "/api/v1/logs"),
+                "{:?}",
+                stack
+                    .backend
+                    .requests()
+                    .iter()
+                    .map(|r| r.path())
+                    .collect::<Vec<_>>()
+            );
+        },
+    );
+}
+
+/// Width and height from a JPEG's frame header.
+fn jpeg_size(bytes: &[u8]) -> (u32, u32) {
+    match argus_shared::image::probe(bytes) {
+        argus_shared::image::Probe::Jpeg(f) => (f.width, f.height),
+        other => panic!("not a JPEG: {other:?}"),
+    }
+}
+
+#[test]
+fn at_home_pictures_are_transcoded_as_through_the_relay() {
+    run(
+        "at_home_pictures_are_transcoded_as_through_the_relay",
+        async {
+            let mdns = mdns_port();
+            let stack = lan_stack(mdns).await;
+            let lan = stack.agent.lan_addr().unwrap();
+            let device = pair_through_relay(&stack, "viewer").await;
+            let http = lan_client(device.pin().unwrap(), Duration::from_secs(10)).unwrap();
+            let name = "cups-1920x1080.jpg";
+            let path = format!("/api/v1/thumbnails/{}/{name}", e2e::backend::PHOTO_DATE);
+            let original = stack.backend.photo_bytes(name).expect("the test photo");
+            let get = |target: String, headers: Vec<(&'static str, String)>| {
+                let mut rb = http
+                    .get(format!("https://{lan}{target}"))
+                    .bearer_auth(&device.access_token);
+                for (k, v) in headers {
+                    rb = rb.header(k, v);
+                }
+                async move {
+                    let resp = rb.send().await.expect("sent");
+                    let status = resp.status().as_u16();
+                    let h = resp.headers().clone();
+                    let header = move |n: &str| {
+                        h.get(n)
+                            .and_then(|v| v.to_str().ok())
+                            .unwrap_or("")
+                            .to_owned()
+                    };
+                    let body = resp.bytes().await.expect("body").to_vec();
+                    (status, header, body)
+                }
+            };
+            let jpeg = || vec![("accept", "image/jpeg".to_owned())];
+            let mobile = format!("{path}?quality=mobile");
+
+            // `?quality=mobile`: a 480×270 JPEG, much smaller than the original.
+            let (status, header, body) = get(mobile.clone(), jpeg()).await;
+            assert_eq!(status, 200, "{}", stack.logs());
+            assert_eq!(header("content-type"), "image/jpeg");
+            assert_eq!(jpeg_size(&body), (480, 270));
+            assert!(body.len() < original.len() / 4, "{} bytes", body.len());
+            assert_eq!(
+                header("x-relay-image"),
+                "transcoded; variant=mobile; format=jpeg; from=1920x1080; to=480x270"
+            );
+            assert_eq!(header("x-relay-cache"), "miss");
+            assert_eq!(header("vary"), "Accept");
+            assert!(header("cache-control").starts_with("private, max-age="));
+            let etag = header("etag");
+            assert!(etag.starts_with("\"r1-"), "{etag}");
+            assert!(!header("last-modified").is_empty());
+            eprintln!(
+                "LAN mobile: {} bytes -> {} bytes",
+                original.len(),
+                body.len()
+            );
+            // Through the relay: the same bytes, so the same ETag, whichever way the phone came.
+            let relay = stack
+                .phone()
+                .with_token(&device.access_token)
+                .request(reqwest::Method::GET, &mobile)
+                .header("accept", "image/jpeg")
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(relay.status(), 200);
+            assert_eq!(
+                relay.headers().get("etag").and_then(|v| v.to_str().ok()),
+                Some(etag.as_str())
+            );
+            assert_eq!(relay.bytes().await.unwrap().to_vec(), body);
+            // The relay's parameter is not the backend's.
+            let fetched = || {
+                stack
+                    .backend
+                    .requests()
+                    .into_iter()
+                    .filter(|r| r.path() == path)
+                    .map(|r| r.target)
+                    .collect::<Vec<_>>()
+            };
+            assert_eq!(fetched(), vec![path.clone(), path.clone()]);
+
+            // Again: from the agent's memory, the same bytes; the phone's cache revalidates.
+            let (status, header, again) = get(mobile.clone(), jpeg()).await;
+            assert_eq!((status, header("x-relay-cache").as_str()), (200, "hit"));
+            assert_eq!(again, body);
+            assert_eq!(fetched().len(), 2);
+            let mut conditional = jpeg();
+            conditional.push(("if-none-match", etag.clone()));
+            let (status, _, empty) = get(mobile.clone(), conditional).await;
+            assert_eq!(status, 304);
+            assert!(empty.is_empty());
+
+            // A client that names WebP gets WebP of the same size.
+            let (status, header, webp) = get(
+                mobile.clone(),
+                vec![("accept", "image/webp,image/*".to_owned())],
+            )
+            .await;
+            assert_eq!(status, 200);
+            assert_eq!(header("content-type"), "image/webp");
+            assert_eq!(&webp[8..12], b"WEBP");
+            let mut d = image_webp::WebPDecoder::new(std::io::Cursor::new(&webp)).unwrap();
+            assert_eq!(d.dimensions(), (480, 270));
+            let mut px = vec![0; d.output_buffer_size().unwrap()];
+            d.read_image(&mut px).expect("the WebP decodes");
+
+            // No quality: the original, untouched.
+            let (status, header, body) = get(path.clone(), jpeg()).await;
+            assert_eq!(status, 200);
+            assert_eq!(body, original);
+            assert_eq!(header("x-relay-image"), "passthrough; reason=original");
+
+            // A quality the relay does not know: the Worker's 400.
+            let (status, _, body) = get(format!("{path}?quality=huge"), jpeg()).await;
+            assert_eq!(status, 400);
+            let body: Value = serde_json::from_slice(&body).unwrap();
+            assert_eq!(body["error"]["reason"], "image.quality_invalid", "{body}");
         },
     );
 }

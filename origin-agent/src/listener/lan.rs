@@ -2,14 +2,19 @@
 //! certificate `argus-relay init` made ([`crate::lan_cert`]). Phones pin that certificate by its
 //! SHA-256 fingerprint (given at pairing), so no CA and no stable address are needed.
 //!
-//! Order: TLS → (token routes) the built-in policy's path rules → shared router
-//! ([`router::dispatch`]) with the peer's IP as the client IP. There is no edge signature here; the router requires a device
-//! token on every non-public route, exactly as behind the tunnel, and the proxy applies the same
-//! header hygiene. The public routes (pairing, refresh, health, JWKS) are served too — a phone
-//! may pair at home — with the same per-client failure windows, keyed by the peer IP.
+//! Order: TLS → the request target as the Worker's runtime would see it
+//! ([`path::as_parsed_by_the_url_standard`]: `%2e%2e` and `..` resolved, so a phone gets the same
+//! answer at home and away) → shared router ([`router::dispatch`], [`Via::Lan`]) with the peer's
+//! IP as the client IP: canonical path, route table, device token, then the built-in policy's
+//! path rules — the Worker's order (docs/security.md, "Order of the checks"). There is no edge
+//! signature here; the router requires a device token on every non-public route, exactly as
+//! behind the tunnel, and the proxy applies the same header hygiene. Image routes are
+//! transcoded per `?quality=` as at the edge ([`crate::images`]). The public routes (pairing,
+//! refresh, health, JWKS) are served too — a phone may pair at home — with the same per-client
+//! failure windows, keyed by the peer IP.
 //!
 //! The policy: the Worker evaluates the owner's `POLICY`, which the agent does not have. Here the
-//! built-in default path rules apply ([`argus_shared::policy::DEFAULT_ALLOW`] and
+//! built-in default path rules and image settings apply ([`argus_shared::policy::DEFAULT_ALLOW`] and
 //! [`DEFAULT_DENY`](argus_shared::policy::DEFAULT_DENY)), so a device reaches no more at home than
 //! a default relay lets through (no `/api/v1/logs`, integrations, system settings…). Geo, TLS and
 //! device-version rules are about the internet path and do not apply here.
@@ -20,11 +25,9 @@
 //! While the listener runs it is advertised over mDNS ([`crate::discovery`]).
 
 use std::net::{IpAddr, SocketAddr};
-use std::sync::{Arc, LazyLock};
+use std::sync::Arc;
 
 use argus_shared::path;
-use argus_shared::policy::{Decision, Policy, RequestFacts};
-use argus_shared::route::{self, Route};
 use hyper::body::Incoming;
 use hyper::{Request, Response};
 use rustls::pki_types::pem::PemObject;
@@ -37,10 +40,9 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::body::{self, Body};
 use crate::discovery::{Advertisement, Advertiser};
-use crate::error::AgentError;
 use crate::lan_cert;
 use crate::proxy::is_websocket_upgrade;
-use crate::router::{self, RequestContext};
+use crate::router::{self, RequestContext, Via};
 use crate::server::{self, Handshake};
 use crate::state::AppState;
 
@@ -136,7 +138,8 @@ pub async fn handle(
     }
     let client_ip = peer_ip(peer);
     let client_upgrade = is_websocket_upgrade(req.headers()).then(|| hyper::upgrade::on(&mut req));
-    let (parts, incoming) = req.into_parts();
+    let (mut parts, incoming) = req.into_parts();
+    as_the_worker_sees_it(&mut parts.uri);
     let body = crate::proxy_body::request_body(incoming, &parts.headers, &state.config.limits);
     let req = Request::from_parts(parts, ());
     let label = router::classify(
@@ -145,15 +148,16 @@ pub async fn handle(
     )
     .map_or(crate::metrics::RouteLabel::Rejected, |c| c.label());
     let ctx = RequestContext {
+        via: Via::Lan,
         request_id: request_id.clone(),
         client_ip: Some(client_ip),
         client_upgrade,
         // No edge on the LAN: the phone's token is the only identity.
         edge_device: None,
     };
-    let result = match (check_paths(&req), body) {
-        (Ok(()), Ok(body)) => router::dispatch(&state, req.map(|()| body), ctx).await,
-        (Err(e), _) | (_, Err(e)) => Err(e),
+    let result = match body {
+        Ok(body) => router::dispatch(&state, req.map(|()| body), ctx).await,
+        Err(e) => Err(e),
     };
     let resp = match result {
         Ok(resp) => resp,
@@ -172,38 +176,19 @@ pub async fn handle(
     resp
 }
 
-/// The built-in policy (compiled once).
-static DEFAULT_POLICY: LazyLock<Policy> = LazyLock::new(Policy::default_policy);
-
-/// The built-in policy's path rules (see the module documentation), for the routes that need a
-/// device token. Non-canonical targets, refused routes and the public routes are left to the
-/// router, which answers them as behind the tunnel (404 for a refused route, not 403).
-fn check_paths<B>(req: &Request<B>) -> Result<(), AgentError> {
-    let target = req
-        .uri()
-        .path_and_query()
-        .map(|p| p.as_str())
-        .unwrap_or("/");
-    let Ok(canonical) = path::canonicalize(target) else {
-        return Ok(());
+/// Replaces the request target with what the WHATWG URL parser makes of it, as workerd does for
+/// the Worker. A target it cannot take (`*`) is left for the router to refuse.
+fn as_the_worker_sees_it(uri: &mut hyper::Uri) {
+    let Some(raw) = uri.path_and_query().map(|p| p.as_str()) else {
+        return;
     };
-    if !matches!(
-        route::classify(req.method().as_str(), &canonical.decoded_path),
-        Route::Agent(_) | Route::Backend { .. }
-    ) {
-        return Ok(());
-    }
-    let facts = RequestFacts {
-        method: req.method().as_str(),
-        decoded_path: &canonical.decoded_path,
-        country: None,
-        asn: None,
-        tls_version: None,
-        device: None,
+    let Ok(parsed) = path::as_parsed_by_the_url_standard(raw) else {
+        return;
     };
-    match DEFAULT_POLICY.evaluate(&facts) {
-        Decision::Allow => Ok(()),
-        Decision::Deny(d) => Err(AgentError::Forbidden { reason: d.reason }),
+    if parsed != raw {
+        if let Ok(resolved) = parsed.parse() {
+            *uri = resolved;
+        }
     }
 }
 
@@ -329,31 +314,21 @@ impl LanListeners {
 mod tests {
     use super::*;
 
-    fn check(method: &str, target: &str) -> Result<(), &'static str> {
-        let req = Request::builder()
-            .method(method)
-            .uri(target)
-            .body(())
-            .unwrap();
-        check_paths(&req).map_err(|e| match e {
-            AgentError::Forbidden { reason } => reason,
-            other => panic!("{other:?}"),
-        })
+    fn seen(target: &str) -> String {
+        let mut uri: hyper::Uri = target.parse().unwrap();
+        as_the_worker_sees_it(&mut uri);
+        uri.to_string()
     }
 
     #[test]
-    fn the_default_path_rules_apply_at_home() {
-        assert_eq!(check("GET", "/api/v1/events?limit=1"), Ok(()));
-        assert_eq!(check("POST", "/api/v1/devices/pair"), Ok(()));
-        assert_eq!(check("GET", "/api/v1/health"), Ok(()));
-        assert_eq!(check("GET", "/api/v1/logs"), Err("path.denied"));
-        assert_eq!(check("GET", "/api/v1/system/settings"), Err("path.denied"));
+    fn the_target_is_judged_as_the_worker_sees_it() {
+        assert_eq!(seen("/api/v1/thumbnails/%2e%2e/app.db"), "/api/v1/app.db");
+        assert_eq!(seen("/api/v1/events?limit=1"), "/api/v1/events?limit=1");
+        // What the standard parser keeps is the router's to refuse, as at the edge.
         assert_eq!(
-            check("GET", "/api/v1/integrations/mqtt/config"),
-            Err("path.denied")
+            seen("/api/v1/thumbnails/a%2f..%2fapp.db"),
+            "/api/v1/thumbnails/a%2f..%2fapp.db"
         );
-        // Non-canonical targets and refused routes are the router's to answer, as remotely.
-        assert_eq!(check("GET", "/api/v1/thumbnails/%2e%2e/app.db"), Ok(()));
-        assert_eq!(check("GET", "/docs"), Ok(()));
+        assert_eq!(seen("*"), "*");
     }
 }

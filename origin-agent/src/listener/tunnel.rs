@@ -28,7 +28,7 @@ use crate::metrics::{RouteLabel, METRICS};
 use crate::proxy::is_websocket_upgrade;
 use crate::proxy_body;
 use crate::require_edge_signature::{self, EdgeFacts};
-use crate::router::{self, Dispatched, RequestContext};
+use crate::router::{self, Dispatched, RequestContext, Via};
 use crate::state::AppState;
 use crate::store::MAX_ACCESS_TOKEN_LIFETIME_SECS;
 
@@ -148,6 +148,7 @@ async fn admit<'a>(
         state,
         req,
         RequestContext {
+            via: Via::Tunnel,
             request_id: request_id.to_owned(),
             client_ip: facts.client_ip,
             client_upgrade,

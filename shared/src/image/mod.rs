@@ -2,9 +2,10 @@
 //! `mobile`), the same code at the edge Worker (wasm32) and natively.
 //!
 //! The pipeline ([`transcode`]):
-//! 1. [`probe`]: format and dimensions from the headers alone — no pixels, no allocation — and the
-//!    limits ([`Limits`]: input bytes, pixels) checked there, so a decompression bomb is refused in
-//!    microseconds;
+//! 1. [`probe`]: format, dimensions and the number of scans from the headers alone — no pixels,
+//!    no allocation — and the limits ([`Limits`]: input bytes, pixels, scans, and a work budget
+//!    of scans × pixels) checked there, so a decompression or scan bomb is refused before any
+//!    decoding;
 //! 2. `decode`: `jpeg-decoder` with DCT-domain scaling to the smallest of 1/1, 1/2, 1/4, 1/8 that
 //!    still leaves at least the target size (JPEG at `mobile`: 1920 → 480 straight from the IDCT)
 //!    or twice it (WebP: 1920 → 960, for the resampling pass to filter);
@@ -26,6 +27,7 @@ pub mod json;
 pub mod probe;
 pub mod request;
 mod resize;
+pub mod response;
 
 use thiserror::Error;
 
@@ -172,16 +174,38 @@ pub struct Limits {
     /// Progressive JPEGs keep every DCT coefficient of the whole image while decoding
     /// (2 bytes per sample), so they get a lower cap.
     pub max_progressive_pixels: u64,
+    /// At most this many scans (SOS markers, counted by the [`probe`]). The decoder walks every
+    /// block of the components a scan covers, whether the scan carries data or not, so a
+    /// few bytes per scan buy a full pass over the image each (issue 20: 3,000 empty scans on a
+    /// 4096×2048 header, 97 KB, took 4.3 s in the Worker).
+    pub max_scans: u32,
+    /// The work budget of one decode, in scan-pixels: scans × width × height, decided from the
+    /// headers before any decoding. It bounds the decoder's block passes whatever the mix of
+    /// size and scans; the other part of its work, entropy decoding, is linear in the input,
+    /// which `max_input_bytes` bounds.
+    pub max_scan_pixels: u64,
 }
 
 impl Limits {
     /// 16 MiB of input; 4096×4096 (16.7 MP) baseline, 8.4 MP (4K UHD) progressive. Sized for a
     /// Worker's 128 MB: a 16.7 MP baseline decode at 1/2 scale needs ~25 MB, an 8.4 MP
     /// progressive one ~50 MB of coefficients.
+    ///
+    /// 32 scans: encoders write far fewer — libjpeg's and libjpeg-turbo's progressive script 10
+    /// for colour and 6 for greyscale, mozjpeg's searched scripts about as many, a baseline
+    /// JPEG one (or one per component) — so 32 refuses no real picture and caps a scan bomb at
+    /// about 3 times a normal decode's passes.
+    ///
+    /// 2^27 scan-pixels (134 M): a 4K UHD progressive picture with its 10 scans (83 M), a
+    /// 1920×1080 one with all 32 (66 M), a 16.7 MP baseline one with one scan per component
+    /// (50 M); at most ~16 block passes over the largest image, where 32 × 8.4 MP would allow
+    /// 268 M. Measured in docs/benchmarks.md ("Images").
     pub const DEFAULT: Limits = Limits {
         max_input_bytes: 16 * 1024 * 1024,
         max_pixels: 4096 * 4096,
         max_progressive_pixels: 1 << 23,
+        max_scans: 32,
+        max_scan_pixels: 1 << 27,
     };
 }
 
@@ -203,6 +227,10 @@ pub enum Passthrough {
     TooLarge { max: usize },
     #[error("the image header declares {width}×{height} pixels, over the limit")]
     TooManyPixels { width: u32, height: u32 },
+    #[error("the JPEG has {scans} scans, over the limit of {max}")]
+    TooManyScans { scans: u32, max: u32 },
+    #[error("decoding would take {scan_pixels} scan-pixels, over the budget of {max}")]
+    OverBudget { scan_pixels: u64, max: u64 },
     #[error("not a JPEG ({0})")]
     UnsupportedFormat(&'static str),
     #[error("a CMYK/YCCK JPEG (colour conversion not attempted)")]
@@ -225,6 +253,8 @@ impl Passthrough {
             Passthrough::NotSmaller => "not_smaller",
             Passthrough::TooLarge { .. } => "too_large",
             Passthrough::TooManyPixels { .. } => "too_many_pixels",
+            Passthrough::TooManyScans { .. } => "too_many_scans",
+            Passthrough::OverBudget { .. } => "over_budget",
             Passthrough::UnsupportedFormat(_) => "unsupported_format",
             Passthrough::Cmyk => "cmyk",
             Passthrough::UnsupportedJpeg(_) => "unsupported_jpeg",
@@ -232,6 +262,15 @@ impl Passthrough {
             Passthrough::Corrupt => "corrupt",
             Passthrough::EncodeFailed => "encode_failed",
         }
+    }
+
+    /// Whether an original passed through for this reason may be kept in a cache: yes when the
+    /// reason is a property of the bytes, not of a transfer that may have gone wrong.
+    pub const fn is_cacheable(&self) -> bool {
+        !matches!(
+            self,
+            Passthrough::Corrupt | Passthrough::EncodeFailed | Passthrough::TooLarge { .. }
+        )
     }
 
     /// The `x-relay-image` header value: `passthrough; reason=<code>`.
@@ -310,6 +349,19 @@ pub fn plan(
             height: facts.height,
         });
     }
+    if facts.scans > limits.max_scans {
+        return Err(Passthrough::TooManyScans {
+            scans: facts.scans,
+            max: limits.max_scans,
+        });
+    }
+    let scan_pixels = pixels.saturating_mul(u64::from(facts.scans));
+    if scan_pixels > limits.max_scan_pixels {
+        return Err(Passthrough::OverBudget {
+            scan_pixels,
+            max: limits.max_scan_pixels,
+        });
+    }
     if facts.lossless || facts.differential {
         return Err(Passthrough::UnsupportedJpeg("lossless_or_hierarchical"));
     }
@@ -383,5 +435,7 @@ pub(crate) struct Pixels {
     pub data: Vec<u8>,
 }
 
+#[cfg(test)]
+mod scan_bomb_tests;
 #[cfg(test)]
 mod tests;

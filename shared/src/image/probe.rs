@@ -1,6 +1,15 @@
-//! What an image is, from its first bytes only: format, dimensions and the JPEG facts that decide
+//! What an image is, from its headers only: format, dimensions and the JPEG facts that decide
 //! whether it can be transcoded. Reads headers, never pixels, and allocates nothing, so a
 //! decompression bomb (a 65535×65535 header on a few hundred bytes) is refused in microseconds.
+//!
+//! For a JPEG it also counts the scans (SOS markers) up to EOI: the marker segments are walked by
+//! their lengths, and the entropy-coded data after each scan header is skipped with `memchr` to
+//! the next `0xFF` that starts a marker (`0xFF 0x00` is a stuffed data byte, `0xFF 0xD0`–`0xD7`
+//! a restart marker inside the data, `0xFF 0xFF` fill). A decoder walks every block of the image
+//! once per scan, so a few hundred bytes of empty scans cost it seconds (issue 20 §2); the
+//! count is what [`super::plan`] limits. Between segments, bytes that are not a marker are
+//! skipped as `jpeg-decoder` and libjpeg skip them, so every scan the decoder would decode is
+//! counted. Linear in the input, which [`super::Limits::max_input_bytes`] bounds.
 
 /// The container, as sniffed from the magic bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,6 +50,8 @@ pub struct JpegFacts {
     pub differential: bool,
     /// EXIF orientation (1–8) when an EXIF segment before the frame header names one.
     pub orientation: Option<u16>,
+    /// Scan headers (SOS markers) between the frame header and EOI (or the end of the input).
+    pub scans: u32,
 }
 
 /// What [`probe`] found.
@@ -56,7 +67,8 @@ pub enum Probe {
     BrokenJpeg,
 }
 
-/// Sniffs `bytes`. Never reads past the first frame header of a JPEG.
+/// Sniffs `bytes`. For a JPEG, reads the segments up to the first frame header, then counts
+/// the scans after it (see the module documentation).
 pub fn probe(bytes: &[u8]) -> Probe {
     if bytes.starts_with(&[0xFF, 0xD8]) {
         return match jpeg(bytes) {
@@ -112,7 +124,7 @@ fn be32(b: &[u8], at: usize) -> Option<u32> {
     Some(u32::from_be_bytes([s[0], s[1], s[2], s[3]]))
 }
 
-/// Walks the marker segments from SOI to the first SOFn.
+/// Walks the marker segments from SOI to the first SOFn, then counts the scans after it.
 fn jpeg(bytes: &[u8]) -> Option<JpegFacts> {
     let mut pos = 2usize;
     let mut orientation = None;
@@ -144,6 +156,7 @@ fn jpeg(bytes: &[u8]) -> Option<JpegFacts> {
                 let height = u32::from(be16(seg, 1)?);
                 let width = u32::from(be16(seg, 3)?);
                 let components = *seg.get(5)?;
+                let scans = count_scans(bytes, pos + len);
                 return Some(JpegFacts {
                     width,
                     height,
@@ -154,6 +167,7 @@ fn jpeg(bytes: &[u8]) -> Option<JpegFacts> {
                     lossless: matches!(code, 0xC3 | 0xC7 | 0xCB | 0xCF),
                     differential: matches!(code, 0xC5 | 0xC6 | 0xC7 | 0xCD | 0xCE | 0xCF),
                     orientation,
+                    scans,
                 });
             }
             0xE1 if seg.starts_with(b"Exif\0\0") => {
@@ -163,6 +177,64 @@ fn jpeg(bytes: &[u8]) -> Option<JpegFacts> {
         }
         pos += len;
     }
+}
+
+/// The SOS markers from `pos` to EOI or the end of `bytes`. A truncated or damaged tail ends
+/// the count; it never fails (the decoder then decides what the damage means).
+fn count_scans(bytes: &[u8], mut pos: usize) -> u32 {
+    let mut scans = 0u32;
+    // Every marker, as the decoder finds it: the next 0xFF, any fill bytes, then a code that is
+    // neither 0x00 (stuffing, skipped as garbage between segments) nor 0xFF.
+    while let Some(code) = next_marker(bytes, &mut pos) {
+        match code {
+            0xD9 => break,
+            // Standalone: SOI, TEM, RSTn carry no length.
+            0xD8 | 0x01 | 0xD0..=0xD7 => continue,
+            _ => {}
+        }
+        let Some(len) = be16(bytes, pos).map(usize::from).filter(|&l| l >= 2) else {
+            break;
+        };
+        pos = pos.saturating_add(len);
+        if code == 0xDA {
+            scans = scans.saturating_add(1);
+            pos = skip_entropy_coded(bytes, pos);
+        }
+    }
+    scans
+}
+
+/// The code of the next marker at or after `pos` (leaving `pos` just past it), skipping any
+/// bytes that are not one.
+fn next_marker(bytes: &[u8], pos: &mut usize) -> Option<u8> {
+    loop {
+        let ff = *pos + memchr::memchr(0xFF, bytes.get(*pos..)?)?;
+        let mut at = ff + 1;
+        while *bytes.get(at)? == 0xFF {
+            at += 1;
+        }
+        let code = *bytes.get(at)?;
+        *pos = at + 1;
+        if code != 0x00 {
+            return Some(code);
+        }
+    }
+}
+
+/// The position of the marker that ends the entropy-coded data starting at `pos`: the first
+/// 0xFF followed by neither 0x00 (a stuffed 0xFF data byte) nor a restart marker (RSTn: part of
+/// the scan) nor 0xFF (fill: the marker comes after). `bytes.len()` when there is none.
+fn skip_entropy_coded(bytes: &[u8], mut pos: usize) -> usize {
+    while let Some(found) = bytes.get(pos..).and_then(|rest| memchr::memchr(0xFF, rest)) {
+        let ff = pos + found;
+        match bytes.get(ff + 1) {
+            Some(0x00 | 0xD0..=0xD7) => pos = ff + 2,
+            Some(0xFF) => pos = ff + 1,
+            Some(_) => return ff,
+            None => break,
+        }
+    }
+    bytes.len()
 }
 
 /// The orientation tag (0x0112) of IFD0 of a TIFF structure, if present and sane.
@@ -303,6 +375,76 @@ mod tests {
                 ..
             }
         ));
+    }
+
+    /// SOI, SOF2 (one component), then `tail`.
+    fn progressive_with(tail: &[u8]) -> Vec<u8> {
+        let mut v = jpeg_header(0xC2, 16, 16, 1);
+        v.truncate(v.len() - 2); // EOI
+        v.extend_from_slice(tail);
+        v
+    }
+
+    fn scans_of(bytes: &[u8]) -> u32 {
+        let Probe::Jpeg(f) = probe(bytes) else {
+            panic!("{:?}", probe(bytes))
+        };
+        f.scans
+    }
+
+    /// A scan header for component 1 (length 8), without its data.
+    const SOS: [u8; 10] = [0xFF, 0xDA, 0, 8, 1, 1, 0, 0, 0, 0x10];
+
+    #[test]
+    fn scans_are_counted_to_eoi() {
+        assert_eq!(scans_of(&jpeg_header(0xC2, 16, 16, 1)), 0);
+        let mut tail = Vec::new();
+        for _ in 0..3 {
+            tail.extend_from_slice(&SOS);
+            tail.extend_from_slice(&[0x12, 0x34]);
+        }
+        tail.extend_from_slice(&[0xFF, 0xD9]);
+        // After EOI nothing counts.
+        tail.extend_from_slice(&SOS);
+        assert_eq!(scans_of(&progressive_with(&tail)), 3);
+        // Without EOI: counted to the end of the input.
+        let mut truncated = tail[..tail.len() - 12].to_vec();
+        truncated.extend_from_slice(&SOS);
+        assert_eq!(scans_of(&progressive_with(&truncated)), 4);
+    }
+
+    #[test]
+    fn entropy_coded_data_is_skipped_with_its_stuffing_and_restarts() {
+        let mut tail = SOS.to_vec();
+        // Data with stuffed 0xFF bytes, restart markers, and bytes that would be a scan header
+        // if stuffing were not understood (0xFF 0x00 0xDA …).
+        tail.extend_from_slice(&[0x01, 0xFF, 0x00, 0xDA, 0x00, 0x08, 0xFF, 0xD0, 0xFF, 0x00]);
+        tail.extend_from_slice(&[0xFF, 0xD7, 0x55, 0xFF, 0x00, 0xFF, 0x00]);
+        // Fill bytes before the next marker: the second scan.
+        tail.extend_from_slice(&[0xFF, 0xFF, 0xFF]);
+        tail.extend_from_slice(&SOS[1..]);
+        tail.extend_from_slice(&[0x7F, 0xFF, 0x00]);
+        // A DHT between scans (as progressive files have): its bytes are skipped by its length,
+        // even one that looks like a scan header.
+        tail.extend_from_slice(&[0xFF, 0xC4, 0x00, 0x08, 0xFF, 0xDA, 0x00, 0x08, 0x01, 0x01]);
+        tail.extend_from_slice(&SOS);
+        tail.extend_from_slice(&[0xFF, 0xD9]);
+        assert_eq!(scans_of(&progressive_with(&tail)), 3);
+    }
+
+    #[test]
+    fn bytes_between_segments_are_skipped_as_the_decoder_skips_them() {
+        // libjpeg and jpeg-decoder skip non-marker bytes (and 0xFF 0x00) between segments; a
+        // scan hidden behind them is still a scan the decoder decodes.
+        let mut tail = vec![0x00, 0x13, 0xFF, 0x00, 0x37];
+        tail.extend_from_slice(&SOS);
+        tail.extend_from_slice(&[0xFF, 0xD9]);
+        assert_eq!(scans_of(&progressive_with(&tail)), 1);
+        // A scan header whose length runs off the end counts, and ends the count (what would
+        // follow is inside it), without failing the probe.
+        let mut tail = vec![0xFF, 0xDA, 0xFF, 0xF0, 1, 1];
+        tail.extend_from_slice(&SOS);
+        assert_eq!(scans_of(&progressive_with(&tail)), 1);
     }
 
     #[test]
