@@ -25,6 +25,7 @@ use tokio::sync::{broadcast, watch};
 use super::data::{self, Camera, StoredEvent};
 use super::query::{Query, Validator};
 use super::routes::{self, Match, Route};
+use super::users::{self, Users};
 use super::{ws, BackendConfig, RecordedRequest, RequestLog};
 
 pub(crate) type Body = UnsyncBoxBody<Bytes, io::Error>;
@@ -63,7 +64,13 @@ pub(crate) struct State {
     pub shutdown: watch::Receiver<bool>,
     pub started: Instant,
     pub faults: Faults,
+    /// Users, web sessions (login/refresh) and their limits.
+    pub users: Users,
 }
+
+/// The TCP peer of a request (request extension), for the limits keyed on the client address.
+#[derive(Clone, Copy)]
+pub(crate) struct Peer(pub SocketAddr);
 
 /// Fault modes for proxy tests, switched at run time ([`super::StandInBackend::set_delay`],
 /// [`super::StandInBackend::set_cut_after`]). Off by default; the real backend has none.
@@ -195,7 +202,7 @@ fn internal_error() -> Resp {
     )
 }
 
-fn header<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
+pub(crate) fn header<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
     h.get(name).and_then(|v| v.to_str().ok())
 }
 
@@ -219,7 +226,8 @@ fn etag_matches(h: &HeaderMap, etag: &str) -> bool {
 // ---------------------------------------------------------------------------------------------
 // The request pipeline.
 
-async fn handle(st: Arc<State>, _peer: SocketAddr, mut req: Request<Incoming>) -> Resp {
+async fn handle(st: Arc<State>, peer: SocketAddr, mut req: Request<Incoming>) -> Resp {
+    req.extensions_mut().insert(Peer(peer));
     if st.config.record_requests {
         st.log.push(RecordedRequest {
             method: req.method().as_str().to_owned(),
@@ -288,6 +296,7 @@ const EXCLUDED_PATHS: &[&str] = &[
 const EXCLUDED_PREFIXES: &[&str] = &[
     "/api/v1/auth/login",
     "/api/v1/auth/logout",
+    "/api/v1/auth/refresh",
     "/api/v1/auth/setup-status",
     "/api/v1/thumbnails/",
     "/ws",
@@ -304,7 +313,7 @@ fn is_excluded(path: &str) -> bool {
 }
 
 /// The cookie named `name` (Starlette's parser: the last occurrence wins).
-fn cookie(h: &HeaderMap, name: &str) -> Option<String> {
+pub(crate) fn cookie(h: &HeaderMap, name: &str) -> Option<String> {
     let mut found = None;
     for v in h.get_all("cookie").iter() {
         let v = String::from_utf8_lossy(v.as_bytes());
@@ -372,7 +381,7 @@ fn auth(st: &State, req: &Request<Incoming>, path: &str) -> Option<Resp> {
             set(r.headers_mut(), "www-authenticate", "Bearer");
             r
         }
-        Some(t) if t == st.config.session_token => return None,
+        Some(t) if t == st.config.session_token || st.users.verify(&t).is_some() => return None,
         Some(_) => detail(StatusCode::UNAUTHORIZED, "Invalid token"),
     };
     auth_cors_headers(h, resp.headers_mut());
@@ -480,6 +489,15 @@ fn not_found_or_redirect(st: &State, req: &Request<Incoming>, path: &str) -> Res
     detail(StatusCode::NOT_FOUND, "Not Found")
 }
 
+/// The client address ArgusAI's limits key on (see [`users::client_ip`]).
+fn client_of(req: &Request<Incoming>) -> std::net::IpAddr {
+    let peer = req
+        .extensions()
+        .get::<Peer>()
+        .map_or(SocketAddr::from(([127, 0, 0, 1], 0)), |p| p.0);
+    users::client_ip(peer, req.headers())
+}
+
 fn param<'a>(params: &'a [(String, String)], name: &str) -> &'a str {
     params
         .iter()
@@ -534,6 +552,17 @@ async fn dispatch(
             backup_download(st, param(params, "timestamp"), q)
         }
         "/api/v1/system/restore" => restore(req).await,
+        "/api/v1/auth/login" => {
+            let ip = client_of(&req);
+            st.users.login(ip, req).await
+        }
+        "/api/v1/auth/refresh" => {
+            let ip = client_of(&req);
+            st.users.refresh(ip, req).await
+        }
+        "/api/v1/auth/me" => st.users.me(req.headers()),
+        "/api/v1/devices" if req.method() == Method::POST => st.users.register_device(req).await,
+        "/api/v1/devices" => st.users.list_devices(req.headers()),
         _ => detail(
             StatusCode::NOT_IMPLEMENTED,
             "Not implemented by the stand-in ArgusAI backend",
