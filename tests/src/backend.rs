@@ -30,6 +30,11 @@
 //! The API-key check costs [`BackendConfig::api_key_verify_time`] and, as ArgusAI's bcrypt on its
 //! event loop, stalls every other request meanwhile.
 //!
+//! Users and web sessions (`backend/users.rs`): `POST /api/v1/auth/login` (5 per 15 minutes per
+//! client IP), `POST /api/v1/auth/refresh` (rotating refresh tokens, reuse detection, 20 per
+//! minute), HS256 access JWTs of [`BackendConfig::access_token_lifetime`], `GET /api/v1/auth/me`;
+//! [`BackendConfig::session_token`] is accepted as an admin's JWT too (older tests).
+//!
 //! Every request is recorded ([`StandInBackend::requests`]) with its method, raw target and headers.
 
 mod data;
@@ -38,7 +43,10 @@ mod query;
 pub mod route_auth;
 mod routes;
 mod server;
+mod users;
 mod ws;
+
+pub use users::{StandInUser, UserRole, LOGIN_LIMIT, REFRESH_LIMIT};
 
 use std::collections::HashMap;
 use std::io;
@@ -70,6 +78,12 @@ pub const DEFAULT_SESSION_TOKEN: &str =
     "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJ1c2VyX2lkIjoic3RhbmQtaW4ifQ.c3RhbmQtaW4tc2lnbmF0dXJl";
 /// One bcrypt (cost 12) `X-API-Key` check on the real backend, as measured (~250-260 ms).
 pub const ARGUSAI_API_KEY_VERIFY_TIME: Duration = Duration::from_millis(250);
+/// The stand-in's default admin user (`admin_jwt` routes need an admin) and its password.
+pub const DEFAULT_ADMIN_USERNAME: &str = "admin";
+pub const DEFAULT_ADMIN_PASSWORD: &str = "standin-admin-password";
+/// A default non-admin user (role `viewer`) and its password.
+pub const DEFAULT_VIEWER_USERNAME: &str = "viewer";
+pub const DEFAULT_VIEWER_PASSWORD: &str = "standin-viewer-password";
 /// Default seed of the generated data ("ArgusAI!").
 pub const DEFAULT_SEED: u64 = 0x4172_6775_7341_4921;
 
@@ -82,10 +96,16 @@ pub struct BackendConfig {
     /// loop for every request carrying a key, so the stand-in answers *nothing else* meanwhile.
     /// Default zero; [`ARGUSAI_API_KEY_VERIFY_TIME`] models the real backend.
     pub api_key_verify_time: Duration,
-    /// Accepted as the `access_token` cookie or a Bearer token.
-    pub session_token: String,
     /// ArgusAI's `ENCRYPTION_KEY`: the key of signed thumbnail URLs.
     pub encryption_key: String,
+    /// Accepted as the `access_token` cookie or a Bearer token, besides the JWTs the stand-in
+    /// issues (older tests use it as a fixed credential).
+    pub session_token: String,
+    /// The user accounts (`POST /api/v1/auth/login`). Default: [`DEFAULT_ADMIN_USERNAME`] (admin)
+    /// and [`DEFAULT_VIEWER_USERNAME`] (viewer).
+    pub users: Vec<StandInUser>,
+    /// Lifetime of the access JWTs issued by login and refresh (ArgusAI: 24 h).
+    pub access_token_lifetime: Duration,
     /// The JPEG photos (`*-320x180.jpg` become thumbnails/frames). Default: `$ARGUS_PHOTOS_DIR`,
     /// else `<workspace>/../shared/testdata/photos`.
     pub photos_dir: PathBuf,
@@ -126,6 +146,19 @@ impl Default for BackendConfig {
             api_key_verify_time: Duration::ZERO,
             session_token: DEFAULT_SESSION_TOKEN.to_owned(),
             encryption_key: "stand-in-encryption-key".to_owned(),
+            users: vec![
+                StandInUser {
+                    username: DEFAULT_ADMIN_USERNAME.to_owned(),
+                    password: DEFAULT_ADMIN_PASSWORD.to_owned(),
+                    role: UserRole::Admin,
+                },
+                StandInUser {
+                    username: DEFAULT_VIEWER_USERNAME.to_owned(),
+                    password: DEFAULT_VIEWER_PASSWORD.to_owned(),
+                    role: UserRole::Viewer,
+                },
+            ],
+            access_token_lifetime: Duration::from_secs(24 * 3600),
             photos_dir: default_photos_dir(),
             openapi_path: Some(default_openapi_path()),
             event_count: 137,
@@ -317,7 +350,9 @@ impl StandInBackend {
             .enumerate()
             .map(|(i, e)| (e.event.id.clone(), i))
             .collect();
+        let users = users::Users::new(&config.users, config.access_token_lifetime);
         let state = Arc::new(State {
+            users,
             config: Arc::unwrap_or_clone(config),
             events,
             by_id,
@@ -485,6 +520,46 @@ impl StandInBackend {
             .faults
             .cut_after
             .store(bytes.unwrap_or(u64::MAX), Ordering::Relaxed);
+    }
+
+    /// A fresh access JWT for `username`, as its login would give (for calling the backend
+    /// directly "with a JWT").
+    pub fn access_token_for(&self, username: &str) -> Option<String> {
+        self.state.users.access_token_for(username)
+    }
+
+    /// The user whose valid access JWT an `Authorization` value carries (`Bearer <jwt>`), e.g.
+    /// to check that a request came with the agent's session.
+    pub fn user_of_authorization(&self, authorization: &str) -> Option<String> {
+        let token = authorization.strip_prefix("Bearer ")?;
+        self.state.users.verify(token).map(|u| u.username.clone())
+    }
+
+    /// `POST /api/v1/auth/login` requests received (whatever their outcome).
+    pub fn login_requests(&self) -> u64 {
+        self.state.users.counters.logins.load(Ordering::Relaxed)
+    }
+
+    /// `POST /api/v1/auth/refresh` requests received (whatever their outcome).
+    pub fn refresh_requests(&self) -> u64 {
+        self.state.users.counters.refreshes.load(Ordering::Relaxed)
+    }
+
+    /// Revokes every web session (refresh-token family): later refreshes answer 401. Access
+    /// tokens already issued stay valid until they expire, as in ArgusAI.
+    pub fn revoke_sessions(&self) {
+        self.state.users.revoke_sessions()
+    }
+
+    /// A new JWT secret (ArgusAI reinstalled, `JWT_SECRET_KEY` changed): every access token
+    /// issued so far is refused.
+    pub fn rotate_jwt_secret(&self) {
+        self.state.users.rotate_secret()
+    }
+
+    /// Deactivates (or reactivates) a user: its tokens stop (or start again) verifying.
+    pub fn set_user_active(&self, username: &str, active: bool) -> bool {
+        self.state.users.set_active(username, active)
     }
 
     /// WebSocket connections currently open.

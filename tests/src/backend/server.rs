@@ -26,6 +26,7 @@ use super::data::{self, Camera, StoredEvent};
 use super::query::{Query, Validator};
 use super::route_auth::{self, User};
 use super::routes::{self, Match, Route};
+use super::users::{self, Users};
 use super::{ws, BackendConfig, RecordedRequest, RequestLog};
 
 pub(crate) type Body = UnsyncBoxBody<Bytes, io::Error>;
@@ -71,7 +72,13 @@ pub(crate) struct State {
     pub api_key_checks: std::sync::atomic::AtomicU64,
     /// Push-notification devices registered through `/api/v1/devices`.
     pub push_devices: super::push::PushDevices,
+    /// Users, web sessions (login/refresh) and their limits.
+    pub users: Users,
 }
+
+/// The TCP peer of a request (request extension), for the limits keyed on the client address.
+#[derive(Clone, Copy)]
+pub(crate) struct Peer(pub SocketAddr);
 
 /// Fault modes for proxy tests, switched at run time ([`super::StandInBackend::set_delay`],
 /// [`super::StandInBackend::set_cut_after`]). Off by default; the real backend has none.
@@ -203,7 +210,7 @@ fn internal_error() -> Resp {
     )
 }
 
-fn header<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
+pub(crate) fn header<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
     h.get(name).and_then(|v| v.to_str().ok())
 }
 
@@ -227,7 +234,8 @@ fn etag_matches(h: &HeaderMap, etag: &str) -> bool {
 // ---------------------------------------------------------------------------------------------
 // The request pipeline.
 
-async fn handle(st: Arc<State>, _peer: SocketAddr, mut req: Request<Incoming>) -> Resp {
+async fn handle(st: Arc<State>, peer: SocketAddr, mut req: Request<Incoming>) -> Resp {
+    req.extensions_mut().insert(Peer(peer));
     if st.config.record_requests {
         st.log.push(RecordedRequest {
             method: req.method().as_str().to_owned(),
@@ -307,11 +315,31 @@ pub(crate) fn cookie(h: &HeaderMap, name: &str) -> Option<String> {
 
 /// The user a JWT (`access_token` cookie or Bearer) signs in, as ArgusAI's decode + user-row
 /// lookup would find it; `None`: invalid.
+/// The JWT `get_current_user` reads: the `access_token` cookie if present and not empty (an
+/// invalid one is not retried with the Bearer token), else `Authorization: Bearer`.
+pub(crate) fn current_user_token(h: &HeaderMap) -> Option<String> {
+    cookie(h, "access_token")
+        .filter(|t| !t.is_empty())
+        .or_else(|| {
+            header(h, "authorization")
+                .and_then(|a| a.strip_prefix("Bearer "))
+                .map(str::to_owned)
+        })
+}
+
+/// [`BackendConfig::session_token`] is an admin's, for older tests.
 pub(crate) fn user_for_token(st: &State, token: &str) -> Option<User> {
-    (token == st.config.session_token).then(|| User {
-        id: "stand-in-admin".to_owned(),
-        username: "admin".to_owned(),
-        admin: true,
+    if token == st.config.session_token {
+        return Some(User {
+            id: "stand-in-admin".to_owned(),
+            username: "admin".to_owned(),
+            admin: true,
+        });
+    }
+    st.users.verify(token).map(|u| User {
+        id: u.id.clone(),
+        username: u.username.clone(),
+        admin: u.role == users::UserRole::Admin,
     })
 }
 
@@ -424,6 +452,15 @@ fn not_found_or_redirect(st: &State, req: &Request<Incoming>, path: &str) -> Res
     detail(StatusCode::NOT_FOUND, "Not Found")
 }
 
+/// The client address ArgusAI's limits key on (see [`users::client_ip`]).
+fn client_of(req: &Request<Incoming>) -> std::net::IpAddr {
+    let peer = req
+        .extensions()
+        .get::<Peer>()
+        .map_or(SocketAddr::from(([127, 0, 0, 1], 0)), |p| p.0);
+    users::client_ip(peer, req.headers())
+}
+
 fn param<'a>(params: &'a [(String, String)], name: &str) -> &'a str {
     params
         .iter()
@@ -494,6 +531,15 @@ async fn dispatch(
             backup_download(st, param(params, "timestamp"), q)
         }
         "/api/v1/system/restore" => restore(req).await,
+        "/api/v1/auth/login" => {
+            let ip = client_of(&req);
+            st.users.login(ip, req).await
+        }
+        "/api/v1/auth/refresh" => {
+            let ip = client_of(&req);
+            st.users.refresh(ip, req).await
+        }
+        "/api/v1/auth/me" => st.users.me(req.headers()),
         _ => detail(
             StatusCode::NOT_IMPLEMENTED,
             "Not implemented by the stand-in ArgusAI backend",
