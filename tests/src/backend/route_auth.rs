@@ -192,10 +192,6 @@ pub(crate) struct User {
     pub admin: bool,
 }
 
-fn header<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    h.get(name).and_then(|v| v.to_str().ok())
-}
-
 fn unauthorized(msg: &str) -> Resp {
     let mut r = detail(StatusCode::UNAUTHORIZED, msg);
     set(r.headers_mut(), "www-authenticate", "Bearer");
@@ -206,7 +202,7 @@ fn unauthorized(msg: &str) -> Resp {
 /// itself, echoing any `Origin` with credentials allowed.
 fn middleware_unauthorized(req_headers: &HeaderMap, msg: &str) -> Resp {
     let mut r = detail(StatusCode::UNAUTHORIZED, msg);
-    let origin = header(req_headers, "origin")
+    let origin = server::header(req_headers, "origin")
         .filter(|o| !o.is_empty())
         .unwrap_or("http://localhost:3000");
     let h = r.headers_mut();
@@ -242,7 +238,8 @@ async fn api_key_valid(st: &State, key: &[u8]) -> bool {
 }
 
 /// `get_current_user`: the user of the `access_token` cookie if there is one (even an invalid
-/// one: no retry with Bearer), else of `Authorization: Bearer`.
+/// one: no retry with Bearer), else of `Authorization: Bearer` (see
+/// [`server::current_user_token`]).
 pub(crate) fn current_user(st: &State, h: &HeaderMap) -> Option<User> {
     server::user_for_token(st, &server::current_user_token(h)?)
 }
