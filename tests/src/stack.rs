@@ -383,9 +383,9 @@ where
     }
 }
 
-/// A Worker policy that lets owner devices reach `/api/v1/system/**` (backups, restore, the
-/// AI-processing SSE stream: denied by the default policy) — the built-in lists with
-/// `/api/v1/system/**` taken out of the deny list (its tunnel controls stay refused by the route
+/// A Worker policy that lets owner devices reach `/api/v1/system/**` (backups and restore:
+/// denied by the default policy) — the built-in lists with the `/api/v1/system` rules taken out
+/// of the deny list (its tunnel controls stay refused by the route
 /// table anyway) — plus `extra_allow` rules (e.g. `"HEAD /api/v1/events/*/video"`).
 pub fn policy_with_system_paths(extra_allow: &[&str]) -> String {
     use argus_shared::policy::DEFAULT_DENY;
@@ -403,7 +403,7 @@ pub fn policy_with_system_paths(extra_allow: &[&str]) -> String {
     }
     let deny: Vec<String> = DEFAULT_DENY
         .iter()
-        .filter(|r| **r != "/api/v1/system/**")
+        .filter(|r| !r.contains("/api/v1/system"))
         .chain(["/api/v1/system/tunnel/**"].iter())
         .map(|r| quote(r))
         .collect();

@@ -19,8 +19,6 @@
 //! - `GET /api/v1/auth/me`: `get_current_user` (cookie `access_token` first, else Bearer; an
 //!   invalid cookie is not retried with the Bearer token) → `UserResponse`; an API key is not
 //!   enough (401).
-//! - Push registration, `GET`/`POST /api/v1/devices` (`app/api/v1/devices.py`): `get_current_user`
-//!   too; the devices are the user's (`DeviceListResponse`, `DeviceCreate` → 201).
 
 use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
@@ -151,8 +149,6 @@ pub(crate) struct Users {
     sessions: Mutex<Sessions>,
     login_window: Window,
     refresh_window: Window,
-    /// Push devices registered, per user index.
-    push_devices: Mutex<Vec<(usize, serde_json::Value)>>,
     pub counters: AuthCounters,
 }
 
@@ -210,7 +206,6 @@ impl Users {
             sessions: Mutex::default(),
             login_window: Window::default(),
             refresh_window: Window::default(),
-            push_devices: Mutex::default(),
             counters: AuthCounters::default(),
         }
     }
@@ -431,70 +426,6 @@ impl Users {
         );
         Self::session_cookies(&mut resp, &access, &refresh);
         resp
-    }
-
-    fn index_of(&self, user: &User) -> Option<usize> {
-        self.users.iter().position(|u| u.id == user.id)
-    }
-
-    /// `GET /api/v1/devices`: the current user's push devices.
-    pub(crate) fn list_devices(&self, h: &HeaderMap) -> Resp {
-        let Some(i) = self.current_user(h).and_then(|u| self.index_of(u)) else {
-            return not_authenticated();
-        };
-        let devices: Vec<serde_json::Value> = self
-            .push_devices
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .iter()
-            .filter(|(u, _)| *u == i)
-            .map(|(_, d)| d.clone())
-            .collect();
-        json(
-            StatusCode::OK,
-            &serde_json::json!({ "total": devices.len(), "devices": devices }),
-        )
-    }
-
-    /// `POST /api/v1/devices`: registers (or updates) a push device of the current user.
-    pub(crate) async fn register_device(&self, req: Request<Incoming>) -> Resp {
-        let Some(i) = self
-            .current_user(req.headers())
-            .and_then(|u| self.index_of(u))
-        else {
-            return not_authenticated();
-        };
-        #[derive(Deserialize)]
-        struct DeviceCreate {
-            device_id: String,
-            platform: String,
-            name: Option<String>,
-            device_model: Option<String>,
-            push_token: Option<String>,
-        }
-        let Some(body) = read_json::<DeviceCreate>(req).await.filter(|b| {
-            !b.device_id.is_empty() && ["ios", "android", "web"].contains(&b.platform.as_str())
-        }) else {
-            return unprocessable();
-        };
-        let mut devices = self.push_devices.lock().unwrap_or_else(|e| e.into_inner());
-        let n = devices.len();
-        let device = serde_json::json!({
-            "id": format!("10000000-0000-4000-8000-{:012x}", n + 1),
-            "user_id": self.users[i].id,
-            "device_id": body.device_id,
-            "platform": body.platform,
-            "name": body.name,
-            "device_model": body.device_model,
-            "has_push_token": body.push_token.is_some(),
-            "last_seen_at": null,
-            "created_at": "2025-11-20T10:00:00Z",
-            "pairing_confirmed": false,
-            "inactive_warning": false,
-        });
-        devices.retain(|(u, d)| !(*u == i && d["device_id"] == device["device_id"]));
-        devices.push((i, device.clone()));
-        json(StatusCode::CREATED, &device)
     }
 
     /// `GET /api/v1/auth/me` (`get_current_user`).
