@@ -475,7 +475,12 @@ async fn dispatch(
         "/docs" => html(DOCS_HTML, head),
         "/redoc" => html(REDOC_HTML, head),
         "/docs/oauth2-redirect" => html(OAUTH2_REDIRECT_HTML, head),
-        "/api/v1/events" => list_events(st, q),
+        "/api/v1/events" => {
+            if !st.config.event_list_time.is_zero() {
+                tokio::time::sleep(st.config.event_list_time).await;
+            }
+            list_events(st, q)
+        }
         "/api/v1/events/{event_id}" => get_event(st, param(params, "event_id")),
         "/api/v1/events/{event_id}/thumbnail" => {
             event_thumbnail(st, req.headers(), param(params, "event_id"), q)
