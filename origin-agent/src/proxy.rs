@@ -671,6 +671,21 @@ pub fn is_websocket_upgrade(h: &hyper::HeaderMap) -> bool {
 mod tests {
     use super::*;
 
+    #[test]
+    fn argusais_session_cookies_never_reach_a_phone() {
+        let mut h = hyper::HeaderMap::new();
+        for v in [
+            "access_token=eyJ.x.y; HttpOnly; Path=/",
+            "Refresh_Token=abc; Path=/api/v1/auth",
+            "theme=dark; Path=/",
+        ] {
+            h.append(hyper::header::SET_COOKIE, HeaderValue::from_static(v));
+        }
+        strip_session_cookies(&mut h);
+        let left: Vec<_> = h.get_all(hyper::header::SET_COOKIE).iter().collect();
+        assert_eq!(left, vec!["theme=dark; Path=/"]);
+    }
+
     /// A request waiting for one of the backend slots holds this future and nothing else of the
     /// listener's or router's (router::Dispatched): with 1,000 connections sharing 64 slots, its
     /// size is most of the agent's memory per waiting request (docs/benchmarks.md, "Proxy").

@@ -76,14 +76,16 @@ pub const DEFAULT_API_KEY: &str = "argus_standin_0123456789abcdef";
 /// Default session token (`access_token` cookie or `Authorization: Bearer`), JWT-shaped.
 pub const DEFAULT_SESSION_TOKEN: &str =
     "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJ1c2VyX2lkIjoic3RhbmQtaW4ifQ.c3RhbmQtaW4tc2lnbmF0dXJl";
-/// One bcrypt (cost 12) `X-API-Key` check on the real backend, as measured (~250-260 ms).
-pub const ARGUSAI_API_KEY_VERIFY_TIME: Duration = Duration::from_millis(250);
 /// The stand-in's default admin user (`admin_jwt` routes need an admin) and its password.
 pub const DEFAULT_ADMIN_USERNAME: &str = "admin";
 pub const DEFAULT_ADMIN_PASSWORD: &str = "standin-admin-password";
 /// A default non-admin user (role `viewer`) and its password.
 pub const DEFAULT_VIEWER_USERNAME: &str = "viewer";
 pub const DEFAULT_VIEWER_PASSWORD: &str = "standin-viewer-password";
+/// One bcrypt (cost 12) `X-API-Key` check on the real backend, as measured (~250-260 ms).
+pub const ARGUSAI_API_KEY_VERIFY_TIME: Duration = Duration::from_millis(250);
+/// The real backend's answer to a 20-event `GET /api/v1/events` with a user JWT, as measured.
+pub const ARGUSAI_EVENT_LIST_TIME: Duration = Duration::from_millis(14);
 /// Default seed of the generated data ("ArgusAI!").
 pub const DEFAULT_SEED: u64 = 0x4172_6775_7341_4921;
 
@@ -96,6 +98,11 @@ pub struct BackendConfig {
     /// loop for every request carrying a key, so the stand-in answers *nothing else* meanwhile.
     /// Default zero; [`ARGUSAI_API_KEY_VERIFY_TIME`] models the real backend.
     pub api_key_verify_time: Duration,
+    /// What answering `GET /api/v1/events` takes besides auth (default zero;
+    /// [`ARGUSAI_EVENT_LIST_TIME`] models the real backend). ArgusAI's handler is a plain `def`,
+    /// run in Starlette's thread pool, so concurrent lists overlap: the stand-in waits without
+    /// holding its event loop (the GIL's contention is not modelled).
+    pub event_list_time: Duration,
     /// ArgusAI's `ENCRYPTION_KEY`: the key of signed thumbnail URLs.
     pub encryption_key: String,
     /// Accepted as the `access_token` cookie or a Bearer token, besides the JWTs the stand-in
@@ -144,6 +151,7 @@ impl Default for BackendConfig {
         BackendConfig {
             api_key: DEFAULT_API_KEY.to_owned(),
             api_key_verify_time: Duration::ZERO,
+            event_list_time: Duration::ZERO,
             session_token: DEFAULT_SESSION_TOKEN.to_owned(),
             encryption_key: "stand-in-encryption-key".to_owned(),
             users: vec![

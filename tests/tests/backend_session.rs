@@ -377,3 +377,41 @@ async fn a_revoked_session_gets_one_refresh_then_a_502_naming_the_cause() {
     let (status, _) = list_events(&stack, &device).await;
     assert_eq!(status, 200, "{}", stack.logs());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_streamed_body_is_not_sent_twice_but_the_session_is_renewed_for_the_next_try() {
+    let (stack, device) = stack_with(StackOptions::default()).await;
+    let (status, _) = list_events(&stack, &device).await;
+    assert_eq!(status, 200, "{}", stack.logs());
+    stack.backend.rotate_jwt_secret();
+    let refreshes = stack.backend.refresh_requests();
+    // A body of unknown length streams to ArgusAI and cannot be replayed after its 401.
+    let chunks: Vec<Result<Vec<u8>, std::io::Error>> = vec![
+        Ok(br#"{"device_id":"ios-9","#.to_vec()),
+        Ok(br#""platform":"ios"}"#.to_vec()),
+    ];
+    let resp = stack
+        .tunnel()
+        .with_device(&device)
+        .streamed(reqwest::Method::POST, "/api/v1/devices")
+        .header("content-type", "application/json")
+        .body(reqwest::Body::wrap_stream(futures_util::stream::iter(
+            chunks,
+        )))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(resp.status(), 503, "{}", stack.logs());
+    assert_eq!(resp.headers()["retry-after"], "1");
+    let body: Value = resp.json().await.expect("JSON error");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("send the request again")),
+        "{body}"
+    );
+    assert_eq!(stack.backend.refresh_requests(), refreshes + 1);
+    // The phone's retry goes through with the renewed session.
+    let (status, body) = register_push(&stack, &device, "ios-9").await;
+    assert_eq!(status, 201, "{body}");
+}

@@ -145,7 +145,6 @@ pub(crate) fn builtin_routes() -> Vec<Route> {
         ("/api/v1/auth/login", &["POST"]),
         ("/api/v1/auth/refresh", &["POST"]),
         ("/api/v1/auth/me", &["GET"]),
-        ("/api/v1/devices", &["GET", "POST"]),
         ("/", &["GET"]),
         ("/health", &["GET"]),
         ("/metrics", &["GET"]),

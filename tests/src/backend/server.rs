@@ -65,6 +65,8 @@ pub(crate) struct State {
     pub shutdown: watch::Receiver<bool>,
     pub started: Instant,
     pub faults: Faults,
+    /// Users, web sessions (login/refresh) and their limits.
+    pub users: Users,
     /// ArgusAI's single event loop: every request takes a turn through it, and the API-key
     /// check (bcrypt) keeps it for its whole modelled cost, stalling everyone else.
     pub event_loop: tokio::sync::Mutex<()>,
@@ -72,8 +74,6 @@ pub(crate) struct State {
     pub api_key_checks: std::sync::atomic::AtomicU64,
     /// Push-notification devices registered through `/api/v1/devices`.
     pub push_devices: super::push::PushDevices,
-    /// Users, web sessions (login/refresh) and their limits.
-    pub users: Users,
 }
 
 /// The TCP peer of a request (request extension), for the limits keyed on the client address.
@@ -488,7 +488,12 @@ async fn dispatch(
         "/docs" => html(DOCS_HTML, head),
         "/redoc" => html(REDOC_HTML, head),
         "/docs/oauth2-redirect" => html(OAUTH2_REDIRECT_HTML, head),
-        "/api/v1/events" => list_events(st, q),
+        "/api/v1/events" => {
+            if !st.config.event_list_time.is_zero() {
+                tokio::time::sleep(st.config.event_list_time).await;
+            }
+            list_events(st, q)
+        }
         "/api/v1/events/{event_id}" => get_event(st, param(params, "event_id")),
         "/api/v1/events/{event_id}/thumbnail" => {
             event_thumbnail(st, req.headers(), param(params, "event_id"), q)
