@@ -7,7 +7,9 @@
 //!
 //! [backend]
 //! url = "http://127.0.0.1:8000"               # ArgusAI
-//! api_key = "…"                               # the agent's own credential for ArgusAI (optional)
+//! # api_key = "…"                             # fallback only: the agent's credential is its user
+//!                                             # session (`argus-relay backend login`); a key costs
+//!                                             # ArgusAI a bcrypt per request (docs/proxy.md)
 //! request_timeout_secs = 100                  # API responses (Cloudflare's own limit); SSE, WebSockets,
 //!                                             # exports and video are not cut by it (proxy.rs)
 //! max_concurrent_requests = 64                # API/image requests in flight to ArgusAI; more wait

@@ -54,6 +54,16 @@ pub enum AgentError {
     BackendAnswerTooLarge { max: usize },
     #[error("the ArgusAI backend did not answer in time")]
     BackendTimeout,
+    /// ArgusAI refused the agent's own session (after at most one renewal).
+    #[error("{cause}: run `argus-relay backend login` on the agent")]
+    BackendSessionRefused { cause: String },
+    /// ArgusAI needs a user session for this and the agent has none (at most an API key).
+    #[error("ArgusAI needs the agent's user session for this and the agent is not signed in: run `argus-relay backend login` on the agent")]
+    BackendSessionMissing,
+    /// The agent's session was renewed after a refusal, and this request could not be sent again
+    /// (its body streamed): the client may repeat it.
+    #[error("the agent's ArgusAI session was renewed: send the request again")]
+    BackendSessionRenewed,
     #[error("internal error")]
     Internal,
 }
@@ -83,6 +93,9 @@ impl AgentError {
                 ErrorCode::BadGateway
             }
             AgentError::BackendTimeout => ErrorCode::GatewayTimeout,
+            AgentError::BackendSessionRefused { .. } => ErrorCode::BackendSessionRefused,
+            AgentError::BackendSessionMissing => ErrorCode::BackendSessionMissing,
+            AgentError::BackendSessionRenewed => ErrorCode::Unavailable,
             AgentError::Internal => ErrorCode::Internal,
         }
     }
@@ -125,6 +138,9 @@ impl AgentError {
                         r#"Bearer realm="argus-relay", error="insufficient_scope""#,
                     ),
                 );
+            }
+            AgentError::BackendSessionRenewed => {
+                h.insert("retry-after", HeaderValue::from_static("1"));
             }
             AgentError::RateLimited { retry_after_secs } => {
                 if let Ok(v) = HeaderValue::from_str(&retry_after_secs.to_string()) {

@@ -6,6 +6,7 @@
 //! over mDNS; [`client`] is the reference phone client; [`cli`] is every subcommand.
 
 pub mod admin_ui;
+pub mod backend_session;
 pub mod body;
 pub mod cli;
 pub mod client;

@@ -7,7 +7,16 @@
 //! - the client's `User-Agent` is replaced (a UA containing `testclient` skips ArgusAI's auth);
 //! - `X-Forwarded-For` is exactly one value, the real client IP (uvicorn trusts it from 127.0.0.1
 //!   and keys its login limit on it); every other forwarding header is dropped;
-//! - the agent's own backend credential is added when configured;
+//! - the agent's own backend credential is added: its ArgusAI user session as
+//!   `Authorization: Bearer` ([`crate::backend_session`]), or, while it has none, the configured
+//!   API key (docs/proxy.md, "The agent's credential"); never a cookie;
+//! - a backend 401 to a request sent with the session renews the session once (shared by every
+//!   request refused the same token) and retries the request once if its body can be replayed
+//!   (no body, or one of at most [`REPLAYABLE_BODY_BYTES`] with a `Content-Length`); otherwise,
+//!   and when the retry is refused too, the client gets a JSON 502 naming the cause
+//!   (`backend_session_refused`, `backend_session_missing`), never ArgusAI's 401;
+//! - `Set-Cookie` of ArgusAI's `access_token`/`refresh_token` is removed from answers (the agent's
+//!   session never reaches a phone);
 //! - hop-by-hop headers are dropped both ways, except the upgrade handshake for WebSockets;
 //! - redirects are passed back, never followed; a `Location` naming the backend's own address is
 //!   made relative (the backend's trailing-slash 307s keep working, its address does not leak).
@@ -44,6 +53,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::sync::Semaphore;
 
+use crate::backend_session::{BackendSession, Renewal};
 use crate::body::{self, Body};
 use crate::error::AgentError;
 use crate::metrics::{UpstreamError, METRICS};
@@ -60,6 +70,8 @@ pub struct Backend {
     /// `http://host:port` of the backend, as its redirects spell it.
     origin: String,
     api_key: Option<HeaderValue>,
+    /// The agent's ArgusAI user session (preferred over the API key).
+    session: Option<Arc<BackendSession>>,
     timeout: Duration,
     /// Bounds the `api` and `image` requests in flight to the backend (see [`Backend::new`]).
     short_requests: Arc<Semaphore>,
@@ -79,6 +91,26 @@ const POOL_IDLE: Duration = Duration::from_secs(4);
 /// is closed after [`POOL_IDLE`]; +1.3 MB RSS after a 64-connection burst of event lists (A/B).
 /// hyper's default (adaptive up to ~400 KiB) let buffers grow to 64-128 KiB and stay so.
 const BACKEND_READ_BUF: usize = 64 * 1024;
+
+/// A request body up to this size (with a `Content-Length`) is buffered when the request goes
+/// with the agent's session, so that it can be sent again after a 401 and a session renewal
+/// (push registration, settings). Larger and unsized bodies stream and are not retried.
+pub const REPLAYABLE_BODY_BYTES: u64 = 64 * 1024;
+
+/// Which credential of the agent a request went with.
+enum Sent {
+    Session(HeaderValue),
+    ApiKey,
+    Nothing,
+}
+
+/// What it takes to send a request again: its head (without the credential) and body.
+struct Replay {
+    method: hyper::Method,
+    uri: Uri,
+    headers: hyper::HeaderMap,
+    body: bytes::Bytes,
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum BackendConfigError {
@@ -149,12 +181,131 @@ impl Backend {
             scheme,
             authority,
             api_key,
+            session: None,
             timeout,
             short_requests: Arc::new(Semaphore::new(max_concurrent.max(1))),
         })
     }
 
-    /// A GET of a backend path with the agent's own credential (health checks).
+    /// Adds the agent's ArgusAI user session: sent instead of the API key whenever it is usable.
+    pub fn with_session(mut self, session: Arc<BackendSession>) -> Backend {
+        self.session = Some(session);
+        self
+    }
+
+    /// The session, if the agent has one configured.
+    pub fn session(&self) -> Option<&Arc<BackendSession>> {
+        self.session.as_ref()
+    }
+
+    /// Whether an API key is configured (the fallback while no session is usable).
+    pub fn has_api_key(&self) -> bool {
+        self.api_key.is_some()
+    }
+
+    /// The credential to send, if it is known without waiting.
+    fn credential_now(&self) -> Option<Sent> {
+        match &self.session {
+            Some(session) => session.current().map(Sent::Session),
+            None => Some(self.fallback()),
+        }
+    }
+
+    /// The credential to send after waiting for a session refresh if one is needed.
+    async fn credential_after_refresh(&self) -> Sent {
+        match &self.session {
+            Some(session) => match session.bearer().await {
+                Some(token) => Sent::Session(token),
+                None => self.fallback(),
+            },
+            None => self.fallback(),
+        }
+    }
+
+    fn fallback(&self) -> Sent {
+        if self.api_key.is_some() {
+            Sent::ApiKey
+        } else {
+            Sent::Nothing
+        }
+    }
+
+    fn insert_credential(&self, h: &mut hyper::HeaderMap, sent: &Sent) {
+        match sent {
+            Sent::Session(token) => {
+                h.insert(hyper::header::AUTHORIZATION, token.clone());
+            }
+            Sent::ApiKey => {
+                if let Some(key) = &self.api_key {
+                    h.insert(HeaderName::from_static(headers::X_API_KEY), key.clone());
+                }
+            }
+            Sent::Nothing => {}
+        }
+    }
+
+    /// ArgusAI answered 401 to a request sent with `sent`: renew the session (once for all who
+    /// were refused the same token) and send `replay` again, or name the cause.
+    async fn after_unauthorized(
+        &self,
+        first: Response<hyper::body::Incoming>,
+        sent: Sent,
+        replay: Option<Replay>,
+        request_id: &str,
+    ) -> Result<Response<hyper::body::Incoming>, AgentError> {
+        let Some(session) = &self.session else {
+            return Ok(first);
+        };
+        drop(first);
+        let renewal = match &sent {
+            Sent::Session(token) => session.renew_after_rejection(token).await,
+            Sent::ApiKey | Sent::Nothing => session.unusable_reason(),
+        };
+        let token = match renewal {
+            Renewal::Token(token) => token,
+            Renewal::Refused(cause) => {
+                tracing::warn!(request_id, cause, "ArgusAI refused the agent's session");
+                return Err(AgentError::BackendSessionRefused { cause });
+            }
+            Renewal::Missing => return Err(AgentError::BackendSessionMissing),
+        };
+        if matches!(sent, Sent::ApiKey | Sent::Nothing) {
+            // The session became usable meanwhile (a new login): this request went without it.
+            return Err(AgentError::BackendSessionRenewed);
+        }
+        let Some(replay) = replay else {
+            return Err(AgentError::BackendSessionRenewed);
+        };
+        let mut req = Request::builder()
+            .method(replay.method)
+            .uri(replay.uri)
+            .version(hyper::Version::HTTP_11)
+            .body(body::full(replay.body))
+            .map_err(|_| AgentError::Internal)?;
+        *req.headers_mut() = replay.headers;
+        req.headers_mut()
+            .insert(hyper::header::AUTHORIZATION, token);
+        let resp = match tokio::time::timeout(self.timeout, self.client.request(req)).await {
+            Ok(Ok(resp)) => resp,
+            Ok(Err(_)) => {
+                METRICS.upstream_error(UpstreamError::Unreachable);
+                return Err(AgentError::BackendUnreachable);
+            }
+            Err(_) => {
+                METRICS.upstream_error(UpstreamError::Timeout);
+                return Err(AgentError::BackendTimeout);
+            }
+        };
+        if resp.status() == StatusCode::UNAUTHORIZED {
+            let cause = "ArgusAI refused the agent's renewed access token".to_owned();
+            tracing::warn!(request_id, cause, "ArgusAI refused the agent's session");
+            return Err(AgentError::BackendSessionRefused { cause });
+        }
+        Ok(resp)
+    }
+
+    /// A GET of a backend path, without credential (health checks: `/health` needs none, and an
+    /// API key would cost ArgusAI a bcrypt).
     pub async fn get(&self, path: &str) -> Result<Response<hyper::body::Incoming>, AgentError> {
         let uri = self.uri_for(path)?;
         let mut req = Request::get(uri)
@@ -164,10 +315,6 @@ impl Backend {
             hyper::header::USER_AGENT,
             HeaderValue::from_static(BACKEND_USER_AGENT),
         );
-        if let Some(key) = &self.api_key {
-            req.headers_mut()
-                .insert(HeaderName::from_static(headers::X_API_KEY), key.clone());
-        }
         match tokio::time::timeout(self.timeout, self.client.request(req)).await {
             Ok(Ok(resp)) => Ok(resp),
             Ok(Err(_)) => Err(AgentError::BackendUnreachable),
@@ -234,9 +381,11 @@ impl Backend {
         if let Ok(v) = HeaderValue::from_str(&ctx.request_id) {
             h.insert(HeaderName::from_static(headers::REQUEST_ID), v);
         }
-        if let Some(key) = &self.api_key {
-            h.insert(HeaderName::from_static(headers::X_API_KEY), key.clone());
-        }
+        let sent = match self.credential_now() {
+            Some(sent) => sent,
+            // Boxed: the slow path (a refresh) must not grow every request's future.
+            None => Box::pin(self.credential_after_refresh()).await,
+        };
         let offered_relay_protocol = wants_upgrade && ws_protocols_for_backend(h);
         if wants_upgrade {
             h.insert(
@@ -247,6 +396,17 @@ impl Backend {
                 hyper::header::UPGRADE,
                 HeaderValue::from_static("websocket"),
             );
+        }
+        // A request sent with the session can be sent again after a 401 if its body is known.
+        let (req_body, replay) = if matches!(sent, Sent::Session(_)) {
+            let target = parts_method_uri(&out);
+            let head = out.headers_ref().ok_or(AgentError::Internal)?;
+            Box::pin(replayable(req_body, head, &target)).await?
+        } else {
+            (req_body, None)
+        };
+        if let Some(h) = out.headers_mut() {
+            self.insert_credential(h, &sent);
         }
         // The head timer starts once the request body is sent (uploads may take long).
         let (req_body, body_sent) = if req_body.is_end_stream() {
@@ -313,6 +473,9 @@ impl Backend {
                 return Err(AgentError::BackendTimeout);
             }
         };
+        if resp.status() == StatusCode::UNAUTHORIZED && self.session.is_some() {
+            resp = Box::pin(self.after_unauthorized(resp, sent, replay, &ctx.request_id)).await?;
+        }
         METRICS.upstream_latency(ctx.class, started.elapsed());
 
         if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
@@ -362,6 +525,7 @@ impl Backend {
         for name in headers::HOP_BY_HOP {
             parts.headers.remove(*name);
         }
+        strip_session_cookies(&mut parts.headers);
         if parts.status.is_redirection() {
             self.relativize_location(&mut parts.headers);
         }
@@ -421,6 +585,85 @@ fn ws_protocols_for_backend(h: &mut hyper::HeaderMap) -> bool {
     ws_auth::offers_relay_protocol(&offered)
 }
 
+/// The method and URI of a request being built.
+fn parts_method_uri(out: &hyper::http::request::Builder) -> Option<(hyper::Method, Uri)> {
+    Some((out.method_ref()?.clone(), out.uri_ref()?.clone()))
+}
+
+/// `body` as something that can be sent twice, when it is small and its size known: then the
+/// head (`h`, before the credential is added) and the bytes are kept for a retry.
+async fn replayable(
+    req_body: Body,
+    h: &hyper::HeaderMap,
+    method_uri: &Option<(hyper::Method, Uri)>,
+) -> Result<(Body, Option<Replay>), AgentError> {
+    let Some((method, uri)) = method_uri.clone() else {
+        return Ok((req_body, None));
+    };
+    let replay = |bytes: bytes::Bytes| Replay {
+        method,
+        uri,
+        headers: h.clone(),
+        body: bytes,
+    };
+    if req_body.is_end_stream() {
+        return Ok((req_body, Some(replay(bytes::Bytes::new()))));
+    }
+    let declared = h
+        .get(hyper::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    match declared {
+        Some(n) if n <= REPLAYABLE_BODY_BYTES => {
+            let cap = usize::try_from(n).unwrap_or(usize::MAX);
+            match body::read_capped(req_body, cap).await {
+                Ok(bytes) => Ok((body::full(bytes.clone()), Some(replay(bytes)))),
+                Err(body::ReadCappedError::TooLarge { .. }) => Err(AgentError::BadRequest(
+                    "the request body is longer than its Content-Length".into(),
+                )),
+                Err(body::ReadCappedError::Read(e)) => {
+                    if BodyError::find(&*e).is_some_and(|c| matches!(c, BodyError::TooLarge { .. }))
+                    {
+                        return Err(AgentError::PayloadTooLarge);
+                    }
+                    Err(AgentError::BadRequest(
+                        "the request body stopped arriving".into(),
+                    ))
+                }
+            }
+        }
+        _ => Ok((req_body, None)),
+    }
+}
+
+/// Removes ArgusAI's session cookies (`access_token`, `refresh_token`) from an answer: whatever
+/// the backend sets is for the agent's session, never for a phone.
+pub fn strip_session_cookies(h: &mut hyper::HeaderMap) {
+    if !h.contains_key(hyper::header::SET_COOKIE) {
+        return;
+    }
+    let kept: Vec<HeaderValue> = h
+        .get_all(hyper::header::SET_COOKIE)
+        .iter()
+        .filter(|v| {
+            let name = v
+                .to_str()
+                .ok()
+                .and_then(|s| s.split('=').next())
+                .map(|n| n.trim().to_ascii_lowercase());
+            !matches!(
+                name.as_deref(),
+                Some("access_token" | "refresh_token") | None
+            )
+        })
+        .cloned()
+        .collect();
+    h.remove(hyper::header::SET_COOKIE);
+    for v in kept {
+        h.append(hyper::header::SET_COOKIE, v);
+    }
+}
+
 fn add_request_id(h: &mut hyper::HeaderMap, request_id: &str) {
     if let Ok(v) = HeaderValue::from_str(request_id) {
         h.insert(HeaderName::from_static(headers::REQUEST_ID), v);
@@ -437,6 +680,21 @@ pub fn is_websocket_upgrade(h: &hyper::HeaderMap) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn argusais_session_cookies_never_reach_a_phone() {
+        let mut h = hyper::HeaderMap::new();
+        for v in [
+            "access_token=eyJ.x.y; HttpOnly; Path=/",
+            "Refresh_Token=abc; Path=/api/v1/auth",
+            "theme=dark; Path=/",
+        ] {
+            h.append(hyper::header::SET_COOKIE, HeaderValue::from_static(v));
+        }
+        strip_session_cookies(&mut h);
+        let left: Vec<_> = h.get_all(hyper::header::SET_COOKIE).iter().collect();
+        assert_eq!(left, vec!["theme=dark; Path=/"]);
+    }
 
     /// A request waiting for one of the backend slots holds this future and nothing else of the
     /// listener's or router's (router::Dispatched): with 1,000 connections sharing 64 slots, its

@@ -18,7 +18,12 @@
 //!             "signed_requests": 120,
 //!             "rejected": {"total": 0, "by_reason": {}, "last": null,
 //!                          "last_stale_at": null, "probe_mismatch_at": null} },
-//!   "backend": { "reachable": true, "status": 200, "latency_ms": 3 },
+//!   "backend": { "reachable": true, "status": 200, "latency_ms": 3,
+//!                "credential": "session" | "api_key" | "none",
+//!                "session": { "state": "active" | "starting" | "expiring" | "refused" | "missing",
+//!                             "username": "admin", "role": "admin", "signed_in_at": 1764120000,
+//!                             "access_expires_in_secs": 80000, "last_renewed_secs_ago": 6400,
+//!                             "refreshes": 2, "last_error": null, "problem": null } },
 //!   "keys": { "signing_kid": "…", "verification_kids": ["…"] },
 //!   "devices": { "paired": 2 },
 //!   "versions": { "agent": "0.1.0", "cloudflared": "2024.8.2" }
@@ -42,6 +47,7 @@ use std::time::{Duration, Instant};
 use hyper::{Response, StatusCode};
 use serde::Serialize;
 
+use crate::backend_session::{SessionState, SessionView};
 use crate::body::{self, Body};
 use crate::clock::unix_now;
 use crate::edge_stats::RejectionsView;
@@ -86,6 +92,10 @@ pub struct BackendStatus {
     pub reachable: bool,
     pub status: Option<u16>,
     pub latency_ms: Option<u64>,
+    /// What the agent sends ArgusAI now: its user session, the API key fallback, or nothing.
+    pub credential: &'static str,
+    /// The agent's ArgusAI session ([`crate::backend_session`]).
+    pub session: Option<SessionView>,
 }
 
 #[derive(Serialize)]
@@ -108,16 +118,26 @@ pub struct Versions {
 
 async fn backend_status(state: &AppState) -> BackendStatus {
     let started = Instant::now();
+    let session = state.backend.session().map(|s| s.view());
+    let credential = match &session {
+        Some(v) if matches!(v.state, SessionState::Active | SessionState::Expiring) => "session",
+        _ if state.backend.has_api_key() => "api_key",
+        _ => "none",
+    };
     match tokio::time::timeout(BACKEND_CHECK_TIMEOUT, state.backend.get("/health")).await {
         Ok(Ok(resp)) => BackendStatus {
             reachable: true,
             status: Some(resp.status().as_u16()),
             latency_ms: u64::try_from(started.elapsed().as_millis()).ok(),
+            credential,
+            session,
         },
         _ => BackendStatus {
             reachable: false,
             status: None,
             latency_ms: None,
+            credential,
+            session,
         },
     }
 }
@@ -146,6 +166,15 @@ fn problems(
             out.push(format!("ArgusAI's health check answers HTTP {s}"))
         }
         _ => {}
+    }
+    if let Some(problem) = backend.session.as_ref().and_then(|s| s.problem.as_ref()) {
+        let fallback = if backend.credential == "api_key" {
+            " (meanwhile the agent sends its API key: ArgusAI checks it with bcrypt on every \
+             request, and refuses it on user-only routes)"
+        } else {
+            ""
+        };
+        out.push(format!("{problem}{fallback}"));
     }
     out.extend(edge_problems(edge, now));
     out

@@ -92,12 +92,20 @@ impl AppState {
         let instance_id = String::from_utf8_lossy(&secret(SECRET_INSTANCE_ID)?).into_owned();
         let lan_fingerprint = crate::lan_cert::fingerprint_of_file(&config.data_dir)
             .map_err(|e| StartError::LanCertificate(e.to_string()))?;
+        let exchange = crate::backend_session::HttpExchange::new(&config.backend.url)
+            .map_err(|_| BackendConfigError::BadUrl(config.backend.url.clone()))?;
+        let session = Arc::new(crate::backend_session::BackendSession::new(
+            store.clone(),
+            Box::new(exchange),
+            Arc::new(unix_now),
+        )?);
         let backend = Backend::new(
             &config.backend.url,
             config.backend.api_key.as_deref(),
             config.backend_timeout(),
             config.backend.max_concurrent_requests,
-        )?;
+        )?
+        .with_session(session);
         let tunnel = crate::tunnel::TunnelMonitor::new(config.cloudflared.as_ref());
         Ok(AppState {
             expectations: Expectations::new(config.issuer(), config.audience()),

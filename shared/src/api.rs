@@ -42,6 +42,11 @@ pub enum ErrorCode {
     Unavailable,
     /// The next hop did not answer in time.
     GatewayTimeout,
+    /// ArgusAI refused the relay's own session with it (the owner must sign the agent in again:
+    /// `argus-relay backend login`).
+    BackendSessionRefused,
+    /// ArgusAI needs a user session for this and the relay's agent is not signed in.
+    BackendSessionMissing,
     /// A bug on our side. Logged with the request id; details are never sent.
     Internal,
 }
@@ -61,7 +66,9 @@ impl ErrorCode {
             ErrorCode::PayloadTooLarge => 413,
             ErrorCode::RateLimited => 429,
             ErrorCode::Internal => 500,
-            ErrorCode::BadGateway => 502,
+            ErrorCode::BadGateway
+            | ErrorCode::BackendSessionRefused
+            | ErrorCode::BackendSessionMissing => 502,
             ErrorCode::Unavailable => 503,
             ErrorCode::GatewayTimeout => 504,
         }
@@ -86,6 +93,8 @@ impl ErrorCode {
             ErrorCode::BadGateway => "bad_gateway",
             ErrorCode::Unavailable => "unavailable",
             ErrorCode::GatewayTimeout => "gateway_timeout",
+            ErrorCode::BackendSessionRefused => "backend_session_refused",
+            ErrorCode::BackendSessionMissing => "backend_session_missing",
             ErrorCode::Internal => "internal",
         }
     }

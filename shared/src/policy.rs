@@ -117,6 +117,9 @@ pub const DEFAULT_ALLOW: &[&str] = &[
     // Live updates and live view.
     "GET /ws",
     "GET /ws/stream/*",
+    // ArgusAI's live AI-processing feed (server-sent events). ArgusAI serves it to admin users
+    // only, and the agent to owner-scoped devices only (`/api/v1/system/**`).
+    "GET /api/v1/system/ai-processing-stream",
 ];
 
 /// The built-in deny list (wins over any allow). `"@default"` in `paths.deny` stands for it.
@@ -124,7 +127,16 @@ pub const DEFAULT_ALLOW: &[&str] = &[
 /// `/api/v1/system/**` outside its tunnel controls, which only this list keeps from phones);
 /// it is repeated here so the policy alone is safe too.
 pub const DEFAULT_DENY: &[&str] = &[
-    "/api/v1/system/**",
+    // `/api/v1/system`: phones never change it, and never read what holds the database,
+    // secrets or the tunnel. Its read-only statistics and AI-processing feeds stay open to an
+    // allow rule (the agent serves them to owner-scoped devices only).
+    "/api/v1/system",
+    "HEAD,POST,PUT,PATCH,DELETE,OPTIONS /api/v1/system/**",
+    "/api/v1/system/backup/**",
+    "/api/v1/system/settings/**",
+    "/api/v1/system/smtp/**",
+    "/api/v1/system/debug/**",
+    "/api/v1/system/tunnel/**",
     "/docs/**",
     "/redoc/**",
     "/openapi.json",
@@ -1727,6 +1739,31 @@ mod tests {
     }
 
     #[test]
+    fn default_deny_keeps_system_changes_and_secrets_from_a_wide_allow() {
+        let p = policy("version = 1\n[paths]\nallow = [\"/api/v1/**\"]\ndeny = [\"@default\"]");
+        for (m, path) in [
+            ("GET", "/api/v1/system/ai-processing-stream"),
+            ("GET", "/api/v1/system/ai-stats"),
+            ("GET", "/api/v1/system/storage"),
+        ] {
+            assert_eq!(reason(&p, &facts(m, path)), None, "{m} {path}");
+        }
+        for (m, path) in [
+            ("POST", "/api/v1/system/backup"),
+            ("GET", "/api/v1/system/backup/20250101/download"),
+            ("PUT", "/api/v1/system/ai-models/openai"),
+            ("GET", "/api/v1/system/settings"),
+            ("GET", "/api/v1/system/settings/"),
+        ] {
+            assert_eq!(
+                reason(&p, &facts(m, path)),
+                Some("path.denied"),
+                "{m} {path}"
+            );
+        }
+    }
+
+    #[test]
     fn default_policy_denies_the_dangerous() {
         let p = Policy::default_policy();
         for (m, path) in [
@@ -1734,7 +1771,18 @@ mod tests {
             ("POST", "/api/v1/system/tunnel/stop"),
             ("POST", "/api/v1/system/tunnel/start"),
             ("GET", "/api/v1/system/backup/20250101/download"),
+            ("GET", "/api/v1/system/backup/list"),
             ("GET", "/api/v1/system"),
+            ("POST", "/api/v1/system"),
+            ("POST", "/api/v1/system/restore"),
+            ("POST", "/api/v1/system/test-key"),
+            ("PUT", "/api/v1/system/settings"),
+            ("DELETE", "/api/v1/system/data"),
+            ("GET", "/api/v1/system/smtp/settings"),
+            ("GET", "/api/v1/system/debug/ai-keys"),
+            ("GET", "/api/v1/system/tunnel/status"),
+            ("HEAD", "/api/v1/system/ai-processing-stream"),
+            ("OPTIONS", "/api/v1/system/ai-processing-stream"),
             ("GET", "/docs"),
             ("GET", "/docs/"),
             ("GET", "/docs/oauth2-redirect"),
@@ -1831,6 +1879,7 @@ mod tests {
             ("GET", "/api/v1/summaries/daily"),
             ("GET", "/ws"),
             ("GET", "/ws/stream/3"),
+            ("GET", "/api/v1/system/ai-processing-stream"),
         ] {
             assert_eq!(reason(&p, &facts(m, path)), None, "{m} {path}");
         }

@@ -67,9 +67,10 @@
 //! | `route.system_tunnel` | `/api/v1/system/tunnel/**` | ArgusAI's own tunnel start/stop: a phone could cut or rewire the very path it uses |
 //!
 //! The rest of `/api/v1/system/**` (settings, AI keys, SMTP, backup download and restore — the
-//! whole database —, data deletion) is *routed* to the backend, but the policy denies it by
-//! default (`DEFAULT_DENY`) and the agent serves it to owner-scoped devices only; an owner who
-//! wants backups from the phone lifts it in the policy.
+//! whole database —, data deletion, the AI-processing feeds) is *routed* to the backend; the
+//! agent serves it to owner-scoped devices only, and the policy (`DEFAULT_DENY`) refuses every
+//! change and every read of secrets or the database by default; an owner who wants backups from
+//! the phone lifts it in the policy. By default only the AI-processing stream is allowed.
 //! | `route.backend_credentials` | `/api/v1/auth/**`, `/api/v1/api-keys/**`, `/api/v1/users/**`, `/api/v1/mobile/auth/**` except the agent's | these mint or manage ArgusAI credentials. Remote requests reach ArgusAI with the *agent's* credential injected, so `login` would be a password oracle behind one IP (ArgusAI's 5-per-15-min limit would lock out the LAN), `change-password`/`logout`/`sessions` would act on the agent's own account, and `api-keys`/`users` would let a phone mint lasting credentials that survive its revocation |
 //! | `route.docs` | `/docs`, `/docs/**`, `/redoc`, `/redoc/**`, `/openapi.json` | API map for attackers; no client needs it |
 //! | `route.metrics` | `/metrics`, `/api/v1/metrics` | Prometheus and pipeline internals, unauthenticated on the backend |

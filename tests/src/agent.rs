@@ -89,32 +89,70 @@ pub fn run_cli(args: &[&str], env: &[(String, String)]) -> Result<String, String
 }
 
 impl Agent {
-    /// `argus-relay init` for a fresh data dir.
+    /// `argus-relay init` for a fresh data dir (with an ArgusAI API key configured, if given).
     pub fn init(
         dir: &Path,
         public_url: &str,
         backend_url: &str,
-        backend_api_key: &str,
+        backend_api_key: Option<&str>,
     ) -> Result<PathBuf, String> {
         let data_dir = dir.join("data");
         let config = dir.join("config.toml");
-        run_cli(
+        let (data, cfg) = (data_dir.to_string_lossy(), config.to_string_lossy());
+        let mut args = vec![
+            "init",
+            "--data-dir",
+            &data,
+            "--config",
+            &cfg,
+            "--public-url",
+            public_url,
+            "--backend-url",
+            backend_url,
+        ];
+        if let Some(key) = backend_api_key {
+            args.extend(["--backend-api-key", key]);
+        }
+        run_cli(&args, &[])?;
+        Ok(config)
+    }
+
+    /// `argus-relay backend login --username U --password-file F` for the configuration at
+    /// `config_path`, as the owner signs the agent in to ArgusAI (the password goes through a
+    /// 0600 file beside the configuration, removed afterwards). Returns the command's output.
+    pub fn backend_login(
+        config_path: &Path,
+        username: &str,
+        password: &str,
+    ) -> Result<String, String> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let file = config_path.with_extension("password");
+        {
+            use std::io::Write;
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(&file)
+                .map_err(|e| format!("{}: {e}", file.display()))?;
+            writeln!(f, "{password}").map_err(|e| e.to_string())?;
+        }
+        let out = run_cli(
             &[
-                "init",
-                "--data-dir",
-                &data_dir.to_string_lossy(),
+                "backend",
+                "login",
                 "--config",
-                &config.to_string_lossy(),
-                "--public-url",
-                public_url,
-                "--backend-url",
-                backend_url,
-                "--backend-api-key",
-                backend_api_key,
+                &config_path.to_string_lossy(),
+                "--username",
+                username,
+                "--password-file",
+                &file.to_string_lossy(),
             ],
             &[],
-        )?;
-        Ok(config)
+        );
+        let _ = std::fs::remove_file(&file);
+        out
     }
 
     /// Merges a TOML fragment into the configuration file `init` wrote (tables merged key by key),

@@ -8,30 +8,45 @@
 //!   `GET /openapi.json` (the real document) — no auth, like the real app;
 //! - `GET /api/v1/events` (paging, filters, 422 validation), `GET /api/v1/events/{id}` (404
 //!   `Event not found`), `.../thumbnail`, `.../frames`, `.../frames/{n}` (no auth),
-//!   `.../video` (Range, 206/416, HEAD);
+//!   `.../video` (Range, 206/416; `HEAD` is 405 as on ArgusAI);
+//! - `GET /api/v1/cameras`, `GET /api/v1/cameras/{id}`; push registration under `/api/v1/devices`
+//!   (`POST`, `GET`, `PUT …/token`, `PUT …/preferences`, `PUT /{id}`, `DELETE`);
 //! - `GET /api/v1/thumbnails/{date}/{file}` — files under a temp `data/thumbnails/`, joined naively,
 //!   so `/api/v1/thumbnails/%2e%2e/app.db` returns the fake database ([`APP_DB_MARKER`]);
 //! - `GET /api/v1/system/ai-processing-stream` (SSE), `GET /api/v1/system/backup/{ts}/download`
 //!   (8 MiB chunked), `POST /api/v1/system/restore` (streamed, counted, SHA-256);
-//! - WebSockets `/ws` (hello, echo, `ping`→`pong`, notifications) and `/ws/stream/{camera_id}`
-//!   (binary JPEG frames);
+//! - WebSockets `/ws` (hello, echo, `ping`→`pong`, notifications), `/ws/stream/{camera_id}` and
+//!   `/api/v1/cameras/{camera_id}/stream` (binary JPEG frames);
 //! - fault modes for proxy tests, off by default: [`StandInBackend::set_delay`] (slow answers),
 //!   [`StandInBackend::set_cut_after`] (streamed downloads die mid-body);
 //! - every other path of the real API: 401 without credentials (the middleware runs first), then
 //!   405 for a wrong method, 501 for a real route the stand-in does not implement, 404 otherwise.
 //!
-//! Auth, as ArgusAI's `AuthMiddleware`: a `User-Agent` containing `testclient` skips it; excluded
-//! paths skip it; otherwise `X-API-Key` equal to [`BackendConfig::api_key`] passes, else the token of
-//! the `access_token` cookie (which beats `Authorization: Bearer`) must equal
-//! [`BackendConfig::session_token`].
+//! Auth, per route as on ArgusAI (`backend/route_auth.rs`): some routes need nothing, most take an
+//! `X-API-Key` equal to [`BackendConfig::api_key`] or a user JWT, push registration and the
+//! account routes only a user JWT, the AI-processing streams an admin's JWT, the event thumbnail a
+//! signed URL (422 without one). A user JWT is the `access_token` cookie (which beats
+//! `Authorization: Bearer`). A `User-Agent` containing `testclient` skips the global middleware.
+//! The API-key check costs [`BackendConfig::api_key_verify_time`] and, as ArgusAI's bcrypt on its
+//! event loop, stalls every other request meanwhile.
+//!
+//! Users and web sessions (`backend/users.rs`): `POST /api/v1/auth/login` (5 per 15 minutes per
+//! client IP), `POST /api/v1/auth/refresh` (rotating refresh tokens, reuse detection, 20 per
+//! minute), HS256 access JWTs of [`BackendConfig::access_token_lifetime`], `GET /api/v1/auth/me`;
+//! [`BackendConfig::session_token`] is accepted as an admin's JWT too (older tests).
 //!
 //! Every request is recorded ([`StandInBackend::requests`]) with its method, raw target and headers.
 
 mod data;
+mod push;
 mod query;
+pub mod route_auth;
 mod routes;
 mod server;
+mod users;
 mod ws;
+
+pub use users::{StandInUser, UserRole, LOGIN_LIMIT, REFRESH_LIMIT};
 
 use std::collections::HashMap;
 use std::io;
@@ -46,6 +61,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{broadcast, watch};
 use tokio::task::JoinHandle;
 
+pub use push::PushDevice;
 use server::{Layout, Photo, State};
 
 /// The first bytes of the fake `data/app.db` the traversal hole leaks.
@@ -60,6 +76,16 @@ pub const DEFAULT_API_KEY: &str = "argus_standin_0123456789abcdef";
 /// Default session token (`access_token` cookie or `Authorization: Bearer`), JWT-shaped.
 pub const DEFAULT_SESSION_TOKEN: &str =
     "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJ1c2VyX2lkIjoic3RhbmQtaW4ifQ.c3RhbmQtaW4tc2lnbmF0dXJl";
+/// The stand-in's default admin user (`admin_jwt` routes need an admin) and its password.
+pub const DEFAULT_ADMIN_USERNAME: &str = "admin";
+pub const DEFAULT_ADMIN_PASSWORD: &str = "standin-admin-password";
+/// A default non-admin user (role `viewer`) and its password.
+pub const DEFAULT_VIEWER_USERNAME: &str = "viewer";
+pub const DEFAULT_VIEWER_PASSWORD: &str = "standin-viewer-password";
+/// One bcrypt (cost 12) `X-API-Key` check on the real backend, as measured (~250-260 ms).
+pub const ARGUSAI_API_KEY_VERIFY_TIME: Duration = Duration::from_millis(250);
+/// The real backend's answer to a 20-event `GET /api/v1/events` with a user JWT, as measured.
+pub const ARGUSAI_EVENT_LIST_TIME: Duration = Duration::from_millis(14);
 /// Default seed of the generated data ("ArgusAI!").
 pub const DEFAULT_SEED: u64 = 0x4172_6775_7341_4921;
 
@@ -68,8 +94,25 @@ pub const DEFAULT_SEED: u64 = 0x4172_6775_7341_4921;
 pub struct BackendConfig {
     /// Accepted in `X-API-Key`.
     pub api_key: String,
-    /// Accepted as the `access_token` cookie or a Bearer token.
+    /// What one `X-API-Key` check costs: ArgusAI runs bcrypt (cost 12, ~250 ms) on its event
+    /// loop for every request carrying a key, so the stand-in answers *nothing else* meanwhile.
+    /// Default zero; [`ARGUSAI_API_KEY_VERIFY_TIME`] models the real backend.
+    pub api_key_verify_time: Duration,
+    /// What answering `GET /api/v1/events` takes besides auth (default zero;
+    /// [`ARGUSAI_EVENT_LIST_TIME`] models the real backend). ArgusAI's handler is a plain `def`,
+    /// run in Starlette's thread pool, so concurrent lists overlap: the stand-in waits without
+    /// holding its event loop (the GIL's contention is not modelled).
+    pub event_list_time: Duration,
+    /// ArgusAI's `ENCRYPTION_KEY`: the key of signed thumbnail URLs.
+    pub encryption_key: String,
+    /// Accepted as the `access_token` cookie or a Bearer token, besides the JWTs the stand-in
+    /// issues (older tests use it as a fixed credential).
     pub session_token: String,
+    /// The user accounts (`POST /api/v1/auth/login`). Default: [`DEFAULT_ADMIN_USERNAME`] (admin)
+    /// and [`DEFAULT_VIEWER_USERNAME`] (viewer).
+    pub users: Vec<StandInUser>,
+    /// Lifetime of the access JWTs issued by login and refresh (ArgusAI: 24 h).
+    pub access_token_lifetime: Duration,
     /// The JPEG photos (`*-320x180.jpg` become thumbnails/frames). Default: `$ARGUS_PHOTOS_DIR`,
     /// else `<workspace>/../shared/testdata/photos`.
     pub photos_dir: PathBuf,
@@ -107,7 +150,23 @@ impl Default for BackendConfig {
     fn default() -> Self {
         BackendConfig {
             api_key: DEFAULT_API_KEY.to_owned(),
+            api_key_verify_time: Duration::ZERO,
+            event_list_time: Duration::ZERO,
             session_token: DEFAULT_SESSION_TOKEN.to_owned(),
+            encryption_key: "stand-in-encryption-key".to_owned(),
+            users: vec![
+                StandInUser {
+                    username: DEFAULT_ADMIN_USERNAME.to_owned(),
+                    password: DEFAULT_ADMIN_PASSWORD.to_owned(),
+                    role: UserRole::Admin,
+                },
+                StandInUser {
+                    username: DEFAULT_VIEWER_USERNAME.to_owned(),
+                    password: DEFAULT_VIEWER_PASSWORD.to_owned(),
+                    role: UserRole::Viewer,
+                },
+            ],
+            access_token_lifetime: Duration::from_secs(24 * 3600),
             photos_dir: default_photos_dir(),
             openapi_path: Some(default_openapi_path()),
             event_count: 137,
@@ -299,7 +358,9 @@ impl StandInBackend {
             .enumerate()
             .map(|(i, e)| (e.event.id.clone(), i))
             .collect();
+        let users = users::Users::new(&config.users, config.access_token_lifetime);
         let state = Arc::new(State {
+            users,
             config: Arc::unwrap_or_clone(config),
             events,
             by_id,
@@ -315,6 +376,9 @@ impl StandInBackend {
             shutdown: stop_rx,
             started: Instant::now(),
             faults: server::Faults::default(),
+            event_loop: tokio::sync::Mutex::new(()),
+            push_devices: Default::default(),
+            api_key_checks: Default::default(),
         });
         let accept = tokio::spawn(server::accept_loop(listener, state.clone()));
         Ok(StandInBackend {
@@ -379,6 +443,24 @@ impl StandInBackend {
             "/api/v1/thumbnails/{}/{}",
             e.date, e.thumbnail_file
         ))
+    }
+
+    /// `?signature=…&expires=…` for `/api/v1/events/{id}/thumbnail`, signed as ArgusAI's
+    /// (unused) `SignedURLService` would with [`BackendConfig::encryption_key`].
+    pub fn signed_thumbnail_query(&self, id: &str, expires: i64) -> String {
+        let sig = server::thumbnail_signature(&self.state.config.encryption_key, id, expires);
+        format!("signature={sig}&expires={expires}")
+    }
+
+    /// How many `X-API-Key` checks (ArgusAI: one bcrypt each, ~250 ms on its event loop) the
+    /// stand-in has begun.
+    pub fn api_key_checks(&self) -> u64 {
+        self.state.api_key_checks.load(Ordering::SeqCst)
+    }
+
+    /// The push-notification devices registered so far (`POST /api/v1/devices`), oldest first.
+    pub fn push_devices(&self) -> Vec<PushDevice> {
+        self.state.push_devices.all()
     }
 
     /// The cameras' ids (the `{camera_id}` of `/ws/stream/`).
@@ -446,6 +528,46 @@ impl StandInBackend {
             .faults
             .cut_after
             .store(bytes.unwrap_or(u64::MAX), Ordering::Relaxed);
+    }
+
+    /// A fresh access JWT for `username`, as its login would give (for calling the backend
+    /// directly "with a JWT").
+    pub fn access_token_for(&self, username: &str) -> Option<String> {
+        self.state.users.access_token_for(username)
+    }
+
+    /// The user whose valid access JWT an `Authorization` value carries (`Bearer <jwt>`), e.g.
+    /// to check that a request came with the agent's session.
+    pub fn user_of_authorization(&self, authorization: &str) -> Option<String> {
+        let token = authorization.strip_prefix("Bearer ")?;
+        self.state.users.verify(token).map(|u| u.username.clone())
+    }
+
+    /// `POST /api/v1/auth/login` requests received (whatever their outcome).
+    pub fn login_requests(&self) -> u64 {
+        self.state.users.counters.logins.load(Ordering::Relaxed)
+    }
+
+    /// `POST /api/v1/auth/refresh` requests received (whatever their outcome).
+    pub fn refresh_requests(&self) -> u64 {
+        self.state.users.counters.refreshes.load(Ordering::Relaxed)
+    }
+
+    /// Revokes every web session (refresh-token family): later refreshes answer 401. Access
+    /// tokens already issued stay valid until they expire, as in ArgusAI.
+    pub fn revoke_sessions(&self) {
+        self.state.users.revoke_sessions()
+    }
+
+    /// A new JWT secret (ArgusAI reinstalled, `JWT_SECRET_KEY` changed): every access token
+    /// issued so far is refused.
+    pub fn rotate_jwt_secret(&self) {
+        self.state.users.rotate_secret()
+    }
+
+    /// Deactivates (or reactivates) a user: its tokens stop (or start again) verifying.
+    pub fn set_user_active(&self, username: &str, active: bool) -> bool {
+        self.state.users.set_active(username, active)
     }
 
     /// WebSocket connections currently open.

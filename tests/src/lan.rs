@@ -28,6 +28,40 @@ use crate::stack::Stack;
 /// The only interface test mDNS traffic uses.
 pub const LOOPBACK_IF: &str = "lo";
 
+/// Runs the LAN test `name` (its function's name): in a network namespace of its own when
+/// possible ([`crate::netns`]), on a multi-threaded runtime, failing after `limit`.
+pub fn run_isolated_test(name: &str, limit: Duration, body: impl std::future::Future<Output = ()>) {
+    if crate::netns::run_isolated(name) {
+        return;
+    }
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+        .block_on(async {
+            tokio::time::timeout(limit, body)
+                .await
+                .expect("the test took too long")
+        });
+}
+
+/// A TLS connection to the agent's LAN listener at `addr`, its certificate checked against `pin`.
+pub async fn pinned_tls(
+    addr: SocketAddr,
+    pin: origin_agent::client::pin::Pin,
+) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
+    let config = origin_agent::client::pin::pinned_tls_config(pin).expect("pinned TLS config");
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    let tcp = tokio::net::TcpStream::connect(addr)
+        .await
+        .expect("connect to the LAN listener");
+    let name = rustls::pki_types::ServerName::IpAddress(addr.ip().into());
+    connector
+        .connect(name, tcp)
+        .await
+        .expect("TLS with the pinned certificate")
+}
+
 /// A UDP port for one test's mDNS traffic (free when asked).
 pub fn mdns_port() -> u16 {
     std::net::UdpSocket::bind("127.0.0.1:0")

@@ -3,12 +3,16 @@
 use std::time::Duration;
 
 use crate::agent::{run_cli, Agent};
-use crate::backend::{BackendConfig, StandInBackend};
+use crate::backend::{
+    BackendConfig, StandInBackend, DEFAULT_ADMIN_PASSWORD, DEFAULT_ADMIN_USERNAME,
+    DEFAULT_VIEWER_PASSWORD, DEFAULT_VIEWER_USERNAME,
+};
 use crate::cloudflared::{StandInTunnel, TunnelOptions};
 use crate::phone::Phone;
 use crate::worker::{EdgeWorker, WorkerSettings};
 
-/// The API key the stand-in backend expects and the agent is configured with.
+/// The API key the stand-in backend accepts (the agent is configured with none unless a test
+/// asks: it signs in with a user session, see [`StackOptions::backend_login`]).
 pub const BACKEND_API_KEY: &str = "standin-backend-key-0123456789";
 
 #[derive(Debug, Clone, Default)]
@@ -24,8 +28,12 @@ pub struct StackOptions {
     /// Point the agent at this backend URL instead of the stand-in (e.g. a closed port, for
     /// "backend down").
     pub backend_url: Option<String>,
-    /// Configure the agent with this backend API key instead of the one the stand-in expects.
+    /// Configure the agent with this ArgusAI API key (the fallback while it has no session).
     pub agent_backend_api_key: Option<String>,
+    /// How the agent is signed in to ArgusAI before it starts (default: as the stand-in's admin).
+    pub backend_login: BackendLogin,
+    /// Lifetime of the stand-in's access JWTs (default: ArgusAI's 24 h).
+    pub backend_access_token_lifetime: Option<Duration>,
     /// Give the Worker this `RELAY_SIGNING_SECRET` (hex) instead of the agent's.
     pub worker_secret: Option<String>,
     /// Put a stand-in cloudflared, supervised by the agent, between the Worker and the agent
@@ -36,6 +44,19 @@ pub struct StackOptions {
     pub agent_toml: Option<String>,
     /// The stand-in's `redirect_slashes` (ArgusAI: off — a stray `/` is a 404; on: Starlette's 307).
     pub backend_redirect_slashes: bool,
+}
+
+/// Whether and as whom the harness signs the agent in to the stand-in ArgusAI
+/// (`argus-relay backend login --password-file`, after `init`, before `run`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum BackendLogin {
+    /// As [`crate::backend::DEFAULT_ADMIN_USERNAME`].
+    #[default]
+    Admin,
+    /// As [`crate::backend::DEFAULT_VIEWER_USERNAME`] (not an ArgusAI admin).
+    NonAdmin,
+    /// Not signed in.
+    None,
 }
 
 /// A phone paired through the Worker: its ids and tokens.
@@ -71,10 +92,14 @@ impl Stack {
             .prefix("argus-e2e-")
             .tempdir()
             .expect("temp dir");
+        let defaults = BackendConfig::default();
         let backend = StandInBackend::start(BackendConfig {
             api_key: BACKEND_API_KEY.to_owned(),
             redirect_slashes: opts.backend_redirect_slashes,
-            ..BackendConfig::default()
+            access_token_lifetime: opts
+                .backend_access_token_lifetime
+                .unwrap_or(defaults.access_token_lifetime),
+            ..defaults
         })
         .await
         .expect("stand-in backend starts");
@@ -88,11 +113,19 @@ impl Stack {
                     &base.join("agent"),
                     "https://relay.test",
                     &backend_url,
-                    opts2
-                        .agent_backend_api_key
-                        .as_deref()
-                        .unwrap_or(BACKEND_API_KEY),
+                    opts2.agent_backend_api_key.as_deref(),
                 )?;
+                let login = match opts2.backend_login {
+                    BackendLogin::Admin => Some((DEFAULT_ADMIN_USERNAME, DEFAULT_ADMIN_PASSWORD)),
+                    BackendLogin::NonAdmin => {
+                        Some((DEFAULT_VIEWER_USERNAME, DEFAULT_VIEWER_PASSWORD))
+                    }
+                    BackendLogin::None => None,
+                };
+                // A stand-in that is not the backend (e.g. "backend down") cannot sign anyone in.
+                if let Some((user, password)) = login.filter(|_| opts2.backend_url.is_none()) {
+                    Agent::backend_login(&config, user, password)?;
+                }
                 if let Some(fragment) = &opts2.agent_toml {
                     Agent::patch_config(&config, fragment)?;
                 }
@@ -350,9 +383,9 @@ where
     }
 }
 
-/// A Worker policy that lets owner devices reach `/api/v1/system/**` (backups, restore, the
-/// AI-processing SSE stream: denied by the default policy) — the built-in lists with
-/// `/api/v1/system/**` taken out of the deny list (its tunnel controls stay refused by the route
+/// A Worker policy that lets owner devices reach `/api/v1/system/**` (backups and restore:
+/// denied by the default policy) — the built-in lists with the `/api/v1/system` rules taken out
+/// of the deny list (its tunnel controls stay refused by the route
 /// table anyway) — plus `extra_allow` rules (e.g. `"HEAD /api/v1/events/*/video"`).
 pub fn policy_with_system_paths(extra_allow: &[&str]) -> String {
     use argus_shared::policy::DEFAULT_DENY;
@@ -370,7 +403,7 @@ pub fn policy_with_system_paths(extra_allow: &[&str]) -> String {
     }
     let deny: Vec<String> = DEFAULT_DENY
         .iter()
-        .filter(|r| **r != "/api/v1/system/**")
+        .filter(|r| !r.contains("/api/v1/system"))
         .chain(["/api/v1/system/tunnel/**"].iter())
         .map(|r| quote(r))
         .collect();

@@ -516,12 +516,36 @@ async fn thumbnails_are_jpegs_with_validators() {
     assert_eq!(r.status(), 200);
     let by_path = r.bytes().await.unwrap();
     assert_eq!(&by_path[..2], b"\xff\xd8");
-    let r = c
-        .get(format!("{}/api/v1/events/{id}/thumbnail", b.url()))
-        .header("x-api-key", KEY)
-        .send()
+    // The event's own thumbnail route wants a signed URL that nothing in ArgusAI hands out:
+    // without `signature` and `expires` it is FastAPI's 422, credentials or not.
+    let thumbnail = |query: String| {
+        c.get(format!("{}/api/v1/events/{id}/thumbnail{query}", b.url()))
+            .header("x-api-key", KEY)
+            .send()
+    };
+    let r = thumbnail(String::new()).await.unwrap();
+    assert_eq!(r.status(), 422);
+    let body: serde_json::Value = r.json().await.unwrap();
+    let missing: Vec<&serde_json::Value> = body["detail"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| &e["loc"][1])
+        .collect();
+    assert_eq!(missing, ["signature", "expires"]);
+    let r = thumbnail("?signature=x&expires=1".into()).await.unwrap();
+    assert_eq!(r.status(), 403, "expired signed URL");
+    let later = (std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 60) as i64;
+    let r = thumbnail(format!("?signature={}&expires={later}", "0".repeat(64)))
         .await
         .unwrap();
+    assert_eq!(r.status(), 403, "wrong signature");
+    let signed = b.signed_thumbnail_query(&id, later);
+    let r = thumbnail(format!("?{signed}")).await.unwrap();
     assert_eq!(r.status(), 200);
     assert_eq!(r.headers()["content-type"], "image/jpeg");
     assert_eq!(
@@ -529,16 +553,13 @@ async fn thumbnails_are_jpegs_with_validators() {
         by_path,
         "the event's thumbnail file is its photo"
     );
+    // A signed URL alone does not pass the middleware.
     let r = c
-        .get(format!(
-            "{}/api/v1/events/{id}/thumbnail?signature=x&expires=1",
-            b.url()
-        ))
-        .header("x-api-key", KEY)
+        .get(format!("{}/api/v1/events/{id}/thumbnail?{signed}", b.url()))
         .send()
         .await
         .unwrap();
-    assert_eq!(r.status(), 403, "expired signed URL");
+    assert_eq!(r.status(), 401);
 }
 
 #[tokio::test]
@@ -580,10 +601,10 @@ async fn video_serves_byte_ranges() {
     assert_eq!(r.status(), 416);
     assert_eq!(r.headers()["content-range"], "bytes */1048576");
 
+    // ArgusAI's video route is GET only: HEAD is FastAPI's 405.
     let r = c.head(&url).header("x-api-key", KEY).send().await.unwrap();
-    assert_eq!(r.status(), 200);
-    assert_eq!(r.headers()["content-length"], "1048576");
-    assert!(r.bytes().await.unwrap().is_empty());
+    assert_eq!(r.status(), 405);
+    assert_eq!(r.headers()["allow"], "GET");
     let (status, _) = get_json(&b, "/api/v1/events/nope/video").await;
     assert_eq!(status, 404);
 }
@@ -597,7 +618,7 @@ async fn sse_events_arrive_one_by_one() {
             "{}/api/v1/system/ai-processing-stream?count=5&interval_ms=100",
             b.url()
         ))
-        .header("x-api-key", KEY)
+        .bearer_auth(&b.config().session_token)
         .send()
         .await
         .unwrap();
@@ -938,4 +959,311 @@ async fn shutdown_frees_the_port() {
         tokio::net::TcpStream::connect(addr).await.is_err(),
         "nothing listens after drop"
     );
+}
+
+/// `../shared/argusai/auth-routes.json` (read-only reference, absent in a fresh clone): how each
+/// of the real backend's routes authenticates.
+fn auth_routes_json() -> Option<serde_json::Value> {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../shared/argusai/auth-routes.json");
+    let bytes = std::fs::read(path).ok()?;
+    Some(serde_json::from_slice(&bytes).expect("auth-routes.json parses"))
+}
+
+/// A concrete path for a route template: `{event_id}` becomes `event_id-1` (never `stream`,
+/// which ArgusAI's `/stream` suffix rule would exempt).
+fn concrete(template: &str) -> String {
+    template
+        .split('/')
+        .map(
+            |seg| match seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
+                Some(name) => format!("{name}-1"),
+                None => seg.to_owned(),
+            },
+        )
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+#[tokio::test]
+async fn every_argusai_route_accepts_the_credentials_argusai_does() {
+    use e2e::backend::route_auth::{classify, AuthClass};
+    let Some(doc) = auth_routes_json() else {
+        println!("skipped: ../shared/argusai/auth-routes.json not found");
+        return;
+    };
+    let routes = doc["routes"].as_array().expect("routes");
+    assert_eq!(routes.len(), 290);
+    let b = backend().await;
+    let admin = b.access_token_for("admin").expect("an admin user");
+    let viewer = b.access_token_for("viewer").expect("a non-admin user");
+    let c = client();
+    let mut wrong = Vec::new();
+    for r in routes {
+        let (method, template, expected) = (
+            r["method"].as_str().unwrap(),
+            r["path"].as_str().unwrap(),
+            r["auth"].as_str().unwrap(),
+        );
+        let websocket = r["kind"] == "websocket";
+        let path = concrete(template);
+        let class = classify(if websocket { "GET" } else { method }, &path, websocket);
+        if class.as_str() != expected {
+            wrong.push(format!(
+                "{method} {template}: table says {}, ArgusAI {expected}",
+                class.as_str()
+            ));
+            continue;
+        }
+        if websocket {
+            continue;
+        }
+        // And the running stand-in enforces it. Refused by auth: the middleware's or the
+        // dependency's 401, or the admin check's 403 (a handler's own 401, e.g. refresh without
+        // a refresh token, is not auth refusing the credential).
+        let send = |cred: Option<(&str, String)>| {
+            let mut rb = c.request(method.parse().unwrap(), format!("{}{path}", b.url()));
+            if let Some((name, value)) = cred {
+                rb = rb.header(name, value);
+            }
+            async move {
+                let resp = rb.send().await.unwrap();
+                let status = resp.status().as_u16();
+                let body: serde_json::Value = resp.json().await.unwrap_or_default();
+                let refused = match (status, body["detail"].as_str()) {
+                    (401, Some(d)) => [
+                        "Not authenticated",
+                        "Invalid token",
+                        "Could not validate credentials",
+                    ]
+                    .contains(&d),
+                    (403, Some(d)) => d == "Admin access required",
+                    _ => false,
+                };
+                (status, refused)
+            }
+        };
+        let none = send(None).await;
+        let key = send(Some(("x-api-key", KEY.to_owned()))).await;
+        let user = send(Some(("authorization", format!("Bearer {viewer}")))).await;
+        let admin = send(Some(("authorization", format!("Bearer {admin}")))).await;
+        // Which of (no credential, API key, non-admin JWT, admin JWT) get past auth.
+        let want = match class {
+            AuthClass::None => [true, true, true, true],
+            AuthClass::JwtOrApiKey | AuthClass::SignedUrl => [false, true, true, true],
+            AuthClass::JwtOnly => [false, false, true, true],
+            AuthClass::AdminJwt => [false, false, false, true],
+        };
+        let got = [!none.1, !key.1, !user.1, !admin.1];
+        if got != want {
+            wrong.push(format!(
+                "{method} {path} ({expected}): no credential {}, API key {}, user JWT {}, admin JWT {}",
+                none.0, key.0, user.0, admin.0
+            ));
+        }
+        if class == AuthClass::SignedUrl && key.0 != 422 {
+            wrong.push(format!(
+                "{method} {path}: {} without a signature, not 422",
+                key.0
+            ));
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "{} routes disagree:\n{}",
+        wrong.len(),
+        wrong.join("\n")
+    );
+}
+
+#[tokio::test]
+async fn push_registration_takes_a_user_jwt_never_an_api_key() {
+    let b = backend().await;
+    let token = b.config().session_token.clone();
+    let c = client();
+    let url = |p: &str| format!("{}{p}", b.url());
+    let body = serde_json::json!({"device_id": "iphone-1", "platform": "ios", "name": "Kitchen iPhone", "push_token": "apns-a"});
+
+    // The key passes ArgusAI's middleware, then `get_current_user` refuses it.
+    let r = c
+        .post(url("/api/v1/devices"))
+        .header("x-api-key", KEY)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    assert_eq!(
+        r.json::<serde_json::Value>().await.unwrap(),
+        serde_json::json!({"detail": "Not authenticated"})
+    );
+    // A bad cookie is not retried with a good Bearer (the middleware would have taken it).
+    let r = c
+        .post(url("/api/v1/devices"))
+        .header("cookie", "access_token=forged")
+        .bearer_auth(&token)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+
+    let r = c
+        .post(url("/api/v1/devices"))
+        .bearer_auth(&token)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let created: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(created["is_new"], true);
+    assert_eq!(created["device_id"], "iphone-1");
+    let r = c
+        .post(url("/api/v1/devices"))
+        .bearer_auth(&token)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.json::<serde_json::Value>().await.unwrap()["is_new"],
+        false,
+        "an upsert"
+    );
+
+    let r = c
+        .put(url("/api/v1/devices/iphone-1/token"))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({"push_token": "apns-b"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let r = c
+        .put(url("/api/v1/devices/iphone-1/preferences"))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({"quiet_hours_enabled": true, "quiet_hours_start": "22:00", "quiet_hours_end": "07:00"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        r.json::<serde_json::Value>().await.unwrap()["quiet_hours_enabled"],
+        true
+    );
+    let devices = b.push_devices();
+    assert_eq!(devices.len(), 1);
+    assert_eq!(devices[0].push_token.as_deref(), Some("apns-b"));
+    assert_eq!(devices[0].quiet_hours_start.as_deref(), Some("22:00"));
+
+    let r = c
+        .put(url("/api/v1/devices/nope/token"))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({"push_token": "x"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    let r = c
+        .post(url("/api/v1/devices"))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({"device_id": "x", "platform": "symbian"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 422);
+    let r = c
+        .post(url("/api/v1/devices"))
+        .bearer_auth(&token)
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 422);
+
+    // The AI processing stream: an admin's JWT, never a key.
+    let r = c
+        .get(url("/api/v1/system/ai-processing-stream?count=1"))
+        .header("x-api-key", KEY)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let r = c
+        .get(url("/api/v1/system/ai-processing-stream?count=1"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let viewer = b.access_token_for("viewer").unwrap();
+    let r = c
+        .get(url("/api/v1/system/ai-processing-stream?count=1"))
+        .bearer_auth(&viewer)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403, "a signed-in user who is not an admin");
+    // A non-admin user registers push devices of their own.
+    let r = c
+        .post(url("/api/v1/devices"))
+        .bearer_auth(&viewer)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    assert_eq!(r.json::<serde_json::Value>().await.unwrap()["is_new"], true);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_api_key_check_stalls_the_whole_backend() {
+    let cost = Duration::from_millis(300);
+    let b = backend_with(|c| c.api_key_verify_time = cost).await;
+    let c = client();
+    let events = format!("{}/api/v1/events?limit=1", b.url());
+    let with_key = || c.get(&events).header("x-api-key", KEY).send();
+
+    // Two keyed calls at once are checked one after the other.
+    let started = Instant::now();
+    let (x, y) = tokio::join!(with_key(), with_key());
+    assert_eq!(
+        (x.unwrap().status().as_u16(), y.unwrap().status().as_u16()),
+        (200, 200)
+    );
+    assert!(started.elapsed() >= 2 * cost, "{:?}", started.elapsed());
+    assert_eq!(b.api_key_checks(), 2);
+
+    // While a key is being checked, even a route that checks nothing waits for it.
+    let started = Instant::now();
+    let keyed = tokio::spawn(with_key());
+    while b.api_key_checks() < 3 {
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let r = c
+        .get(format!(
+            "{}/api/v1/thumbnails/{PHOTO_DATE}/cups-320x180.jpg",
+            b.url()
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(
+        started.elapsed() >= cost,
+        "answered during the key check: {:?}",
+        started.elapsed()
+    );
+    assert_eq!(keyed.await.unwrap().unwrap().status(), 200);
+
+    // A JWT costs no key check.
+    let r = c
+        .get(&events)
+        .bearer_auth(&b.config().session_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(b.api_key_checks(), 3);
 }

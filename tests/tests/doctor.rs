@@ -75,6 +75,7 @@ async fn a_healthy_relay_passes_every_check() {
         "tunnel",
         "agent",
         "backend",
+        "backend_session",
         "policy",
     ] {
         assert_eq!(verdict(&f, check), "ok", "{check}: {f:#}");
@@ -348,6 +349,12 @@ async fn an_unreachable_url_an_invalid_policy_and_a_stopped_agent_are_found() {
     let (_, f) = doctor(&stack, &["--public-url", &nowhere]);
     assert_eq!(verdict(&f, "agent"), "fail", "{f:#}");
     assert!(says(&f, "agent", "systemctl start argus-relay"), "{f:#}");
+    // With the agent stopped, the stored session is what doctor can tell.
+    assert_eq!(verdict(&f, "backend_session"), "skip", "{f:#}");
+    assert!(
+        says(&f, "backend_session", "signed in to ArgusAI as admin"),
+        "{f:#}"
+    );
     assert_eq!(verdict(&f, "tunnel"), "skip");
 }
 

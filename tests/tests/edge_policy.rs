@@ -377,7 +377,14 @@ async fn client_headers_that_could_fool_argusai_never_reach_it() {
     let seen = stack.backend.requests();
     let r = seen.iter().find(|r| r.path() == "/api/v1/events").unwrap();
     assert_eq!(r.header("cookie"), None);
-    assert_eq!(r.header("x-api-key"), Some(e2e::stack::BACKEND_API_KEY));
+    assert_eq!(r.header("x-api-key"), None);
+    assert_eq!(
+        r.header("authorization")
+            .and_then(|a| stack.backend.user_of_authorization(a))
+            .as_deref(),
+        Some(e2e::backend::DEFAULT_ADMIN_USERNAME),
+        "the agent's own session, not the phone's headers"
+    );
     assert_eq!(r.header_all("x-forwarded-for").len(), 1);
     assert_eq!(
         r.header("x-forwarded-for"),

@@ -79,10 +79,17 @@ async fn cookies_and_client_api_keys_are_stripped() {
     ];
     for (via, r) in attack_with_headers(&stack, &device, &extra).await {
         assert!(!r.has_header("cookie"), "{}: {:?}", via.name(), r.headers);
+        assert!(
+            r.header_all("x-api-key").is_empty(),
+            "{}: no client key reaches ArgusAI",
+            via.name()
+        );
+        let auth = r.header_all("authorization");
+        assert_eq!(auth.len(), 1, "{}: {auth:?}", via.name());
         assert_eq!(
-            r.header_all("x-api-key"),
-            vec![BACKEND_API_KEY],
-            "{}: only the agent's own key",
+            stack.backend.user_of_authorization(auth[0]).as_deref(),
+            Some(e2e::backend::DEFAULT_ADMIN_USERNAME),
+            "{}: only the agent's own session",
             via.name()
         );
     }
@@ -267,19 +274,25 @@ async fn tunnel_controls_docs_and_metrics_are_refused_remotely() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn the_agent_authenticates_to_argusai_with_its_own_key() {
+async fn the_agent_authenticates_to_argusai_with_its_own_session() {
     let (stack, device) = stack().await;
     for via in stack.vias(&device) {
         stack.backend.clear_requests();
-        // An authenticated ArgusAI route answers 200: the agent's key was accepted …
+        // An authenticated ArgusAI route answers 200: the agent's session was accepted …
         let resp = via.get("/api/v1/events?limit=2").send().await.unwrap();
         assert_eq!(resp.status(), 200, "{}: {}", via.name(), stack.logs());
         let r = &received(&stack, "/api/v1/events")[0];
-        // … and it is the only credential ArgusAI saw.
-        assert_eq!(r.header_all("x-api-key"), vec![BACKEND_API_KEY]);
-        assert!(!r.has_header("authorization") && !r.has_header("cookie"));
+        // … and it is the only credential ArgusAI saw: a Bearer JWT, no key (a bcrypt per
+        // request), no cookie.
+        let auth = r.header_all("authorization");
+        assert_eq!(auth.len(), 1, "{}: {auth:?}", via.name());
+        assert_eq!(
+            stack.backend.user_of_authorization(auth[0]).as_deref(),
+            Some(e2e::backend::DEFAULT_ADMIN_USERNAME)
+        );
+        assert!(!r.has_header("x-api-key") && !r.has_header("cookie"));
     }
-    // Without its key ArgusAI refuses (the stand-in checks like the real one): the 200 above was
+    // Without a credential ArgusAI refuses (the stand-in checks like the real one): the 200 above was
     // the agent's doing, not an open backend.
     let resp = reqwest::get(format!("{}/api/v1/events", stack.backend.url()))
         .await
@@ -298,8 +311,14 @@ async fn device_tokens_never_reach_argusai() {
         ("X-API-Key", token.as_str()),
         ("Proxy-Authorization", "Bearer x"),
     ];
+    // The only Authorization ArgusAI sees is the agent's own session.
+    let agents_session = |r: &e2e::backend::RecordedRequest| {
+        r.header_all("authorization")
+            .iter()
+            .all(|a| stack.backend.user_of_authorization(a).is_some())
+    };
     for (via, r) in attack_with_headers(&stack, &device, &extra).await {
-        assert!(!r.has_header("authorization"), "{}", via.name());
+        assert!(agents_session(&r), "{}: {:?}", via.name(), r.headers);
         assert!(!r.has_header("proxy-authorization"), "{}", via.name());
         let leaked: Vec<_> = r
             .headers
@@ -320,7 +339,7 @@ async fn device_tokens_never_reach_argusai() {
             .unwrap();
         drop(ws);
         let r = &received(&stack, "/ws")[0];
-        assert!(!r.has_header("authorization"), "{}", via.name());
+        assert!(agents_session(r), "{}: {:?}", via.name(), r.headers);
         assert!(
             !r.headers.iter().any(|(_, v)| v.contains(&token)),
             "{}",

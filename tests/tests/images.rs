@@ -378,11 +378,11 @@ async fn the_policy_gives_ios_small_images_can_turn_webp_off_and_event_lists_are
     assert_eq!(got.header("content-type"), "image/jpeg");
     assert_eq!(jpeg_size(&got.body), (480, 270));
     assert!(got.header("x-relay-image").contains("format=jpeg"));
-    // Other image routes too: an event thumbnail (320×180 from the backend: passed through).
+    // Other image routes too: an event frame (320×180 from the backend: passed through).
     let event = stack.backend.event_ids()[0].clone();
     let got = get(
         &phone,
-        &format!("/api/v1/events/{event}/thumbnail"),
+        &format!("/api/v1/events/{event}/frames/1"),
         &[("accept", "image/jpeg")],
     )
     .await;

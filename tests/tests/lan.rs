@@ -8,18 +8,17 @@
 //! a private port per test (see `e2e::lan`).
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use e2e::agent::Agent;
 use e2e::lan::{
-    agent_certificate, browse, lan_section, mdns_port, pair_link, pair_through_relay,
+    agent_certificate, browse, lan_section, mdns_port, pair_link, pair_through_relay, pinned_tls,
     session_options, Impostor, ImpostorCert, LOOPBACK_IF,
 };
 use e2e::phone::exchange_raw;
 use e2e::stack::{eventually, Stack, StackOptions};
 use origin_agent::client::http::lan_client;
-use origin_agent::client::pin::{pinned_tls_config, Pin};
+use origin_agent::client::pin::Pin;
 use origin_agent::client::verify::LanRejected;
 use origin_agent::client::{ClientState, Route, Session, SessionOptions};
 use serde_json::Value;
@@ -27,21 +26,8 @@ use serde_json::Value;
 /// Every test finishes within this, or fails.
 const TEST_LIMIT: Duration = Duration::from_secs(180);
 
-/// Runs the test `name`: in a network namespace of its own when possible (`e2e::netns`), with a
-/// time limit.
 fn run(name: &str, body: impl std::future::Future<Output = ()>) {
-    if e2e::netns::run_isolated(name) {
-        return;
-    }
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("runtime")
-        .block_on(async {
-            tokio::time::timeout(TEST_LIMIT, body)
-                .await
-                .expect("the test took too long")
-        });
+    e2e::lan::run_isolated_test(name, TEST_LIMIT, body)
 }
 
 fn median(mut v: Vec<Duration>) -> Duration {
@@ -81,16 +67,6 @@ async fn raw_lan_with_body(addr: SocketAddr, pin: Pin, head: &str, body: &str) -
 }
 
 /// A TLS connection to the agent's LAN listener, its certificate checked against `pin`.
-async fn pinned_tls(
-    addr: SocketAddr,
-    pin: Pin,
-) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
-    let connector = tokio_rustls::TlsConnector::from(Arc::new(pinned_tls_config(pin).unwrap()));
-    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let name = rustls::pki_types::ServerName::IpAddress(addr.ip().into());
-    connector.connect(name, tcp).await.unwrap()
-}
-
 fn body_of(raw: &str) -> Value {
     let body = raw.split("\r\n\r\n").nth(1).unwrap_or("");
     serde_json::from_str(body).unwrap_or(Value::Null)
@@ -318,7 +294,14 @@ fn the_lan_listener_has_the_same_gate_as_the_relay() {
             .collect();
         let last = events.last().expect("the backend saw the LAN request");
         assert_eq!(last.header_all("x-forwarded-for"), vec!["127.0.0.1"]);
-        assert!(last.header("authorization").is_none());
+        // Its only Authorization is the agent's own ArgusAI session, never the phone's token.
+        let auth = last.header_all("authorization");
+        assert_eq!(auth.len(), 1, "{auth:?}");
+        assert_eq!(
+            stack.backend.user_of_authorization(auth[0]).as_deref(),
+            Some(e2e::backend::DEFAULT_ADMIN_USERNAME)
+        );
+        assert!(!auth[0].contains(&state.access_token));
     });
 }
 

@@ -299,18 +299,15 @@ async fn video_ranges_and_head() {
             format!("bytes */{len}").as_str()
         );
 
+        // The test's policy lets HEAD through; ArgusAI's video route is GET only, and its 405
+        // reaches the phone as it is.
         let resp = via
             .request(reqwest::Method::HEAD, &target)
             .send()
             .await
             .unwrap();
-        assert_eq!(resp.status(), 200, "{name}: {}", stack.logs());
-        assert_eq!(
-            resp.headers()["content-length"],
-            len.to_string().as_str(),
-            "{name}"
-        );
-        assert!(resp.bytes().await.unwrap().is_empty(), "{name}");
+        assert_eq!(resp.status(), 405, "{name}: {}", stack.logs());
+        assert_eq!(resp.headers()["allow"], "GET", "{name}");
 
         let resp = via.get(&target).send().await.unwrap();
         assert_eq!(resp.status(), 200);

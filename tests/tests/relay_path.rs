@@ -53,7 +53,7 @@ async fn a_get_goes_through_all_three_hops_and_comes_back_unchanged() {
     assert_eq!(page["limit"], 3);
     assert_eq!(page["events"].as_array().map(Vec::len), Some(3));
 
-    // What the backend saw: the agent's key, none of the phone's credentials, one XFF.
+    // What the backend saw: the agent's session, none of the phone's credentials, one XFF.
     let seen = stack.backend.requests();
     let events: Vec<_> = seen
         .iter()
@@ -61,11 +61,13 @@ async fn a_get_goes_through_all_three_hops_and_comes_back_unchanged() {
         .collect();
     assert_eq!(events.len(), 1, "exactly one request reached the backend");
     let r = events[0];
-    assert_eq!(r.header("x-api-key"), Some(BACKEND_API_KEY));
+    assert_eq!(r.header("x-api-key"), None);
     assert_eq!(
-        r.header("authorization"),
-        None,
-        "the device token stops at the agent"
+        r.header("authorization")
+            .and_then(|a| stack.backend.user_of_authorization(a))
+            .as_deref(),
+        Some(e2e::backend::DEFAULT_ADMIN_USERNAME),
+        "the device token stops at the agent, which sends its own session"
     );
     assert!(!r.header("user-agent").unwrap_or("").contains("testclient"));
     assert_eq!(r.header_all("x-forwarded-for").len(), 1);

@@ -266,6 +266,8 @@ async fn no_wycheproof_jws_passes_the_edge_or_the_agent() {
         .filter_map(|t| t["jws"].as_str().map(str::to_owned))
         .collect();
     assert!(compact.len() > 100, "{}", compact.len());
+    // What reached ArgusAI before the attacks was the agent signing itself in.
+    stack.backend.clear_requests();
     let phone = stack.phone();
     for jws in &compact {
         let (s, body) = phone

@@ -8,7 +8,8 @@
 //! | `clock` | the answer's `Date` against this machine's clock | signatures are valid for ±60 s only |
 //! | `tunnel` | the agent's view of cloudflared (its `/ready`) | cloudflared holds edge connections |
 //! | `agent` | the admin API | `argus-relay run` is up |
-//! | `backend` | `GET {backend}/health`, then an authenticated `GET /api/v1/events?limit=1` | ArgusAI runs and accepts the agent's API key |
+//! | `backend` | `GET {backend}/health`, then (if `backend.api_key` is set) `GET /api/v1/events?limit=1` with the key | ArgusAI runs (and accepts the fallback key) |
+//! | `backend_session` | the agent's account of its ArgusAI session (`GET /admin/status`), else the stored session | the agent is signed in to ArgusAI and its session renews |
 //! | `policy` | `--policy FILE` parsed like the Worker does | the `POLICY` you deploy is valid |
 //!
 //! Exit status 1 when any check fails; `--json` prints `{"ok", "findings": [{check, verdict,
@@ -513,7 +514,8 @@ pub fn judge_agent(status: &Result<Value, CliError>) -> Finding {
     }
 }
 
-/// `GET {backend}/health`, then `GET /api/v1/events?limit=1` with the agent's key.
+/// `GET {backend}/health`, then, if an API key is configured, `GET /api/v1/events?limit=1` with it
+/// (one bcrypt on ArgusAI's side; the key is only the fallback of the session).
 pub fn check_backend(cfg: &AgentConfig, timeout: Duration) -> Finding {
     const CHECK: &str = "backend";
     let base = cfg.backend.url.trim_end_matches('/');
@@ -547,30 +549,30 @@ pub fn check_backend(cfg: &AgentConfig, timeout: Duration) -> Finding {
         }
         Ok(_) => {}
     }
-    let mut req = agent.get(&format!("{base}/api/v1/events?limit=1"));
-    if let Some(key) = &cfg.backend.api_key {
-        req = req.set(argus_shared::headers::X_API_KEY, key);
-    }
+    let Some(key) = &cfg.backend.api_key else {
+        return finding(CHECK, Verdict::Ok, format!("ArgusAI at {base} is healthy"));
+    };
+    let req = agent
+        .get(&format!("{base}/api/v1/events?limit=1"))
+        .set(argus_shared::headers::X_API_KEY, key);
     match status_of(req.call()) {
         Ok(200) => finding(
             CHECK,
             Verdict::Ok,
-            format!("ArgusAI at {base} is healthy and accepts the agent's API key"),
-        ),
-        Ok(401 | 403) if cfg.backend.api_key.is_none() => finding(
-            CHECK,
-            Verdict::Fail,
-            "ArgusAI requires a credential and the agent has none",
-        )
-        .fix(
-            "create an API key in ArgusAI and set backend.api_key (or ARGUS_RELAY_BACKEND_API_KEY)",
+            format!(
+                "ArgusAI at {base} is healthy and accepts the agent's API key (the fallback while \
+                 the agent has no session)"
+            ),
         ),
         Ok(401 | 403) => finding(
             CHECK,
             Verdict::Fail,
             "ArgusAI refuses the agent's API key (backend.api_key)",
         )
-        .fix("create a new API key in ArgusAI and set backend.api_key"),
+        .fix(
+            "remove backend.api_key (the agent's session, `argus-relay backend login`, replaces \
+             it) or set a valid key",
+        ),
         Ok(s) => finding(
             CHECK,
             Verdict::Warn,
@@ -580,6 +582,74 @@ pub fn check_backend(cfg: &AgentConfig, timeout: Duration) -> Finding {
             CHECK,
             Verdict::Warn,
             format!("ArgusAI is healthy, but listing events failed: {why}"),
+        ),
+    }
+}
+
+/// The agent's ArgusAI session: from the running agent's status (`backend.session`), else from
+/// the store (the agent is not running).
+pub fn judge_backend_session(status: Option<&Value>, cfg: &AgentConfig) -> Finding {
+    const CHECK: &str = "backend_session";
+    const FIX: &str = "run `argus-relay backend login` (as the user the agent runs as)";
+    let Some(session) = status
+        .and_then(|s| s.get("backend"))
+        .and_then(|b| b.get("session"))
+    else {
+        // No running agent to ask: what the store says.
+        let stored = Store::open(cfg.database_path()).and_then(|s| s.backend_session());
+        return match stored {
+            Ok(None) => finding(
+                CHECK,
+                Verdict::Fail,
+                "the agent is not signed in to ArgusAI",
+            )
+            .fix(FIX),
+            Ok(Some(s)) => match s.refused {
+                Some((_, why)) => finding(CHECK, Verdict::Fail, why).fix(FIX),
+                None => finding(
+                    CHECK,
+                    Verdict::Skip,
+                    format!(
+                        "signed in to ArgusAI as {} (not checked: the agent is not running)",
+                        s.username
+                    ),
+                ),
+            },
+            Err(e) => finding(CHECK, Verdict::Skip, format!("not checked: database: {e}")),
+        };
+    };
+    let user = str_at(session, &["username"]).unwrap_or("?");
+    let problem = str_at(session, &["problem"]).unwrap_or("").to_owned();
+    match str_at(session, &["state"]).unwrap_or("") {
+        "active" => finding(
+            CHECK,
+            Verdict::Ok,
+            format!(
+                "signed in to ArgusAI as {user} (role {}); the access token expires in {} s and is \
+                 renewed ahead of that",
+                str_at(session, &["role"]).unwrap_or("unknown"),
+                u64_at(session, &["access_expires_in_secs"]).unwrap_or(0)
+            ),
+        ),
+        "starting" => finding(
+            CHECK,
+            Verdict::Warn,
+            format!("signed in to ArgusAI as {user}; the first renewal has not finished yet"),
+        ),
+        "expiring" => finding(CHECK, Verdict::Warn, problem)
+            .fix("check that ArgusAI runs; if it keeps refusing, run `argus-relay backend login`"),
+        "refused" => finding(CHECK, Verdict::Fail, problem).fix(FIX),
+        "missing" => finding(
+            CHECK,
+            Verdict::Fail,
+            "the agent is not signed in to ArgusAI: push \
+             registration and ArgusAI's other user-only routes fail",
+        )
+        .fix(FIX),
+        other => finding(
+            CHECK,
+            Verdict::Warn,
+            format!("unknown session state {other:?}"),
         ),
     }
 }
@@ -695,6 +765,7 @@ pub fn doctor(args: DoctorArgs) -> Result<(), CliError> {
         judge_tunnel(after.as_ref().ok()),
         judge_agent(&after),
         check_backend(&cfg, timeout),
+        judge_backend_session(after.as_ref().ok(), &cfg),
         check_policy(args.policy.as_deref()),
     ];
     let fails = findings

@@ -34,9 +34,18 @@ pub struct InitArgs {
     /// The ArgusAI backend.
     #[arg(long)]
     pub backend_url: Option<String>,
-    /// The agent's own ArgusAI API key (sent as X-API-Key to the backend).
+    /// An ArgusAI API key, used only while the agent has no user session (`argus-relay backend
+    /// login`, which `init` offers on a terminal): ArgusAI checks a key with bcrypt on every
+    /// request (docs/proxy.md).
     #[arg(long, env = "ARGUS_RELAY_BACKEND_API_KEY", hide_env_values = true)]
     pub backend_api_key: Option<String>,
+    /// Sign the agent in to ArgusAI as this user now (the password is asked for, or read from
+    /// --backend-password-file).
+    #[arg(long)]
+    pub backend_username: Option<String>,
+    /// The ArgusAI password for --backend-username, from this file (`-`: standard input).
+    #[arg(long, requires = "backend_username")]
+    pub backend_password_file: Option<PathBuf>,
     /// Optionally, the Cloudflare Tunnel (as `argus-relay tunnel config` takes it).
     #[command(flatten)]
     pub tunnel: super::tunnel::TunnelSetupArgs,
@@ -125,6 +134,51 @@ fn write_private(path: &Path, bytes: &[u8]) -> Result<(), CliError> {
     f.write_all(bytes)
         .and_then(|()| f.sync_all())
         .map_err(|e| CliError::Failed(format!("{}: {e}", path.display())))
+}
+
+/// The agent's ArgusAI session: signs in now when asked to (flags, or on a terminal), else says
+/// how to.
+fn backend_sign_in(args: &InitArgs, cfg: &AgentConfig, store: &Store) -> Result<(), CliError> {
+    let stored = store
+        .backend_session()
+        .map_err(|e| CliError::Failed(format!("database: {e}")))?;
+    if let (Some(s), None) = (&stored, &args.backend_username) {
+        println!("The agent is signed in to ArgusAI as {}.", s.username);
+        return Ok(());
+    }
+    let on_terminal = std::io::IsTerminal::is_terminal(&std::io::stdin());
+    if args.backend_username.is_none() && !on_terminal {
+        println!(
+            "Next: sign the agent in to ArgusAI (once; only a refresh token is kept):\n  \
+             argus-relay backend login --config {}",
+            args.config.config.display()
+        );
+        return Ok(());
+    }
+    println!(
+        "Sign the agent in to ArgusAI at {} (once; the password is not stored). An empty \
+         username skips this; run `argus-relay backend login` later.",
+        cfg.backend.url
+    );
+    let username = match &args.backend_username {
+        Some(u) => u.clone(),
+        None => {
+            eprint!("ArgusAI username: ");
+            let mut line = String::new();
+            std::io::stdin()
+                .read_line(&mut line)
+                .map_err(|e| CliError::Failed(format!("reading standard input: {e}")))?;
+            line.trim().to_owned()
+        }
+    };
+    if username.is_empty() {
+        println!("Skipped: run `argus-relay backend login` before pairing phones.");
+        return Ok(());
+    }
+    let (username, password) =
+        super::backend::credentials(Some(username), args.backend_password_file.as_deref())?;
+    print!("{}", super::backend::sign_in(cfg, &username, &password)?);
+    Ok(())
 }
 
 pub fn init(args: InitArgs) -> Result<(), CliError> {
@@ -227,6 +281,8 @@ pub fn init(args: InitArgs) -> Result<(), CliError> {
         println!();
         print!("{report}");
     }
+    println!();
+    backend_sign_in(&args, &cfg, &store)?;
     println!();
     let settings = WorkerSettings::read(&cfg, &store).map_err(|e| failed("database", &e))?;
     print!("{}", worker_config::human(&settings, &cfg));

@@ -5,6 +5,7 @@
 //! `worker-config`, `policy check` and `config check` work on files alone.
 
 mod admin_client;
+pub mod backend;
 pub mod client;
 mod devices;
 pub mod doctor;
@@ -99,6 +100,11 @@ pub enum Command {
     Status(status::StatusArgs),
     /// Check the whole chain (public URL → Worker → tunnel → agent → ArgusAI) and say what to fix.
     Doctor(doctor::DoctorArgs),
+    /// The agent's own ArgusAI session: `login` once (asked for by `init`), `logout`.
+    Backend {
+        #[command(subcommand)]
+        command: backend::BackendCommand,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -167,6 +173,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Tunnel { command } => tunnel::run(command),
         Command::Status(a) => status::status(a),
         Command::Doctor(a) => doctor::doctor(a),
+        Command::Backend { command } => backend::run(command),
         Command::Config {
             command: ConfigCommand::Check(a),
         } => {

@@ -128,6 +128,12 @@ async fn serve(cfg: AgentConfig) -> Result<(), CliError> {
         None
     };
     let housekeeping = tokio::spawn(housekeeping(state.clone(), stop_rx.clone()));
+    // The agent's ArgusAI session: renewed ahead of expiry; a new `backend login` is picked up.
+    let backend_session = state
+        .backend
+        .session()
+        .cloned()
+        .map(|s| tokio::spawn(s.run(stop_rx.clone())));
     let cloudflared = crate::tunnel::supervisor::start(
         state.config.cloudflared.clone(),
         state.tunnel.clone(),
@@ -166,6 +172,9 @@ async fn serve(cfg: AgentConfig) -> Result<(), CliError> {
             lan.finish().await;
         }
     };
+    if let Some(task) = backend_session {
+        task.abort();
+    }
     let _ = tokio::join!(tunnel_task, admin_task, housekeeping, lan_done, cloudflared);
     tracing::info!("stopped");
     Ok(())

@@ -104,6 +104,7 @@ pub fn human(v: &Value) -> String {
         "does not answer".into()
     };
     out.push_str(&format!("Backend:  {backend}\n"));
+    out.push_str(&format!("Session:  {}\n", session_line(v)));
     out.push_str(&format!(
         "Devices:  {} paired\nKeys:     signing {}\n",
         text(v, &["devices", "paired"]),
@@ -126,6 +127,32 @@ pub fn human(v: &Value) -> String {
         }
     }
     out
+}
+
+/// The agent's ArgusAI session in a line (`backend.session` of the status).
+fn session_line(v: &Value) -> String {
+    let state = text(v, &["backend", "session", "state"]);
+    let user = text(v, &["backend", "session", "username"]);
+    let line = match state.as_str() {
+        "active" => format!(
+            "signed in to ArgusAI as {user}; access token expires in {}",
+            duration(num(v, &["backend", "session", "access_expires_in_secs"]).unwrap_or(0))
+        ),
+        "starting" => format!("signed in to ArgusAI as {user}; first renewal in progress"),
+        "missing" => "not signed in to ArgusAI: run `argus-relay backend login`".into(),
+        "refused" => {
+            format!("ArgusAI refused the session of {user}: run `argus-relay backend login`")
+        }
+        "expiring" => format!(
+            "signed in as {user}, but renewing fails: {}",
+            text(v, &["backend", "session", "last_error"])
+        ),
+        _ => "unknown (an older agent?)".into(),
+    };
+    match s(v, &["backend", "credential"]).and_then(Value::as_str) {
+        Some("api_key") => format!("{line} [sending the API key meanwhile]"),
+        _ => line,
+    }
 }
 
 pub fn status(args: StatusArgs) -> Result<(), CliError> {
@@ -154,7 +181,8 @@ mod tests {
                        "last_error": {"message": "cloudflared exited (exit status 1)", "at": 1, "secs_ago": 4},
                        "process": {"pid": null, "metrics": "127.0.0.1:20241"}},
             "edge": {"last_request_secs_ago": null, "signed_requests": 0, "rejected": {"total": 0}},
-            "backend": {"reachable": true, "status": 200, "latency_ms": 2},
+            "backend": {"reachable": true, "status": 200, "latency_ms": 2, "credential": "api_key",
+                        "session": {"state": "missing"}},
             "devices": {"paired": 1}, "keys": {"signing_kid": "k1"},
             "versions": {"agent": "0.1.0"},
             "notes": ["2 requests without a valid edge signature reached the tunnel"]
@@ -169,6 +197,10 @@ mod tests {
         assert!(h.contains("  - the tunnel is not connected"), "{h}");
         assert!(
             h.contains("Notes:\n  - 2 requests without a valid edge signature"),
+            "{h}"
+        );
+        assert!(
+            h.contains("Session:  not signed in to ArgusAI: run `argus-relay backend login` [sending the API key meanwhile]"),
             "{h}"
         );
     }

@@ -7,7 +7,7 @@ use rusqlite::{Connection, TransactionBehavior};
 use super::StoreError;
 
 /// Migration `i` takes the schema from version `i` to `i + 1`.
-pub(crate) const MIGRATIONS: &[&str] = &[V1];
+pub(crate) const MIGRATIONS: &[&str] = &[V1, V2];
 
 /// The schema version this agent writes.
 pub(crate) const LATEST: i64 = MIGRATIONS.len() as i64;
@@ -135,4 +135,28 @@ CREATE TABLE refresh_tokens (
 ) STRICT;
 CREATE INDEX refresh_tokens_by_family ON refresh_tokens (family_id);
 CREATE INDEX refresh_tokens_by_expiry ON refresh_tokens (expires_at);
+"#;
+
+/// Version 2: the agent's own ArgusAI user session (`argus-relay backend login`).
+///
+/// * At most one row (`id = 1`). `refresh_token` is ArgusAI's opaque refresh token, kept in clear
+///   because the agent must present it (the database is `0600`, like the signing keys). The
+///   password is never stored; the access token lives in memory only.
+/// * `generation` is bumped by each login, so a rotation by the running agent can tell that the
+///   owner signed in again meanwhile (its conditional update then changes nothing).
+/// * `refused_at`/`refused_reason`: ArgusAI refused the session (refresh token revoked, reused or
+///   expired); cleared by the next login.
+const V2: &str = r#"
+CREATE TABLE backend_session (
+    id             INTEGER NOT NULL PRIMARY KEY CHECK (id = 1),
+    username       TEXT    NOT NULL CHECK (length(username) BETWEEN 1 AND 128),
+    role           TEXT    CHECK (length(role) <= 32),
+    refresh_token  TEXT    NOT NULL CHECK (length(refresh_token) BETWEEN 1 AND 4096),
+    generation     INTEGER NOT NULL CHECK (generation >= 1),
+    signed_in_at   INTEGER NOT NULL,
+    rotated_at     INTEGER NOT NULL,
+    refused_at     INTEGER,
+    refused_reason TEXT    CHECK (length(refused_reason) <= 512),
+    CHECK ((refused_at IS NULL) = (refused_reason IS NULL))
+) STRICT;
 "#;

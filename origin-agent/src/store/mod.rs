@@ -107,6 +107,7 @@
 //! may be called directly. A panic inside an operation rolls its transaction back while
 //! unwinding, so a poisoned mutex is recovered rather than propagated.
 
+mod backend_session;
 mod devices;
 mod keys;
 mod migrations;
@@ -126,6 +127,7 @@ use std::time::Duration;
 use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
 use serde::Serialize;
 
+pub use backend_session::StoredBackendSession;
 pub use keys::SigningKey;
 pub use pairing::{PairingKind, PairingStatus, PendingPairing, PhonePairingRequest};
 pub use refresh::{refresh_token_hash, RefreshOutcome};

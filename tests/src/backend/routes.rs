@@ -114,16 +114,8 @@ fn websocket_routes() -> Vec<Route> {
     vec![
         Route::new("/ws", &[], true),
         Route::new("/ws/stream/{camera_id}", &[], true),
+        Route::new("/api/v1/cameras/{camera_id}/stream", &[], true),
     ]
-}
-
-/// Methods the stand-in adds to a real route (the real `GET` video route answers `HEAD` with 405;
-/// players and the relay's range tests want `HEAD`).
-fn extra_methods(template: &str) -> &'static [&'static str] {
-    match template {
-        "/api/v1/events/{event_id}/video" => &["HEAD"],
-        _ => &[],
-    }
 }
 
 /// The routes the stand-in implements, with the methods the real backend has on them.
@@ -137,20 +129,28 @@ pub(crate) fn builtin_routes() -> Vec<Route> {
         ("/api/v1/events/{event_id}/video", &["GET"]),
         ("/api/v1/events/{event_id}/thumbnail", &["GET"]),
         ("/api/v1/metrics", &["GET"]),
+        ("/api/v1/cameras", &["GET", "POST"]),
+        ("/api/v1/cameras/{camera_id}", &["GET", "PUT", "DELETE"]),
+        ("/api/v1/devices", &["GET", "POST"]),
+        ("/api/v1/devices/{device_id}", &["DELETE"]),
+        ("/api/v1/devices/{device_id}/token", &["PUT"]),
+        ("/api/v1/devices/{device_id}/preferences", &["PUT"]),
+        ("/api/v1/devices/{id}", &["PUT"]),
         ("/api/v1/system/ai-processing-stream", &["GET"]),
         ("/api/v1/system/backup", &["POST"]),
         ("/api/v1/system/backup/{timestamp}/download", &["GET"]),
         ("/api/v1/system/restore", &["POST"]),
         ("/api/v1/system/backup/{timestamp}", &["DELETE"]),
         ("/api/v1/thumbnails/{date}/{filename}", &["GET"]),
+        ("/api/v1/auth/login", &["POST"]),
+        ("/api/v1/auth/refresh", &["POST"]),
+        ("/api/v1/auth/me", &["GET"]),
         ("/", &["GET"]),
         ("/health", &["GET"]),
         ("/metrics", &["GET"]),
     ];
     for (t, m) in table {
-        let mut methods: Vec<&str> = m.to_vec();
-        methods.extend_from_slice(extra_methods(t));
-        routes.push(Route::new(t, &methods, false));
+        routes.push(Route::new(t, m, false));
     }
     routes.extend(websocket_routes());
     routes
@@ -164,7 +164,7 @@ pub(crate) fn routes_from_openapi(bytes: &[u8]) -> Option<Vec<Route>> {
     let doc: OpenApiPaths = serde_json::from_slice(bytes).ok()?;
     let mut routes = docs_routes();
     for (path, ops) in doc.paths.0 {
-        let mut methods: Vec<&str> = ops
+        let methods: Vec<&str> = ops
             .iter()
             .map(String::as_str)
             .filter(|m| {
@@ -174,7 +174,6 @@ pub(crate) fn routes_from_openapi(bytes: &[u8]) -> Option<Vec<Route>> {
                 )
             })
             .collect();
-        methods.extend_from_slice(extra_methods(&path));
         routes.push(Route::new(&path, &methods, false));
     }
     routes.extend(websocket_routes());

@@ -24,7 +24,9 @@ use tokio::sync::{broadcast, watch};
 
 use super::data::{self, Camera, StoredEvent};
 use super::query::{Query, Validator};
+use super::route_auth::{self, User};
 use super::routes::{self, Match, Route};
+use super::users::{self, Users};
 use super::{ws, BackendConfig, RecordedRequest, RequestLog};
 
 pub(crate) type Body = UnsyncBoxBody<Bytes, io::Error>;
@@ -63,7 +65,20 @@ pub(crate) struct State {
     pub shutdown: watch::Receiver<bool>,
     pub started: Instant,
     pub faults: Faults,
+    /// Users, web sessions (login/refresh) and their limits.
+    pub users: Users,
+    /// ArgusAI's single event loop: every request takes a turn through it, and the API-key
+    /// check (bcrypt) keeps it for its whole modelled cost, stalling everyone else.
+    pub event_loop: tokio::sync::Mutex<()>,
+    /// `X-API-Key` checks begun (each one holds `event_loop` for its cost).
+    pub api_key_checks: std::sync::atomic::AtomicU64,
+    /// Push-notification devices registered through `/api/v1/devices`.
+    pub push_devices: super::push::PushDevices,
 }
+
+/// The TCP peer of a request (request extension), for the limits keyed on the client address.
+#[derive(Clone, Copy)]
+pub(crate) struct Peer(pub SocketAddr);
 
 /// Fault modes for proxy tests, switched at run time ([`super::StandInBackend::set_delay`],
 /// [`super::StandInBackend::set_cut_after`]). Off by default; the real backend has none.
@@ -195,7 +210,7 @@ fn internal_error() -> Resp {
     )
 }
 
-fn header<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
+pub(crate) fn header<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
     h.get(name).and_then(|v| v.to_str().ok())
 }
 
@@ -219,7 +234,8 @@ fn etag_matches(h: &HeaderMap, etag: &str) -> bool {
 // ---------------------------------------------------------------------------------------------
 // The request pipeline.
 
-async fn handle(st: Arc<State>, _peer: SocketAddr, mut req: Request<Incoming>) -> Resp {
+async fn handle(st: Arc<State>, peer: SocketAddr, mut req: Request<Incoming>) -> Resp {
+    req.extensions_mut().insert(Peer(peer));
     if st.config.record_requests {
         st.log.push(RecordedRequest {
             method: req.method().as_str().to_owned(),
@@ -253,7 +269,9 @@ async fn handle(st: Arc<State>, _peer: SocketAddr, mut req: Request<Incoming>) -
         tokio::time::sleep(Duration::from_millis(delay)).await;
     }
     let mut resp = if ws::is_upgrade(&req) {
-        // Starlette's BaseHTTPMiddleware (auth) and CORS ignore WebSocket scopes.
+        // Starlette's BaseHTTPMiddleware (auth) and CORS ignore WebSocket scopes; the handshake
+        // still waits for its turn on the event loop.
+        drop(st.event_loop.lock().await);
         match routes::find(&st.routes, &path, "GET", true) {
             Match::Full(route, params) => {
                 ws::accept(&st, &mut req, &route.template, &params, &query)
@@ -261,7 +279,7 @@ async fn handle(st: Arc<State>, _peer: SocketAddr, mut req: Request<Incoming>) -
             // Starlette closes an unrouted WebSocket before accepting: uvicorn answers 403.
             _ => response(StatusCode::FORBIDDEN, None, empty()),
         }
-    } else if let Some(denied) = auth(&st, &req, &path) {
+    } else if let Some(denied) = auth(&st, &req, &path).await {
         denied
     } else if let Some(preflight) = cors_preflight(&st, &req) {
         preflight
@@ -275,36 +293,10 @@ async fn handle(st: Arc<State>, _peer: SocketAddr, mut req: Request<Incoming>) -
     resp
 }
 
-// --- AuthMiddleware ---------------------------------------------------------------------------
-
-const EXCLUDED_PATHS: &[&str] = &[
-    "/health",
-    "/metrics",
-    "/docs",
-    "/redoc",
-    "/openapi.json",
-    "/",
-];
-const EXCLUDED_PREFIXES: &[&str] = &[
-    "/api/v1/auth/login",
-    "/api/v1/auth/logout",
-    "/api/v1/auth/setup-status",
-    "/api/v1/thumbnails/",
-    "/ws",
-    "/api/v1/mobile/auth/pair",
-    "/api/v1/mobile/auth/status/",
-    "/api/v1/mobile/auth/exchange",
-    "/api/v1/mobile/auth/refresh",
-];
-
-fn is_excluded(path: &str) -> bool {
-    EXCLUDED_PATHS.contains(&path)
-        || EXCLUDED_PREFIXES.iter().any(|p| path.starts_with(p))
-        || (path.starts_with("/api/v1/events/") && path.contains("/frames"))
-}
+// --- Auth (see `route_auth`) -----------------------------------------------------------------
 
 /// The cookie named `name` (Starlette's parser: the last occurrence wins).
-fn cookie(h: &HeaderMap, name: &str) -> Option<String> {
+pub(crate) fn cookie(h: &HeaderMap, name: &str) -> Option<String> {
     let mut found = None;
     for v in h.get_all("cookie").iter() {
         let v = String::from_utf8_lossy(v.as_bytes());
@@ -321,62 +313,42 @@ fn cookie(h: &HeaderMap, name: &str) -> Option<String> {
     found
 }
 
-fn auth_cors_headers(req_headers: &HeaderMap, h: &mut HeaderMap) {
-    let origin = header(req_headers, "origin")
-        .filter(|o| !o.is_empty())
-        .unwrap_or("http://localhost:3000");
-    set(h, "access-control-allow-origin", origin);
-    set(h, "access-control-allow-credentials", "true");
-    set(
-        h,
-        "access-control-allow-methods",
-        "GET, POST, PUT, DELETE, OPTIONS, PATCH",
-    );
-    set(
-        h,
-        "access-control-allow-headers",
-        "Content-Type, Authorization",
-    );
-}
-
-/// ArgusAI's `AuthMiddleware`: `None` lets the request through, `Some` is the 401.
-fn auth(st: &State, req: &Request<Incoming>, path: &str) -> Option<Resp> {
-    let h = req.headers();
-    // "Skip auth in test mode": any User-Agent containing `testclient`.
-    let ua = String::from_utf8_lossy(
-        h.get("user-agent")
-            .map(|v| v.as_bytes())
-            .unwrap_or_default(),
-    )
-    .to_lowercase();
-    if ua.contains("testclient") || is_excluded(path) || req.method() == Method::OPTIONS {
-        return None;
-    }
-    // API key first (`X-API-Key`, first header of that name); an invalid key falls through to JWT.
-    if let Some(key) = h.get("x-api-key") {
-        if !key.is_empty() && key.as_bytes() == st.config.api_key.as_bytes() {
-            return None;
-        }
-    }
-    // Then the `access_token` cookie, which beats `Authorization: Bearer`.
-    let token = cookie(h, "access_token")
+/// The user a JWT (`access_token` cookie or Bearer) signs in, as ArgusAI's decode + user-row
+/// lookup would find it; `None`: invalid.
+/// The JWT `get_current_user` reads: the `access_token` cookie if present and not empty (an
+/// invalid one is not retried with the Bearer token), else `Authorization: Bearer`.
+pub(crate) fn current_user_token(h: &HeaderMap) -> Option<String> {
+    cookie(h, "access_token")
         .filter(|t| !t.is_empty())
         .or_else(|| {
             header(h, "authorization")
                 .and_then(|a| a.strip_prefix("Bearer "))
                 .map(str::to_owned)
+        })
+}
+
+/// [`BackendConfig::session_token`] is an admin's, for older tests.
+pub(crate) fn user_for_token(st: &State, token: &str) -> Option<User> {
+    if token == st.config.session_token {
+        return Some(User {
+            id: "stand-in-admin".to_owned(),
+            username: "admin".to_owned(),
+            admin: true,
         });
-    let mut resp = match token {
-        None => {
-            let mut r = detail(StatusCode::UNAUTHORIZED, "Not authenticated");
-            set(r.headers_mut(), "www-authenticate", "Bearer");
-            r
-        }
-        Some(t) if t == st.config.session_token => return None,
-        Some(_) => detail(StatusCode::UNAUTHORIZED, "Invalid token"),
-    };
-    auth_cors_headers(h, resp.headers_mut());
-    Some(resp)
+    }
+    st.users.verify(token).map(|u| User {
+        id: u.id.clone(),
+        username: u.username.clone(),
+        admin: u.role == users::UserRole::Admin,
+    })
+}
+
+/// ArgusAI's `AuthMiddleware` and the endpoint's auth dependency: `None` lets the request
+/// through, `Some` is the answer (401/403).
+async fn auth(st: &State, req: &Request<Incoming>, path: &str) -> Option<Resp> {
+    route_auth::authenticate(st, req.method(), path, req.headers())
+        .await
+        .err()
 }
 
 // --- CORSMiddleware ---------------------------------------------------------------------------
@@ -480,6 +452,15 @@ fn not_found_or_redirect(st: &State, req: &Request<Incoming>, path: &str) -> Res
     detail(StatusCode::NOT_FOUND, "Not Found")
 }
 
+/// The client address ArgusAI's limits key on (see [`users::client_ip`]).
+fn client_of(req: &Request<Incoming>) -> std::net::IpAddr {
+    let peer = req
+        .extensions()
+        .get::<Peer>()
+        .map_or(SocketAddr::from(([127, 0, 0, 1], 0)), |p| p.0);
+    users::client_ip(peer, req.headers())
+}
+
 fn param<'a>(params: &'a [(String, String)], name: &str) -> &'a str {
     params
         .iter()
@@ -507,14 +488,17 @@ async fn dispatch(
         "/docs" => html(DOCS_HTML, head),
         "/redoc" => html(REDOC_HTML, head),
         "/docs/oauth2-redirect" => html(OAUTH2_REDIRECT_HTML, head),
-        "/api/v1/events" => list_events(st, q),
+        "/api/v1/events" => {
+            if !st.config.event_list_time.is_zero() {
+                tokio::time::sleep(st.config.event_list_time).await;
+            }
+            list_events(st, q)
+        }
         "/api/v1/events/{event_id}" => get_event(st, param(params, "event_id")),
         "/api/v1/events/{event_id}/thumbnail" => {
             event_thumbnail(st, req.headers(), param(params, "event_id"), q)
         }
-        "/api/v1/events/{event_id}/video" => {
-            video(st, req.headers(), head, param(params, "event_id"))
-        }
+        "/api/v1/events/{event_id}/video" => video(st, req.headers(), param(params, "event_id")),
         "/api/v1/events/{event_id}/frames" => frames(st, param(params, "event_id")),
         "/api/v1/events/{event_id}/frames/{frame_number}" => frame(
             st,
@@ -529,11 +513,38 @@ async fn dispatch(
             param(params, "filename"),
         ),
         "/api/v1/metrics" => api_metrics(st),
+        "/api/v1/cameras" => json(
+            StatusCode::OK,
+            &st.cameras.iter().map(camera_json).collect::<Vec<_>>(),
+        ),
+        "/api/v1/cameras/{camera_id}" => {
+            let id = param(params, "camera_id");
+            match st.cameras.iter().find(|c| c.id == id) {
+                Some(c) => json(StatusCode::OK, &camera_json(c)),
+                None => detail(StatusCode::NOT_FOUND, &format!("Camera {id} not found")),
+            }
+        }
+        "/api/v1/devices"
+        | "/api/v1/devices/{device_id}"
+        | "/api/v1/devices/{id}"
+        | "/api/v1/devices/{device_id}/token"
+        | "/api/v1/devices/{device_id}/preferences" => {
+            push_devices(st, req, template, params).await
+        }
         "/api/v1/system/ai-processing-stream" => sse(st, q),
         "/api/v1/system/backup/{timestamp}/download" => {
             backup_download(st, param(params, "timestamp"), q)
         }
         "/api/v1/system/restore" => restore(req).await,
+        "/api/v1/auth/login" => {
+            let ip = client_of(&req);
+            st.users.login(ip, req).await
+        }
+        "/api/v1/auth/refresh" => {
+            let ip = client_of(&req);
+            st.users.refresh(ip, req).await
+        }
+        "/api/v1/auth/me" => st.users.me(req.headers()),
         _ => detail(
             StatusCode::NOT_IMPLEMENTED,
             "Not implemented by the stand-in ArgusAI backend",
@@ -869,22 +880,29 @@ fn thumbnail_file(st: &State, req_headers: &HeaderMap, date: &str, filename: &st
     r
 }
 
+/// `GET /api/v1/events/{event_id}/thumbnail`: a signed URL — `signature` and `expires` are
+/// required query parameters (422 without them, before anything else looks at the event), the
+/// expiry is checked first, then the HMAC ([`super::StandInBackend::signed_thumbnail_query`]).
+/// Nothing in ArgusAI hands such URLs out, so phones use `/api/v1/thumbnails/{path}`.
 fn event_thumbnail(st: &State, req_headers: &HeaderMap, id: &str, q: &Query) -> Resp {
-    // The real route wants a signed URL (`signature`, `expires`); the stand-in checks the shape
-    // and the expiry only, and serves unsigned requests too.
     let mut v = Validator::default();
-    let expires = v.query_int(q, "expires", None, None, None);
-    if !v.is_ok() {
-        return validation(v);
+    let signature = q.get("signature");
+    if signature.is_none() {
+        v.missing("query", "signature");
     }
-    if let Some(exp) = expires {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs() as i64)
-            .unwrap_or(0);
-        if exp < now || q.get("signature").is_none_or(str::is_empty) {
-            return detail(StatusCode::FORBIDDEN, "Invalid or expired signature");
-        }
+    let expires = v.query_int(q, "expires", None, None, None);
+    if q.get("expires").is_none() {
+        v.missing("query", "expires");
+    }
+    let (Some(signature), Some(expires), true) = (signature, expires, v.is_ok()) else {
+        return validation(v);
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    if expires < now || !signature_valid(&st.config.encryption_key, id, expires, signature) {
+        return detail(StatusCode::FORBIDDEN, "Invalid or expired signature");
     }
     let Some((_, e)) = find_event(st, id) else {
         return event_not_found();
@@ -898,6 +916,132 @@ fn event_thumbnail(st: &State, req_headers: &HeaderMap, id: &str, q: &Query) -> 
         photo.bytes.clone(),
         "private, max-age=3600",
         Some(created),
+    )
+}
+
+/// ArgusAI's thumbnail URL signature: HMAC-SHA256, hex, over `event_id:expires`, keyed with
+/// `ENCRYPTION_KEY`.
+pub(crate) fn thumbnail_signature(key: &str, event_id: &str, expires: i64) -> String {
+    use hmac::Mac;
+    let mut mac = <hmac::Hmac<Sha256> as Mac>::new_from_slice(key.as_bytes())
+        .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
+    mac.update(format!("{event_id}:{expires}").as_bytes());
+    hex::encode(mac.finalize().into_bytes())
+}
+
+fn signature_valid(key: &str, event_id: &str, expires: i64, signature: &str) -> bool {
+    // `hmac.compare_digest`: no early exit on the first differing byte.
+    let expected = thumbnail_signature(key, event_id, expires);
+    expected.len() == signature.len()
+        && expected
+            .bytes()
+            .zip(signature.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
+}
+
+/// `CameraResponse` of a stand-in camera.
+fn camera_json(c: &Camera) -> serde_json::Value {
+    serde_json::json!({
+        "id": c.id,
+        "name": c.name,
+        "type": if c.source_type == "protect" { "rtsp" } else { c.source_type },
+        "source_type": c.source_type,
+        "is_enabled": true,
+        "is_doorbell": c.doorbell,
+        "frame_rate": 5,
+        "motion_enabled": true,
+        "motion_sensitivity": "medium",
+        "motion_cooldown": 30,
+        "motion_algorithm": "mog2",
+        "analysis_mode": "multi_frame",
+        "created_at": "2025-10-01T08:00:00Z",
+        "updated_at": "2025-11-20T08:00:00Z",
+    })
+}
+
+/// Reads a JSON request body (at most 1 MiB); FastAPI's 422 when it is not JSON.
+async fn json_body(req: Request<Incoming>) -> Result<serde_json::Value, Resp> {
+    let body = http_body_util::Limited::new(req.into_body(), 1 << 20);
+    let bytes = match body.collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(_) => {
+            return Err(detail(
+                StatusCode::BAD_REQUEST,
+                "Request body unreadable or too large",
+            ))
+        }
+    };
+    serde_json::from_slice(&bytes).map_err(|e| {
+        json(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            &serde_json::json!({"detail": [{
+                "type": "json_invalid",
+                "loc": ["body", e.column()],
+                "msg": "JSON decode error",
+                "input": {},
+                "ctx": {"error": e.to_string()},
+            }]}),
+        )
+    })
+}
+
+/// `/api/v1/devices…`: push registration, for the signed-in user (`route_auth` let only a user
+/// JWT through).
+async fn push_devices(
+    st: &State,
+    req: Request<Incoming>,
+    template: &str,
+    params: &[(String, String)],
+) -> Resp {
+    let Some(user) = route_auth::current_user(st, req.headers()) else {
+        return detail(StatusCode::UNAUTHORIZED, "Not authenticated");
+    };
+    let key = params.first().map_or("", |(_, v)| v.as_str()).to_owned();
+    let method = req.method().clone();
+    let devices = &st.push_devices;
+    match (method, template) {
+        (Method::GET, _) => devices.list(&user),
+        (Method::DELETE, _) => devices.delete(&user, &key),
+        (method, template) => {
+            let body = match json_body(req).await {
+                Ok(b) => b,
+                Err(r) => return r,
+            };
+            match (method, template) {
+                (Method::POST, _) => devices.register(&user, &body, uuid_v4()),
+                (_, "/api/v1/devices/{device_id}/token") => {
+                    devices.update_token(&user, &key, &body)
+                }
+                (_, "/api/v1/devices/{device_id}/preferences") => {
+                    devices.update_preferences(&user, &key, &body)
+                }
+                _ => devices.update(&user, &key, &body),
+            }
+        }
+    }
+}
+
+/// A random UUID (version 4), as ArgusAI's row ids.
+fn uuid_v4() -> String {
+    let mut b = [0u8; 16];
+    if getrandom::getrandom(&mut b).is_err() {
+        b = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos()
+            .to_le_bytes();
+    }
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let h = hex::encode(b);
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..]
     )
 }
 
@@ -996,7 +1140,8 @@ fn parse_range(h: &HeaderMap, len: u64) -> Result<Option<(u64, u64)>, ()> {
     }
 }
 
-fn video(st: &State, req_headers: &HeaderMap, head: bool, id: &str) -> Resp {
+/// `GET /api/v1/events/{event_id}/video` (`HEAD` is not routed: 405, as on ArgusAI).
+fn video(st: &State, req_headers: &HeaderMap, id: &str) -> Resp {
     let Some((index, e)) = find_event(st, id) else {
         return event_not_found();
     };
@@ -1017,7 +1162,7 @@ fn video(st: &State, req_headers: &HeaderMap, head: bool, id: &str) -> Resp {
         Ok(None) => (StatusCode::OK, 0, len.saturating_sub(1)),
     };
     let count = if len == 0 { 0 } else { end - start + 1 };
-    let body = if head || count == 0 {
+    let body = if count == 0 {
         empty()
     } else {
         match usize::try_from(count) {

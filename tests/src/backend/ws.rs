@@ -71,7 +71,7 @@ pub(crate) fn accept(
         return r;
     }
     let kind = match template {
-        "/ws/stream/{camera_id}" => {
+        "/ws/stream/{camera_id}" | "/api/v1/cameras/{camera_id}/stream" => {
             let mut v = Validator::default();
             let fps = v.query_int(q, "fps", None, Some(1), Some(60));
             let count = v.query_int(q, "count", None, Some(0), None);

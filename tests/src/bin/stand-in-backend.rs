@@ -3,19 +3,30 @@
 //! ```text
 //! stand-in-backend [--listen 127.0.0.1:8000] [--api-key KEY] [--session-token TOKEN]
 //!                  [--photos DIR] [--openapi FILE] [--events N] [--seed N] [--no-record]
+//!                  [--like-argusai | --api-key-verify-ms N] [--event-list-ms N]
 //! ```
 //! `--no-record` keeps no request log (for load tests: it would grow without bound).
+//! `--like-argusai` models the real backend's costs: every `X-API-Key` check takes 250 ms
+//! (bcrypt, cost 12) during which the whole stand-in answers nothing else;
+//! `--api-key-verify-ms N` sets that cost (default 0); and a `GET /api/v1/events` answer takes
+//! 14 ms (ArgusAI's, measured with a JWT; its handler runs in a thread pool, so lists overlap),
+//! `--event-list-ms N` sets that (default 0).
 //! Prints `listening on http://ADDR` once it accepts connections; runs until SIGINT or SIGTERM.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use e2e::backend::{BackendConfig, StandInBackend};
+use std::time::Duration;
+
+use e2e::backend::{
+    BackendConfig, StandInBackend, ARGUSAI_API_KEY_VERIFY_TIME, ARGUSAI_EVENT_LIST_TIME,
+};
 
 const USAGE: &str =
     "usage: stand-in-backend [--listen ADDR] [--api-key KEY] [--session-token TOKEN] \
-[--photos DIR] [--openapi FILE] [--events N] [--seed N] [--no-record]";
+[--photos DIR] [--openapi FILE] [--events N] [--seed N] [--no-record] \
+[--like-argusai | --api-key-verify-ms N] [--event-list-ms N]";
 
 fn parse(args: impl Iterator<Item = String>) -> Result<(SocketAddr, BackendConfig), String> {
     let mut listen: SocketAddr = "127.0.0.1:8000".parse().map_err(|e| format!("{e}"))?;
@@ -33,6 +44,11 @@ fn parse(args: impl Iterator<Item = String>) -> Result<(SocketAddr, BackendConfi
             config.record_requests = false;
             continue;
         }
+        if flag == "--like-argusai" {
+            config.api_key_verify_time = ARGUSAI_API_KEY_VERIFY_TIME;
+            config.event_list_time = ARGUSAI_EVENT_LIST_TIME;
+            continue;
+        }
         let mut value = || {
             inline
                 .clone()
@@ -47,6 +63,18 @@ fn parse(args: impl Iterator<Item = String>) -> Result<(SocketAddr, BackendConfi
             "--openapi" => config.openapi_path = Some(PathBuf::from(value()?)),
             "--events" => {
                 config.event_count = value()?.parse().map_err(|e| format!("--events: {e}"))?
+            }
+            "--api-key-verify-ms" => {
+                let ms = value()?
+                    .parse()
+                    .map_err(|e| format!("--api-key-verify-ms: {e}"))?;
+                config.api_key_verify_time = Duration::from_millis(ms);
+            }
+            "--event-list-ms" => {
+                let ms = value()?
+                    .parse()
+                    .map_err(|e| format!("--event-list-ms: {e}"))?;
+                config.event_list_time = Duration::from_millis(ms);
             }
             "--seed" => config.seed = value()?.parse().map_err(|e| format!("--seed: {e}"))?,
             other => return Err(format!("unknown argument {other:?}")),

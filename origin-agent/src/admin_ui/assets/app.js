@@ -655,6 +655,23 @@
       ? joinParts('Reachable', typeof b.status === 'number' ? `HTTP ${b.status}` : null,
         typeof b.latency_ms === 'number' ? `${b.latency_ms} ms` : null)
       : 'Unreachable', reachable ? 'ok' : 'bad'));
+    // The agent's own ArgusAI session (what to run when it is missing or refused).
+    const se = b.session;
+    if (se && typeof se === 'object') {
+      const user = typeof se.username === 'string' ? se.username : null;
+      const state = str(se.state);
+      const text = {
+        active: joinParts(`Signed in as ${user}`, typeof se.access_expires_in_secs === 'number'
+          ? `renews itself (token expires in ${span(se.access_expires_in_secs)})` : null),
+        starting: `Signed in as ${user}; first renewal in progress`,
+        missing: 'Not signed in: run `argus-relay backend login` on the agent',
+        refused: joinParts('Refused by ArgusAI: run `argus-relay backend login` on the agent',
+          typeof se.problem === 'string' ? se.problem : null),
+        expiring: joinParts('Renewal failing', typeof se.problem === 'string' ? se.problem : null),
+      }[state] || flat(se, 1);
+      const kind = state === 'active' ? 'ok' : (state === 'starting' ? undefined : 'bad');
+      rows.push(fact('backend_session', 'ArgusAI session', text, kind));
+    }
   }
 
   function renderStatus(s) {
