@@ -8,6 +8,7 @@
 //! a private port per test (see `e2e::lan`).
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use e2e::agent::Agent;
@@ -18,7 +19,7 @@ use e2e::lan::{
 use e2e::phone::exchange_raw;
 use e2e::stack::{eventually, Stack, StackOptions};
 use origin_agent::client::http::lan_client;
-use origin_agent::client::pin::Pin;
+use origin_agent::client::pin::{pinned_tls_config, Pin};
 use origin_agent::client::verify::LanRejected;
 use origin_agent::client::{ClientState, Route, Session, SessionOptions};
 use serde_json::Value;
