@@ -8,7 +8,11 @@
 //! - `X-Forwarded-For` is exactly one value, the real client IP (uvicorn trusts it from 127.0.0.1
 //!   and keys its login limit on it); every other forwarding header is dropped;
 //! - the agent's own backend credential is added when configured;
-//! - hop-by-hop headers are dropped both ways, except the upgrade handshake for WebSockets;
+//! - hop-by-hop headers, and those the client names in `Connection`, are dropped
+//!   ([`headers::ForwardedRequestHeaders`]); a WebSocket upgrade gets its own
+//!   `Connection: upgrade` / `Upgrade: websocket`;
+//! - the relay's own `Sec-WebSocket-Protocol` entries (the token, `argus-relay`) are removed from
+//!   every request;
 //! - redirects are passed back, never followed; a `Location` naming the backend's own address is
 //!   made relative (the backend's trailing-slash 307s keep working, its address does not leak).
 //!
@@ -203,9 +207,16 @@ impl Backend {
             .uri(uri)
             .version(hyper::Version::HTTP_11);
         let h = out.headers_mut().ok_or(AgentError::Internal)?;
+        let forwarded = headers::ForwardedRequestHeaders::new(
+            parts
+                .headers
+                .get_all(hyper::header::CONNECTION)
+                .iter()
+                .filter_map(|v| v.to_str().ok()),
+        );
         for (name, value) in parts.headers.iter() {
             let n = name.as_str();
-            if headers::is_stripped_request_header(n)
+            if !forwarded.allows(n)
                 || n == headers::AUTHORIZATION
                 || n == "user-agent"
                 || n == "host"
@@ -234,7 +245,8 @@ impl Backend {
         if let Some(key) = &self.api_key {
             h.insert(HeaderName::from_static(headers::X_API_KEY), key.clone());
         }
-        let offered_relay_protocol = wants_upgrade && ws_protocols_for_backend(h);
+        // On every request, upgrade or not: the relay's entries never reach the backend.
+        let offered_relay_protocol = ws_protocols_for_backend(h) && wants_upgrade;
         if wants_upgrade {
             h.insert(
                 hyper::header::CONNECTION,
