@@ -98,7 +98,8 @@ impl AppState {
         )?;
         let tunnel = crate::tunnel::TunnelMonitor::new(config.cloudflared.as_ref());
         Ok(AppState {
-            expectations: Expectations::new(config.issuer(), config.audience()),
+            expectations: Expectations::new(config.issuer(), config.audience())
+                .with_issued_lifetime(config.access_ttl()),
             config,
             backend,
             store,
