@@ -1,4 +1,5 @@
-# The two commands (see README): `make test` and `make demo`. Both bootstrap first.
+# The two commands (see README): `make test` and `make demo`. Both bootstrap first (`make test`
+# with Chromium for the browser tests).
 .PHONY: bootstrap worker test demo bench fmt fuzz
 
 bootstrap:
@@ -7,11 +8,14 @@ bootstrap:
 worker: bootstrap
 	@bash scripts/build-worker.sh
 
-test: bootstrap
+# The browser tests need Chromium: only `make test` installs it.
+test:
+	@bash scripts/bootstrap.sh --browser
 	@bash scripts/test.sh
 
+# `make demo BACKEND=http://192.168.1.10:8000 [BACKEND_API_KEY=...]`: in front of your own ArgusAI.
 demo: bootstrap
-	@bash scripts/demo.sh
+	@BACKEND="$(BACKEND)" BACKEND_API_KEY="$(BACKEND_API_KEY)" bash scripts/demo.sh
 
 bench: bootstrap
 	@bash scripts/bench.sh

@@ -1,8 +1,18 @@
 #!/usr/bin/env bash
 # Installs everything argus-relay needs to build, test and run its demo, from the package
 # registries only. Idempotent: each step checks first and skips what is already there at the
-# right version. Called by `make test` and `make demo`.
+# right version. Called by `make demo`, `make worker`, `make bench`, `make fuzz`; `make test`
+# calls it with `--browser`, which adds Chromium (apt) for the admin-page browser tests: nothing
+# else needs a browser.
 set -euo pipefail
+
+browser=0
+for arg in "$@"; do
+  case "$arg" in
+    --browser) browser=1 ;;
+    *) echo "usage: bootstrap.sh [--browser]" >&2; exit 2 ;;
+  esac
+done
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 cd "$ROOT"
 
@@ -45,14 +55,36 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   echo "$want" > "$stamp"
 fi
 
-# 5. Chromium for the browser tests (tests/tests/admin_page.rs), from Debian's packages.
-#    playwright-core (npm, above) drives it through `executablePath`: no browser download.
-if [ -z "${CHROMIUM_BIN:-}" ] && ! command -v chromium >/dev/null 2>&1; then
-  step "installing chromium (apt) for the browser tests"
-  sudo=""
+# apt-get that waits for another apt or dpkg run to finish (up to 10 minutes) instead of failing
+# (exit 100). `DPkg::Lock::Timeout` makes dpkg's frontend lock wait, but apt 2.6 (Debian 12) fails
+# at once on the lists and archive locks, so those are retried here.
+apt_get() {
+  local sudo="" deadline out rc
   [ "$(id -u)" -eq 0 ] || sudo="sudo"
-  $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq chromium >/dev/null
+  deadline=$(( $(date +%s) + 600 ))
+  while :; do
+    rc=0
+    out=$(DEBIAN_FRONTEND=noninteractive $sudo apt-get -o DPkg::Lock::Timeout=600 "$@" 2>&1) || rc=$?
+    if [ "$rc" -eq 0 ]; then
+      return 0
+    fi
+    if grep -q "Could not get lock" <<<"$out" && [ "$(date +%s)" -lt "$deadline" ]; then
+      step "apt is busy (another apt or dpkg run holds its lock); waiting"
+      sleep 5
+      continue
+    fi
+    printf '%s\n' "$out" >&2
+    return "$rc"
+  done
+}
+
+# 5. Chromium for the browser tests (tests/tests/admin_page.rs), from Debian's packages, with
+#    `--browser` only. playwright-core (npm, above) drives it through `executablePath`: no
+#    browser download.
+if [ "$browser" -eq 1 ] && [ -z "${CHROMIUM_BIN:-}" ] && ! command -v chromium >/dev/null 2>&1; then
+  step "installing chromium (apt) for the browser tests"
+  apt_get update -qq
+  apt_get install -y -qq chromium
 fi
 
 # 6. Check the result, so a broken install fails here and not in the middle of a test.
@@ -66,7 +98,10 @@ for bin in "$WASM_BINDGEN_BIN" "$WASM_OPT_BIN" "$ESBUILD_BIN"; do
 done
 "$WASM_OPT_BIN" --version | grep -q "version 132" || { echo "bootstrap: wasm-opt is not binaryen 132" >&2; exit 1; }
 [ -f node_modules/playwright-core/package.json ] || { echo "bootstrap: missing node_modules/playwright-core" >&2; exit 1; }
-chromium_bin="${CHROMIUM_BIN:-$(command -v chromium || true)}"
-chromium_version=$("$chromium_bin" --version 2>/dev/null | grep -o 'Chromium [0-9.]*' || true)
-[ -n "$chromium_version" ] || { echo "bootstrap: chromium ($chromium_bin) does not run" >&2; exit 1; }
-step "ok (node $node_version, worker-build $(worker-build --version), $(wasm-bindgen --version), wasm-opt 132, $chromium_version)"
+browser_version="no browser (make test adds it)"
+if [ "$browser" -eq 1 ]; then
+  chromium_bin="${CHROMIUM_BIN:-$(command -v chromium || true)}"
+  browser_version=$("$chromium_bin" --version 2>/dev/null | grep -o 'Chromium [0-9.]*' || true)
+  [ -n "$browser_version" ] || { echo "bootstrap: chromium ($chromium_bin) does not run" >&2; exit 1; }
+fi
+step "ok (node $node_version, worker-build $(worker-build --version), $(wasm-bindgen --version), wasm-opt 132, $browser_version)"

@@ -20,7 +20,9 @@ use argus_shared::edge_state::{
 };
 use argus_shared::headers;
 use argus_shared::signature::{BodyBinding, SignedParts};
-use argus_shared::token::KeySet;
+use argus_shared::token::{
+    Expectations, KeySet, LIFETIME_ALLOWANCE_SECS, MAX_ACCESS_TOKEN_LIFETIME_SECS,
+};
 use wasm_bindgen::{JsCast, JsValue};
 use worker::wasm_bindgen_futures::JsFuture;
 use worker::{Fetch, Headers, Method, Request, RequestInit, RequestRedirect, ResponseBody};
@@ -34,10 +36,13 @@ const UNAVAILABLE: &str = "edge_state.unavailable";
 /// The document verified but its JWKS does not give a usable key set.
 const JWKS_INVALID: &str = "edge_state.jwks_invalid";
 
-/// A verified edge state and the key set built from it.
+/// A verified edge state, the key set built from it, and what tokens must match.
 pub struct FreshState {
     pub state: EdgeState,
     pub keys: KeySet,
+    /// The configured issuer and audience, with the agent's token lifetime cap (never above the
+    /// protocol's, [`MAX_ACCESS_TOKEN_LIFETIME_SECS`] plus [`LIFETIME_ALLOWANCE_SECS`]).
+    pub expectations: Expectations,
     /// `Date.now()` (ms) when the fetch that produced it was sent.
     fetched_at_ms: u64,
 }
@@ -145,9 +150,16 @@ async fn fetch(cfg: &EdgeConfig, request_id: &str, now_ms: u64) -> Result<FreshS
         .ok()
         .filter(|k| !k.is_empty())
         .ok_or_else(|| unavailable(JWKS_INVALID))?;
+    let expectations = Expectations {
+        max_lifetime_secs: state
+            .max_token_lifetime_secs
+            .min(MAX_ACCESS_TOKEN_LIFETIME_SECS + LIFETIME_ALLOWANCE_SECS),
+        ..cfg.expectations.clone()
+    };
     Ok(FreshState {
         state,
         keys,
+        expectations,
         fetched_at_ms: now_ms,
     })
 }
@@ -210,8 +222,10 @@ mod tests {
                 generated_at: 0,
                 jwks: Default::default(),
                 revoked: vec![],
+                max_token_lifetime_secs: 960,
             },
             keys: KeySet::new(),
+            expectations: Expectations::new("https://r", "argus-relay"),
             fetched_at_ms: 10_000,
         };
         assert!(s.is_fresh(10_000));

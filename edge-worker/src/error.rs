@@ -4,6 +4,9 @@ use argus_shared::api::{ErrorBody, ErrorCode};
 use argus_shared::headers;
 use worker::{Headers, Response};
 
+/// `reason` of the 400 for [`EdgeError::RequestBodyIncomplete`].
+const REASON_BODY_INCOMPLETE: &str = "body.incomplete";
+
 #[derive(Debug, thiserror::Error)]
 pub enum EdgeError {
     /// The Worker's configuration is missing or invalid. `reason` names the setting.
@@ -33,8 +36,25 @@ pub enum EdgeError {
     /// [`argus_shared::edge_state::EdgeStateError`] reason.
     #[error("the relay cannot check device tokens right now")]
     EdgeStateUnavailable { reason: &'static str },
+    /// The client's request body did not arrive in full: it aborted the upload, or its
+    /// connection broke. `cause` is the runtime's message. Logged, never the relay's fault.
+    #[error("the request body did not arrive in full")]
+    RequestBodyIncomplete { cause: String },
+    /// A call into the Workers runtime failed. `at` names the step, `cause` is the runtime's
+    /// message; both are logged with the request id (never sent to the client).
+    #[error("internal error")]
+    Runtime { at: &'static str, cause: String },
+    /// An internal step failed without a cause to report (prefer [`EdgeError::Runtime`]).
     #[error("internal error")]
     Internal,
+}
+
+/// `map_err` for a failed runtime call at step `at`: keeps the runtime's message as the cause.
+pub fn runtime<E: std::fmt::Display>(at: &'static str) -> impl FnOnce(E) -> EdgeError {
+    move |e| EdgeError::Runtime {
+        at,
+        cause: e.to_string(),
+    }
 }
 
 impl EdgeError {
@@ -46,7 +66,9 @@ impl EdgeError {
             EdgeError::NonCanonicalPath { .. } => ErrorCode::NonCanonicalPath,
             EdgeError::Refused { .. } => ErrorCode::NotFound,
             EdgeError::MethodNotAllowed => ErrorCode::MethodNotAllowed,
-            EdgeError::BadRequest { .. } => ErrorCode::BadRequest,
+            EdgeError::BadRequest { .. } | EdgeError::RequestBodyIncomplete { .. } => {
+                ErrorCode::BadRequest
+            }
             EdgeError::Unauthenticated => ErrorCode::Unauthenticated,
             EdgeError::InvalidToken { .. } => ErrorCode::InvalidToken,
             EdgeError::Denied { reason } if reason.starts_with("scope.") => {
@@ -54,7 +76,7 @@ impl EdgeError {
             }
             EdgeError::Denied { .. } => ErrorCode::Forbidden,
             EdgeError::RateLimited { .. } => ErrorCode::RateLimited,
-            EdgeError::Internal => ErrorCode::Internal,
+            EdgeError::Internal | EdgeError::Runtime { .. } => ErrorCode::Internal,
         }
     }
 
@@ -67,6 +89,7 @@ impl EdgeError {
             | EdgeError::Denied { reason }
             | EdgeError::BadRequest { reason }
             | EdgeError::EdgeStateUnavailable { reason } => Some(reason),
+            EdgeError::RequestBodyIncomplete { .. } => Some(REASON_BODY_INCOMPLETE),
             _ => None,
         }
     }
@@ -102,8 +125,17 @@ impl EdgeError {
             }
             _ => {}
         }
-        if matches!(self, EdgeError::Internal | EdgeError::Config { .. }) {
-            worker::console_error!("request {request_id}: {self} ({:?})", self.reason());
+        match &self {
+            EdgeError::Runtime { at, cause } => {
+                worker::console_error!("request {request_id}: {self} at {at}: {cause}");
+            }
+            EdgeError::RequestBodyIncomplete { cause } => {
+                worker::console_warn!("request {request_id}: {self}: {cause}");
+            }
+            EdgeError::Internal | EdgeError::Config { .. } => {
+                worker::console_error!("request {request_id}: {self} ({:?})", self.reason());
+            }
+            _ => {}
         }
         Response::builder()
             .with_status(code.status())

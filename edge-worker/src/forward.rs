@@ -1,8 +1,10 @@
 //! Forwarding to the origin agent: header hygiene, the request signature, the fetch, and what comes
 //! back.
 //!
-//! - Client headers that must not travel inwards are dropped ([`headers::is_stripped_request_header`]:
-//!   cookies, `X-API-Key`, any `X-Forwarded-*`/`Forwarded`, any `X-Relay-*`, `CF-*`, hop-by-hop).
+//! - Client headers that must not travel inwards are dropped ([`headers::ForwardedRequestHeaders`]:
+//!   cookies, `X-API-Key`, any `X-Forwarded-*`/`Forwarded`, any `X-Relay-*`, `CF-*`, hop-by-hop and
+//!   whatever the client named in `Connection`), and the relay's token entries of
+//!   `Sec-WebSocket-Protocol` on every request ([`ws_auth`]).
 //!   `Authorization` is kept: the agent checks the device token again (immediate revocation) and
 //!   then removes it before the backend.
 //! - One `X-Forwarded-For` with the connecting IP, and `X-Request-Id`.
@@ -17,11 +19,12 @@ use argus_shared::headers;
 use argus_shared::path::CanonicalTarget;
 use argus_shared::signature::{self, BodyBinding, SignedParts};
 use argus_shared::ws_auth;
-use wasm_bindgen::JsValue;
+use wasm_bindgen::{JsCast, JsValue};
+use worker::wasm_bindgen_futures::JsFuture;
 use worker::{Fetch, Headers, Method, Request, RequestInit, RequestRedirect, Response};
 
 use crate::config::EdgeConfig;
-use crate::error::EdgeError;
+use crate::error::{runtime, EdgeError};
 use crate::request_id;
 
 /// Bodies up to this size (declared by `Content-Length`) are read and their digest signed.
@@ -36,24 +39,31 @@ pub fn is_websocket(req: &Request) -> bool {
         .is_some_and(|u| u.eq_ignore_ascii_case("websocket"))
 }
 
-/// A token offered as a WebSocket subprotocol ([`ws_auth`]) travels on as `Authorization`, and
-/// leaves the protocol list, so only the relay ever sees it.
-fn move_protocol_token(out: &Headers) -> Result<(), EdgeError> {
-    let Some(protocols) = out.get(ws_auth::HEADER).map_err(|_| EdgeError::Internal)? else {
+/// Token entries ([`ws_auth`]) leave the `Sec-WebSocket-Protocol` list of every request, upgrade
+/// or not, so only the relay ever sees them. On a WebSocket upgrade without `Authorization` the
+/// token travels on as `Authorization` (the gate verified that one).
+fn move_protocol_token(out: &Headers, is_websocket: bool) -> Result<(), EdgeError> {
+    let Some(protocols) = out
+        .get(ws_auth::HEADER)
+        .map_err(runtime("forward.protocols"))?
+    else {
         return Ok(());
     };
-    if out.has("authorization").map_err(|_| EdgeError::Internal)? {
-        return Ok(());
-    }
-    if let Some(token) = ws_auth::token_from_protocols(&protocols) {
-        out.set("authorization", &format!("Bearer {token}"))
-            .map_err(|_| EdgeError::Internal)?;
+    if is_websocket
+        && !out
+            .has("authorization")
+            .map_err(runtime("forward.protocols"))?
+    {
+        if let Some(token) = ws_auth::token_from_protocols(&protocols) {
+            out.set("authorization", &format!("Bearer {token}"))
+                .map_err(runtime("forward.protocols"))?;
+        }
     }
     match ws_auth::protocols_without_token(&protocols) {
         Some(rest) => out.set(ws_auth::HEADER, &rest),
         None => out.delete(ws_auth::HEADER),
     }
-    .map_err(|_| EdgeError::Internal)
+    .map_err(runtime("forward.protocols"))
 }
 
 pub async fn to_origin(
@@ -72,20 +82,22 @@ pub async fn to_origin(
 
     let out_headers = Headers::new();
     let is_websocket = is_websocket(&req);
+    let connection = req.headers().get("connection").ok().flatten();
+    let forwarded = headers::ForwardedRequestHeaders::new(connection.as_deref());
     for (name, value) in req.headers().entries() {
-        if headers::is_stripped_request_header(&name) {
+        if !forwarded.allows(&name) {
             continue;
         }
         out_headers
             .append(&name, &value)
-            .map_err(|_| EdgeError::Internal)?;
+            .map_err(runtime("forward.headers"))?;
     }
     if is_websocket {
         out_headers
             .set("upgrade", "websocket")
-            .map_err(|_| EdgeError::Internal)?;
-        move_protocol_token(&out_headers)?;
+            .map_err(runtime("forward.headers"))?;
     }
+    move_protocol_token(&out_headers, is_websocket)?;
 
     let (body, binding) = body_of(&mut req, &method, is_websocket).await?;
 
@@ -100,7 +112,7 @@ pub async fn to_origin(
             body: binding,
         },
     )?;
-    let set = |k: &str, v: &str| out_headers.set(k, v).map_err(|_| EdgeError::Internal);
+    let set = |k: &str, v: &str| out_headers.set(k, v).map_err(runtime("forward.headers"));
     if let Some(ip) = client_ip {
         set(headers::X_FORWARDED_FOR, ip)?;
     }
@@ -116,7 +128,7 @@ pub async fn to_origin(
         .with_redirect(RequestRedirect::Manual)
         .with_body(body);
     let url = format!("{}{}", cfg.origin, path_and_query);
-    let outgoing = Request::new_with_init(&url, &init).map_err(|_| EdgeError::Internal)?;
+    let outgoing = Request::new_with_init(&url, &init).map_err(runtime("forward.request"))?;
     let resp = Fetch::Request(outgoing).send().await.map_err(|e| {
         worker::console_warn!("request {request_id}: origin fetch failed: {e}");
         EdgeError::OriginUnreachable
@@ -134,8 +146,8 @@ pub fn sign_into(
 ) -> Result<String, EdgeError> {
     let now = worker::Date::now().as_millis() / 1000;
     let nonce = request_id::nonce().ok_or(EdgeError::Internal)?;
-    let sig = signature::sign(secret, parts, now, &nonce).map_err(|_| EdgeError::Internal)?;
-    let set = |k: &str, v: &str| out.set(k, v).map_err(|_| EdgeError::Internal);
+    let sig = signature::sign(secret, parts, now, &nonce).map_err(runtime("forward.sign"))?;
+    let set = |k: &str, v: &str| out.set(k, v).map_err(runtime("forward.sign"));
     set(headers::RELAY_SIGNATURE, &sig)?;
     set(headers::RELAY_TIMESTAMP, &now.to_string())?;
     set(headers::RELAY_NONCE, &nonce)?;
@@ -165,7 +177,7 @@ async fn body_of(
         .and_then(|v| v.trim().parse::<u64>().ok());
     match declared {
         Some(len) if len <= MAX_SIGNED_BODY => {
-            let bytes = req.bytes().await.map_err(|_| EdgeError::Internal)?;
+            let bytes = read_body(req).await?;
             let binding = BodyBinding::of_bytes(&bytes);
             let body = if bytes.is_empty() {
                 None
@@ -182,6 +194,27 @@ async fn body_of(
     }
 }
 
+/// The whole request body. A client that stops sending it (aborted upload, broken connection)
+/// gives [`EdgeError::RequestBodyIncomplete`] with the runtime's own message, e.g. workerd's
+/// "Network connection lost." (`Request::bytes` keeps only string rejections, and workerd
+/// rejects with an `Error` object).
+async fn read_body(req: &Request) -> Result<Vec<u8>, EdgeError> {
+    let incomplete = |e: JsValue| EdgeError::RequestBodyIncomplete {
+        cause: js_message(&e),
+    };
+    let promise = req.inner().array_buffer().map_err(incomplete)?;
+    let buffer = JsFuture::from(promise).await.map_err(incomplete)?;
+    Ok(js_sys::Uint8Array::new(&buffer).to_vec())
+}
+
+/// The message of a JS exception or rejection value.
+fn js_message(e: &JsValue) -> String {
+    e.dyn_ref::<js_sys::Error>()
+        .map(|e| String::from(e.message()))
+        .or_else(|| e.as_string())
+        .unwrap_or_else(|| format!("{e:?}"))
+}
+
 fn respond(resp: Response, request_id: &str) -> Result<Response, EdgeError> {
     let status = resp.status_code();
     let is_json = resp
@@ -196,9 +229,10 @@ fn respond(resp: Response, request_id: &str) -> Result<Response, EdgeError> {
     }
     let out = Headers::new();
     for (name, value) in resp.headers().entries() {
-        out.append(&name, &value).map_err(|_| EdgeError::Internal)?;
+        out.append(&name, &value)
+            .map_err(runtime("forward.response_headers"))?;
     }
     out.set(headers::REQUEST_ID, request_id)
-        .map_err(|_| EdgeError::Internal)?;
+        .map_err(runtime("forward.response_headers"))?;
     Ok(resp.with_headers(out))
 }

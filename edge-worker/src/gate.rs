@@ -117,7 +117,7 @@ async fn authenticate(
     };
     let fresh = edge_state::get(cfg, request_id).await?;
     let now = worker::Date::now().as_millis() / 1000;
-    let claims = verify_remembered(token, &fresh.keys, &cfg.expectations, now)?;
+    let claims = verify_remembered(token, &fresh.keys, &fresh.expectations, now)?;
     // Checked on every request, remembered token or not.
     if fresh.state.is_revoked(&claims.sub) {
         return Err(EdgeError::InvalidToken {

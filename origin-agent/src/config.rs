@@ -275,7 +275,7 @@ impl LanConfig {
 }
 
 pub const DEFAULT_AUDIENCE: &str = "argus-relay";
-pub const MAX_ACCESS_TTL_SECS: u64 = 900;
+pub const MAX_ACCESS_TTL_SECS: u64 = argus_shared::token::MAX_ACCESS_TOKEN_LIFETIME_SECS;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]

@@ -17,7 +17,11 @@
 //!   (`backend_session_refused`, `backend_session_missing`), never ArgusAI's 401;
 //! - `Set-Cookie` of ArgusAI's `access_token`/`refresh_token` is removed from answers (the agent's
 //!   session never reaches a phone);
-//! - hop-by-hop headers are dropped both ways, except the upgrade handshake for WebSockets;
+//! - hop-by-hop headers, and those the client names in `Connection`, are dropped
+//!   ([`headers::ForwardedRequestHeaders`]); a WebSocket upgrade gets its own
+//!   `Connection: upgrade` / `Upgrade: websocket`;
+//! - the relay's own `Sec-WebSocket-Protocol` entries (the token, `argus-relay`) are removed from
+//!   every request;
 //! - redirects are passed back, never followed; a `Location` naming the backend's own address is
 //!   made relative (the backend's trailing-slash 307s keep working, its address does not leak).
 //!
@@ -353,9 +357,16 @@ impl Backend {
             .uri(uri)
             .version(hyper::Version::HTTP_11);
         let h = out.headers_mut().ok_or(AgentError::Internal)?;
+        let forwarded = headers::ForwardedRequestHeaders::new(
+            parts
+                .headers
+                .get_all(hyper::header::CONNECTION)
+                .iter()
+                .filter_map(|v| v.to_str().ok()),
+        );
         for (name, value) in parts.headers.iter() {
             let n = name.as_str();
-            if headers::is_stripped_request_header(n)
+            if !forwarded.allows(n)
                 || n == headers::AUTHORIZATION
                 || n == "user-agent"
                 || n == "host"
@@ -386,7 +397,8 @@ impl Backend {
             // Boxed: the slow path (a refresh) must not grow every request's future.
             None => Box::pin(self.credential_after_refresh()).await,
         };
-        let offered_relay_protocol = wants_upgrade && ws_protocols_for_backend(h);
+        // On every request, upgrade or not: the relay's entries never reach the backend.
+        let offered_relay_protocol = ws_protocols_for_backend(h) && wants_upgrade;
         if wants_upgrade {
             h.insert(
                 hyper::header::CONNECTION,

@@ -108,7 +108,8 @@ impl AppState {
         .with_session(session);
         let tunnel = crate::tunnel::TunnelMonitor::new(config.cloudflared.as_ref());
         Ok(AppState {
-            expectations: Expectations::new(config.issuer(), config.audience()),
+            expectations: Expectations::new(config.issuer(), config.audience())
+                .with_issued_lifetime(config.access_ttl()),
             config,
             backend,
             store,

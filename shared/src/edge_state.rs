@@ -44,6 +44,15 @@ pub struct EdgeState {
     pub jwks: Jwks,
     /// Devices revoked recently enough that one of their access tokens could still be unexpired.
     pub revoked: Vec<RevokedDevice>,
+    /// The longest `exp - iat` of a token the agent accepts
+    /// ([`crate::token::Expectations::max_lifetime_secs`]): the Worker refuses longer ones too.
+    /// Absent (an older agent): the protocol's maximum.
+    #[serde(default = "default_max_token_lifetime")]
+    pub max_token_lifetime_secs: u64,
+}
+
+fn default_max_token_lifetime() -> u64 {
+    crate::token::MAX_ACCESS_TOKEN_LIFETIME_SECS + crate::token::LIFETIME_ALLOWANCE_SECS
 }
 
 impl EdgeState {
@@ -130,8 +139,19 @@ mod tests {
                 id: "dev_a".into(),
                 revoked_at: 90,
             }],
+            max_token_lifetime_secs: 960,
         })
         .unwrap()
+    }
+
+    #[test]
+    fn a_document_without_the_lifetime_cap_gets_the_protocol_maximum() {
+        let state: EdgeState =
+            serde_json::from_str(r#"{"generated_at":1,"jwks":{"keys":[]},"revoked":[]}"#).unwrap();
+        assert_eq!(
+            state.max_token_lifetime_secs,
+            crate::token::MAX_ACCESS_TOKEN_LIFETIME_SECS + crate::token::LIFETIME_ALLOWANCE_SECS
+        );
     }
 
     #[test]

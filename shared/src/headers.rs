@@ -33,7 +33,10 @@ pub const COOKIE: &str = "cookie";
 pub const X_API_KEY: &str = "x-api-key";
 pub const AUTHORIZATION: &str = "authorization";
 
-/// Hop-by-hop headers (RFC 9110 §7.6.1) plus the de-facto ones. Never forwarded.
+/// Hop-by-hop headers (RFC 9110 §7.6.1) plus the de-facto ones. Never forwarded as received; a
+/// hop that proxies a WebSocket upgrade sets its own `Upgrade: websocket` / `Connection: upgrade`
+/// on the request it sends. Fields the client names in `Connection` are hop-by-hop too: see
+/// [`ForwardedRequestHeaders`].
 pub const HOP_BY_HOP: &[&str] = &[
     "connection",
     "keep-alive",
@@ -95,6 +98,51 @@ pub fn is_stripped_request_header(name: &str) -> bool {
         || name == "mf-cf-blob"
 }
 
+/// Which of a client's request headers a hop (the edge, the agent) passes on towards the backend:
+/// none that [`is_stripped_request_header`] names, and none that the client named in its
+/// `Connection` header (RFC 9110 §7.6.1: a proxy removes every field listed there, whatever its
+/// name, along with `Connection` itself).
+///
+/// ```
+/// use argus_shared::headers::ForwardedRequestHeaders;
+/// let forwarded = ForwardedRequestHeaders::new(["keep-alive, X-Debug-Token"]);
+/// assert!(forwarded.allows("accept"));
+/// assert!(!forwarded.allows("x-debug-token"));
+/// assert!(!forwarded.allows("Connection"));
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ForwardedRequestHeaders {
+    /// Lower-case field names listed in `Connection`.
+    named_in_connection: Vec<String>,
+}
+
+impl ForwardedRequestHeaders {
+    /// From every value of the request's `Connection` header (a comma-separated list of field
+    /// names; repeated headers are one list).
+    pub fn new<'a>(connection: impl IntoIterator<Item = &'a str>) -> Self {
+        let mut named_in_connection: Vec<String> = connection
+            .into_iter()
+            .flat_map(|v| v.split(','))
+            .map(|name| name.trim().to_ascii_lowercase())
+            .filter(|name| !name.is_empty())
+            .collect();
+        named_in_connection.sort_unstable();
+        named_in_connection.dedup();
+        ForwardedRequestHeaders {
+            named_in_connection,
+        }
+    }
+
+    /// True when a request header called `name` travels on.
+    pub fn allows(&self, name: &str) -> bool {
+        !is_stripped_request_header(name)
+            && !self
+                .named_in_connection
+                .iter()
+                .any(|n| n.eq_ignore_ascii_case(name))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -121,6 +169,36 @@ mod tests {
         ] {
             assert!(is_stripped_request_header(h), "{h} must be stripped");
         }
+    }
+
+    #[test]
+    fn fields_named_in_connection_are_not_forwarded() {
+        let f = ForwardedRequestHeaders::new(["Keep-Alive, X-Internal-Secret", " te ,,Range"]);
+        for h in [
+            "x-internal-secret",
+            "X-Internal-Secret",
+            "range",
+            "keep-alive",
+            "TE",
+        ] {
+            assert!(!f.allows(h), "{h} was named in Connection");
+        }
+        for h in ["accept", "if-none-match", "authorization"] {
+            assert!(f.allows(h), "{h} was not named");
+        }
+        // Connection itself and the other hop-by-hop fields go whatever it says.
+        let none = ForwardedRequestHeaders::new([]);
+        for h in [
+            "connection",
+            "proxy-connection",
+            "upgrade",
+            "transfer-encoding",
+            "te",
+        ] {
+            assert!(!none.allows(h), "{h}");
+        }
+        assert!(none.allows("x-internal-secret"));
+        assert_eq!(ForwardedRequestHeaders::new([""]), none);
     }
 
     #[test]

@@ -17,5 +17,7 @@ pub mod path;
 pub mod policy;
 pub mod route;
 pub mod signature;
+#[doc(hidden)]
+pub mod test_photos;
 pub mod token;
 pub mod ws_auth;

@@ -8,8 +8,8 @@
 //! A JWT is `[A-Za-z0-9_-.]`, all valid in a subprotocol token (RFC 6455 §4.1, RFC 7230 `token`).
 //! The client must also offer [`PROTOCOL`], which the relay selects in its `101` answer, since
 //! browsers fail a handshake that offered protocols and got none back. The token entry is removed
-//! before the request goes on: the hop that checks the token moves it to `Authorization` (edge →
-//! agent), and the backend never sees it.
+//! from every request before it goes on, upgrade or not: on an upgrade the hop that checks the
+//! token moves it to `Authorization` (edge → agent), and the backend never sees it.
 
 /// The subprotocol the relay selects.
 pub const PROTOCOL: &str = "argus-relay";

@@ -113,8 +113,8 @@ pub struct BackendConfig {
     pub users: Vec<StandInUser>,
     /// Lifetime of the access JWTs issued by login and refresh (ArgusAI: 24 h).
     pub access_token_lifetime: Duration,
-    /// The JPEG photos (`*-320x180.jpg` become thumbnails/frames). Default: `$ARGUS_PHOTOS_DIR`,
-    /// else `<workspace>/../shared/testdata/photos`.
+    /// The JPEG photos (`*-320x180.jpg` become thumbnails/frames). Default:
+    /// [`default_photos_dir`].
     pub photos_dir: PathBuf,
     /// ArgusAI's `openapi.json`: served at `/openapi.json` and the source of the route table.
     /// Default: `$ARGUS_OPENAPI_JSON`, else `<workspace>/../shared/argusai/openapi.json`. Missing or
@@ -184,26 +184,64 @@ impl Default for BackendConfig {
     }
 }
 
-fn reference_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("..")
-        .join("..")
-        .join("shared")
-}
-
-/// `$ARGUS_PHOTOS_DIR`, else `<workspace>/../shared/testdata/photos`.
+/// `$ARGUS_PHOTOS_DIR`, else `<workspace>/../shared/testdata/photos` (real photos: CI has them),
+/// else the generated stand-ins for them ([`argus_shared::test_photos`]: same names and sizes),
+/// written once into `target/` (a fresh clone has no `../shared`).
 pub fn default_photos_dir() -> PathBuf {
     match std::env::var_os("ARGUS_PHOTOS_DIR") {
         Some(p) if !p.is_empty() => PathBuf::from(p),
-        _ => reference_dir().join("testdata").join("photos"),
+        _ => {
+            let reference = crate::reference_dir().join("testdata").join("photos");
+            if reference.is_dir() {
+                reference
+            } else {
+                generated_photos_dir()
+            }
+        }
     }
+}
+
+/// `target/generated-photos-v1/`, holding every [`argus_shared::test_photos::ALL`] JPEG. Each file
+/// is written under a temporary name and renamed, so test processes running at once never read a
+/// partial one; they are deterministic, so whichever process wrote one wrote the same bytes.
+/// Bump the version when the generator changes.
+fn generated_photos_dir() -> PathBuf {
+    static DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = crate::workspace_root()
+            .join("target")
+            .join("generated-photos-v1");
+        let made = (|| -> io::Result<()> {
+            std::fs::create_dir_all(&dir)?;
+            for photo in &argus_shared::test_photos::ALL {
+                let path = dir.join(photo.name);
+                if !path.exists() {
+                    let tmp = dir.join(format!(".{}.{}", photo.name, std::process::id()));
+                    std::fs::write(&tmp, photo.jpeg())?;
+                    std::fs::rename(&tmp, &path)?;
+                }
+            }
+            Ok(())
+        })();
+        if let Err(e) = made {
+            panic!("stand-in backend: cannot write generated photos to {}: {e}", dir.display());
+        }
+        use std::io::Write as _;
+        let _ = writeln!(
+            std::io::stderr(),
+            "stand-in backend: ../shared/testdata/photos is absent; serving the generated photos in {}",
+            dir.display()
+        );
+        dir
+    })
+    .clone()
 }
 
 /// `$ARGUS_OPENAPI_JSON`, else `<workspace>/../shared/argusai/openapi.json`.
 pub fn default_openapi_path() -> PathBuf {
     match std::env::var_os("ARGUS_OPENAPI_JSON") {
         Some(p) if !p.is_empty() => PathBuf::from(p),
-        _ => reference_dir().join("argusai").join("openapi.json"),
+        _ => crate::reference_dir().join("argusai").join("openapi.json"),
     }
 }
 

@@ -33,6 +33,25 @@ pub fn workspace_root() -> PathBuf {
 }
 
 /// `../shared` beside the checkout: reference material (photos, test vectors, the backend's API).
+/// CI has it; a user's fresh clone does not, and everything must pass there too: read it through
+/// [`reference_file`], or fall back to generated data as [`backend::default_photos_dir`] does.
 pub fn reference_dir() -> PathBuf {
     workspace_root().join("..").join("shared")
+}
+
+/// `relative` under [`reference_dir`], or `None` when it is absent, after a line on stderr naming
+/// `test` and what it skips. Written past the test harness's output capture, so a fresh clone's
+/// `cargo test` shows every check it did not run.
+pub fn reference_file(test: &str, relative: &str) -> Option<PathBuf> {
+    let path = reference_dir().join(relative);
+    if path.exists() {
+        return Some(path);
+    }
+    use std::io::Write as _;
+    let _ = writeln!(
+        std::io::stderr(),
+        "{test}: SKIPPED: {} is absent (a clone without the workplace's shared/ beside it; CI has it)",
+        path.display()
+    );
+    None
 }

@@ -44,6 +44,10 @@ pub struct StackOptions {
     pub agent_toml: Option<String>,
     /// The stand-in's `redirect_slashes` (ArgusAI: off — a stray `/` is a 404; on: Starlette's 307).
     pub backend_redirect_slashes: bool,
+    /// Run the Worker on this loopback port and make its URL the agent's `public_url` (what
+    /// pairing links and token issuers name), as `make demo` does; default: a free port, and
+    /// `https://relay.test`.
+    pub edge_port: Option<u16>,
 }
 
 /// Whether and as whom the harness signs the agent in to the stand-in ArgusAI
@@ -109,9 +113,13 @@ impl Stack {
         type Started = (Agent, Option<EdgeWorker>, Option<StandInTunnel>, Vec<u8>);
         let (agent, worker, tunnel, edge_secret) =
             tokio::task::spawn_blocking(move || -> Result<Started, String> {
+                let public_url = match opts2.edge_port {
+                    Some(port) => format!("http://127.0.0.1:{port}"),
+                    None => "https://relay.test".to_owned(),
+                };
                 let config = Agent::init(
                     &base.join("agent"),
-                    "https://relay.test",
+                    &public_url,
                     &backend_url,
                     opts2.agent_backend_api_key.as_deref(),
                 )?;
@@ -161,6 +169,7 @@ impl Stack {
                 }
                 let mut settings = WorkerSettings {
                     rate_limits: opts2.rate_limits.clone(),
+                    port: opts2.edge_port,
                     ..WorkerSettings::default()
                 };
                 for (k, v) in wc.vars {

@@ -16,6 +16,8 @@ pub struct WorkerSettings {
     pub rate_limits: Vec<(String, u32)>,
     /// Run this script instead of the built Worker (benchmarks: a pass-through baseline).
     pub main: Option<PathBuf>,
+    /// Listen on this loopback port; default: a free one.
+    pub port: Option<u16>,
 }
 
 pub struct EdgeWorker {
@@ -85,7 +87,7 @@ impl EdgeWorker {
         if !node.exists() || !wrangler.exists() {
             return Err("node 22 / wrangler missing: run `bash scripts/bootstrap.sh`".into());
         }
-        let port = free_port();
+        let port = settings.port.unwrap_or_else(free_port);
         let inspector = free_port();
         let mut cmd = Command::new(node);
         cmd.arg(wrangler)

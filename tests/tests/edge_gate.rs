@@ -51,6 +51,7 @@ struct StateDoc {
     keys: Vec<Jwk>,
     revoked: Vec<String>,
     mode: StateMode,
+    max_token_lifetime_secs: u64,
 }
 
 /// One edge-state request as the stand-in saw it: the edge signature verified for `GET`
@@ -185,6 +186,7 @@ fn edge_state_answer(
                     revoked_at: unix_now() as i64,
                 })
                 .collect(),
+            max_token_lifetime_secs: doc.max_token_lifetime_secs,
         };
         (doc.mode, serde_json::to_vec(&state).unwrap())
     };
@@ -234,6 +236,8 @@ async fn start_origin(keys: Vec<Jwk>, revoked: Vec<String>) -> Origin {
             keys,
             revoked,
             mode: StateMode::Good,
+            // The agent's default: 900 s tokens plus the allowance.
+            max_token_lifetime_secs: 960,
         })),
     };
     let (seen, fetches, doc) = (
@@ -728,4 +732,67 @@ async fn keys_rotated_at_the_agent_are_used_within_the_bound() {
     let (status, _, _) = outcome(&new_phone, "/api/v1/events").await;
     assert_eq!(status, 200);
     assert!(origin.state_fetches().iter().all(|f| f.verified));
+}
+
+/// A token of [`DEVICE`] signed with `key`, issued now and living `lifetime_secs`.
+fn token_living(key: &TokenSigningKey, lifetime_secs: u64) -> String {
+    let now = unix_now();
+    sign_access_token(
+        key,
+        &AccessClaims {
+            iss: ISSUER.into(),
+            aud: AUDIENCE.into(),
+            sub: DEVICE.into(),
+            iat: now,
+            nbf: now,
+            exp: now + lifetime_secs,
+            jti: format!("jti-lives-{lifetime_secs}"),
+            scope: Scope::Owner,
+            name: "Test phone".into(),
+            platform: "ios".into(),
+            app_version: Some("1.0.0".into()),
+            os_version: Some("17.0".into()),
+        },
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_living_longer_than_the_agent_issues_them_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let (origin, worker) = start_stack(dir.path()).await;
+    // Signed with the agent's real key (a signing bug, a leaked key), valid in every other way.
+    let ten_minutes = Phone::new(&worker.url()).with_token(&token_living(&key(), 600));
+    let a_year = Phone::new(&worker.url()).with_token(&token_living(&key(), 365 * 24 * 3600));
+    assert_eq!(
+        outcome(&ten_minutes, "/api/v1/events").await.0,
+        200,
+        "{}",
+        worker.output()
+    );
+    assert_eq!(
+        outcome(&a_year, "/api/v1/events").await,
+        (
+            401,
+            Some("invalid_token".into()),
+            Some("token_lifetime_too_long".into())
+        )
+    );
+    assert_eq!(origin.forwarded_for(DEVICE), 1);
+
+    // The agent's lifetime cap comes with its edge state: an owner who set 5-minute tokens
+    // (300 s + 60 s allowance) gets 10-minute ones refused at the edge too, within the bound.
+    origin.doc.lock().unwrap().max_token_lifetime_secs = 360;
+    let since = Instant::now();
+    let took = time_until(
+        &ten_minutes,
+        "/api/v1/events",
+        since,
+        change_bound() + Duration::from_secs(1),
+        |o| o.0 == 401 && o.2.as_deref() == Some("token_lifetime_too_long"),
+    )
+    .await;
+    let took = took.expect("the agent's lower cap must reach the edge");
+    assert!(took <= change_bound(), "{took:?}");
+    let five_minutes = Phone::new(&worker.url()).with_token(&token_living(&key(), 300));
+    assert_eq!(outcome(&five_minutes, "/api/v1/events").await.0, 200);
 }

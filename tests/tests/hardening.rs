@@ -306,10 +306,14 @@ async fn device_tokens_never_reach_argusai() {
     let token = device.access_token.clone();
     // The token in every place a credential could travel: it must stop at the agent.
     let cookie = format!("access_token={token}");
+    // The WebSocket subprotocol form on a request that is no upgrade (issue 20 §6): the relay's
+    // entries go, the client's own protocols stay.
+    let protocols = format!("argus-relay, argus-relay.bearer.{token}, chat");
     let extra = [
         ("Cookie", cookie.as_str()),
         ("X-API-Key", token.as_str()),
         ("Proxy-Authorization", "Bearer x"),
+        ("Sec-WebSocket-Protocol", protocols.as_str()),
     ];
     // The only Authorization ArgusAI sees is the agent's own session.
     let agents_session = |r: &e2e::backend::RecordedRequest| {
@@ -320,6 +324,12 @@ async fn device_tokens_never_reach_argusai() {
     for (via, r) in attack_with_headers(&stack, &device, &extra).await {
         assert!(agents_session(&r), "{}: {:?}", via.name(), r.headers);
         assert!(!r.has_header("proxy-authorization"), "{}", via.name());
+        assert_eq!(
+            r.header_all("sec-websocket-protocol"),
+            vec!["chat"],
+            "{}",
+            via.name()
+        );
         let leaked: Vec<_> = r
             .headers
             .iter()
@@ -345,5 +355,58 @@ async fn device_tokens_never_reach_argusai() {
             "{}",
             via.name()
         );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn headers_the_client_names_in_connection_stop_at_the_first_hop() {
+    let (stack, device) = stack().await;
+    // RFC 9110 §7.6.1: a field listed in `Connection` is for the next hop only. A client that
+    // names one must not get it to ArgusAI (the agent's own headers are set after the filter).
+    let extra = [
+        ("Connection", "X-Hop-Secret, keep-alive"),
+        ("Connection", "Range"),
+        ("X-Hop-Secret", "only-for-the-next-hop"),
+        ("Range", "bytes=0-1"),
+        ("Keep-Alive", "timeout=5"),
+        ("Proxy-Connection", "keep-alive"),
+        ("TE", "trailers"),
+        ("X-Kept", "yes"),
+    ];
+    for (via, r) in attack_with_headers(&stack, &device, &extra).await {
+        // workerd consumes `Connection` before the Worker runs (the Worker gets no `Connection`
+        // header, so it cannot know the names in it), and the Worker's request to the agent
+        // carries its own: through the Worker only the fixed hop-by-hop fields can be removed.
+        let named: &[&str] = match via {
+            Via::Edge(_) => &[],
+            Via::Tunnel(_) => &["x-hop-secret", "range"],
+        };
+        for h in ["keep-alive", "proxy-connection", "te"].iter().chain(named) {
+            assert!(
+                !r.has_header(h),
+                "{}: {h} reached the backend: {:?}",
+                via.name(),
+                r.headers
+            );
+        }
+        assert!(
+            !r.header_all("connection")
+                .iter()
+                .any(|v| v.to_ascii_lowercase().contains("x-hop-secret")),
+            "{}: {:?}",
+            via.name(),
+            r.headers
+        );
+        assert_eq!(r.header_all("x-kept"), vec!["yes"], "{}", via.name());
+    }
+    // A WebSocket upgrade still gets its own `Connection: upgrade` / `Upgrade: websocket`.
+    for via in stack.vias(&device) {
+        stack.backend.clear_requests();
+        let (ws, _) = tokio_tungstenite::connect_async(via.websocket_request("/ws"))
+            .await
+            .unwrap_or_else(|e| panic!("{}: {e}", via.name()));
+        drop(ws);
+        let r = &received(&stack, "/ws")[0];
+        assert_eq!(r.header_all("upgrade"), vec!["websocket"], "{}", via.name());
     }
 }

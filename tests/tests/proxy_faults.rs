@@ -561,3 +561,69 @@ async fn at_most_max_concurrent_requests_reach_argusai_at_once() {
         "{took:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_upload_the_phone_aborts_is_logged_with_its_cause() {
+    let stack = Stack::start_with(StackOptions {
+        policy: Some(policy_with_system_paths(&[])),
+        ..StackOptions::default()
+    })
+    .await;
+    let device = stack.pair_phone("owner").await;
+    let phone = stack.phone().with_token(&device.access_token);
+    // A signed-size body (declared ≤ 1 MiB: the Worker reads it whole to sign its digest), of
+    // which the phone sends a tenth before it gives up.
+    let addr = phone
+        .url("")
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_owned();
+    let mut s = TcpStream::connect(&addr).await.unwrap();
+    let head = format!(
+        "POST /api/v1/system/restore HTTP/1.1\r\nHost: {addr}\r\nmf-cf-blob: {}\r\n\
+         authorization: Bearer {}\r\ncontent-type: application/octet-stream\r\n\
+         content-length: 100000\r\n\r\n",
+        phone.cf, device.access_token
+    );
+    s.write_all(head.as_bytes()).await.unwrap();
+    s.write_all(&[7u8; 10_000]).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    drop(s);
+
+    let worker = stack.worker.as_ref().expect("a Worker");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let line = loop {
+        let out = worker.output();
+        if let Some(line) = out
+            .lines()
+            .find(|l| l.contains("the request body did not arrive in full"))
+        {
+            break line.to_owned();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no log line names the aborted upload:\n{}",
+            stack.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    eprintln!("the Worker logged: {line}");
+    // `request <id>: the request body did not arrive in full: <the runtime's reason>`.
+    let (_, after) = line.split_once("request ").expect("the request id");
+    let (id, cause) = after
+        .split_once(": the request body did not arrive in full: ")
+        .expect("a cause after the message");
+    assert!(!id.is_empty() && !id.contains(' '), "{line}");
+    assert!(!cause.trim().is_empty(), "{line}");
+    assert!(
+        !worker.output().contains("internal error (None)"),
+        "{}",
+        stack.logs()
+    );
+    // Nothing of it reached ArgusAI.
+    assert!(stack
+        .backend
+        .requests()
+        .iter()
+        .all(|r| r.path() != "/api/v1/system/restore"));
+}

@@ -196,6 +196,7 @@ fn edge_state(
         generated_at: now,
         jwks: state.keys.jwks(),
         revoked,
+        max_token_lifetime_secs: state.expectations.max_lifetime_secs,
     };
     let bytes = serde_json::to_vec(&doc).map_err(|_| AgentError::Internal)?;
     let mac = edge_state::response_mac(&state.edge_secret, nonce, &bytes)

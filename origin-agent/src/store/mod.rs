@@ -134,7 +134,8 @@ pub use refresh::{refresh_token_hash, RefreshOutcome};
 
 /// Upper bound of an access token's lifetime: a key superseded longer ago than this signed no
 /// token that is still valid.
-pub const MAX_ACCESS_TOKEN_LIFETIME_SECS: i64 = 15 * 60;
+pub const MAX_ACCESS_TOKEN_LIFETIME_SECS: i64 =
+    argus_shared::token::MAX_ACCESS_TOKEN_LIFETIME_SECS as i64;
 /// Lifetime of each refresh token, counted from its issue (rotation issues a fresh one).
 pub const REFRESH_TOKEN_LIFETIME_SECS: i64 = 30 * 24 * 60 * 60;
 /// A pairing code dies after this many failed attempts charged to it.

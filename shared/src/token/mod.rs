@@ -21,8 +21,10 @@
 //! 4. signature: exactly 64 bytes, checked with `VerifyingKey::verify_strict` over
 //!    `header_b64 "." payload_b64` (refuses small-order keys and `R`, non-canonical `S`);
 //! 5. only then the claims: `iss`, `aud` (a string, or an array containing the audience), `exp`,
-//!    `nbf`, `iat` (integers, with [`Expectations::leeway_secs`]), then the access-token schema
-//!    (`sub`, `jti` non-empty, `scope`, `name`, `platform`).
+//!    `nbf`, `iat` (integers, with [`Expectations::leeway_secs`]), `exp - iat` at most
+//!    [`Expectations::max_lifetime_secs`] (a token signed with the real key but living longer than
+//!    the issuer ever makes them — a signing bug, a leaked key — is refused), then the
+//!    access-token schema (`sub`, `jti` non-empty, `scope`, `name`, `platform`).
 //!
 //! No input makes it panic.
 //!
@@ -58,6 +60,12 @@ pub const TYP: &str = "at+jwt";
 pub const DEFAULT_LEEWAY_SECS: u64 = 60;
 /// Default cap on the length of a token, in bytes, checked before any parsing.
 pub const DEFAULT_MAX_TOKEN_BYTES: usize = 4096;
+/// The longest an access token may live (`exp - iat`): the agent's `tokens.access_ttl_secs` is at
+/// most this.
+pub const MAX_ACCESS_TOKEN_LIFETIME_SECS: u64 = 15 * 60;
+/// Added to the issuer's access-token lifetime to get [`Expectations::max_lifetime_secs`]: a
+/// token the agent signed is never refused over a second of rounding.
+pub const LIFETIME_ALLOWANCE_SECS: u64 = 60;
 
 /// Header parameters that are refused outright. Keys, key URLs and extensions are never taken
 /// from a token (RFC 8725 §3.10; `crit` because we understand no extension, `b64` (RFC 7797)
@@ -208,6 +216,9 @@ pub struct Expectations {
     pub leeway_secs: u64,
     /// Longer tokens are refused before parsing ([`DEFAULT_MAX_TOKEN_BYTES`]).
     pub max_token_bytes: usize,
+    /// Tokens whose `exp - iat` is longer are refused: the issuer's access-token lifetime plus
+    /// [`LIFETIME_ALLOWANCE_SECS`] (default: [`MAX_ACCESS_TOKEN_LIFETIME_SECS`] plus it).
+    pub max_lifetime_secs: u64,
 }
 
 impl Expectations {
@@ -218,7 +229,15 @@ impl Expectations {
             audience: audience.into(),
             leeway_secs: DEFAULT_LEEWAY_SECS,
             max_token_bytes: DEFAULT_MAX_TOKEN_BYTES,
+            max_lifetime_secs: MAX_ACCESS_TOKEN_LIFETIME_SECS + LIFETIME_ALLOWANCE_SECS,
         }
+    }
+
+    /// The same, for an issuer whose access tokens live `lifetime_secs`: longer ones are refused
+    /// (with [`LIFETIME_ALLOWANCE_SECS`] to spare).
+    pub fn with_issued_lifetime(mut self, lifetime_secs: u64) -> Self {
+        self.max_lifetime_secs = lifetime_secs.saturating_add(LIFETIME_ALLOWANCE_SECS);
+        self
     }
 }
 
@@ -252,6 +271,8 @@ pub enum TokenError {
     NotYetValid,
     #[error("token was issued in the future")]
     IssuedInFuture,
+    #[error("token lives longer than the issuer makes them")]
+    LifetimeTooLong,
     #[error("token claims are invalid: {0}")]
     InvalidClaims(&'static str),
 }
@@ -273,6 +294,7 @@ impl TokenError {
             TokenError::Expired => "token_expired",
             TokenError::NotYetValid => "token_not_yet_valid",
             TokenError::IssuedInFuture => "token_issued_in_future",
+            TokenError::LifetimeTooLong => "token_lifetime_too_long",
             TokenError::InvalidClaims(_) => "invalid_claims",
         }
     }
@@ -422,11 +444,19 @@ fn check_registered_claims(
     let exp = time("exp").ok_or(TokenError::InvalidClaims("exp missing or not an integer"))?;
     let nbf = time("nbf").ok_or(TokenError::InvalidClaims("nbf missing or not an integer"))?;
     let iat = time("iat").ok_or(TokenError::InvalidClaims("iat missing or not an integer"))?;
-    check_times(exp, nbf, iat, expect.leeway_secs, now)
+    check_times(exp, nbf, iat, expect, now)
 }
 
-/// The time rules of step 5: `exp`, `nbf` and `iat` against `now`, with `leeway` seconds.
-fn check_times(exp: u64, nbf: u64, iat: u64, leeway: u64, now: u64) -> Result<(), TokenError> {
+/// The time rules of step 5: `exp`, `nbf` and `iat` against `now`, with the leeway, and the
+/// lifetime cap.
+fn check_times(
+    exp: u64,
+    nbf: u64,
+    iat: u64,
+    expect: &Expectations,
+    now: u64,
+) -> Result<(), TokenError> {
+    let leeway = expect.leeway_secs;
     if now > exp.saturating_add(leeway) {
         return Err(TokenError::Expired);
     }
@@ -438,6 +468,9 @@ fn check_times(exp: u64, nbf: u64, iat: u64, leeway: u64, now: u64) -> Result<()
     }
     if exp < nbf || exp < iat {
         return Err(TokenError::InvalidClaims("exp before nbf or iat"));
+    }
+    if exp - iat > expect.max_lifetime_secs {
+        return Err(TokenError::LifetimeTooLong);
     }
     Ok(())
 }

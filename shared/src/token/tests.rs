@@ -292,10 +292,49 @@ fn leeway_is_configurable() {
 fn huge_times_do_not_overflow() {
     let mut c = claims();
     c.exp = u64::MAX;
-    assert_eq!(verify(&sign_access_token(key(), &c)), Ok(c.clone()));
+    assert_eq!(
+        verify(&sign_access_token(key(), &c)),
+        Err(TokenError::LifetimeTooLong)
+    );
+    c.iat = u64::MAX - 900;
+    c.nbf = c.iat;
     assert_eq!(
         verify_access_token(&sign_access_token(key(), &c), keys(), &expect(), u64::MAX),
         Ok(c)
+    );
+}
+
+#[test]
+fn a_genuine_token_living_longer_than_the_issuer_makes_them_is_refused() {
+    // Signed with the real key (a signing bug, a leaked key): valid in every other respect.
+    let mut c = claims();
+    let default_max = MAX_ACCESS_TOKEN_LIFETIME_SECS + LIFETIME_ALLOWANCE_SECS;
+    c.exp = c.iat + default_max;
+    assert_eq!(verify(&sign_access_token(key(), &c)), Ok(c.clone()));
+    c.exp = c.iat + default_max + 1;
+    assert_eq!(
+        verify(&sign_access_token(key(), &c)),
+        Err(TokenError::LifetimeTooLong)
+    );
+    c.exp = c.iat + 365 * 24 * 3600;
+    assert_eq!(
+        verify(&sign_access_token(key(), &c)),
+        Err(TokenError::LifetimeTooLong)
+    );
+    // An issuer configured for 5-minute tokens: the cap follows it.
+    let short = expect().with_issued_lifetime(300);
+    assert_eq!(short.max_lifetime_secs, 300 + LIFETIME_ALLOWANCE_SECS);
+    c.exp = c.iat + 300 + LIFETIME_ALLOWANCE_SECS;
+    let token = sign_access_token(key(), &c);
+    assert_eq!(
+        verify_access_token(&token, keys(), &short, NOW),
+        Ok(c.clone())
+    );
+    c.exp += 1;
+    let token = sign_access_token(key(), &c);
+    assert_eq!(
+        verify_access_token(&token, keys(), &short, NOW),
+        Err(TokenError::LifetimeTooLong)
     );
 }
 
@@ -674,6 +713,7 @@ fn reasons_are_stable_snake_case_and_distinct() {
         TokenError::Expired,
         TokenError::NotYetValid,
         TokenError::IssuedInFuture,
+        TokenError::LifetimeTooLong,
         TokenError::InvalidClaims("x"),
     ];
     let mut seen = std::collections::BTreeSet::new();
@@ -858,14 +898,15 @@ fn random_claims_round_trip() {
         (0..len).map(|_| pool[rng.below(pool.len())]).collect()
     };
     for _ in 0..200 {
-        let iat = NOW - rng.below(1000) as u64;
+        // Unexpired at NOW, within the default lifetime cap (900 s + the allowance).
+        let iat = NOW - rng.below(900) as u64;
         let c = AccessClaims {
             iss: "argus-agent".into(),
             aud: "argus-edge".into(),
             sub: text(&mut rng),
             iat,
             nbf: iat,
-            exp: NOW + rng.below(100_000) as u64,
+            exp: iat + 900 + rng.below(61) as u64,
             jti: text(&mut rng),
             scope: if rng.below(2) == 0 {
                 Scope::Owner

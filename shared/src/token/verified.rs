@@ -72,7 +72,7 @@ impl VerifiedTokens {
         let usable = r.generation == generation
             && r.keys == *keys
             && r.expect == *expect
-            && check_times(c.exp, c.nbf, c.iat, expect.leeway_secs, now).is_ok();
+            && check_times(c.exp, c.nbf, c.iat, expect, now).is_ok();
         usable.then_some(c)
     }
 

@@ -57,6 +57,7 @@ async fn start_origin(jwks: Jwks) -> SocketAddr {
                                 generated_at: now(),
                                 jwks,
                                 revoked: vec![],
+                                max_token_lifetime_secs: 960,
                             })
                             .unwrap_or_default();
                             let mac = edge_state::response_mac(&SECRET, &nonce, &body)
@@ -139,7 +140,7 @@ async fn main() {
             ],
             secrets: vec![("RELAY_SIGNING_SECRET".into(), hex::encode(SECRET))],
             rate_limits: vec![("DEVICE_LIMITER".into(), 10_000_000)],
-            main: None,
+            ..WorkerSettings::default()
         },
     )
     .expect("the real Worker starts");
