@@ -74,7 +74,7 @@ pub struct RejectionsView {
 
 #[derive(Debug, thiserror::Error)]
 #[error("the system random generator failed")]
-pub struct RandomFailed;
+pub struct RandomFailed(#[source] getrandom::Error);
 
 impl EdgeStats {
     /// A request with a valid edge signature.
@@ -117,7 +117,7 @@ impl EdgeStats {
     /// A new one-time probe for `argus-relay doctor` (128 random bits, base64url).
     pub fn new_probe(&self, now: u64) -> Result<String, RandomFailed> {
         let mut bytes = [0u8; 16];
-        getrandom::getrandom(&mut bytes).map_err(|_| RandomFailed)?;
+        getrandom::getrandom(&mut bytes).map_err(RandomFailed)?;
         let probe = URL_SAFE_NO_PAD.encode(bytes);
         let mut probes = self.probes.lock().unwrap_or_else(|p| p.into_inner());
         probes.retain(|(_, expires)| *expires > now);

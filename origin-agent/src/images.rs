@@ -17,7 +17,7 @@
 //! - The policy is the built-in default ([`lan_policy`]), as for the LAN's path rules: no
 //!   default quality (so no `?quality=` means the original) and WebP allowed.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap};
 use std::pin::Pin;
 use std::sync::{LazyLock, Mutex};
 use std::task::{Context, Poll};
@@ -113,7 +113,11 @@ impl LanImages {
             )
         })
         .await
-        .map_err(|_| AgentError::Internal)
+        .map_err(|e| {
+            // A panic in image code: its message is in `e`.
+            tracing::error!(error = %e, "the image transcode task failed");
+            AgentError::Internal
+        })
     }
 }
 
@@ -126,19 +130,41 @@ struct Kept {
     expires: Instant,
 }
 
-/// Variants by cache key, at most `capacity` bytes of bodies; the oldest go first.
+/// Variants by cache key, at most `capacity` bytes in all; the oldest go first.
+///
+/// An entry costs its body, its key (held twice: the map and the age order) and its headers,
+/// plus [`ENTRY_OVERHEAD`]: keys carry the forwarded query, which the phone chooses, so a
+/// device asking for one small thumbnail under many long queries must fill the budget, not
+/// grow the agent past it.
 pub struct VariantCache {
-    entries: HashMap<String, Kept>,
-    order: VecDeque<String>,
+    /// Each entry with its place in `order`.
+    entries: HashMap<String, (Kept, u64)>,
+    /// Keys by insertion, oldest first (a map, so that removing one is not a scan).
+    order: BTreeMap<u64, String>,
+    next: u64,
     bytes: usize,
     capacity: usize,
+}
+
+/// What an entry costs besides its body, key and headers: the map slots, the `Kept`, the
+/// allocations' headers.
+const ENTRY_OVERHEAD: usize = 256;
+
+fn cost(key: &str, kept: &Kept) -> usize {
+    let headers: usize = kept
+        .headers
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len() + 32)
+        .sum();
+    kept.body.len() + 2 * key.len() + headers + ENTRY_OVERHEAD
 }
 
 impl VariantCache {
     fn new(capacity: usize) -> VariantCache {
         VariantCache {
             entries: HashMap::new(),
-            order: VecDeque::new(),
+            order: BTreeMap::new(),
+            next: 0,
             bytes: 0,
             capacity,
         }
@@ -146,7 +172,7 @@ impl VariantCache {
 
     fn get(&mut self, key: &str, now: Instant) -> Option<Kept> {
         match self.entries.get(key) {
-            Some(k) if k.expires > now => Some(k.clone()),
+            Some((k, _)) if k.expires > now => Some(k.clone()),
             Some(_) => {
                 self.remove(key);
                 None
@@ -156,29 +182,31 @@ impl VariantCache {
     }
 
     fn remove(&mut self, key: &str) {
-        if let Some(old) = self.entries.remove(key) {
-            self.bytes -= old.body.len();
-            self.order.retain(|k| k != key);
+        if let Some((old, at)) = self.entries.remove(key) {
+            self.bytes -= cost(key, &old);
+            self.order.remove(&at);
         }
     }
 
     fn insert(&mut self, key: String, kept: Kept) {
-        let size = kept.body.len();
+        let size = cost(&key, &kept);
         if size > MAX_ENTRY_BYTES.min(self.capacity) {
             return;
         }
         self.remove(&key);
         while self.bytes + size > self.capacity {
-            let Some(oldest) = self.order.pop_front() else {
+            let Some((_, oldest)) = self.order.pop_first() else {
                 break;
             };
-            if let Some(old) = self.entries.remove(&oldest) {
-                self.bytes -= old.body.len();
+            if let Some((old, _)) = self.entries.remove(&oldest) {
+                self.bytes -= cost(&oldest, &old);
             }
         }
         self.bytes += size;
-        self.order.push_back(key.clone());
-        self.entries.insert(key, kept);
+        let at = self.next;
+        self.next += 1;
+        self.order.insert(at, key.clone());
+        self.entries.insert(key, (kept, at));
     }
 }
 
@@ -400,7 +428,10 @@ async fn read_capped(
     }
     let mut read = Vec::new();
     while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(|_| AgentError::BackendUnreachable)?;
+        let frame = frame.map_err(|e| {
+            tracing::warn!(error = %e, "the backend's image answer broke off");
+            AgentError::BackendUnreachable
+        })?;
         let Ok(data) = frame.into_data() else {
             continue;
         };
@@ -500,22 +531,46 @@ mod tests {
 
     #[test]
     fn the_cache_keeps_to_its_bytes_and_drops_the_oldest() {
-        let mut c = VariantCache::new(100);
+        let entry = cost("a", &kept(40));
+        let mut c = VariantCache::new(2 * entry + entry / 2);
         c.insert("a".into(), kept(40));
         c.insert("b".into(), kept(40));
         c.insert("c".into(), kept(40));
         let now = Instant::now();
         assert!(c.get("a", now).is_none());
         assert!(c.get("b", now).is_some() && c.get("c", now).is_some());
-        assert_eq!(c.bytes, 80);
+        assert_eq!(c.bytes, 2 * entry);
         // Replacing an entry does not count it twice.
         c.insert("c".into(), kept(10));
-        assert_eq!(c.bytes, 50);
+        assert_eq!(c.bytes, entry + cost("c", &kept(10)));
         // Too large for one entry: not kept.
-        c.insert("big".into(), kept(101));
+        c.insert("big".into(), kept(c.capacity));
         assert!(c.get("big", now).is_none());
         // Expired entries are not served.
         assert!(c.get("b", now + Duration::from_secs(61)).is_none());
-        assert_eq!(c.bytes, 10);
+        assert_eq!(c.bytes, cost("c", &kept(10)));
+        assert_eq!((c.entries.len(), c.order.len()), (1, 1));
+    }
+
+    #[test]
+    fn long_keys_on_small_bodies_count_against_the_budget() {
+        // One tiny thumbnail under many long queries (the phone chooses the query, which is
+        // part of the key): the cache must not hold more than its budget in keys.
+        let capacity = 64 * 1024;
+        let mut c = VariantCache::new(capacity);
+        for i in 0..1_000 {
+            let key = format!(
+                "/img/mobile/jpeg/api/v1/thumbnails/a.jpg?{i}={}",
+                "x".repeat(8 * 1024)
+            );
+            c.insert(key, kept(1));
+        }
+        let held: usize = c.entries.keys().map(|k| 2 * k.len() + 1).sum();
+        assert!(
+            held <= capacity,
+            "{held} bytes held for a {capacity}-byte cache"
+        );
+        assert!(c.bytes <= capacity);
+        assert_eq!(c.entries.len(), c.order.len());
     }
 }

@@ -37,8 +37,8 @@ pub const CLOSE_WITHIN: Duration = Duration::from_millis(800);
 /// The most of a frame already under way that is passed on so the close frame can follow it
 /// (a live-view JPEG is tens to hundreds of KB).
 pub const FINISH_FRAME_MAX: u64 = 1024 * 1024;
-/// The backend→phone copy buffer: 8 KiB, as `tokio::io::copy` uses the other way (and
-/// `copy_bidirectional`, which this replaced, both ways), so an open socket costs what it did.
+/// The backend→phone copy buffer: 8 KiB, what `tokio::io::copy` uses the other way, so an
+/// open socket holds 16 KiB of buffers in all.
 const COPY_BUF: usize = 8 * 1024;
 
 /// How long an upgraded connection may live: while `device_id` is active, until `expires_at`

@@ -293,6 +293,7 @@ fn checked_session(
         tracing::warn!(reason = e.reason(), "admin page: request refused");
         AgentError::CsrfRefused { reason: e.reason() }
     })?;
+    state.admin_sessions.touch(&found.1, unix_now());
     Ok(found)
 }
 

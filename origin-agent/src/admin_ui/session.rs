@@ -177,7 +177,9 @@ impl Sessions {
         })
     }
 
-    /// The live session `session_id` names, used now from `host`.
+    /// The live session `session_id` names, asked for from `host`. Does not count as use: the
+    /// cookie alone proves nothing (see [`super`]), so only a request that also passed the key
+    /// check keeps the session alive ([`Sessions::touch`]).
     pub fn check(&self, session_id: &str, host: &str, now: u64) -> Result<Active, SessionError> {
         if !well_formed(session_id) {
             return Err(SessionError::Unknown);
@@ -194,10 +196,22 @@ impl Sessions {
         if !session.host.eq_ignore_ascii_case(host) {
             return Err(SessionError::WrongHost);
         }
-        session.last_used = now;
         Ok(Active {
             csrf_token: session.csrf_token.clone(),
         })
+    }
+
+    /// The session `session_id` names was used now (with its key): its idle time starts over.
+    pub fn touch(&self, session_id: &str, now: u64) {
+        if !well_formed(session_id) {
+            return;
+        }
+        let key = hash(session_id);
+        if let Some(session) = self.lock().sessions.get_mut(&key) {
+            if !session.expired(now) {
+                session.last_used = session.last_used.max(now);
+            }
+        }
     }
 
     /// Ends a session (sign-out). Unknown ids are ignored.
@@ -280,10 +294,30 @@ mod tests {
         while now + SESSION_IDLE_SECS / 2 < SESSION_MAX_SECS {
             now += SESSION_IDLE_SECS / 2;
             s.check(&e.session_id, HOST, now).unwrap();
+            s.touch(&e.session_id, now);
         }
         assert_eq!(
             s.check(&e.session_id, HOST, SESSION_MAX_SECS),
             Err(SessionError::Expired)
+        );
+    }
+
+    #[test]
+    fn a_cookie_alone_does_not_keep_a_session_alive() {
+        // Someone replaying the cookie without the key is refused by the key check; their
+        // requests must not stretch the owner's session to its absolute limit either.
+        let s = Sessions::default();
+        let e = signed_in(&s, 0);
+        s.check(&e.session_id, HOST, SESSION_IDLE_SECS - 1).unwrap();
+        assert_eq!(
+            s.check(&e.session_id, HOST, SESSION_IDLE_SECS),
+            Err(SessionError::Expired)
+        );
+        // An expired session is not revived by a touch.
+        s.touch(&e.session_id, SESSION_IDLE_SECS + 1);
+        assert_eq!(
+            s.check(&e.session_id, HOST, SESSION_IDLE_SECS + 1),
+            Err(SessionError::Unknown)
         );
     }
 

@@ -176,8 +176,8 @@ pub struct Limits {
     pub max_progressive_pixels: u64,
     /// At most this many scans (SOS markers, counted by the [`probe`]). The decoder walks every
     /// block of the components a scan covers, whether the scan carries data or not, so a
-    /// few bytes per scan buy a full pass over the image each (issue 20: 3,000 empty scans on a
-    /// 4096×2048 header, 97 KB, took 4.3 s in the Worker).
+    /// few bytes per scan buy a full pass over the image each (docs/benchmarks.md, "Images":
+    /// what scan bombs cost).
     pub max_scans: u32,
     /// The work budget of one decode, in scan-pixels: scans × width × height, decided from the
     /// headers before any decoding. It bounds the decoder's block passes whatever the mix of

@@ -6,7 +6,7 @@
 //! their lengths, and the entropy-coded data after each scan header is skipped with `memchr` to
 //! the next `0xFF` that starts a marker (`0xFF 0x00` is a stuffed data byte, `0xFF 0xD0`–`0xD7`
 //! a restart marker inside the data, `0xFF 0xFF` fill). A decoder walks every block of the image
-//! once per scan, so a few hundred bytes of empty scans cost it seconds (issue 20 §2); the
+//! once per scan, so a few hundred bytes of empty scans cost it seconds; the
 //! count is what [`super::plan`] limits. Between segments, bytes that are not a marker are
 //! skipped as `jpeg-decoder` and libjpeg skip them, so every scan the decoder would decode is
 //! counted. Linear in the input, which [`super::Limits::max_input_bytes`] bounds.
