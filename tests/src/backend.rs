@@ -32,7 +32,8 @@
 //!
 //! Users and web sessions (`backend/users.rs`): `POST /api/v1/auth/login` (5 per 15 minutes per
 //! client IP), `POST /api/v1/auth/refresh` (rotating refresh tokens, reuse detection, 20 per
-//! minute), HS256 access JWTs of [`BackendConfig::access_token_lifetime`], `GET /api/v1/auth/me`.
+//! minute), HS256 access JWTs of [`BackendConfig::access_token_lifetime`], `GET /api/v1/auth/me`;
+//! [`BackendConfig::session_token`] is accepted as an admin's JWT too (older tests).
 //!
 //! Every request is recorded ([`StandInBackend::requests`]) with its method, raw target and headers.
 
@@ -152,6 +153,7 @@ impl Default for BackendConfig {
             api_key_verify_time: Duration::ZERO,
             event_list_time: Duration::ZERO,
             session_token: DEFAULT_SESSION_TOKEN.to_owned(),
+            encryption_key: "stand-in-encryption-key".to_owned(),
             users: vec![
                 StandInUser {
                     username: DEFAULT_ADMIN_USERNAME.to_owned(),
@@ -165,7 +167,6 @@ impl Default for BackendConfig {
                 },
             ],
             access_token_lifetime: Duration::from_secs(24 * 3600),
-            encryption_key: "stand-in-encryption-key".to_owned(),
             photos_dir: default_photos_dir(),
             openapi_path: Some(default_openapi_path()),
             event_count: 137,

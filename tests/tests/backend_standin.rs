@@ -995,10 +995,8 @@ async fn every_argusai_route_accepts_the_credentials_argusai_does() {
     let routes = doc["routes"].as_array().expect("routes");
     assert_eq!(routes.len(), 290);
     let b = backend().await;
-    // A real user JWT of the stand-in's admin (HS256, as login gives).
-    let token = b
-        .access_token_for(e2e::backend::DEFAULT_ADMIN_USERNAME)
-        .expect("the admin user");
+    let admin = b.access_token_for("admin").expect("an admin user");
+    let viewer = b.access_token_for("viewer").expect("a non-admin user");
     let c = client();
     let mut wrong = Vec::new();
     for r in routes {
@@ -1020,41 +1018,53 @@ async fn every_argusai_route_accepts_the_credentials_argusai_does() {
         if websocket {
             continue;
         }
-        // And the running stand-in enforces it: who gets past auth (anything but 401/403).
+        // And the running stand-in enforces it. Refused by auth: the middleware's or the
+        // dependency's 401, or the admin check's 403 (a handler's own 401, e.g. refresh without
+        // a refresh token, is not auth refusing the credential).
         let send = |cred: Option<(&str, String)>| {
             let mut rb = c.request(method.parse().unwrap(), format!("{}{path}", b.url()));
             if let Some((name, value)) = cred {
                 rb = rb.header(name, value);
             }
-            async move { rb.send().await.unwrap().status().as_u16() }
+            async move {
+                let resp = rb.send().await.unwrap();
+                let status = resp.status().as_u16();
+                let body: serde_json::Value = resp.json().await.unwrap_or_default();
+                let refused = match (status, body["detail"].as_str()) {
+                    (401, Some(d)) => [
+                        "Not authenticated",
+                        "Invalid token",
+                        "Could not validate credentials",
+                    ]
+                    .contains(&d),
+                    (403, Some(d)) => d == "Admin access required",
+                    _ => false,
+                };
+                (status, refused)
+            }
         };
         let none = send(None).await;
         let key = send(Some(("x-api-key", KEY.to_owned()))).await;
-        let jwt = send(Some(("authorization", format!("Bearer {token}")))).await;
-        let passes = |s: u16| s != 401 && s != 403;
-        let (want_none, want_key) = match class {
-            AuthClass::None => (true, true),
-            AuthClass::JwtOrApiKey | AuthClass::SignedUrl => (false, true),
-            AuthClass::JwtOnly | AuthClass::AdminJwt => (false, false),
+        let user = send(Some(("authorization", format!("Bearer {viewer}")))).await;
+        let admin = send(Some(("authorization", format!("Bearer {admin}")))).await;
+        // Which of (no credential, API key, non-admin JWT, admin JWT) get past auth.
+        let want = match class {
+            AuthClass::None => [true, true, true, true],
+            AuthClass::JwtOrApiKey | AuthClass::SignedUrl => [false, true, true, true],
+            AuthClass::JwtOnly => [false, false, true, true],
+            AuthClass::AdminJwt => [false, false, false, true],
         };
-        // Refresh reads its credential (the refresh token) from the body or its cookie: a
-        // request without one is the handler's 401, whatever else it carries.
-        if template == "/api/v1/auth/refresh" {
-            if (none, key, jwt) != (401, 401, 401) {
-                wrong.push(format!(
-                    "{method} {path}: without a refresh token {none}/{key}/{jwt}"
-                ));
-            }
-            continue;
-        }
-        if passes(none) != want_none || passes(key) != want_key || !passes(jwt) {
+        let got = [!none.1, !key.1, !user.1, !admin.1];
+        if got != want {
             wrong.push(format!(
-                "{method} {path} ({expected}): no credential {none}, API key {key}, admin JWT {jwt}"
+                "{method} {path} ({expected}): no credential {}, API key {}, user JWT {}, admin JWT {}",
+                none.0, key.0, user.0, admin.0
             ));
         }
-        if class == AuthClass::SignedUrl && key != 422 {
+        if class == AuthClass::SignedUrl && key.0 != 422 {
             wrong.push(format!(
-                "{method} {path}: {key} without a signature, not 422"
+                "{method} {path}: {} without a signature, not 422",
+                key.0
             ));
         }
     }
@@ -1187,6 +1197,24 @@ async fn push_registration_takes_a_user_jwt_never_an_api_key() {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
+    let viewer = b.access_token_for("viewer").unwrap();
+    let r = c
+        .get(url("/api/v1/system/ai-processing-stream?count=1"))
+        .bearer_auth(&viewer)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403, "a signed-in user who is not an admin");
+    // A non-admin user registers push devices of their own.
+    let r = c
+        .post(url("/api/v1/devices"))
+        .bearer_auth(&viewer)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    assert_eq!(r.json::<serde_json::Value>().await.unwrap()["is_new"], true);
 }
 
 #[tokio::test(flavor = "multi_thread")]

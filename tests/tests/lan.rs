@@ -281,10 +281,14 @@ fn the_lan_listener_has_the_same_gate_as_the_relay() {
             .collect();
         let last = events.last().expect("the backend saw the LAN request");
         assert_eq!(last.header_all("x-forwarded-for"), vec!["127.0.0.1"]);
-        // The device token stops at the agent: the only Authorization is the agent's session.
-        assert!(last
-            .header("authorization")
-            .is_none_or(|a| stack.backend.user_of_authorization(a).is_some()));
+        // Its only Authorization is the agent's own ArgusAI session, never the phone's token.
+        let auth = last.header_all("authorization");
+        assert_eq!(auth.len(), 1, "{auth:?}");
+        assert_eq!(
+            stack.backend.user_of_authorization(auth[0]).as_deref(),
+            Some(e2e::backend::DEFAULT_ADMIN_USERNAME)
+        );
+        assert!(!auth[0].contains(&state.access_token));
     });
 }
 

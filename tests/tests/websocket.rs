@@ -10,7 +10,20 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::Message;
 
+use e2e::backend::RecordedRequest;
 use e2e::stack::Stack;
+
+/// The handshake reached ArgusAI with the agent's own session as its only `Authorization`,
+/// never the phone's token.
+fn assert_agents_session_only(stack: &Stack, upgrade: &RecordedRequest, device_token: &str) {
+    let auth = upgrade.header_all("authorization");
+    assert_eq!(auth.len(), 1, "{auth:?}");
+    assert_eq!(
+        stack.backend.user_of_authorization(auth[0]).as_deref(),
+        Some(e2e::backend::DEFAULT_ADMIN_USERNAME)
+    );
+    assert!(!auth[0].contains(device_token));
+}
 
 async fn next_text<S>(ws: &mut S) -> String
 where
@@ -70,10 +83,7 @@ async fn live_updates_flow_through_the_relay_with_a_header_token() {
         .iter()
         .find(|r| r.path() == "/ws")
         .expect("backend saw /ws");
-    // The device token stops at the agent; the only Authorization is the agent's own session.
-    assert!(upgrade
-        .header("authorization")
-        .is_none_or(|a| stack.backend.user_of_authorization(a).is_some()));
+    assert_agents_session_only(&stack, upgrade, &device.access_token);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -107,10 +117,7 @@ async fn a_browser_passes_its_token_as_a_subprotocol() {
         .iter()
         .find(|r| r.path() == "/ws")
         .expect("backend saw /ws");
-    // The device token stops at the agent; the only Authorization is the agent's own session.
-    assert!(upgrade
-        .header("authorization")
-        .is_none_or(|a| stack.backend.user_of_authorization(a).is_some()));
+    assert_agents_session_only(&stack, upgrade, &device.access_token);
     assert_eq!(
         upgrade.header("sec-websocket-protocol"),
         None,

@@ -192,14 +192,6 @@ pub(crate) struct User {
     pub admin: bool,
 }
 
-fn header<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    h.get(name).and_then(|v| v.to_str().ok())
-}
-
-fn bearer(h: &HeaderMap) -> Option<&str> {
-    header(h, "authorization").and_then(|a| a.strip_prefix("Bearer "))
-}
-
 fn unauthorized(msg: &str) -> Resp {
     let mut r = detail(StatusCode::UNAUTHORIZED, msg);
     set(r.headers_mut(), "www-authenticate", "Bearer");
@@ -210,7 +202,7 @@ fn unauthorized(msg: &str) -> Resp {
 /// itself, echoing any `Origin` with credentials allowed.
 fn middleware_unauthorized(req_headers: &HeaderMap, msg: &str) -> Resp {
     let mut r = detail(StatusCode::UNAUTHORIZED, msg);
-    let origin = header(req_headers, "origin")
+    let origin = server::header(req_headers, "origin")
         .filter(|o| !o.is_empty())
         .unwrap_or("http://localhost:3000");
     let h = r.headers_mut();
@@ -246,13 +238,10 @@ async fn api_key_valid(st: &State, key: &[u8]) -> bool {
 }
 
 /// `get_current_user`: the user of the `access_token` cookie if there is one (even an invalid
-/// one: no retry with Bearer), else of `Authorization: Bearer`.
+/// one: no retry with Bearer), else of `Authorization: Bearer` (see
+/// [`server::current_user_token`]).
 pub(crate) fn current_user(st: &State, h: &HeaderMap) -> Option<User> {
-    let token = match server::cookie(h, "access_token") {
-        Some(c) => c,
-        None => bearer(h)?.to_owned(),
-    };
-    server::user_for_token(st, &token)
+    server::user_for_token(st, &server::current_user_token(h)?)
 }
 
 /// ArgusAI's auth for one HTTP request (WebSockets authenticate in their handlers): `Ok` lets it
@@ -281,10 +270,7 @@ pub(crate) async fn authenticate(
             _ => false,
         };
         if !key_ok {
-            let token = server::cookie(h, "access_token")
-                .filter(|t| !t.is_empty())
-                .or_else(|| bearer(h).map(str::to_owned));
-            match token {
+            match server::current_user_token(h) {
                 None => return Err(middleware_unauthorized(h, "Not authenticated")),
                 Some(t) if server::user_for_token(st, &t).is_none() => {
                     return Err(middleware_unauthorized(h, "Invalid token"))
@@ -295,8 +281,7 @@ pub(crate) async fn authenticate(
     }
     // 2. The endpoint's own dependency.
     if matches!(class, AuthClass::JwtOnly | AuthClass::AdminJwt) {
-        let has_token = h.contains_key("cookie") && server::cookie(h, "access_token").is_some()
-            || bearer(h).is_some();
+        let has_token = server::current_user_token(h).is_some();
         let Some(user) = current_user(st, h) else {
             return Err(unauthorized(if has_token {
                 "Could not validate credentials"

@@ -315,6 +315,19 @@ pub(crate) fn cookie(h: &HeaderMap, name: &str) -> Option<String> {
 
 /// The user a JWT (`access_token` cookie or Bearer) signs in, as ArgusAI's decode + user-row
 /// lookup would find it; `None`: invalid.
+/// The JWT `get_current_user` reads: the `access_token` cookie if present and not empty (an
+/// invalid one is not retried with the Bearer token), else `Authorization: Bearer`.
+pub(crate) fn current_user_token(h: &HeaderMap) -> Option<String> {
+    cookie(h, "access_token")
+        .filter(|t| !t.is_empty())
+        .or_else(|| {
+            header(h, "authorization")
+                .and_then(|a| a.strip_prefix("Bearer "))
+                .map(str::to_owned)
+        })
+}
+
+/// [`BackendConfig::session_token`] is an admin's, for older tests.
 pub(crate) fn user_for_token(st: &State, token: &str) -> Option<User> {
     if token == st.config.session_token {
         return Some(User {

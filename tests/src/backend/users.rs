@@ -19,6 +19,7 @@
 //! - `GET /api/v1/auth/me`: `get_current_user` (cookie `access_token` first, else Bearer; an
 //!   invalid cookie is not retried with the Bearer token) → `UserResponse`; an API key is not
 //!   enough (401).
+//! - Push registration (`/api/v1/devices`, `get_current_user` too) is `backend/push.rs`.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
@@ -276,12 +277,7 @@ impl Users {
     /// The user of a request's JWT as `get_current_user` finds it: the `access_token` cookie if
     /// present (an invalid one is not retried with the Bearer token), else `Authorization: Bearer`.
     pub(crate) fn current_user(&self, h: &HeaderMap) -> Option<&User> {
-        match cookie(h, "access_token").filter(|t| !t.is_empty()) {
-            Some(t) => self.verify(&t),
-            None => header(h, "authorization")
-                .and_then(|a| a.strip_prefix("Bearer "))
-                .and_then(|t| self.verify(t)),
-        }
+        self.verify(&super::server::current_user_token(h)?)
     }
 
     /// A new refresh token in `family` for user `i`.
