@@ -82,7 +82,10 @@ BACKEND_PORT=${BACKEND##*:}
 start_agent() {
   STARTED_CONFIG="$work/$1/config.toml"
   "$BIN/argus-relay" init --data-dir "$work/$1/data" --config "$STARTED_CONFIG" \
-    --public-url https://relay.bench --backend-url "$BACKEND" --backend-api-key "$KEY" >/dev/null
+    --public-url https://relay.bench --backend-url "$BACKEND" >/dev/null </dev/null
+  # The agent's credential is its ArgusAI session (the stand-in's admin user).
+  printf 'standin-admin-password\n' | "$BIN/argus-relay" backend login --config "$STARTED_CONFIG" \
+    --username admin --password-file - >/dev/null
   sed -i 's/^max_connections = .*/max_connections = 4096/' "$STARTED_CONFIG"
   "$BIN/argus-relay" run --config "$STARTED_CONFIG" \
     --tunnel-listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 >"$work/$1.out" 2>"$work/$1.log" &

@@ -95,8 +95,9 @@ printf '%s\n' "$USER_PASSWORD" | "$BIN/argus-relay" backend login --config "$CON
   --username "$USER_NAME" --password-file - >/dev/null
 S_TUNNEL=$TUNNEL S_ADMIN=$ADMIN S_SECRET=$SECRET S_CONFIG=$CONFIG
 for _ in $(seq 100); do   # the running agent takes the new session up within ~2 s
-  ARGUS_RELAY_ADMIN_URL="http://$S_ADMIN" "$BIN/argus-relay" status --json --config "$S_CONFIG" \
-    | grep -q '"state": *"active"' && break
+  state=$(ARGUS_RELAY_ADMIN_URL="http://$S_ADMIN" "$BIN/argus-relay" status --json \
+    --config "$S_CONFIG" || true)
+  case "$state" in *'"state": "active"'* | *'"state":"active"'*) break ;; esac
   sleep 0.1
 done
 start_agent key --backend-api-key "$KEY"

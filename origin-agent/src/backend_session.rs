@@ -289,8 +289,14 @@ impl BackendSession {
     }
 
     /// Why the session cannot be used right now (for the 502 a refused request gets).
+    /// `Token` if the session became usable since (the request went without it: the caller may
+    /// ask the client to try again).
     pub fn unusable_reason(&self) -> Renewal {
+        let now = (self.clock)();
         let inner = self.inner();
+        if let Some(a) = inner.access.as_ref().filter(|a| a.expires_at > now) {
+            return Renewal::Token(a.bearer.clone());
+        }
         if inner.stored.is_none() {
             return Renewal::Missing;
         }
@@ -366,7 +372,7 @@ impl BackendSession {
             Ok(tokens) => {
                 // The successor is durable before anything uses the new access token: a crash
                 // now must not leave the store holding the spent token (its reuse would revoke
-                // the session).
+                // the session). One fsync about once a day, on this task: not worth a thread hop.
                 let rotated = self.store.rotate_backend_refresh(
                     stored.generation,
                     &stored.refresh_token,

@@ -274,7 +274,8 @@ impl Backend {
             Renewal::Missing => return Err(AgentError::BackendSessionMissing),
         };
         if matches!(sent, Sent::ApiKey | Sent::Nothing) {
-            // The session became usable meanwhile (a new login): this request went without it.
+            // The session became usable meanwhile (a new login): this request went without it;
+            // the client may send it again.
             return Err(AgentError::BackendSessionRenewed);
         }
         let Some(replay) = replay else {
