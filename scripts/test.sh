@@ -26,4 +26,4 @@ node "$WRANGLER" deploy --dry-run --outdir "$out"
 
 step "tests"
 cargo build -p origin-agent --bin argus-relay
-cargo test --workspace
+cargo test --workspace --no-fail-fast

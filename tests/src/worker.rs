@@ -87,46 +87,56 @@ impl EdgeWorker {
         if !node.exists() || !wrangler.exists() {
             return Err("node 22 / wrangler missing: run `bash scripts/bootstrap.sh`".into());
         }
-        let port = settings.port.unwrap_or_else(free_port);
-        let inspector = free_port();
-        let mut cmd = Command::new(node);
-        cmd.arg(wrangler)
-            .args([
-                "dev",
-                "--config",
-                "wrangler.toml",
-                "--ip",
-                "127.0.0.1",
-                "--local",
-            ])
-            .args([
-                "--port",
-                &port.to_string(),
-                "--inspector-port",
-                &inspector.to_string(),
-            ])
-            .args([
-                "--persist-to",
-                "state",
-                "--log-level",
-                "warn",
-                "--show-interactive-dev-session=false",
-            ])
-            .current_dir(dir)
-            .env("WRANGLER_SEND_METRICS", "false")
-            .env("WRANGLER_HIDE_BANNER", "true")
-            .env("CLOUDFLARE_CF_FETCH_ENABLED", "false")
-            .env("WRANGLER_LOG_PATH", dir.join("logs"))
-            .env("NO_COLOR", "1")
-            .env("CI", "true");
-        let process = ChildProcess::spawn("wrangler dev", cmd).map_err(|e| e.to_string())?;
-        let mut worker = EdgeWorker {
-            process,
-            port,
-            _dir: dir.to_owned(),
-        };
-        worker.wait_ready(Duration::from_secs(60))?;
-        Ok(worker)
+        // A free port is only free until someone else binds it: tests start processes in
+        // parallel, so a port chosen here can be taken before wrangler binds it. Then wrangler
+        // exits with "Address already in use" and another pair of ports is tried.
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let port = settings.port.unwrap_or_else(free_port);
+            let inspector = free_port();
+            let mut cmd = Command::new(&node);
+            cmd.arg(&wrangler)
+                .args([
+                    "dev",
+                    "--config",
+                    "wrangler.toml",
+                    "--ip",
+                    "127.0.0.1",
+                    "--local",
+                ])
+                .args([
+                    "--port",
+                    &port.to_string(),
+                    "--inspector-port",
+                    &inspector.to_string(),
+                ])
+                .args([
+                    "--persist-to",
+                    "state",
+                    "--log-level",
+                    "warn",
+                    "--show-interactive-dev-session=false",
+                ])
+                .current_dir(dir)
+                .env("WRANGLER_SEND_METRICS", "false")
+                .env("WRANGLER_HIDE_BANNER", "true")
+                .env("CLOUDFLARE_CF_FETCH_ENABLED", "false")
+                .env("WRANGLER_LOG_PATH", dir.join("logs"))
+                .env("NO_COLOR", "1")
+                .env("CI", "true");
+            let process = ChildProcess::spawn("wrangler dev", cmd).map_err(|e| e.to_string())?;
+            let mut worker = EdgeWorker {
+                process,
+                port,
+                _dir: dir.to_owned(),
+            };
+            match worker.wait_ready(Duration::from_secs(60)) {
+                Ok(()) => return Ok(worker),
+                Err(e) if attempt < 3 && e.contains("Address already in use") => continue,
+                Err(e) => return Err(e),
+            }
+        }
     }
 
     fn wait_ready(&mut self, timeout: Duration) -> Result<(), String> {
