@@ -16,8 +16,7 @@
 # BENCH_TARGET (/api/v1/events?limit=1), BENCH_REAL_TARGET (/api/v1/events?limit=20),
 # BENCH_BIG_CONNECTIONS (1000), BENCH_PIN (1; 0 skips the pinned run).
 set -euo pipefail
-source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
-cd "$ROOT"
+source "$(dirname "${BASH_SOURCE[0]}")/bench-lib.sh"
 
 CONNS=${BENCH_CONNECTIONS:-64}
 DURATION=${BENCH_DURATION:-10}
@@ -28,9 +27,6 @@ TARGET_PATH=${BENCH_TARGET:-/api/v1/events?limit=1}
 REAL_PATH=${BENCH_REAL_TARGET:-/api/v1/events?limit=20}
 PIN=${BENCH_PIN:-1}
 KEY="bench-backend-key-0123456789"
-TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
-BIN="$TARGET_DIR/release"
-step() { printf '\n\033[1m== %s\033[0m\n' "$*" >&2; }
 
 # nginx from Debian, once.
 NGINX=$(command -v nginx || true)
@@ -43,70 +39,24 @@ if [ -z "$NGINX" ]; then
   NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 fi
 
-step "release build: argus-relay, stand-in-backend, loadgen"
-cargo build --release -p origin-agent --bin argus-relay -p e2e-tests --bin stand-in-backend --bin loadgen
-
-work=$(mktemp -d /tmp/argus-bench.XXXXXX)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  [ -f "$work/nginx.pid" ] && kill "$(cat "$work/nginx.pid")" 2>/dev/null || true
-  wait 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-# Waits up to 20 s for a line matching $2 in file $1, prints it.
-wait_line() {
-  for _ in $(seq 200); do
-    if grep -m1 -E "$2" "$1" 2>/dev/null; then return 0; fi
-    sleep 0.1
-  done
-  echo "timed out waiting for /$2/ in $1:" >&2; cat "$1" >&2; return 1
-}
-free_port() {
-  for p in $(seq 18080 18999); do
-    (echo >"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p"; return; }
-  done
-}
+build_release
 
 step "starting the stand-in backend, the agent and nginx"
-"$BIN/stand-in-backend" --listen 127.0.0.1:0 --api-key "$KEY" --no-record >"$work/backend.log" 2>&1 &
-BACKEND_PID=$!
-pids+=("$BACKEND_PID")
-BACKEND=$(wait_line "$work/backend.log" 'listening on' | grep -oE 'http://[0-9.:]+')
+start_backend --api-key "$KEY"
 BACKEND_PORT=${BACKEND##*:}
 
-# Starts an agent with its data in $work/$1 (room for the 1,000-connection run); sets STARTED_PID,
-# STARTED_TUNNEL, STARTED_ADMIN, STARTED_SECRET, STARTED_CONFIG.
+# Starts an agent signed in to the stand-in, with its data in $work/$1 and room for the
+# 1,000-connection run; sets AGENT_* (scripts/bench-lib.sh).
 start_agent() {
-  STARTED_CONFIG="$work/$1/config.toml"
-  "$BIN/argus-relay" init --data-dir "$work/$1/data" --config "$STARTED_CONFIG" \
-    --public-url https://relay.bench --backend-url "$BACKEND" >/dev/null </dev/null
-  # The agent's credential is its ArgusAI session (the stand-in's admin user).
-  printf 'standin-admin-password\n' | "$BIN/argus-relay" backend login --config "$STARTED_CONFIG" \
-    --username admin --password-file - >/dev/null
-  sed -i 's/^max_connections = .*/max_connections = 4096/' "$STARTED_CONFIG"
-  "$BIN/argus-relay" run --config "$STARTED_CONFIG" \
-    --tunnel-listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 >"$work/$1.out" 2>"$work/$1.log" &
-  STARTED_PID=$!
-  pids+=("$STARTED_PID")
-  local ready
-  ready=$(wait_line "$work/$1.out" '"listening"')
-  STARTED_TUNNEL=$(echo "$ready" | grep -oE '"tunnel":"[0-9.:]+"' | cut -d'"' -f4)
-  STARTED_ADMIN=$(echo "$ready" | grep -oE '"admin":"[0-9.:]+"' | cut -d'"' -f4)
-  STARTED_SECRET=$("$BIN/argus-relay" worker-config --json --config "$STARTED_CONFIG" \
-    | grep -oE '"RELAY_SIGNING_SECRET": *"[0-9a-f]+"' | grep -oE '[0-9a-f]{64}')
-}
-# A pairing code from the agent whose admin API is at $1 and config is $2.
-pair_code() {
-  ARGUS_RELAY_ADMIN_URL="http://$1" "$BIN/argus-relay" pair --no-wait --json --scope viewer \
-    --config "$2" | grep -oE '"code": *"[A-Z0-9]+"' | cut -d'"' -f4
+  init_agent "$1"
+  login_agent
+  sed -i 's/^max_connections = .*/max_connections = 4096/' "$AGENT_CONFIG"
+  run_agent "$1"
 }
 start_agent agent
-AGENT_PID=$STARTED_PID TUNNEL=$STARTED_TUNNEL ADMIN=$STARTED_ADMIN SECRET=$STARTED_SECRET
-AGENT_CONFIG=$STARTED_CONFIG
-owner_code() { pair_code "$ADMIN" "$AGENT_CONFIG"; }
+MAIN_PID=$AGENT_PID TUNNEL=$AGENT_TUNNEL ADMIN=$AGENT_ADMIN SECRET=$AGENT_SECRET
+MAIN_CONFIG=$AGENT_CONFIG
+owner_code() { pair_code "$ADMIN" "$MAIN_CONFIG"; }
 
 NGINX_PORT=$(free_port)
 mkdir -p "$work/nginx"
@@ -137,6 +87,7 @@ http {
 EOF
 "$NGINX" -c "$work/nginx.conf" -p "$work/nginx"
 for _ in $(seq 50); do [ -s "$work/nginx.pid" ] && break; sleep 0.1; done
+pids+=("$(cat "$work/nginx.pid")")
 
 # One load generator, the three targets taking turns in $ROUNDS slices (so the machine's background
 # load hits them alike), every request identical: signed like the Worker, with a device token and
@@ -151,7 +102,7 @@ three() {
     --connections "$3" --duration "$DURATION" --warmup "$4" --rounds "$ROUNDS" \
     "${common[@]}" --pair-code "$(owner_code)" --pair-url "http://$TUNNEL"
 }
-load_start=$(cut -d' ' -f1-3 /proc/loadavg)
+load_start=$(loadavg)
 step "tiny request ($TARGET_PATH): $CONNS connections each, $ROUNDS rounds, ${DURATION} s per target"
 three "" "$TARGET_PATH" "$CONNS" "$WARMUP" | tee "$work/runs.json"
 step "ArgusAI-shaped request ($REAL_PATH): $CONNS connections each"
@@ -159,18 +110,18 @@ three "" "$REAL_PATH" "$CONNS" "$WARMUP" | tee "$work/real.json"
 step "light load, 1 connection each (latency added per request): tiny, then ArgusAI-shaped"
 three "-1" "$TARGET_PATH" 1 1 | tee "$work/light.json"
 three "-1" "$REAL_PATH" 1 1 | tee "$work/light-real.json"
-idle_rss=$(grep VmRSS "/proc/$AGENT_PID/status" | grep -oE '[0-9]+')
+idle_rss=$(grep VmRSS "/proc/$MAIN_PID/status" | grep -oE '[0-9]+')
 step "the agent with $BIG concurrent keep-alive connections"
 "$BIN/loadgen" --target "agent-$BIG=http://$TUNNEL$TARGET_PATH" --connections "$BIG" \
   --duration "$DURATION" --warmup "$WARMUP" "${common[@]}" --pair-code "$(owner_code)" \
-  --rss-pid "$AGENT_PID" --hold 3 | tee "$work/big.json"
+  --rss-pid "$MAIN_PID" --hold 3 | tee "$work/big.json"
 
 # A second agent, fresh (nothing served before), driven straight to $BIG connections: the figure
 # without what the runs above leave in the first agent's heap (glibc keeps freed memory) and
 # replay cache (nonces of the last minute).
 start_agent fresh
-FRESH_PID=$STARTED_PID FRESH_TUNNEL=$STARTED_TUNNEL FRESH_SECRET=$STARTED_SECRET
-fresh_code=$(pair_code "$STARTED_ADMIN" "$STARTED_CONFIG")
+FRESH_PID=$AGENT_PID FRESH_TUNNEL=$AGENT_TUNNEL FRESH_SECRET=$AGENT_SECRET
+fresh_code=$(pair_code "$AGENT_ADMIN" "$AGENT_CONFIG")
 fresh_start_rss=$(grep VmRSS "/proc/$FRESH_PID/status" | grep -oE '[0-9]+')
 step "a fresh agent straight to $BIG concurrent keep-alive connections"
 "$BIN/loadgen" --target "agent-fresh-$BIG=http://$FRESH_TUNNEL$TARGET_PATH" --connections "$BIG" \
@@ -188,16 +139,16 @@ if [ "$PIN" = 1 ] && [ "$(nproc)" -ge 2 ] && command -v taskset >/dev/null; then
   nginx_pids=("$(cat "$work/nginx.pid")")
   mapfile -t -O 1 nginx_pids < <(pgrep -P "${nginx_pids[0]}")
   pin 0 "$BACKEND_PID"
-  pin 1 "$AGENT_PID" "${nginx_pids[@]}"
+  pin 1 "$MAIN_PID" "${nginx_pids[@]}"
   LOADGEN=(taskset -c 0 "$BIN/loadgen")
   step "pinned (load generator and backend on CPU 0, proxy on CPU 1): tiny request"
   three "-pinned" "$TARGET_PATH" "$CONNS" "$WARMUP" | tee "$work/pinned.json"
   pinned=1
   all="0-$(($(nproc) - 1))"
-  pin "$all" "$BACKEND_PID" "$AGENT_PID" "${nginx_pids[@]}"
+  pin "$all" "$BACKEND_PID" "$MAIN_PID" "${nginx_pids[@]}"
   LOADGEN=("$BIN/loadgen")
 fi
-load_end=$(cut -d' ' -f1-3 /proc/loadavg)
+load_end=$(loadavg)
 
 printf '\n### Proxy: %s s per target in %s rounds, %s cores, %s; load average %s at the start, %s at the end\n' \
   "$DURATION" "$ROUNDS" "$(nproc)" "$(date -u +%Y-%m-%d)" "$load_start" "$load_end"

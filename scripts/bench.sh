@@ -5,6 +5,7 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 cd "$ROOT"
 for script in scripts/bench-*.sh; do
+  [ "$script" = scripts/bench-lib.sh ] && continue   # sourced by the others, not a benchmark
   echo "== $script"
   bash "$script"
 done
