@@ -12,7 +12,7 @@
 use std::time::Duration;
 
 use e2e::phone::cf_blob;
-use e2e::stack::{Stack, StackOptions};
+use e2e::stack::{BackendLogin, Stack, StackOptions};
 
 /// `BACKEND` (and `BACKEND_API_KEY`) from the environment: the user's own ArgusAI.
 struct OwnBackend {
@@ -113,6 +113,9 @@ async fn main() {
                 "argus-relay demo: starting the agent and the Worker (workerd) in front of it..."
             );
             opts.backend_url = Some(own.url.clone());
+            // Never the stand-in's test account against the user's ArgusAI: a login there would
+            // fail and use up its 5 attempts per 15 minutes. The user signs the agent in.
+            opts.backend_login = BackendLogin::None;
             // Empty: no API key in the agent's configuration.
             opts.agent_backend_api_key = Some(own.api_key.clone().unwrap_or_default());
         }
