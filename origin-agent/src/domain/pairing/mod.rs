@@ -29,3 +29,16 @@ pub fn pair_uri(code: &str, public_url: &str, fingerprint: &str) -> String {
         enc(fingerprint)
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pair_uri_encodes_the_url() {
+        assert_eq!(
+            pair_uri("K7QRTA", "https://relay.example.com", "sha256:ab01"),
+            "argusai://pair?code=K7QRTA&url=https://relay.example.com&fp=sha256:ab01"
+        );
+    }
+}
