@@ -27,7 +27,7 @@ pub fn check(state: &AppState, h: &HeaderMap, now: u64) -> Result<Arc<AccessClai
             let header = v.to_str().map_err(|_| AgentError::InvalidToken {
                 reason: "token.malformed",
             })?;
-            bearer(header).ok_or(AgentError::Unauthenticated)?
+            argus_shared::bearer::parse(header).ok_or(AgentError::Unauthenticated)?
         }
         // A WebSocket client that cannot set headers (LAN): the subprotocol token.
         None if crate::proxy::is_websocket_upgrade(h) => h
@@ -110,13 +110,6 @@ impl TokenMemory {
             }
         }
     }
-}
-
-/// `Bearer <token>`, scheme case-insensitive.
-pub fn bearer(header: &str) -> Option<&str> {
-    let (scheme, token) = header.split_once(' ')?;
-    let token = token.trim();
-    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
 }
 
 #[cfg(test)]

@@ -43,14 +43,13 @@ use std::net::SocketAddr;
 
 use hyper::header::{self, HeaderMap, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use crate::body::{self, Body};
 use crate::clock::unix_now;
 use crate::error::AgentError;
 use crate::identity::{self, CreatedOwnerCode};
 use crate::state::AppState;
-use crate::store::Scope;
 
 pub use session::{SessionError, Sessions};
 
@@ -396,22 +395,6 @@ fn logout(
     Ok(resp)
 }
 
-#[derive(Deserialize)]
-struct NewCode {
-    #[serde(default = "viewer")]
-    scope: String,
-    #[serde(default = "max_ttl")]
-    ttl_secs: u64,
-}
-
-fn viewer() -> String {
-    "viewer".into()
-}
-
-fn max_ttl() -> u64 {
-    identity::MAX_OWNER_CODE_TTL_SECS
-}
-
 #[derive(Serialize)]
 struct CodeWithQr {
     #[serde(flatten)]
@@ -426,10 +409,8 @@ async fn pairing_code(
     served: Served,
 ) -> Result<Response<Body>, UiError> {
     checked_session(state, &req, served)?;
-    let body: NewCode = identity::http::read_json(req).await?;
-    let scope = Scope::parse(&body.scope)
-        .ok_or_else(|| AgentError::BadRequest("scope must be \"owner\" or \"viewer\"".into()))?;
-    let created = identity::create_owner_code(state, scope, body.ttl_secs)?;
+    let body: identity::NewOwnerCode = identity::http::read_json(req).await?;
+    let created = body.create(state)?;
     let svg = crate::qr::svg(&created.pair_uri).map_err(|e| {
         tracing::error!(error = %e, "cannot draw the QR code");
         AgentError::Internal

@@ -7,7 +7,7 @@ pub mod http;
 pub mod limiter;
 pub mod tokens;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::clock::unix_now;
 use crate::error::AgentError;
@@ -16,6 +16,37 @@ use crate::store::{PairError, Scope};
 
 /// Owner codes live at most this long (seconds).
 pub const MAX_OWNER_CODE_TTL_SECS: u64 = 600;
+
+/// The body of "make an owner pairing code", the same on the admin API and the admin page:
+/// `{"scope": "owner" | "viewer", "ttl_secs": n}`, both optional.
+#[derive(Debug, Deserialize)]
+pub struct NewOwnerCode {
+    #[serde(default)]
+    scope: Option<String>,
+    #[serde(default = "max_owner_code_ttl")]
+    ttl_secs: u64,
+}
+
+fn max_owner_code_ttl() -> u64 {
+    MAX_OWNER_CODE_TTL_SECS
+}
+
+impl NewOwnerCode {
+    /// Creates the code it asks for ([`create_owner_code`]).
+    pub fn create(&self, state: &AppState) -> Result<CreatedOwnerCode, AgentError> {
+        create_owner_code(state, scope_or_least(self.scope.as_deref())?, self.ttl_secs)
+    }
+}
+
+/// The scope an owner named for a pairing, or [`Scope::LEAST_PRIVILEGE`] when they named none
+/// (the CLI asks for `owner` explicitly).
+pub fn scope_or_least(named: Option<&str>) -> Result<Scope, AgentError> {
+    match named {
+        None => Ok(Scope::LEAST_PRIVILEGE),
+        Some(s) => Scope::parse(s)
+            .ok_or_else(|| AgentError::BadRequest("scope must be \"owner\" or \"viewer\"".into())),
+    }
+}
 
 /// A new owner-initiated code as the admin API returns it.
 #[derive(Debug, Serialize)]

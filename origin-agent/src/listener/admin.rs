@@ -35,9 +35,8 @@ use crate::body::{self, Body};
 use crate::clock::unix_now;
 use crate::error::AgentError;
 use crate::identity::{self, codes, http as id_http};
-use crate::require_device_token::bearer;
 use crate::state::AppState;
-use crate::store::{PairError, Scope};
+use crate::store::PairError;
 
 pub async fn handle(
     state: Arc<AppState>,
@@ -132,33 +131,11 @@ pub(crate) fn authorized(state: &AppState, req: &Request<Body>) -> bool {
         .headers()
         .get(hyper::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(bearer)
+        .and_then(argus_shared::bearer::parse)
     else {
         return false;
     };
     bool::from(token.as_bytes().ct_eq(&state.admin_token))
-}
-
-fn parse_scope(s: &str) -> Result<Scope, AgentError> {
-    Scope::parse(s)
-        .ok_or_else(|| AgentError::BadRequest("scope must be \"owner\" or \"viewer\"".into()))
-}
-
-#[derive(Deserialize)]
-struct CreateCode {
-    #[serde(default = "default_scope")]
-    scope: String,
-    #[serde(default = "default_ttl")]
-    ttl_secs: u64,
-}
-
-fn default_scope() -> String {
-    // Least privilege unless the owner asks for more (as the CLI does).
-    "viewer".into()
-}
-
-fn default_ttl() -> u64 {
-    identity::MAX_OWNER_CODE_TTL_SECS
 }
 
 #[derive(Deserialize)]
@@ -240,9 +217,8 @@ async fn api(state: &AppState, req: Request<Body>) -> Result<Response<Body>, Age
     let now = i64::try_from(unix_now()).unwrap_or(i64::MAX);
     match (method, segs.as_slice()) {
         (Method::POST, ["admin", "pairing-codes"]) => {
-            let body: CreateCode = id_http::read_json(req).await?;
-            let created =
-                identity::create_owner_code(state, parse_scope(&body.scope)?, body.ttl_secs)?;
+            let body: identity::NewOwnerCode = id_http::read_json(req).await?;
+            let created = body.create(state)?;
             Ok(body::json(StatusCode::CREATED, &created))
         }
         (Method::GET, ["admin", "pairing-codes", code]) => {
@@ -292,7 +268,7 @@ async fn api(state: &AppState, req: Request<Body>) -> Result<Response<Body>, Age
                 .ok_or_else(|| AgentError::BadRequest("code is required".into()))
                 .and_then(|c| codes::normalize(c).ok_or(AgentError::InvalidCode))?;
             let result = if confirm {
-                let scope = parse_scope(body.scope.as_deref().unwrap_or("viewer"))?;
+                let scope = identity::scope_or_least(body.scope.as_deref())?;
                 state.store.confirm_pairing(&code, scope, now)
             } else {
                 state.store.deny_pairing(&code, now)
