@@ -222,19 +222,11 @@ mod tests {
             assert_eq!(err.reason(), Some(reason.as_str()));
             assert_eq!(err.to_string(), reason.message());
         }
-        assert_eq!(
-            EdgeError::Denied {
-                reason: DenyReason::ScopeReadOnly
-            }
-            .code(),
-            ErrorCode::InsufficientScope
-        );
-        assert_eq!(
-            EdgeError::Denied {
-                reason: DenyReason::CountryDenied
-            }
-            .code(),
-            ErrorCode::Forbidden
-        );
+        for (reason, code) in [
+            (DenyReason::ScopeReadOnly, ErrorCode::InsufficientScope),
+            (DenyReason::CountryDenied, ErrorCode::Forbidden),
+        ] {
+            assert_eq!(EdgeError::Denied { reason }.code(), code, "{reason}");
+        }
     }
 }
