@@ -16,7 +16,7 @@ use argus_shared::token::AccessClaims;
 use worker::{Method, Request, Response};
 
 use crate::cf::CfFacts;
-use crate::error::EdgeError;
+use crate::error::{internal, EdgeError};
 use crate::{config::EdgeConfig, forward, images};
 
 pub async fn to_origin(
@@ -75,15 +75,15 @@ fn compress_for_phone(
         return Ok(resp);
     }
     let h = resp.headers_mut();
-    let set = |k: &str, v: &str| h.set(k, v).map_err(|_| EdgeError::Internal);
+    let set = |k: &str, v: &str| h.set(k, v).map_err(internal("bandwidth.headers"));
     // Either length is not the one sent: the runtime frames the encoded body itself.
     h.delete("content-length")
-        .map_err(|_| EdgeError::Internal)?;
+        .map_err(internal("bandwidth.headers"))?;
     match coding {
         Some(coding) => set("content-encoding", coding)?,
         None => h
             .delete("content-encoding")
-            .map_err(|_| EdgeError::Internal)?,
+            .map_err(internal("bandwidth.headers"))?,
     }
     let vary = h.get("vary").ok().flatten();
     match vary {

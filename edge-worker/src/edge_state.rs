@@ -28,7 +28,7 @@ use worker::wasm_bindgen_futures::JsFuture;
 use worker::{Fetch, Headers, Method, Request, RequestInit, RequestRedirect, ResponseBody};
 
 use crate::config::EdgeConfig;
-use crate::error::EdgeError;
+use crate::error::{internal, EdgeError};
 use crate::forward;
 
 /// The generic reason when the agent could not be asked or did not answer usably.
@@ -102,17 +102,17 @@ async fn fetch(cfg: &EdgeConfig, request_id: &str, now_ms: u64) -> Result<FreshS
     )?;
     out_headers
         .set(headers::REQUEST_ID, request_id)
-        .map_err(|_| EdgeError::Internal)?;
+        .map_err(internal("edge_state.headers"))?;
     out_headers
         .set("accept", "application/json")
-        .map_err(|_| EdgeError::Internal)?;
+        .map_err(internal("edge_state.headers"))?;
 
     let mut init = RequestInit::new();
     init.with_method(Method::Get)
         .with_headers(out_headers)
         .with_redirect(RequestRedirect::Manual);
     let url = format!("{}{}", cfg.origin, EDGE_STATE_PATH);
-    let outgoing = Request::new_with_init(&url, &init).map_err(|_| EdgeError::Internal)?;
+    let outgoing = Request::new_with_init(&url, &init).map_err(internal("edge_state.request"))?;
     let resp = Fetch::Request(outgoing).send().await.map_err(|e| {
         worker::console_warn!("request {request_id}: edge state fetch failed: {e}");
         unavailable(UNAVAILABLE)

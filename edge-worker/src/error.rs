@@ -1,7 +1,8 @@
 //! Everything the edge refuses, as one enum, and the one function that turns it into a response.
 
 use argus_shared::api::{ErrorBody, ErrorCode};
-use argus_shared::headers;
+use argus_shared::policy::DenyReason;
+use argus_shared::{bearer, headers};
 use worker::{Headers, Response};
 
 /// `reason` of the 400 for [`EdgeError::RequestBodyIncomplete`].
@@ -25,8 +26,9 @@ pub enum EdgeError {
     Unauthenticated,
     #[error("the device token is not valid")]
     InvalidToken { reason: &'static str },
-    #[error("the request is not allowed by the relay policy")]
-    Denied { reason: &'static str },
+    /// The owner's policy refused the request; the message is the reason's own sentence.
+    #[error("{}", reason.message())]
+    Denied { reason: DenyReason },
     #[error("too many requests")]
     RateLimited { retry_after_secs: u32 },
     #[error("the home server could not be reached")]
@@ -40,21 +42,26 @@ pub enum EdgeError {
     /// connection broke. `cause` is the runtime's message. Logged, never the relay's fault.
     #[error("the request body did not arrive in full")]
     RequestBodyIncomplete { cause: String },
-    /// A call into the Workers runtime failed. `at` names the step, `cause` is the runtime's
-    /// message; both are logged with the request id (never sent to the client).
+    /// A step of the Worker failed (most often a call into the Workers runtime). `at` names the
+    /// step, `cause` is what failed; both are logged with the request id, never sent to the
+    /// client (it gets the plain 500).
     #[error("internal error")]
-    Runtime { at: &'static str, cause: String },
-    /// An internal step failed without a cause to report (prefer [`EdgeError::Runtime`]).
-    #[error("internal error")]
-    Internal,
+    Internal { at: &'static str, cause: String },
 }
 
-/// `map_err` for a failed runtime call at step `at`: keeps the runtime's message as the cause.
-pub fn runtime<E: std::fmt::Display>(at: &'static str) -> impl FnOnce(E) -> EdgeError {
-    move |e| EdgeError::Runtime {
+/// `map_err` for a failed step `at`: keeps the error's message as the cause.
+pub fn internal<E: std::fmt::Display>(at: &'static str) -> impl FnOnce(E) -> EdgeError {
+    move |e| EdgeError::Internal {
         at,
         cause: e.to_string(),
     }
+}
+
+/// How loudly a refusal is logged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LogLevel {
+    Error,
+    Warn,
 }
 
 impl EdgeError {
@@ -71,12 +78,9 @@ impl EdgeError {
             }
             EdgeError::Unauthenticated => ErrorCode::Unauthenticated,
             EdgeError::InvalidToken { .. } => ErrorCode::InvalidToken,
-            EdgeError::Denied { reason } if reason.starts_with("scope.") => {
-                ErrorCode::InsufficientScope
-            }
-            EdgeError::Denied { .. } => ErrorCode::Forbidden,
+            EdgeError::Denied { reason } => reason.error_code(),
             EdgeError::RateLimited { .. } => ErrorCode::RateLimited,
-            EdgeError::Internal | EdgeError::Runtime { .. } => ErrorCode::Internal,
+            EdgeError::Internal { .. } => ErrorCode::Internal,
         }
     }
 
@@ -86,10 +90,30 @@ impl EdgeError {
             | EdgeError::NonCanonicalPath { reason }
             | EdgeError::Refused { reason }
             | EdgeError::InvalidToken { reason }
-            | EdgeError::Denied { reason }
             | EdgeError::BadRequest { reason }
             | EdgeError::EdgeStateUnavailable { reason } => Some(reason),
+            EdgeError::Denied { reason } => Some(reason.as_str()),
             EdgeError::RequestBodyIncomplete { .. } => Some(REASON_BODY_INCOMPLETE),
+            _ => None,
+        }
+    }
+
+    /// What the Worker's log says about this refusal, if anything: the request id, the message
+    /// and what the client never sees (the failed step and its cause, the setting at fault).
+    fn log_line(&self, request_id: &str) -> Option<(LogLevel, String)> {
+        match self {
+            EdgeError::Internal { at, cause } => Some((
+                LogLevel::Error,
+                format!("request {request_id}: {self} at {at}: {cause}"),
+            )),
+            EdgeError::Config { reason } => Some((
+                LogLevel::Error,
+                format!("request {request_id}: {self} ({reason})"),
+            )),
+            EdgeError::RequestBodyIncomplete { cause } => Some((
+                LogLevel::Warn,
+                format!("request {request_id}: {self}: {cause}"),
+            )),
             _ => None,
         }
     }
@@ -104,42 +128,105 @@ impl EdgeError {
         let _ = headers.set("content-type", "application/json");
         let _ = headers.set("cache-control", "no-store");
         let _ = headers.set(headers::REQUEST_ID, request_id);
-        match &self {
-            EdgeError::Unauthenticated => {
-                let _ = headers.set("www-authenticate", r#"Bearer realm="argus-relay""#);
-            }
-            EdgeError::InvalidToken { .. } => {
-                let _ = headers.set(
-                    "www-authenticate",
-                    r#"Bearer realm="argus-relay", error="invalid_token""#,
-                );
-            }
-            EdgeError::Denied { reason } if reason.starts_with("scope.") => {
-                let _ = headers.set(
-                    "www-authenticate",
-                    r#"Bearer realm="argus-relay", error="insufficient_scope""#,
-                );
-            }
-            EdgeError::RateLimited { retry_after_secs } => {
-                let _ = headers.set("retry-after", &retry_after_secs.to_string());
-            }
-            _ => {}
+        if let Some(challenge) = bearer::www_authenticate(code) {
+            let _ = headers.set("www-authenticate", challenge);
         }
-        match &self {
-            EdgeError::Runtime { at, cause } => {
-                worker::console_error!("request {request_id}: {self} at {at}: {cause}");
-            }
-            EdgeError::RequestBodyIncomplete { cause } => {
-                worker::console_warn!("request {request_id}: {self}: {cause}");
-            }
-            EdgeError::Internal | EdgeError::Config { .. } => {
-                worker::console_error!("request {request_id}: {self} ({:?})", self.reason());
-            }
-            _ => {}
+        if let EdgeError::RateLimited { retry_after_secs } = &self {
+            let _ = headers.set("retry-after", &retry_after_secs.to_string());
+        }
+        match self.log_line(request_id) {
+            Some((LogLevel::Error, line)) => worker::console_error!("{line}"),
+            Some((LogLevel::Warn, line)) => worker::console_warn!("{line}"),
+            None => {}
         }
         Response::builder()
             .with_status(code.status())
             .with_headers(headers)
             .fixed(body.to_json().into_bytes())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_internal_error_keeps_its_cause_for_the_log_and_only_there() {
+        let err = internal("images.cache_put")("KV PUT failed: 429 Too Many Requests");
+        // The client's body: the plain 500, no step, no cause.
+        assert_eq!(err.code(), ErrorCode::Internal);
+        assert_eq!(err.code().status(), 500);
+        assert_eq!(err.to_string(), "internal error");
+        assert_eq!(err.reason(), None);
+        // The log: request id, step and cause.
+        assert_eq!(
+            err.log_line("req-1"),
+            Some((
+                LogLevel::Error,
+                "request req-1: internal error at images.cache_put: \
+                 KV PUT failed: 429 Too Many Requests"
+                    .to_string()
+            ))
+        );
+    }
+
+    #[test]
+    fn a_runtime_error_becomes_the_cause() {
+        let err = internal("forward.headers")(worker::Error::RustError("bad header".into()));
+        assert!(
+            matches!(&err, EdgeError::Internal { at: "forward.headers", cause } if cause.contains("bad header")),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn refusals_the_client_caused_are_not_logged_as_errors() {
+        for err in [
+            EdgeError::Unauthenticated,
+            EdgeError::Denied {
+                reason: DenyReason::PathDenied,
+            },
+            EdgeError::RateLimited {
+                retry_after_secs: 60,
+            },
+        ] {
+            assert_eq!(err.log_line("req-1"), None, "{err:?}");
+        }
+        let (level, line) = EdgeError::RequestBodyIncomplete {
+            cause: "connection reset".into(),
+        }
+        .log_line("req-2")
+        .expect("logged");
+        assert_eq!(level, LogLevel::Warn);
+        assert!(
+            line.contains("req-2") && line.contains("connection reset"),
+            "{line}"
+        );
+        let (level, line) = EdgeError::Config {
+            reason: "config.policy_invalid",
+        }
+        .log_line("req-3")
+        .expect("logged");
+        assert_eq!(level, LogLevel::Error);
+        assert!(
+            line.contains("req-3") && line.contains("config.policy_invalid"),
+            "{line}"
+        );
+    }
+
+    #[test]
+    fn a_scope_denial_is_insufficient_scope_every_other_denial_forbidden() {
+        for reason in DenyReason::ALL {
+            let err = EdgeError::Denied { reason };
+            assert_eq!(err.code(), reason.error_code(), "{reason}");
+            assert_eq!(err.reason(), Some(reason.as_str()));
+            assert_eq!(err.to_string(), reason.message());
+        }
+        for (reason, code) in [
+            (DenyReason::ScopeReadOnly, ErrorCode::InsufficientScope),
+            (DenyReason::CountryDenied, ErrorCode::Forbidden),
+        ] {
+            assert_eq!(EdgeError::Denied { reason }.code(), code, "{reason}");
+        }
     }
 }

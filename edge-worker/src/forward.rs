@@ -24,19 +24,15 @@ use worker::wasm_bindgen_futures::JsFuture;
 use worker::{Fetch, Headers, Method, Request, RequestInit, RequestRedirect, Response};
 
 use crate::config::EdgeConfig;
-use crate::error::{runtime, EdgeError};
+use crate::error::{internal, EdgeError};
 use crate::request_id;
 
 /// Bodies up to this size (declared by `Content-Length`) are read and their digest signed.
 const MAX_SIGNED_BODY: u64 = 1024 * 1024;
 
-/// `Upgrade: websocket`.
+/// A WebSocket upgrade ([`headers::is_websocket_upgrade`]).
 pub fn is_websocket(req: &Request) -> bool {
-    req.headers()
-        .get("upgrade")
-        .ok()
-        .flatten()
-        .is_some_and(|u| u.eq_ignore_ascii_case("websocket"))
+    headers::is_websocket_upgrade(req.headers().get("upgrade").ok().flatten().as_deref())
 }
 
 /// Token entries ([`ws_auth`]) leave the `Sec-WebSocket-Protocol` list of every request, upgrade
@@ -45,25 +41,25 @@ pub fn is_websocket(req: &Request) -> bool {
 fn move_protocol_token(out: &Headers, is_websocket: bool) -> Result<(), EdgeError> {
     let Some(protocols) = out
         .get(ws_auth::HEADER)
-        .map_err(runtime("forward.protocols"))?
+        .map_err(internal("forward.protocols"))?
     else {
         return Ok(());
     };
     if is_websocket
         && !out
             .has("authorization")
-            .map_err(runtime("forward.protocols"))?
+            .map_err(internal("forward.protocols"))?
     {
         if let Some(token) = ws_auth::token_from_protocols(&protocols) {
             out.set("authorization", &format!("Bearer {token}"))
-                .map_err(runtime("forward.protocols"))?;
+                .map_err(internal("forward.protocols"))?;
         }
     }
     match ws_auth::protocols_without_token(&protocols) {
         Some(rest) => out.set(ws_auth::HEADER, &rest),
         None => out.delete(ws_auth::HEADER),
     }
-    .map_err(runtime("forward.protocols"))
+    .map_err(internal("forward.protocols"))
 }
 
 pub async fn to_origin(
@@ -90,12 +86,12 @@ pub async fn to_origin(
         }
         out_headers
             .append(&name, &value)
-            .map_err(runtime("forward.headers"))?;
+            .map_err(internal("forward.headers"))?;
     }
     if is_websocket {
         out_headers
             .set("upgrade", "websocket")
-            .map_err(runtime("forward.headers"))?;
+            .map_err(internal("forward.headers"))?;
     }
     move_protocol_token(&out_headers, is_websocket)?;
 
@@ -112,7 +108,7 @@ pub async fn to_origin(
             body: binding,
         },
     )?;
-    let set = |k: &str, v: &str| out_headers.set(k, v).map_err(runtime("forward.headers"));
+    let set = |k: &str, v: &str| out_headers.set(k, v).map_err(internal("forward.headers"));
     if let Some(ip) = client_ip {
         set(headers::X_FORWARDED_FOR, ip)?;
     }
@@ -128,7 +124,7 @@ pub async fn to_origin(
         .with_redirect(RequestRedirect::Manual)
         .with_body(body);
     let url = format!("{}{}", cfg.origin, path_and_query);
-    let outgoing = Request::new_with_init(&url, &init).map_err(runtime("forward.request"))?;
+    let outgoing = Request::new_with_init(&url, &init).map_err(internal("forward.request"))?;
     let resp = Fetch::Request(outgoing).send().await.map_err(|e| {
         worker::console_warn!("request {request_id}: origin fetch failed: {e}");
         EdgeError::OriginUnreachable
@@ -145,9 +141,9 @@ pub fn sign_into(
     parts: &SignedParts<'_>,
 ) -> Result<String, EdgeError> {
     let now = worker::Date::now().as_millis() / 1000;
-    let nonce = request_id::nonce().ok_or(EdgeError::Internal)?;
-    let sig = signature::sign(secret, parts, now, &nonce).map_err(runtime("forward.sign"))?;
-    let set = |k: &str, v: &str| out.set(k, v).map_err(runtime("forward.sign"));
+    let nonce = request_id::nonce().map_err(internal("forward.nonce"))?;
+    let sig = signature::sign(secret, parts, now, &nonce).map_err(internal("forward.sign"))?;
+    let set = |k: &str, v: &str| out.set(k, v).map_err(internal("forward.sign"));
     set(headers::RELAY_SIGNATURE, &sig)?;
     set(headers::RELAY_TIMESTAMP, &now.to_string())?;
     set(headers::RELAY_NONCE, &nonce)?;
@@ -230,9 +226,9 @@ fn respond(resp: Response, request_id: &str) -> Result<Response, EdgeError> {
     let out = Headers::new();
     for (name, value) in resp.headers().entries() {
         out.append(&name, &value)
-            .map_err(runtime("forward.response_headers"))?;
+            .map_err(internal("forward.response_headers"))?;
     }
     out.set(headers::REQUEST_ID, request_id)
-        .map_err(runtime("forward.response_headers"))?;
+        .map_err(internal("forward.response_headers"))?;
     Ok(resp.with_headers(out))
 }

@@ -12,6 +12,7 @@
 //! 6. signed forwarding ([`crate::forward`]); for devices through [`crate::bandwidth`]
 //!    (images transcoded and cached at the edge, JSON compressed).
 
+use argus_shared::bearer;
 use argus_shared::path::{self, CanonicalTarget};
 use argus_shared::policy::{Decision, DeviceFacts, RequestFacts};
 use argus_shared::route::{self, Route};
@@ -26,7 +27,7 @@ use crate::bandwidth;
 use crate::cf::CfFacts;
 use crate::config::{self, EdgeConfig};
 use crate::edge_state;
-use crate::error::EdgeError;
+use crate::error::{internal, EdgeError};
 use crate::forward;
 
 /// Rate-limit bindings (see `wrangler.toml`).
@@ -108,7 +109,7 @@ async fn authenticate(
     let header = req.headers().get("authorization").ok().flatten();
     let protocols = req.headers().get(ws_auth::HEADER).ok().flatten();
     let token = match (&header, &protocols) {
-        (Some(h), _) => bearer_token(h).ok_or(EdgeError::Unauthenticated)?,
+        (Some(h), _) => bearer::parse(h).ok_or(EdgeError::Unauthenticated)?,
         // Browsers cannot set headers on a WebSocket: the token may ride in the subprotocols.
         (None, Some(p)) if forward::is_websocket(req) => {
             ws_auth::token_from_protocols(p).ok_or(EdgeError::Unauthenticated)?
@@ -156,12 +157,6 @@ fn verify_remembered(
     Ok(claims)
 }
 
-/// `Bearer <token>` (scheme case-insensitive, one space).
-fn bearer_token(header: &str) -> Option<&str> {
-    let (scheme, token) = header.split_once(' ')?;
-    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token.trim())
-}
-
 fn check_policy(
     cfg: &EdgeConfig,
     method: &str,
@@ -184,9 +179,7 @@ fn check_policy(
     };
     match cfg.policy.evaluate(&facts) {
         Decision::Allow => Ok(()),
-        Decision::Deny(denial) => Err(EdgeError::Denied {
-            reason: denial.reason,
-        }),
+        Decision::Deny(reason) => Err(EdgeError::Denied { reason }),
     }
 }
 
@@ -194,7 +187,10 @@ async fn rate_limit(env: &Env, binding: &str, key: String) -> Result<(), EdgeErr
     let limiter = env.rate_limiter(binding).map_err(|_| EdgeError::Config {
         reason: "config.rate_limiter",
     })?;
-    let outcome = limiter.limit(key).await.map_err(|_| EdgeError::Internal)?;
+    let outcome = limiter
+        .limit(key)
+        .await
+        .map_err(internal("gate.rate_limit"))?;
     if outcome.success {
         Ok(())
     } else {
@@ -234,14 +230,5 @@ mod tests {
             "/api/v1/events?limit=2"
         );
         assert!(target_of("no-scheme").is_err());
-    }
-
-    #[test]
-    fn bearer_parsing() {
-        assert_eq!(bearer_token("Bearer abc"), Some("abc"));
-        assert_eq!(bearer_token("bearer abc"), Some("abc"));
-        assert_eq!(bearer_token("Basic abc"), None);
-        assert_eq!(bearer_token("Bearer "), None);
-        assert_eq!(bearer_token("Bearer"), None);
     }
 }

@@ -40,7 +40,7 @@ use futures_util::StreamExt;
 use worker::{Cache, Headers, Method, Request, RequestInit, Response, ResponseBody};
 
 use crate::config::EdgeConfig;
-use crate::error::EdgeError;
+use crate::error::{internal, EdgeError};
 use crate::forward;
 
 pub async fn serve(
@@ -83,7 +83,7 @@ pub async fn serve(
             // Another `Accept` would have got a variant.
             resp.headers_mut()
                 .append("vary", "Accept")
-                .map_err(|_| EdgeError::Internal)?;
+                .map_err(internal("images.vary"))?;
             return Ok(resp);
         }
     };
@@ -146,7 +146,7 @@ pub async fn serve(
     let body = produced.body;
 
     let out = Headers::new();
-    let set = |h: &Headers, k: &str, v: &str| h.set(k, v).map_err(|_| EdgeError::Internal);
+    let set = |h: &Headers, k: &str, v: &str| h.set(k, v).map_err(internal("images.headers"));
     for name in KEPT_ORIGIN_HEADERS {
         if let Some(v) = origin_headers.get(name).ok().flatten() {
             set(&out, name, &v)?;
@@ -186,7 +186,7 @@ fn cache_key(
     format: OutputFormat,
     forwarded: &CanonicalTarget,
 ) -> Result<String, EdgeError> {
-    let url = req.url().map_err(|_| EdgeError::Internal)?;
+    let url = req.url().map_err(internal("images.cache_key"))?;
     let origin = url.origin().ascii_serialization();
     Ok(format!(
         "{origin}{}",
@@ -201,18 +201,19 @@ fn without_conditionals(req: &Request) -> Result<Request, EdgeError> {
         if CONDITIONAL_HEADERS.contains(&name.to_ascii_lowercase().as_str()) {
             continue;
         }
-        h.append(&name, &value).map_err(|_| EdgeError::Internal)?;
+        h.append(&name, &value)
+            .map_err(internal("images.without_conditionals"))?;
     }
-    let url = req.url().map_err(|_| EdgeError::Internal)?;
+    let url = req.url().map_err(internal("images.without_conditionals"))?;
     let mut init = RequestInit::new();
     init.with_method(Method::Get).with_headers(h);
-    Request::new_with_init(url.as_str(), &init).map_err(|_| EdgeError::Internal)
+    Request::new_with_init(url.as_str(), &init).map_err(internal("images.without_conditionals"))
 }
 
 fn mark(resp: &mut Response, value: &str) -> Result<(), EdgeError> {
     resp.headers_mut()
         .set(headers::RELAY_IMAGE, value)
-        .map_err(|_| EdgeError::Internal)
+        .map_err(internal("images.mark"))
 }
 
 /// The phone's answer from `headers` and `body`: 304 when its `If-None-Match` already names
@@ -224,7 +225,7 @@ fn finish(
     body_kind: ImageBody,
     request_id: &str,
 ) -> Result<Response, EdgeError> {
-    let set = |k: &str, v: &str| out.set(k, v).map_err(|_| EdgeError::Internal);
+    let set = |k: &str, v: &str| out.set(k, v).map_err(internal("images.finish"));
     set(headers::REQUEST_ID, request_id)?;
     if matches!(body_kind, ImageBody::Raw) {
         // The format (and whether the edge transcodes at all) follows `Accept`.
@@ -254,7 +255,7 @@ async fn from_cache(
     for (k, v) in hit.headers().entries() {
         match k.as_str() {
             "cache-control" | "content-length" | "cf-cache-status" | "age" | "expires" => {}
-            _ => out.append(&k, &v).map_err(|_| EdgeError::Internal)?,
+            _ => out.append(&k, &v).map_err(internal("images.from_cache"))?,
         }
     }
     let max_age = hit
@@ -265,10 +266,10 @@ async fn from_cache(
         .and_then(|cc| img_req::edge_ttl(Some(&cc)))
         .unwrap_or(0);
     out.set("cache-control", &format!("private, max-age={max_age}"))
-        .map_err(|_| EdgeError::Internal)?;
+        .map_err(internal("images.from_cache"))?;
     out.set(headers::RELAY_CACHE, "hit")
-        .map_err(|_| EdgeError::Internal)?;
-    let body = hit.bytes().await.map_err(|_| EdgeError::Internal)?;
+        .map_err(internal("images.from_cache"))?;
+    let body = hit.bytes().await.map_err(internal("images.from_cache"))?;
     finish(out, body, if_none_match, ImageBody::Raw, request_id)
 }
 
@@ -306,7 +307,7 @@ async fn read_capped(mut resp: Response, cap: usize) -> Result<Read, EdgeError> 
         if out.len() > cap {
             let head = futures_util::stream::once(async move { Ok::<_, worker::Error>(out) });
             let resp = Response::from_stream(head.chain(stream))
-                .map_err(|_| EdgeError::Internal)?
+                .map_err(internal("images.read_capped"))?
                 .with_status(status)
                 .with_headers(origin_headers);
             return Ok(Read::TooLarge(resp));

@@ -10,8 +10,8 @@ pub fn new() -> String {
 }
 
 /// A nonce for request signing: 24 random bytes as 48 hex characters.
-pub fn nonce() -> Option<String> {
+pub fn nonce() -> Result<String, getrandom::Error> {
     let mut bytes = [0u8; 24];
-    getrandom::getrandom(&mut bytes).ok()?;
-    Some(hex::encode(bytes))
+    getrandom::getrandom(&mut bytes)?;
+    Ok(hex::encode(bytes))
 }

@@ -5,7 +5,7 @@
 //! event (AI descriptions, processing metadata, key-frame lists…). A phone's list needs a handful
 //! of fields. [`plan`] reads the relay's query parameters and says what to ask the backend;
 //! [`shape`] rewrites the backend's answer. Both are pure: the agent runs them
-//! (origin-agent/src/compact_event_list.rs), so the tunnel and the LAN carry the small body.
+//! (origin-agent/src/domain/proxy/event_list.rs), so the tunnel and the LAN carry the small body.
 //!
 //! - `page` (1-based) and `per_page` (1–[`MAX_PER_PAGE`], default [`DEFAULT_PER_PAGE`]) become
 //!   `limit`/`offset`, and the answer gains `pagination: {page, per_page, total, has_next}`

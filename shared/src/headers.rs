@@ -27,6 +27,16 @@ pub const X_FORWARDED_PREFIX: &str = "x-forwarded-";
 pub const FORWARDED: &str = "forwarded";
 pub const X_REAL_IP: &str = "x-real-ip";
 
+/// Whether a request's `Upgrade` value asks for a WebSocket: `websocket`, in any case (RFC 6455
+/// §4.2.1). The `Connection: upgrade` token is implied by the client sending `Upgrade` at all;
+/// both hops set their own on the request they send.
+pub fn is_websocket_upgrade(upgrade: Option<&str>) -> bool {
+    upgrade.is_some_and(|v| {
+        v.trim_matches([' ', '\t'])
+            .eq_ignore_ascii_case("websocket")
+    })
+}
+
 /// Credentials the backend accepts and that must never come from a client:
 /// ArgusAI looks up `X-API-Key`, then the `access_token` cookie (which beats Bearer), then Bearer.
 pub const COOKIE: &str = "cookie";
@@ -146,6 +156,17 @@ impl ForwardedRequestHeaders {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_websocket_upgrade_is_upgrade_websocket_in_any_case() {
+        for v in ["websocket", "WebSocket", "WEBSOCKET", " websocket\t"] {
+            assert!(is_websocket_upgrade(Some(v)), "{v:?}");
+        }
+        for v in ["", "h2c", "websocket2", "web socket", "websocket, h2c"] {
+            assert!(!is_websocket_upgrade(Some(v)), "{v:?}");
+        }
+        assert!(!is_websocket_upgrade(None));
+    }
 
     #[test]
     fn strips_credentials_forwarding_and_hop_by_hop() {

@@ -6,6 +6,7 @@
 #![forbid(unsafe_code)]
 
 pub mod api;
+pub mod bearer;
 pub mod edge_state;
 pub mod encoding;
 pub mod event_list;

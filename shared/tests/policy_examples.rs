@@ -2,7 +2,7 @@
 //! agent run them: canonicalize → classify → evaluate.
 
 use argus_shared::path::canonicalize;
-use argus_shared::policy::{Decision, DeviceFacts, ImageQuality, Policy, RequestFacts, REASONS};
+use argus_shared::policy::{Decision, DenyReason, DeviceFacts, ImageQuality, Policy, RequestFacts};
 use argus_shared::route::{classify, BackendClass, PublicRoute, Route};
 
 const EXAMPLE: &str = include_str!("../../docs/example-policy.toml");
@@ -27,7 +27,7 @@ fn phone<'a>(method: &'a str, path: &'a str) -> RequestFacts<'a> {
 fn denial(p: &Policy, f: &RequestFacts<'_>) -> Option<&'static str> {
     match p.evaluate(f) {
         Decision::Allow => None,
-        Decision::Deny(d) => Some(d.reason),
+        Decision::Deny(d) => Some(d.as_str()),
     }
 }
 
@@ -136,7 +136,7 @@ fn pipeline_for_ordinary_requests() {
 
 #[test]
 fn policy_doc_lists_every_reason_code_and_default_rule() {
-    for r in REASONS {
+    for r in DenyReason::ALL.map(DenyReason::as_str) {
         assert!(
             DOC.contains(&format!("`{r}`")),
             "docs/policy.md lacks `{r}`"

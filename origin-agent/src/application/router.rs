@@ -176,7 +176,9 @@ fn path_rules(
     };
     match images::lan_policy().evaluate(&facts) {
         argus_shared::policy::Decision::Allow => Ok(()),
-        argus_shared::policy::Decision::Deny(d) => Err(AgentError::Forbidden { reason: d.reason }),
+        argus_shared::policy::Decision::Deny(d) => {
+            Err(AgentError::Forbidden { reason: d.as_str() })
+        }
     }
 }
 

@@ -116,29 +116,10 @@ impl AgentError {
     pub fn into_response(self, request_id: &str) -> Response<Body> {
         let mut resp = body::error(self.code(), &self.to_string(), request_id, self.reason());
         let h = resp.headers_mut();
+        if let Some(challenge) = argus_shared::bearer::www_authenticate(self.code()) {
+            h.insert("www-authenticate", HeaderValue::from_static(challenge));
+        }
         match &self {
-            AgentError::Unauthenticated => {
-                h.insert(
-                    "www-authenticate",
-                    HeaderValue::from_static(r#"Bearer realm="argus-relay""#),
-                );
-            }
-            AgentError::InvalidToken { .. } => {
-                h.insert(
-                    "www-authenticate",
-                    HeaderValue::from_static(
-                        r#"Bearer realm="argus-relay", error="invalid_token""#,
-                    ),
-                );
-            }
-            AgentError::InsufficientScope => {
-                h.insert(
-                    "www-authenticate",
-                    HeaderValue::from_static(
-                        r#"Bearer realm="argus-relay", error="insufficient_scope""#,
-                    ),
-                );
-            }
             AgentError::BackendSessionRenewed => {
                 h.insert("retry-after", HeaderValue::from_static("1"));
             }

@@ -1,6 +1,6 @@
 //! What the relay answers for an image route, wherever it transcodes: the edge Worker
 //! (`edge-worker/src/images.rs`, cache = the Cache API) and the agent's LAN listener
-//! (`origin-agent/src/images.rs`, cache = memory). One set of rules, so a phone gets the same
+//! (`origin-agent/src/domain/proxy/images.rs`, cache = memory). One set of rules, so a phone gets the same
 //! bytes, headers and validators at home and away:
 //!
 //! 1. [`negotiate`]: the quality (`?quality=` on raw-image routes — the relay's parameter,

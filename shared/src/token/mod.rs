@@ -95,6 +95,18 @@ impl Scope {
     pub const fn is_read_only(self) -> bool {
         matches!(self, Scope::Viewer)
     }
+
+    /// What a pairing gives when the owner names no scope: read-only, least privilege.
+    pub const LEAST_PRIVILEGE: Scope = Scope::Viewer;
+
+    /// `"owner"` / `"viewer"` (exactly, as [`Scope::as_str`] writes them).
+    pub fn parse(s: &str) -> Option<Scope> {
+        match s {
+            "owner" => Some(Scope::Owner),
+            "viewer" => Some(Scope::Viewer),
+            _ => None,
+        }
+    }
 }
 
 /// The claims of an access token. Field names are the JWT claim names.

@@ -19,7 +19,7 @@
 use hyper::{Method, Request, Response, StatusCode};
 use serde::Deserialize;
 
-use crate::application::handlers::pairing_codes::{self, parse_scope, NewOwnerCode};
+use crate::application::handlers::pairing_codes;
 use crate::application::handlers::phone as id_http;
 use crate::application::state::AppState;
 use crate::base::clock::unix_now;
@@ -48,8 +48,8 @@ pub async fn api(state: &AppState, req: Request<Body>) -> Result<Response<Body>,
     let now = i64::try_from(unix_now()).unwrap_or(i64::MAX);
     match (method, segs.as_slice()) {
         (Method::POST, ["admin", "pairing-codes"]) => {
-            let body: NewOwnerCode = id_http::read_json(req).await?;
-            let created = pairing_codes::create_owner_code(state, body.scope()?, body.ttl_secs)?;
+            let body: pairing_codes::NewOwnerCode = id_http::read_json(req).await?;
+            let created = body.create(state)?;
             Ok(body::json(StatusCode::CREATED, &created))
         }
         (Method::GET, ["admin", "pairing-codes", code]) => {
@@ -99,7 +99,7 @@ pub async fn api(state: &AppState, req: Request<Body>) -> Result<Response<Body>,
                 .ok_or_else(|| AgentError::BadRequest("code is required".into()))
                 .and_then(|c| codes::normalize(c).ok_or(AgentError::InvalidCode))?;
             let result = if confirm {
-                let scope = parse_scope(body.scope.as_deref().unwrap_or("viewer"))?;
+                let scope = pairing_codes::scope_or_least(body.scope.as_deref())?;
                 state.store.confirm_pairing(&code, scope, now)
             } else {
                 state.store.deny_pairing(&code, now)

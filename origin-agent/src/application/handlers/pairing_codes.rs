@@ -13,6 +13,37 @@ use crate::domain::store::{PairError, Scope};
 /// Owner codes live at most this long (seconds).
 pub const MAX_OWNER_CODE_TTL_SECS: u64 = 600;
 
+/// The body of "make an owner pairing code", the same on the admin API and the admin page:
+/// `{"scope": "owner" | "viewer", "ttl_secs": n}`, both optional.
+#[derive(Debug, Deserialize)]
+pub struct NewOwnerCode {
+    #[serde(default)]
+    scope: Option<String>,
+    #[serde(default = "max_owner_code_ttl")]
+    ttl_secs: u64,
+}
+
+fn max_owner_code_ttl() -> u64 {
+    MAX_OWNER_CODE_TTL_SECS
+}
+
+impl NewOwnerCode {
+    /// Creates the code it asks for ([`create_owner_code`]).
+    pub fn create(&self, state: &AppState) -> Result<CreatedOwnerCode, AgentError> {
+        create_owner_code(state, scope_or_least(self.scope.as_deref())?, self.ttl_secs)
+    }
+}
+
+/// The scope an owner named for a pairing, or [`Scope::LEAST_PRIVILEGE`] when they named none
+/// (the CLI asks for `owner` explicitly).
+pub fn scope_or_least(named: Option<&str>) -> Result<Scope, AgentError> {
+    match named {
+        None => Ok(Scope::LEAST_PRIVILEGE),
+        Some(s) => Scope::parse(s)
+            .ok_or_else(|| AgentError::BadRequest("scope must be \"owner\" or \"viewer\"".into())),
+    }
+}
+
 /// A new owner-initiated code as the admin API returns it.
 #[derive(Debug, Serialize)]
 pub struct CreatedOwnerCode {
@@ -24,37 +55,6 @@ pub struct CreatedOwnerCode {
     pub pair_uri: String,
     pub public_url: String,
     pub fingerprint: String,
-}
-
-/// A request for an owner code, from the admin API or the admin page: `{scope, ttl_secs}`,
-/// both optional.
-#[derive(Debug, Deserialize)]
-pub struct NewOwnerCode {
-    /// Least privilege unless the owner asks for more (as the CLI does).
-    #[serde(default = "least_privilege")]
-    pub scope: String,
-    #[serde(default = "longest_ttl")]
-    pub ttl_secs: u64,
-}
-
-fn least_privilege() -> String {
-    Scope::Viewer.as_str().into()
-}
-
-fn longest_ttl() -> u64 {
-    MAX_OWNER_CODE_TTL_SECS
-}
-
-impl NewOwnerCode {
-    pub fn scope(&self) -> Result<Scope, AgentError> {
-        parse_scope(&self.scope)
-    }
-}
-
-/// `owner` or `viewer`, else a 400 that says so.
-pub fn parse_scope(s: &str) -> Result<Scope, AgentError> {
-    Scope::parse(s)
-        .ok_or_else(|| AgentError::BadRequest("scope must be \"owner\" or \"viewer\"".into()))
 }
 
 /// Creates a one-time owner code (CSPRNG, never trivial, redrawn on collision).
@@ -122,18 +122,18 @@ mod tests {
     #[test]
     fn a_code_asked_for_without_a_scope_or_ttl_is_a_viewers_for_the_longest_time() {
         let asked = request("{}");
-        assert_eq!(asked.scope().ok(), Some(Scope::Viewer));
+        assert_eq!(scope_or_least(asked.scope.as_deref()).ok(), Some(Scope::Viewer));
         assert_eq!(asked.ttl_secs, MAX_OWNER_CODE_TTL_SECS);
     }
 
     #[test]
     fn only_owner_and_viewer_are_scopes() {
         assert_eq!(
-            request(r#"{"scope":"owner"}"#).scope().ok(),
+            scope_or_least(request(r#"{"scope":"owner"}"#).scope.as_deref()).ok(),
             Some(Scope::Owner)
         );
         assert!(matches!(
-            request(r#"{"scope":"admin"}"#).scope(),
+            scope_or_least(request(r#"{"scope":"admin"}"#).scope.as_deref()),
             Err(AgentError::BadRequest(_))
         ));
     }

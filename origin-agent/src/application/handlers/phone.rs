@@ -20,7 +20,7 @@
 //! the same answer.
 
 use argus_shared::route::{AgentRoute, PublicRoute};
-use argus_shared::token::{AccessClaims, Scope as TokenScope};
+use argus_shared::token::{AccessClaims, Scope};
 use hyper::{Request, Response, StatusCode};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -651,7 +651,7 @@ pub async fn device_route(
     claims: &AccessClaims,
     decoded_path: &str,
 ) -> Result<Response<Body>, AgentError> {
-    let owner = claims.scope == TokenScope::Owner;
+    let owner = claims.scope == Scope::Owner;
     let caller = claims.sub.as_str();
     state.touch_device(caller);
     match route {

@@ -5,7 +5,6 @@ use hyper::Request;
 use subtle::ConstantTimeEq;
 
 use crate::base::http::body::Body;
-use crate::domain::auth::device_token::bearer;
 
 /// The request carries the admin token.
 pub(crate) fn authorized(admin_token: &[u8], req: &Request<Body>) -> bool {
@@ -13,7 +12,7 @@ pub(crate) fn authorized(admin_token: &[u8], req: &Request<Body>) -> bool {
         .headers()
         .get(hyper::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(bearer)
+        .and_then(argus_shared::bearer::parse)
     else {
         return false;
     };

@@ -40,7 +40,7 @@ pub fn check(
             let header = v.to_str().map_err(|_| AgentError::InvalidToken {
                 reason: "token.malformed",
             })?;
-            bearer(header).ok_or(AgentError::Unauthenticated)?
+            argus_shared::bearer::parse(header).ok_or(AgentError::Unauthenticated)?
         }
         // A WebSocket client that cannot set headers (LAN): the subprotocol token.
         None if crate::domain::proxy::backend::is_websocket_upgrade(h) => h
@@ -123,13 +123,6 @@ impl TokenMemory {
             }
         }
     }
-}
-
-/// `Bearer <token>`, scheme case-insensitive.
-pub fn bearer(header: &str) -> Option<&str> {
-    let (scheme, token) = header.split_once(' ')?;
-    let token = token.trim();
-    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
 }
 
 #[cfg(test)]

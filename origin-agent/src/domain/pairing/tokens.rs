@@ -2,14 +2,14 @@
 //! edge and the agent with the shared code) and an opaque refresh token (≥ 256 random bits,
 //! stored only as its SHA-256, rotated on every use).
 
-use argus_shared::token::{sign_access_token, AccessClaims, Scope as TokenScope, TokenSigningKey};
+use argus_shared::token::{sign_access_token, AccessClaims, TokenSigningKey};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use rand::rngs::OsRng;
 use rand::RngCore;
 use serde::Serialize;
 
-use crate::domain::store::{refresh_token_hash, Device, Scope};
+use crate::domain::store::{refresh_token_hash, Device};
 
 /// Prefix of refresh tokens (lets secret scanners and people recognise one).
 pub const REFRESH_PREFIX: &str = "art1_";
@@ -53,13 +53,6 @@ pub fn looks_like_refresh_token(s: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
-fn token_scope(scope: Scope) -> TokenScope {
-    match scope {
-        Scope::Owner => TokenScope::Owner,
-        Scope::Viewer => TokenScope::Viewer,
-    }
-}
-
 /// Who the tokens are for and how long they live.
 pub struct Issuer<'a> {
     pub key: &'a TokenSigningKey,
@@ -78,7 +71,7 @@ impl Issuer<'_> {
             nbf: now,
             exp: now + self.ttl_secs,
             jti: random_b64(12),
-            scope: token_scope(device.scope),
+            scope: device.scope,
             name: device.name.clone(),
             platform: device.platform.clone().unwrap_or_else(|| "unknown".into()),
             app_version: device.app_version.clone(),

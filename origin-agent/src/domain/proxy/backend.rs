@@ -779,11 +779,9 @@ fn add_request_id(h: &mut hyper::HeaderMap, request_id: &str) {
     }
 }
 
-/// `Upgrade: websocket` (the `Connection: upgrade` token is implied by the client sending it).
+/// A WebSocket upgrade ([`headers::is_websocket_upgrade`]).
 pub fn is_websocket_upgrade(h: &hyper::HeaderMap) -> bool {
-    h.get(hyper::header::UPGRADE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"))
+    headers::is_websocket_upgrade(h.get(hyper::header::UPGRADE).and_then(|v| v.to_str().ok()))
 }
 
 #[cfg(test)]

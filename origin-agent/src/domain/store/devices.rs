@@ -31,7 +31,7 @@ fn device_row(r: &Row<'_>) -> rusqlite::Result<Device> {
         os_version: r.get(4)?,
         app_version: r.get(5)?,
         phone_device_id: r.get(6)?,
-        scope: r.get(7)?,
+        scope: super::scope_column(r, 7)?,
         created_at: r.get(8)?,
         last_seen_at: r.get(9)?,
         revoked_at: r.get(10)?,

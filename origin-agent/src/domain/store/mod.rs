@@ -217,35 +217,19 @@ pub enum RefreshError {
     Store(#[from] StoreError),
 }
 
-/// What a device may do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Scope {
-    Owner,
-    Viewer,
-}
+/// What a device may do: the same scope its tokens carry (stored as [`Scope::as_str`]).
+pub use argus_shared::token::Scope;
 
-impl Scope {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Scope::Owner => "owner",
-            Scope::Viewer => "viewer",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Scope> {
-        match s {
-            "owner" => Some(Scope::Owner),
-            "viewer" => Some(Scope::Viewer),
-            _ => None,
-        }
-    }
-}
-
-impl rusqlite::types::FromSql for Scope {
-    fn column_result(value: rusqlite::types::ValueRef<'_>) -> rusqlite::types::FromSqlResult<Self> {
-        Scope::parse(value.as_str()?).ok_or(rusqlite::types::FromSqlError::InvalidType)
-    }
+/// Reads a `scope` column (the schema's CHECK allows only `owner` and `viewer`).
+pub(super) fn scope_column(row: &rusqlite::Row<'_>, index: usize) -> rusqlite::Result<Scope> {
+    let text: String = row.get(index)?;
+    Scope::parse(&text).ok_or_else(|| {
+        rusqlite::Error::FromSqlConversionFailure(
+            index,
+            rusqlite::types::Type::Text,
+            format!("unknown scope {text:?}").into(),
+        )
+    })
 }
 
 /// A paired device.

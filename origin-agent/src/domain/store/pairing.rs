@@ -140,7 +140,7 @@ fn load_code(tx: &Transaction<'_>, code: &str) -> Result<Option<CodeRow>, StoreE
                 Ok(CodeRow {
                     id: r.get(0)?,
                     kind: r.get(1)?,
-                    scope: r.get(2)?,
+                    scope: super::scope_column(r, 2)?,
                     state: r.get(3)?,
                     expires_at: r.get(4)?,
                     failed_attempts: r.get(5)?,

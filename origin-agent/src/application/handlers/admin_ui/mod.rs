@@ -42,7 +42,7 @@ use hyper::header::{self, HeaderMap, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 use serde::Serialize;
 
-use crate::application::handlers::pairing_codes::{self, CreatedOwnerCode, NewOwnerCode};
+use crate::application::handlers::pairing_codes::{self, CreatedOwnerCode};
 use crate::application::handlers::phone;
 use crate::application::state::AppState;
 use crate::base::clock::unix_now;
@@ -407,8 +407,8 @@ async fn pairing_code(
     served: Served,
 ) -> Result<Response<Body>, UiError> {
     checked_session(state, &req, served)?;
-    let body: NewOwnerCode = phone::read_json(req).await?;
-    let created = pairing_codes::create_owner_code(state, body.scope()?, body.ttl_secs)?;
+    let body: pairing_codes::NewOwnerCode = phone::read_json(req).await?;
+    let created = body.create(state)?;
     let svg = crate::base::qr::svg(&created.pair_uri).map_err(|e| {
         tracing::error!(error = %e, "cannot draw the QR code");
         AgentError::Internal
