@@ -1,4 +1,5 @@
-//! The tunnel's state machine: what we can prove about cloudflared, and what to do next.
+//! The tunnel's state machine: what we can prove about the tunnel program (cloudflared or
+//! rathole, [`super::provider`]; cloudflared in the examples below), and what to do next.
 //! Pure: time is passed in, randomness (jitter) is injected, no I/O — the supervisor
 //! ([`super::supervisor`]) turns its [`Action`]s into processes and probes.
 //!
@@ -97,6 +98,26 @@ pub enum Probe {
     NotReady { connections: u32 },
     /// Refused, timed out, or not cloudflared's answer.
     NoAnswer { reason: String },
+    /// The program answered that it is not connected, and why (rathole's last failure line).
+    Failing { reason: String },
+}
+
+/// How the machine's messages name the tunnel program and what it connects to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Naming {
+    pub program: &'static str,
+    pub peer: &'static str,
+}
+
+impl Naming {
+    pub const CLOUDFLARED: Naming = Naming {
+        program: "cloudflared",
+        peer: "Cloudflare",
+    };
+    pub const RATHOLE: Naming = Naming {
+        program: "rathole",
+        peer: "the relay server",
+    };
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -143,6 +164,9 @@ pub struct Snapshot {
 
 pub struct Machine {
     mode: Mode,
+    naming: Naming,
+    /// The reason of the last [`Probe::Failing`] since the last ready answer.
+    last_failure: Option<String>,
     timing: Timing,
     jitter: Box<dyn FnMut() -> f64 + Send>,
     state: TunnelState,
@@ -175,6 +199,8 @@ impl Machine {
     ) -> Machine {
         Machine {
             mode,
+            naming: Naming::CLOUDFLARED,
+            last_failure: None,
             timing,
             jitter,
             state: TunnelState::Disconnected,
@@ -195,6 +221,12 @@ impl Machine {
             terminating: false,
             stopping: false,
         }
+    }
+
+    /// Names another program than cloudflared in the messages.
+    pub fn named(mut self, naming: Naming) -> Machine {
+        self.naming = naming;
+        self
     }
 
     pub fn state(&self) -> TunnelState {
@@ -281,7 +313,8 @@ impl Machine {
     }
 
     pub fn spawn_failed(&mut self, why: &str, now: Instant) -> Action {
-        self.error(format!("cloudflared could not be started: {why}"), now);
+        let program = self.naming.program;
+        self.error(format!("{program} could not be started: {why}"), now);
         self.enter_backoff(now)
     }
 
@@ -291,6 +324,7 @@ impl Machine {
             return self.next_action(now);
         }
         self.checked_at = Some(now);
+        let Naming { program, peer } = self.naming;
         match probe {
             Probe::Ready {
                 connections,
@@ -298,6 +332,7 @@ impl Machine {
             } if connections > 0 => {
                 self.last_answer = Some(now);
                 self.not_ready_since = None;
+                self.last_failure = None;
                 if self.state != TunnelState::Connected {
                     if self.ever_connected {
                         self.reconnects += 1;
@@ -315,11 +350,21 @@ impl Machine {
                 self.last_answer = Some(now);
                 if self.state == TunnelState::Connected {
                     self.error(
-                        "cloudflared lost its connections to Cloudflare (its /ready says not ready)"
-                            .into(),
+                        format!("{program} lost its connections to {peer} (it says not ready)"),
                         now,
                     );
                 }
+                self.lose_connection(now);
+                self.set_state(self.trying_state(), now);
+                self.check_ready_timeout(now)
+            }
+            Probe::Failing { reason } => {
+                self.last_answer = Some(now);
+                // Repeated failures keep the time of the first, so `secs_ago` tells how long.
+                if self.last_error.as_ref().is_none_or(|e| e.message != reason) {
+                    self.error(reason.clone(), now);
+                }
+                self.last_failure = Some(reason);
                 self.lose_connection(now);
                 self.set_state(self.trying_state(), now);
                 self.check_ready_timeout(now)
@@ -328,10 +373,10 @@ impl Machine {
                 if self.state == TunnelState::Connected || self.mode == Mode::Observed {
                     let message = match self.mode {
                         Mode::Supervised => {
-                            format!("cloudflared's readiness endpoint stopped answering: {reason}")
+                            format!("{program}'s readiness endpoint stopped answering: {reason}")
                         }
                         Mode::Observed => {
-                            format!("no cloudflared answers on its metrics address: {reason}")
+                            format!("no {program} answers on its metrics address: {reason}")
                         }
                     };
                     self.error(message, now);
@@ -349,7 +394,7 @@ impl Machine {
                         if silent >= self.timing.unresponsive_timeout {
                             return self.terminate(
                                 format!(
-                                    "cloudflared did not answer on its metrics address for {} s \
+                                    "{program} did not answer on its metrics address for {} s \
                                      (hung); restarting it",
                                     silent.as_secs()
                                 ),
@@ -367,17 +412,20 @@ impl Machine {
         if self.mode == Mode::Observed {
             return Action::Probe;
         }
+        let Naming { program, peer } = self.naming;
         let since = self.not_ready_since.unwrap_or(now);
         let waited = now.saturating_duration_since(since);
         if waited >= self.timing.ready_timeout {
-            return self.terminate(
-                format!(
-                    "cloudflared was running but not connected to Cloudflare for {} s; \
-                     restarting it",
-                    waited.as_secs()
-                ),
-                now,
+            let mut reason = format!(
+                "{program} was running but not connected to {peer} for {} s; restarting it",
+                waited.as_secs()
             );
+            if let Some(failure) = &self.last_failure {
+                reason.push_str(" (last failure: ");
+                reason.push_str(failure);
+                reason.push(')');
+            }
+            return self.terminate(reason, now);
         }
         Action::Probe
     }
@@ -400,7 +448,8 @@ impl Machine {
             return Action::Done;
         }
         if !expected {
-            self.error(format!("cloudflared exited ({how})"), now);
+            let program = self.naming.program;
+            self.error(format!("{program} exited ({how})"), now);
         }
         self.enter_backoff(now)
     }
