@@ -26,6 +26,7 @@ pub mod keys;
 pub mod lan_cert;
 pub mod listener;
 pub mod metrics;
+pub mod private_file;
 pub mod proxy;
 pub mod proxy_body;
 pub mod qr;

@@ -140,7 +140,7 @@ impl TunnelProvider {
                 local,
                 config_file,
             } => {
-                write_private(config_file, cfg.client_toml(*local).as_bytes()).map_err(|e| {
+                crate::private_file::replace_file(config_file, cfg.client_toml(*local).as_bytes(), 0o600).map_err(|e| {
                     format!(
                         "its configuration {} could not be written: {e}",
                         config_file.display()
@@ -154,22 +154,6 @@ impl TunnelProvider {
             }
         }
     }
-}
-
-/// Writes `bytes` to `path` readable by the owner only (replacing it atomically).
-fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let tmp = path.with_extension("tmp");
-    let _ = std::fs::remove_file(&tmp);
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&tmp)?;
-    f.write_all(bytes)?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, path)
 }
 
 #[cfg(test)]
