@@ -952,7 +952,11 @@ mod tests {
             "connected": true, "hostname": "relay.example.org:2333"
         }))));
         assert_eq!(f.verdict, Verdict::Ok);
-        assert!(f.summary.contains("relay.example.org:2333"), "{}", f.summary);
+        assert!(
+            f.summary.contains("relay.example.org:2333"),
+            "{}",
+            f.summary
+        );
         let f = judge_tunnel(Some(&s(serde_json::json!({
             "provider": "rathole", "monitoring": "supervised", "state": "connecting",
             "connected": false,

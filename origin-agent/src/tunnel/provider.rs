@@ -140,7 +140,12 @@ impl TunnelProvider {
                 local,
                 config_file,
             } => {
-                crate::private_file::replace_file(config_file, cfg.client_toml(*local).as_bytes(), 0o600).map_err(|e| {
+                crate::private_file::replace_file(
+                    config_file,
+                    cfg.client_toml(*local).as_bytes(),
+                    0o600,
+                )
+                .map_err(|e| {
                     format!(
                         "its configuration {} could not be written: {e}",
                         config_file.display()
@@ -167,13 +172,11 @@ mod tests {
         let file = dir.path().join(CLIENT_CONFIG_FILE);
         let p = TunnelProvider::Rathole {
             cfg: RatholeConfig {
-                server: "10.0.0.1:2333".into(),
-                server_public_key: "yQpXB5BspCKpOMkzWxVCiL7rwa0z7Xfvwl8D6v5B9zw=".into(),
                 token: Some("secret-token-0123456789".into()),
-                binary: "rathole".into(),
-                service: "argus".into(),
-                ready_timeout_secs: 60,
-                stop_timeout_secs: 10,
+                ..RatholeConfig::new(
+                    "10.0.0.1:2333".into(),
+                    "yQpXB5BspCKpOMkzWxVCiL7rwa0z7Xfvwl8D6v5B9zw=".into(),
+                )
             },
             local: "127.0.0.1:8470".parse().unwrap(),
             config_file: file.clone(),

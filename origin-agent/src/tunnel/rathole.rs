@@ -98,6 +98,19 @@ pub fn is_token(text: &str) -> bool {
 }
 
 impl RatholeConfig {
+    /// A section with the defaults and no token yet.
+    pub fn new(server: String, server_public_key: String) -> RatholeConfig {
+        RatholeConfig {
+            server,
+            server_public_key,
+            token: None,
+            binary: default_binary(),
+            service: default_service(),
+            ready_timeout_secs: D_READY_TIMEOUT,
+            stop_timeout_secs: D_STOP_TIMEOUT,
+        }
+    }
+
     pub fn validate(&self) -> Result<(), ConfigError> {
         let (host, port) = self.server.rsplit_once(':').ok_or_else(|| {
             invalid(
@@ -276,13 +289,8 @@ mod tests {
 
     fn cfg() -> RatholeConfig {
         RatholeConfig {
-            server: "relay.example.org:2333".into(),
-            server_public_key: KEY.into(),
             token: Some("0123456789abcdef0123".into()),
-            binary: default_binary(),
-            service: default_service(),
-            ready_timeout_secs: D_READY_TIMEOUT,
-            stop_timeout_secs: D_STOP_TIMEOUT,
+            ..RatholeConfig::new("relay.example.org:2333".into(), KEY.into())
         }
     }
 
