@@ -123,8 +123,30 @@ impl Namespaces {
                     "netns", other,
                 ],
             )?;
-            run(ip, &["-n", &ns.vps, "addr", "add", &format!("{vps_ip}/24"), "dev", &a])?;
-            run(ip, &["-n", other, "addr", "add", &format!("{other_ip}/24"), "dev", &b])?;
+            run(
+                ip,
+                &[
+                    "-n",
+                    &ns.vps,
+                    "addr",
+                    "add",
+                    &format!("{vps_ip}/24"),
+                    "dev",
+                    &a,
+                ],
+            )?;
+            run(
+                ip,
+                &[
+                    "-n",
+                    other,
+                    "addr",
+                    "add",
+                    &format!("{other_ip}/24"),
+                    "dev",
+                    &b,
+                ],
+            )?;
             run(ip, &["-n", &ns.vps, "link", "set", &a, "up"])?;
             run(ip, &["-n", other, "link", "set", &b, "up"])?;
         }
@@ -227,7 +249,12 @@ pub fn spawn_in(
 }
 
 /// Runs a command in a namespace to completion: (success, stdout + stderr).
-pub fn output_in(ns: &Namespaces, namespace: &str, program: &Path, args: &[&str]) -> (bool, String) {
+pub fn output_in(
+    ns: &Namespaces,
+    namespace: &str,
+    program: &Path,
+    args: &[&str],
+) -> (bool, String) {
     let out = ns
         .command(namespace, program)
         .args(args)

@@ -36,7 +36,10 @@ fn wrangler_toml_says_the_limits_the_self_hosted_worker_counts() {
         limit("PAIRING_LIMITER"),
         (PAIRING.requests, PAIRING.period_secs)
     );
-    assert_eq!(limit("DEVICE_LIMITER"), (DEVICE.requests, DEVICE.period_secs));
+    assert_eq!(
+        limit("DEVICE_LIMITER"),
+        (DEVICE.requests, DEVICE.period_secs)
+    );
 }
 
 struct Vps<'a> {
@@ -316,7 +319,15 @@ fn selfhosted_relay_from_phone_to_home_through_the_vps() {
         &ns,
         &ns.home,
         &agent::binary(),
-        &["pair", "--no-wait", "--json", "--scope", "owner", "--config", &cfg],
+        &[
+            "pair",
+            "--no-wait",
+            "--json",
+            "--scope",
+            "owner",
+            "--config",
+            &cfg,
+        ],
     );
     assert!(ok, "{out}");
     let code: Value = serde_json::from_str(&out).unwrap();
@@ -329,9 +340,17 @@ fn selfhosted_relay_from_phone_to_home_through_the_vps() {
             .send()
             .await
             .unwrap();
-        (r.status().as_u16(), r.json::<Value>().await.unwrap_or(Value::Null))
+        (
+            r.status().as_u16(),
+            r.json::<Value>().await.unwrap_or(Value::Null),
+        )
     });
-    assert_eq!(status, 200, "pairing: {answer}\n{}", logs(&vps, &agent_proc));
+    assert_eq!(
+        status,
+        200,
+        "pairing: {answer}\n{}",
+        logs(&vps, &agent_proc)
+    );
     let token = answer["access_token"].as_str().unwrap().to_owned();
     let device_id = answer["device_id"].as_str().unwrap().to_owned();
 
@@ -345,7 +364,11 @@ fn selfhosted_relay_from_phone_to_home_through_the_vps() {
                 Ok(r) => {
                     let status = r.status().as_u16();
                     let headers = r.headers().clone();
-                    (status, headers, r.bytes().await.unwrap_or_default().to_vec())
+                    (
+                        status,
+                        headers,
+                        r.bytes().await.unwrap_or_default().to_vec(),
+                    )
                 }
                 Err(e) => (0, Default::default(), e.to_string().into_bytes()),
             }
@@ -369,7 +392,10 @@ fn selfhosted_relay_from_phone_to_home_through_the_vps() {
     assert_eq!(status, 200, "{}", logs(&vps, &agent_proc));
     assert_eq!(headers["content-type"], "image/jpeg");
     assert!(body.starts_with(&[0xFF, 0xD8]), "a JPEG");
-    assert!(headers.contains_key("x-relay-cache"), "the Worker's image path");
+    assert!(
+        headers.contains_key("x-relay-cache"),
+        "the Worker's image path"
+    );
     let (status, headers, body) = get(
         &format!("/api/v1/events/{id}/video"),
         &[("range", "bytes=100-4195")],
@@ -488,14 +514,19 @@ fn selfhosted_relay_from_phone_to_home_through_the_vps() {
         &["revoke", &device_id, "--config", &cfg],
     );
     assert!(ok, "{out}");
-    wait_until(Duration::from_secs(10), || get("/api/v1/events?limit=1", &[]).0 == 401)
-        .expect("a revoked device is refused at the edge");
+    wait_until(Duration::from_secs(10), || {
+        get("/api/v1/events?limit=1", &[]).0 == 401
+    })
+    .expect("a revoked device is refused at the edge");
 
     // Wrong server key: the agent does not connect, and doctor says why.
     agent_proc.kill();
     let other = e2e_other_key();
-    agent::Agent::patch_config(&config, &format!("[rathole]\nserver_public_key = {other:?}\n"))
-        .unwrap();
+    agent::Agent::patch_config(
+        &config,
+        &format!("[rathole]\nserver_public_key = {other:?}\n"),
+    )
+    .unwrap();
     let mut agent_proc = spawn_in(
         &ns,
         &ns.home,
@@ -516,7 +547,10 @@ fn selfhosted_relay_from_phone_to_home_through_the_vps() {
         if why.contains("Noise handshake") {
             break s;
         }
-        assert!(Instant::now() < deadline, "no handshake failure reported: {s:#}");
+        assert!(
+            Instant::now() < deadline,
+            "no handshake failure reported: {s:#}"
+        );
         std::thread::sleep(Duration::from_millis(200));
     };
     assert_eq!(s["tunnel"]["connected"], false);
@@ -542,7 +576,10 @@ fn selfhosted_relay_from_phone_to_home_through_the_vps() {
         .clone();
     assert_eq!(tunnel["verdict"], "fail", "{tunnel:#}");
     assert!(
-        tunnel["fix"].as_str().unwrap().contains("server_public_key"),
+        tunnel["fix"]
+            .as_str()
+            .unwrap()
+            .contains("server_public_key"),
         "{tunnel:#}"
     );
     drop(agent_proc);

@@ -26,12 +26,12 @@ use rand::RngCore;
 
 use super::worker_config::WorkerSettings;
 use super::CliError;
-use crate::config::AgentConfig;
-use crate::store::Store;
-use crate::tunnel::rathole::{
+use crate::base::config::cloudflared::valid_hostname;
+use crate::base::config::AgentConfig;
+use crate::domain::store::Store;
+use crate::domain::tunnel::rathole::{
     toml_str, RatholeConfig, DEFAULT_SERVICE, HEARTBEAT_INTERVAL_SECS, NOISE_PATTERN,
 };
-use crate::tunnel::settings::valid_hostname;
 
 /// Where the docs install the files on the VPS.
 pub const VPS_DIR: &str = "/opt/argus-relay";
@@ -326,7 +326,7 @@ pub fn with_rathole(
 }
 
 fn write(path: &Path, bytes: &[u8], mode: u32) -> Result<(), CliError> {
-    crate::private_file::replace_file(path, bytes, mode)
+    crate::base::private_file::replace_file(path, bytes, mode)
         .map_err(|e| CliError::Failed(format!("{}: {e}", path.display())))
 }
 
@@ -359,7 +359,7 @@ pub fn init(args: SelfhostInitArgs) -> Result<String, CliError> {
     }
     let config_path = &args.config.config;
     let text = std::fs::read_to_string(config_path).map_err(|source| {
-        CliError::Config(crate::config::ConfigError::Read {
+        CliError::Config(crate::base::config::ConfigError::Read {
             path: config_path.into(),
             source,
         })
