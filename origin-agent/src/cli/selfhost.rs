@@ -483,3 +483,88 @@ pub fn init(args: SelfhostInitArgs) -> Result<String, CliError> {
     ));
     Ok(summary)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_noise_keys_are_a_pair() {
+        let keys = NoiseKeys::generate();
+        let b64 = base64::engine::general_purpose::STANDARD;
+        let private: [u8; 32] = b64.decode(&keys.private).unwrap().try_into().unwrap();
+        let public = b64.decode(&keys.public).unwrap();
+        assert_eq!(
+            curve25519_dalek::MontgomeryPoint::mul_base_clamped(private).to_bytes(),
+            public.as_slice()
+        );
+        assert_ne!(NoiseKeys::generate().private, keys.private);
+    }
+
+    #[test]
+    fn the_rathole_server_serves_the_tunnel_on_loopback_only() {
+        let keys = NoiseKeys::generate();
+        let text = rathole_server_toml(2333, &keys, "tok-0123456789abcdef");
+        let doc: toml::Value = toml::from_str(&text).unwrap();
+        let server = &doc["server"];
+        assert_eq!(server["bind_addr"].as_str(), Some("0.0.0.0:2333"));
+        assert_eq!(
+            server["transport"]["noise"]["local_private_key"].as_str(),
+            Some(keys.private.as_str())
+        );
+        let svc = &server["services"][DEFAULT_SERVICE];
+        assert_eq!(svc["bind_addr"].as_str(), Some(TUNNEL_ORIGIN));
+        assert_eq!(svc["token"].as_str(), Some("tok-0123456789abcdef"));
+    }
+
+    #[test]
+    fn workerd_gets_the_vars_and_the_secret_only_from_its_environment() {
+        let vars = [("TOKEN_ISSUER", "https://relay.example.org".to_owned())];
+        let text = workerd_capnp(&vars, "2026-08-01").unwrap();
+        assert!(text.contains(r#"(name = "TOKEN_ISSUER", text = "https://relay.example.org"),"#));
+        assert!(text.contains(
+            r#"(name = "RELAY_SIGNING_SECRET", fromEnvironment = "RELAY_SIGNING_SECRET")"#
+        ));
+        assert!(text.contains(r#"globalOutbound = "tunnel""#));
+        assert!(text.contains(&format!("address = \"{WORKERD_LISTEN}\"")));
+        assert_eq!(capnp_str(r#"a"b\c"#).unwrap(), r#""a\"b\\c""#);
+        assert!(capnp_str("line\nbreak").is_err());
+        assert_eq!(compatibility_date().unwrap().len(), "2026-08-01".len());
+    }
+
+    #[test]
+    fn caddy_overwrites_the_client_ip_header() {
+        let text = caddyfile("relay.example.org", TlsMode::Acme, Some("me@example.org"));
+        assert!(text.contains("relay.example.org {"));
+        assert!(text.contains("header_up X-Argus-Client-IP {remote_host}"));
+        assert!(text.contains("email me@example.org"));
+        assert!(!text.contains("tls internal"));
+        let text = caddyfile("relay.test", TlsMode::Internal, None);
+        assert!(text.contains("tls internal") && text.contains("skip_install_trust"));
+        assert!(CLIENT_IP_HEADER.eq_ignore_ascii_case("X-Argus-Client-IP"));
+    }
+
+    #[test]
+    fn the_agent_config_gets_rathole_and_keeps_the_rest() {
+        let text = "# mine\ndata_dir = \"/d\"\npublic_url = \"https://old\"\n\n[cloudflared]\ntoken = \"t\"\n";
+        let section = RatholeConfig {
+            token: Some("0123456789abcdef0123".into()),
+            ..RatholeConfig::new(
+                "relay.example.org:2333".into(),
+                NoiseKeys::generate().public,
+            )
+        };
+        let out = with_rathole(text, &section, "https://relay.example.org").unwrap();
+        assert!(out.starts_with("# mine\n"), "{out}");
+        assert!(!out.contains("[cloudflared]"));
+        let doc: toml::Value = toml::from_str(&out).unwrap();
+        assert_eq!(
+            doc["public_url"].as_str(),
+            Some("https://relay.example.org")
+        );
+        assert_eq!(
+            doc["rathole"]["server"].as_str(),
+            Some("relay.example.org:2333")
+        );
+    }
+}
