@@ -167,7 +167,8 @@ fn replace_file(path: &Path, bytes: &[u8], mode: u32) -> Result<(), CliError> {
         .map_err(|e| CliError::Failed(format!("{}: {e}", path.display())))
 }
 
-/// Sets `[cloudflared]` in the configuration text, keeping everything else as it is.
+/// Sets `[cloudflared]` in the configuration text (removing `[rathole]`), keeping everything
+/// else as it is.
 pub fn with_section(text: &str, section: &CloudflaredConfig) -> Result<String, CliError> {
     let mut doc: toml_edit::DocumentMut = text
         .parse()
@@ -175,6 +176,8 @@ pub fn with_section(text: &str, section: &CloudflaredConfig) -> Result<String, C
     let table = toml_edit::ser::to_document(section)
         .map_err(|e| CliError::Failed(format!("cannot write [cloudflared]: {e}")))?;
     doc["cloudflared"] = toml_edit::Item::Table(table.as_table().clone());
+    // One tunnel at a time: back from the self-hosted relay.
+    doc.remove("rathole");
     Ok(doc.to_string())
 }
 

@@ -549,6 +549,38 @@ mod tests {
     }
 
     #[test]
+    fn a_failing_program_says_why_and_is_restarted_with_the_reason() {
+        let (m, t0) = running(Mode::Supervised);
+        let mut m = m.named(Naming::RATHOLE);
+        let why = "the Noise handshake with the relay server failed";
+        let failing = || Probe::Failing { reason: why.into() };
+        assert_eq!(m.probe(failing(), t0 + SEC), Action::Probe);
+        assert_eq!(m.state(), TunnelState::Connecting);
+        let err = m.snapshot().last_error.unwrap();
+        assert_eq!((err.message.as_str(), err.at), (why, t0 + SEC));
+        // The same failure again keeps the time it began.
+        m.probe(failing(), t0 + 2 * SEC);
+        assert_eq!(m.snapshot().last_error.unwrap().at, t0 + SEC);
+        // Not connected for ready_timeout: restarted, the reason kept in the message.
+        match m.probe(failing(), t0 + 10 * SEC) {
+            Action::Terminate { reason } => {
+                assert!(
+                    reason.starts_with("rathole was running but not connected to the relay server"),
+                    "{reason}"
+                );
+                assert!(reason.contains(why), "{reason}");
+            }
+            other => panic!("{other:?}"),
+        }
+        // A ready answer clears it: connected.
+        let (m2, t1) = running(Mode::Supervised);
+        let mut m2 = m2.named(Naming::RATHOLE);
+        m2.probe(failing(), t1);
+        m2.probe(ready(), t1 + SEC);
+        assert_eq!(m2.state(), TunnelState::Connected);
+    }
+
+    #[test]
     fn connected_only_when_ready_says_so() {
         let (mut m, t0) = running(Mode::Supervised);
         assert_eq!(m.state(), TunnelState::Connecting);

@@ -32,7 +32,7 @@ impl RatholeConfig {
         Timing {
             ready_timeout: Duration::from_secs(self.ready_timeout_secs),
             // rathole's state is read from its own output: there is no endpoint that could hang.
-            unresponsive_timeout: Duration::from_secs(u64::MAX / 4),
+            unresponsive_timeout: Duration::MAX,
             stable_after: Timing::default().stable_after,
             backoff: Backoff::DEFAULT,
         }
