@@ -87,11 +87,12 @@ apt_get() {
   done
 }
 
-# 5a. Caddy (TLS in front of workerd) for the self-hosted relay's tests, from Debian's packages.
-if ! command -v caddy >/dev/null 2>&1; then
-  step "installing caddy (apt) for the self-hosted relay tests"
+# 5a. Caddy (TLS in front of workerd) and curl for the self-hosted relay's tests
+#     (tests/tests/selfhost.rs), from Debian's packages.
+if ! command -v caddy >/dev/null 2>&1 || ! command -v curl >/dev/null 2>&1; then
+  step "installing caddy and curl (apt) for the self-hosted relay tests"
   apt_get update -qq
-  apt_get install -y -qq caddy
+  apt_get install -y -qq caddy curl
 fi
 
 # 5. Chromium for the browser tests (tests/tests/admin_page.rs), from Debian's packages, with

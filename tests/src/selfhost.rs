@@ -38,6 +38,8 @@ pub struct Programs {
     pub caddy: PathBuf,
     pub workerd: PathBuf,
     pub ip: PathBuf,
+    /// For requests made inside the vps namespace.
+    pub curl: PathBuf,
 }
 
 fn on_path(name: &str, extra: &[PathBuf]) -> Option<PathBuf> {
@@ -58,7 +60,7 @@ impl Programs {
         let need = |name: &str, found: Option<PathBuf>| {
             found.unwrap_or_else(|| {
                 panic!(
-                    "{name} is missing: the self-hosted relay tests need rathole, caddy and workerd; \
+                    "{name} is missing: the self-hosted relay tests need rathole, caddy, workerd and curl; \
                      run `bash scripts/bootstrap.sh` (make test does)"
                 )
             })
@@ -69,6 +71,7 @@ impl Programs {
             caddy: need("caddy", on_path("caddy", &[])),
             workerd: need("workerd", workerd.is_file().then_some(workerd)),
             ip: need("ip (iproute2)", on_path("ip", &[])),
+            curl: need("curl", on_path("curl", &[])),
         }
     }
 }

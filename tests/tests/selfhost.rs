@@ -90,7 +90,7 @@ impl Vps<'_> {
             output_in(
                 self.ns,
                 &self.ns.vps,
-                Path::new("/usr/bin/curl"),
+                &self.programs.curl,
                 &["-s", "-o", "/dev/null", "http://127.0.0.1:8787/"],
             )
             .0
@@ -473,7 +473,7 @@ fn selfhosted_relay_from_phone_to_home_through_the_vps() {
     let (_, code) = output_in(
         &ns,
         &ns.vps,
-        Path::new("/usr/bin/curl"),
+        &programs.curl,
         &[
             "-s",
             "-o",
