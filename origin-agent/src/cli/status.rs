@@ -217,4 +217,25 @@ mod tests {
             "{h}"
         );
     }
+
+    #[test]
+    fn a_rathole_tunnel_names_its_relay_server() {
+        let v = serde_json::json!({
+            "status": "ok", "instance_id": "abcd", "uptime_secs": 60,
+            "tunnel": {"provider": "rathole", "monitoring": "supervised", "state": "connected",
+                       "connected": true, "uptime_secs": 59, "reconnects": 1, "restarts": 0,
+                       "hostname": "relay.example.org:2333", "process": {"pid": 42}},
+            "edge": {"last_request_secs_ago": null, "signed_requests": 0, "rejected": {"total": 0}},
+            "backend": {"reachable": true, "status": 200, "latency_ms": 2},
+            "devices": {"paired": 1}, "keys": {"signing_kid": "k1"}, "versions": {"agent": "0.1.0"}
+        });
+        let h = human(&v);
+        assert!(
+            h.contains(
+                "Tunnel:   connected (to the relay server relay.example.org:2333, up 59 s); \
+                 1 reconnects, 0 restarts [supervised, rathole, pid 42]"
+            ),
+            "{h}"
+        );
+    }
 }
