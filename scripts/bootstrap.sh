@@ -18,6 +18,8 @@ cd "$ROOT"
 
 WORKER_BUILD_VERSION=0.8.7
 WASM_BINDGEN_VERSION=0.2.130
+# The self-hosted relay's tunnel (docs/selfhost.md, tests/tests/selfhost.rs).
+RATHOLE_VERSION=0.5.0
 
 step() { printf '\033[1mbootstrap:\033[0m %s\n' "$*"; }
 
@@ -43,6 +45,13 @@ lock_version=$(grep -A1 '^name = "wasm-bindgen"$' Cargo.lock | sed -n 's/^versio
 if [ "$lock_version" != "$WASM_BINDGEN_VERSION" ]; then
   echo "bootstrap: Cargo.lock has wasm-bindgen $lock_version, the CLI is $WASM_BINDGEN_VERSION" >&2
   exit 1
+fi
+
+# 3b. rathole, the self-hosted relay's tunnel. Not --locked: its lockfile pins a `time` crate
+#     that no longer builds.
+if ! rathole --version 2>/dev/null | grep -q "Build Version: *${RATHOLE_VERSION}\$"; then
+  step "installing rathole ${RATHOLE_VERSION} (~4 min, once per machine)"
+  cargo install rathole --version "=${RATHOLE_VERSION}"
 fi
 
 # 4. npm tools: wrangler (with workerd), binaryen (wasm-opt), Node 22 (wrangler 4 needs >= 22.12),
@@ -78,6 +87,14 @@ apt_get() {
   done
 }
 
+# 5a. Caddy (TLS in front of workerd) and curl for the self-hosted relay's tests
+#     (tests/tests/selfhost.rs), from Debian's packages.
+if ! command -v caddy >/dev/null 2>&1 || ! command -v curl >/dev/null 2>&1; then
+  step "installing caddy and curl (apt) for the self-hosted relay tests"
+  apt_get update -qq
+  apt_get install -y -qq caddy curl
+fi
+
 # 5. Chromium for the browser tests (tests/tests/admin_page.rs), from Debian's packages, with
 #    `--browser` only. playwright-core (npm, above) drives it through `executablePath`: no
 #    browser download.
@@ -93,7 +110,7 @@ case "$node_version" in
   v22.*) ;;
   *) echo "bootstrap: expected Node 22 first on PATH, got $node_version" >&2; exit 1 ;;
 esac
-for bin in "$WASM_BINDGEN_BIN" "$WASM_OPT_BIN" "$ESBUILD_BIN"; do
+for bin in "$WASM_BINDGEN_BIN" "$WASM_OPT_BIN" "$ESBUILD_BIN" node_modules/.bin/workerd; do
   [ -x "$bin" ] || { echo "bootstrap: missing $bin" >&2; exit 1; }
 done
 "$WASM_OPT_BIN" --version | grep -q "version 132" || { echo "bootstrap: wasm-opt is not binaryen 132" >&2; exit 1; }
@@ -104,4 +121,4 @@ if [ "$browser" -eq 1 ]; then
   browser_version=$("$chromium_bin" --version 2>/dev/null | grep -o 'Chromium [0-9.]*' || true)
   [ -n "$browser_version" ] || { echo "bootstrap: chromium ($chromium_bin) does not run" >&2; exit 1; }
 fi
-step "ok (node $node_version, worker-build $(worker-build --version), $(wasm-bindgen --version), wasm-opt 132, $browser_version)"
+step "ok (node $node_version, worker-build $(worker-build --version), $(wasm-bindgen --version), wasm-opt 132, rathole $RATHOLE_VERSION, caddy $(caddy version | cut -d' ' -f1), $browser_version)"

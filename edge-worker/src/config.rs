@@ -6,6 +6,8 @@
 //! | `TOKEN_ISSUER`, `TOKEN_AUDIENCE` | var | the `iss`/`aud` the agent puts in access tokens |
 //! | `POLICY` | var | the relay policy (TOML); absent = the built-in default policy |
 //! | `RELAY_SIGNING_SECRET` | secret | hex, ≥ 32 bytes: the HMAC key for signing forwarded requests |
+//! | `RATE_LIMITER` | var | `binding` (default: Cloudflare's rate-limiting bindings) or `isolate` (counted in the Worker's isolate: plain workerd, [`crate::rate_limit`]) |
+//! | `CLIENT_IP_HEADER` | var | the request header holding the client's IP; default `cf-connecting-ip` (set by Cloudflare). Self-hosted: the header the reverse proxy in front of workerd overwrites on every request (Caddy: `x-argus-client-ip`); only that proxy can reach workerd |
 //!
 //! `argus-relay init` prints the exact values. A bad setting makes every request answer 503
 //! `unavailable` with `reason` naming the setting (e.g. `config.origin_url`), never a guess.
@@ -22,6 +24,7 @@ use argus_shared::token::Expectations;
 use worker::Env;
 
 use crate::error::EdgeError;
+use crate::rate_limit::Limiter;
 
 pub struct EdgeConfig {
     /// Scheme + host (+ port), no trailing slash.
@@ -29,7 +32,13 @@ pub struct EdgeConfig {
     pub signing_secret: Vec<u8>,
     pub expectations: Expectations,
     pub policy: Policy,
+    pub limiter: Limiter,
+    /// Lower-case name of the header holding the client IP (`CLIENT_IP_HEADER`).
+    pub client_ip_header: String,
 }
+
+/// Cloudflare's header for the connecting client's IP.
+pub const CLOUDFLARE_CLIENT_IP_HEADER: &str = "cf-connecting-ip";
 
 thread_local! {
     // Workers isolates are single-threaded and env does not change within one.
@@ -96,12 +105,36 @@ fn parse(env: &Env) -> Result<EdgeConfig, EdgeError> {
         None => Policy::default_policy(),
     };
 
+    let limiter =
+        Limiter::from_var(var(env, "RATE_LIMITER").as_deref()).ok_or(EdgeError::Config {
+            reason: "config.rate_limiter",
+        })?;
+    let client_ip_header = match var(env, "CLIENT_IP_HEADER") {
+        None => CLOUDFLARE_CLIENT_IP_HEADER.to_owned(),
+        Some(name) => valid_header_name(&name).ok_or(EdgeError::Config {
+            reason: "config.client_ip_header",
+        })?,
+    };
+
     Ok(EdgeConfig {
         origin,
+        limiter,
+        client_ip_header,
         signing_secret,
         expectations: Expectations::new(issuer, audience),
         policy,
     })
+}
+
+/// A lower-cased HTTP header name (token characters only).
+fn valid_header_name(raw: &str) -> Option<String> {
+    let name = raw.trim().to_ascii_lowercase();
+    (!name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'))
+    .then_some(name)
 }
 
 /// Accepts `http(s)://host[:port]` with an optional trailing slash; nothing else (no path, query,

@@ -8,7 +8,7 @@
 //!    verified under the same keys skips the signature check, [`VerifiedTokens`]), then
 //!    "not revoked" from the same state;
 //! 4. policy ([`argus_shared::policy`]) — geo, TLS, device, scope and path rules;
-//! 5. rate limit (Workers rate-limiting bindings) — per IP for pairing, per device for the API;
+//! 5. rate limit ([`crate::rate_limit`]) — per IP for pairing, per device for the API;
 //! 6. signed forwarding ([`crate::forward`]); for devices through [`crate::bandwidth`]
 //!    (images transcoded and cached at the edge, JSON compressed).
 
@@ -27,14 +27,10 @@ use crate::bandwidth;
 use crate::cf::CfFacts;
 use crate::config::{self, EdgeConfig};
 use crate::edge_state;
-use crate::error::{internal, EdgeError};
+use crate::error::EdgeError;
 use crate::forward;
+use crate::rate_limit::{self, Class};
 
-/// Rate-limit bindings (see `wrangler.toml`).
-const PAIRING_LIMITER: &str = "PAIRING_LIMITER";
-const DEVICE_LIMITER: &str = "DEVICE_LIMITER";
-/// Both limiters use 60-second periods.
-const LIMIT_PERIOD_SECS: u32 = 60;
 /// `reason` of the 401 for a valid token of a device the edge state lists as revoked.
 const REASON_DEVICE_REVOKED: &str = "token.device_revoked";
 
@@ -47,7 +43,11 @@ pub async fn handle(req: Request, env: &Env, request_id: &str) -> Result<Respons
     // does not know (PROPFIND, MOVE, …) to GET, which would serve them as GETs.
     let method = req.inner().method();
     let cf = CfFacts::of(&req);
-    let client_ip = req.headers().get("cf-connecting-ip").ok().flatten();
+    let client_ip = req
+        .headers()
+        .get(cfg.client_ip_header.as_str())
+        .ok()
+        .flatten();
 
     match route::classify(&method, &canonical.decoded_path) {
         Route::Refused(reason) => Err(EdgeError::Refused { reason }),
@@ -55,7 +55,7 @@ pub async fn handle(req: Request, env: &Env, request_id: &str) -> Result<Respons
         Route::Public(_) => {
             check_policy(&cfg, &method, &canonical, &cf, None)?;
             let ip_key = client_ip.clone().unwrap_or_else(|| String::from("unknown"));
-            rate_limit(env, PAIRING_LIMITER, format!("ip:{ip_key}")).await?;
+            rate_limit::check(env, cfg.limiter, Class::Pairing, format!("ip:{ip_key}")).await?;
             forward::to_origin(
                 req,
                 &cfg,
@@ -69,7 +69,13 @@ pub async fn handle(req: Request, env: &Env, request_id: &str) -> Result<Respons
         Route::Agent(_) | Route::Backend { .. } => {
             let claims = authenticate(&req, &cfg, request_id).await?;
             check_policy(&cfg, &method, &canonical, &cf, Some(&claims))?;
-            rate_limit(env, DEVICE_LIMITER, format!("device:{}", claims.sub)).await?;
+            rate_limit::check(
+                env,
+                cfg.limiter,
+                Class::Device,
+                format!("device:{}", claims.sub),
+            )
+            .await?;
             bandwidth::to_origin(
                 req,
                 &cfg,
@@ -180,23 +186,6 @@ fn check_policy(
     match cfg.policy.evaluate(&facts) {
         Decision::Allow => Ok(()),
         Decision::Deny(reason) => Err(EdgeError::Denied { reason }),
-    }
-}
-
-async fn rate_limit(env: &Env, binding: &str, key: String) -> Result<(), EdgeError> {
-    let limiter = env.rate_limiter(binding).map_err(|_| EdgeError::Config {
-        reason: "config.rate_limiter",
-    })?;
-    let outcome = limiter
-        .limit(key)
-        .await
-        .map_err(internal("gate.rate_limit"))?;
-    if outcome.success {
-        Ok(())
-    } else {
-        Err(EdgeError::RateLimited {
-            retry_after_secs: LIMIT_PERIOD_SECS,
-        })
     }
 }
 

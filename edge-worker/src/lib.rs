@@ -20,6 +20,7 @@ mod error;
 mod forward;
 mod gate;
 mod images;
+mod rate_limit;
 mod request_id;
 
 use worker::{event, Context, Env, Request, Response, Result};

@@ -16,6 +16,7 @@ pub mod headers;
 pub mod image;
 pub mod path;
 pub mod policy;
+pub mod rate_limit;
 pub mod route;
 pub mod signature;
 #[doc(hidden)]

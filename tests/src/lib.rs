@@ -17,6 +17,7 @@ pub mod lan;
 pub mod netns;
 pub mod phone;
 pub mod process;
+pub mod selfhost;
 pub mod signer;
 pub mod stack;
 pub mod via;

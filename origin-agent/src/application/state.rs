@@ -108,7 +108,9 @@ impl AppState {
             config.backend.max_concurrent_requests,
         )?
         .with_session(session);
-        let tunnel = crate::domain::tunnel::TunnelMonitor::new(config.cloudflared.as_ref());
+        let tunnel = crate::domain::tunnel::TunnelMonitor::new(
+            crate::domain::tunnel::TunnelProvider::of(&config).as_ref(),
+        );
         Ok(AppState {
             expectations: Expectations::new(config.issuer(), config.audience())
                 .with_issued_lifetime(config.access_ttl()),

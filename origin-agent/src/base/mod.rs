@@ -6,4 +6,5 @@ pub(crate) mod config;
 pub(crate) mod error;
 pub(crate) mod http;
 pub(crate) mod metrics;
+pub(crate) mod private_file;
 pub(crate) mod qr;

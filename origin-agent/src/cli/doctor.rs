@@ -6,7 +6,7 @@
 //! | `public_url` | `GET {public_url}/api/v1/health?doctor_probe=…` (a one-time probe from `POST /admin/doctor-probes`) | the Worker answers at the public URL, and the answer carries *this* agent's instance id |
 //! | `edge_signature` | the agent's count of signed requests before and after that request (`GET /admin/status`), or the refusal it caused | the Worker's `RELAY_SIGNING_SECRET` is this agent's (a mismatch is counted as `signature.mismatch`; with the probe, the agent's status then names the secret too) |
 //! | `clock` | the answer's `Date` against this machine's clock | signatures are valid for ±60 s only |
-//! | `tunnel` | the agent's view of cloudflared (its `/ready`) | cloudflared holds edge connections |
+//! | `tunnel` | the agent's view of its tunnel program: cloudflared (its `/ready`) or rathole (its control-channel log lines) | cloudflared holds edge connections / rathole holds an authenticated control channel to the relay server (the pinned Noise key and the token were accepted) |
 //! | `agent` | the admin API | `argus-relay run` is up |
 //! | `backend` | `GET {backend}/health`, then (if `backend.api_key` is set) `GET /api/v1/events?limit=1` with the key | ArgusAI runs (and accepts the fallback key) |
 //! | `backend_session` | the agent's account of its ArgusAI session (`GET /admin/status`), else the stored session | the agent is signed in to ArgusAI and its session renews |
@@ -457,6 +457,9 @@ pub fn judge_tunnel(status: Option<&Value>) -> Finding {
         .and_then(|t| t.get("connected"))
         .and_then(Value::as_bool)
         == Some(true);
+    if t("provider") == "rathole" {
+        return judge_rathole(s, connected, monitoring);
+    }
     if connected {
         return finding(
             CHECK,
@@ -492,6 +495,47 @@ pub fn judge_tunnel(status: Option<&Value>) -> Finding {
     } else {
         "cloudflared runs but reaches no Cloudflare edge: check the tunnel token or credentials, and \
          that this machine may connect out to Cloudflare on port 7844 (UDP and TCP)"
+    };
+    finding(CHECK, Verdict::Fail, summary).fix(fix)
+}
+
+/// The tunnel check for the self-hosted relay's rathole.
+fn judge_rathole(s: &Value, connected: bool, monitoring: &str) -> Finding {
+    const CHECK: &str = "tunnel";
+    let t = |k: &str| str_at(s, &["tunnel", k]).unwrap_or("");
+    let n = |k: &str| u64_at(s, &["tunnel", k]).unwrap_or(0);
+    if connected {
+        return finding(
+            CHECK,
+            Verdict::Ok,
+            format!(
+                "rathole is connected to the relay server {} (up {} s; {} reconnects, {} restarts)",
+                t("hostname"),
+                n("uptime_secs"),
+                n("reconnects"),
+                n("restarts")
+            ),
+        );
+    }
+    let last = str_at(s, &["tunnel", "last_error", "message"]).unwrap_or("");
+    let mut summary = format!("the tunnel is {} ({monitoring}, rathole)", t("state"));
+    if !last.is_empty() {
+        summary.push_str(&format!("; last error: {}", admin_client::sanitize(last)));
+    }
+    let fix = if last.contains("could not be started") {
+        "install rathole (`cargo install rathole --version 0.5.0`, see docs/selfhost.md) or set \
+         rathole.binary to its path"
+    } else if last.contains("Noise handshake") {
+        "the relay server's key is not the one this agent pins: put the server's public key (the \
+         one `argus-relay selfhost init` printed, or `rathole --genkey`'s public half of the \
+         server's local_private_key) into [rathole].server_public_key and restart the agent; the \
+         agent will not connect to a server whose key differs"
+    } else if last.contains("service token") {
+        "set [rathole].token to the token of the service in the VPS's rathole.toml, then restart \
+         the agent"
+    } else {
+        "rathole runs but reaches no relay server: check [rathole].server, that rathole runs on \
+         the VPS (`systemctl status argus-rathole`) and that its port is open to this machine"
     };
     finding(CHECK, Verdict::Fail, summary).fix(fix)
 }
@@ -898,6 +942,29 @@ mod tests {
             "{}",
             f.summary
         );
+    }
+
+    #[test]
+    fn rathole_verdicts_say_why() {
+        let s = |t: Value| serde_json::json!({"tunnel": t});
+        let f = judge_tunnel(Some(&s(serde_json::json!({
+            "provider": "rathole", "monitoring": "supervised", "state": "connected",
+            "connected": true, "hostname": "relay.example.org:2333"
+        }))));
+        assert_eq!(f.verdict, Verdict::Ok);
+        assert!(
+            f.summary.contains("relay.example.org:2333"),
+            "{}",
+            f.summary
+        );
+        let f = judge_tunnel(Some(&s(serde_json::json!({
+            "provider": "rathole", "monitoring": "supervised", "state": "connecting",
+            "connected": false,
+            "last_error": {"message": crate::domain::tunnel::rathole::explain("Failed to do noise handshake: early eof")}
+        }))));
+        assert_eq!(f.verdict, Verdict::Fail);
+        assert!(f.summary.contains("server_public_key"), "{}", f.summary);
+        assert!(f.fix.unwrap().contains("will not connect"));
     }
 
     #[test]

@@ -12,6 +12,7 @@ mod doctor;
 mod init;
 mod pairing;
 mod run;
+mod selfhost;
 mod status;
 mod tunnel;
 mod worker_config;
@@ -96,6 +97,11 @@ pub enum Command {
         #[command(subcommand)]
         command: tunnel::TunnelCommand,
     },
+    /// The self-hosted relay (workerd + Caddy + rathole on your own server; docs/selfhost.md).
+    Selfhost {
+        #[command(subcommand)]
+        command: selfhost::SelfhostCommand,
+    },
     /// The running agent's status: tunnel, edge, backend, devices.
     Status(status::StatusArgs),
     /// Check the whole chain (public URL → Worker → tunnel → agent → ArgusAI) and say what to fix.
@@ -171,6 +177,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         } => policy_check(&file),
         Command::Client { command } => client::run(command),
         Command::Tunnel { command } => tunnel::run(command),
+        Command::Selfhost { command } => selfhost::run(command),
         Command::Status(a) => status::status(a),
         Command::Doctor(a) => doctor::doctor(a),
         Command::Backend { command } => backend::run(command),

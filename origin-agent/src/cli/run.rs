@@ -135,7 +135,7 @@ async fn serve(cfg: AgentConfig) -> Result<(), CliError> {
         .cloned()
         .map(|s| tokio::spawn(s.run(stop_rx.clone())));
     let cloudflared = crate::domain::tunnel::supervisor::start(
-        state.config.cloudflared.clone(),
+        crate::domain::tunnel::TunnelProvider::of(&state.config),
         state.tunnel.clone(),
         stop_rx,
     );

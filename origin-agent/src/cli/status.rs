@@ -52,11 +52,20 @@ pub fn human(v: &Value) -> String {
     let t = |k: &str| text(v, &["tunnel", k]);
     let tunnel = match t("monitoring").as_str() {
         "none" => {
-            "not watched (no [cloudflared] section; see `argus-relay tunnel config`)".to_owned()
+            "not watched (no [cloudflared] or [rathole] section; see `argus-relay tunnel config` \
+             or `argus-relay selfhost init`)"
+                .to_owned()
         }
         mode => {
             let mut line = t("state");
-            if s(v, &["tunnel", "connected"]) == Some(&Value::Bool(true)) {
+            let rathole = t("provider") == "rathole";
+            if rathole && s(v, &["tunnel", "connected"]) == Some(&Value::Bool(true)) {
+                line.push_str(&format!(
+                    " (to the relay server {}, up {})",
+                    t("hostname"),
+                    duration(num(v, &["tunnel", "uptime_secs"]).unwrap_or(0))
+                ));
+            } else if s(v, &["tunnel", "connected"]) == Some(&Value::Bool(true)) {
                 line.push_str(&format!(
                     " ({} connections, connector {}, up {})",
                     t("ready_connections"),
@@ -67,11 +76,15 @@ pub fn human(v: &Value) -> String {
             if let Some(ms) = num(v, &["tunnel", "next_attempt_in_ms"]) {
                 line.push_str(&format!(", next attempt in {:.1} s", ms as f64 / 1000.0));
             }
+            let program = if rathole {
+                "rathole".to_owned()
+            } else {
+                format!("cloudflared {}", t("cloudflared_version"))
+            };
             line.push_str(&format!(
-                "; {} reconnects, {} restarts [{mode}, cloudflared {}, pid {}]",
+                "; {} reconnects, {} restarts [{mode}, {program}, pid {}]",
                 t("reconnects"),
                 t("restarts"),
-                t("cloudflared_version"),
                 text(v, &["tunnel", "process", "pid"]),
             ));
             if let Some(e) = s(v, &["tunnel", "last_error", "message"]).and_then(Value::as_str) {
@@ -201,6 +214,27 @@ mod tests {
         );
         assert!(
             h.contains("Session:  not signed in to ArgusAI: run `argus-relay backend login` [sending the API key meanwhile]"),
+            "{h}"
+        );
+    }
+
+    #[test]
+    fn a_rathole_tunnel_names_its_relay_server() {
+        let v = serde_json::json!({
+            "status": "ok", "instance_id": "abcd", "uptime_secs": 60,
+            "tunnel": {"provider": "rathole", "monitoring": "supervised", "state": "connected",
+                       "connected": true, "uptime_secs": 59, "reconnects": 1, "restarts": 0,
+                       "hostname": "relay.example.org:2333", "process": {"pid": 42}},
+            "edge": {"last_request_secs_ago": null, "signed_requests": 0, "rejected": {"total": 0}},
+            "backend": {"reachable": true, "status": 200, "latency_ms": 2},
+            "devices": {"paired": 1}, "keys": {"signing_kid": "k1"}, "versions": {"agent": "0.1.0"}
+        });
+        let h = human(&v);
+        assert!(
+            h.contains(
+                "Tunnel:   connected (to the relay server relay.example.org:2333, up 59 s); \
+                 1 reconnects, 0 restarts [supervised, rathole, pid 42]"
+            ),
             "{h}"
         );
     }

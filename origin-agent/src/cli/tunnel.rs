@@ -13,9 +13,7 @@
 //! the rest of the file, comments included, is kept) so `argus-relay run` supervises cloudflared,
 //! or — `--observe-only` — only watches one that runs on its own.
 
-use std::io::Write;
 use std::net::SocketAddr;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use super::CliError;
@@ -165,35 +163,12 @@ fn read_token_file(path: &Path) -> Result<String, CliError> {
 
 /// Writes `bytes` to `path` atomically (temp file + rename) with `mode`.
 fn replace_file(path: &Path, bytes: &[u8], mode: u32) -> Result<(), CliError> {
-    let failed = |e: std::io::Error| CliError::Failed(format!("{}: {e}", path.display()));
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).map_err(failed)?;
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
-    let result = (|| {
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(mode)
-            .open(&tmp)?;
-        f.write_all(bytes)?;
-        f.set_permissions(std::fs::Permissions::from_mode(mode))?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result.map_err(failed)
+    crate::base::private_file::replace_file(path, bytes, mode)
+        .map_err(|e| CliError::Failed(format!("{}: {e}", path.display())))
 }
 
-/// Sets `[cloudflared]` in the configuration text, keeping everything else as it is.
+/// Sets `[cloudflared]` in the configuration text (removing `[rathole]`), keeping everything
+/// else as it is.
 pub fn with_section(text: &str, section: &CloudflaredConfig) -> Result<String, CliError> {
     let mut doc: toml_edit::DocumentMut = text
         .parse()
@@ -201,6 +176,8 @@ pub fn with_section(text: &str, section: &CloudflaredConfig) -> Result<String, C
     let table = toml_edit::ser::to_document(section)
         .map_err(|e| CliError::Failed(format!("cannot write [cloudflared]: {e}")))?;
     doc["cloudflared"] = toml_edit::Item::Table(table.as_table().clone());
+    // One tunnel at a time: back from the self-hosted relay.
+    doc.remove("rathole");
     Ok(doc.to_string())
 }
 
@@ -391,6 +368,7 @@ mod tests {
         assert!(c.enabled);
         assert_eq!(c.token.as_deref(), Some("eyJhIjoiYiJ9"));
         assert_eq!(c.hostname.as_deref(), Some("tunnel.example.com"));
+        use std::os::unix::fs::PermissionsExt;
         let mode = std::fs::metadata(&p).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
     }

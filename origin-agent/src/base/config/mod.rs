@@ -48,10 +48,12 @@
 //!
 //! Environment overrides (highest precedence): `ARGUS_RELAY_DATA_DIR`, `ARGUS_RELAY_PUBLIC_URL`,
 //! `ARGUS_RELAY_BACKEND_URL`, `ARGUS_RELAY_BACKEND_API_KEY`, `ARGUS_RELAY_TUNNEL_LISTEN`,
-//! `ARGUS_RELAY_ADMIN_LISTEN`, `ARGUS_RELAY_TUNNEL_TOKEN` (`cloudflared.token`).
+//! `ARGUS_RELAY_ADMIN_LISTEN`, `ARGUS_RELAY_TUNNEL_TOKEN` (`cloudflared.token`),
+//! `ARGUS_RELAY_RATHOLE_TOKEN` (`rathole.token`).
 //!
 //! The optional `[cloudflared]` section (cloudflared supervised or observed) is documented in
-//! [`crate::base::config::cloudflared`].
+//! [`crate::base::config::cloudflared`]; `[rathole]` (the self-hosted relay's tunnel,
+//! docs/selfhost.md) in [`crate::base::config::rathole`]. At most one of them.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -60,6 +62,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 pub mod cloudflared;
+pub mod rathole;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -104,6 +107,9 @@ pub struct AgentConfig {
     /// cloudflared, supervised or observed ([`crate::base::config::cloudflared`]); absent = not watched.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cloudflared: Option<crate::base::config::cloudflared::CloudflaredConfig>,
+    /// rathole, the self-hosted relay's tunnel ([`crate::base::config::rathole`]); absent = not used.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rathole: Option<crate::base::config::rathole::RatholeConfig>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -319,6 +325,7 @@ impl AgentConfig {
             limits: Limits::default(),
             lan: LanConfig::default(),
             cloudflared: None,
+            rathole: None,
         }
     }
 
@@ -365,6 +372,11 @@ impl AgentConfig {
         if let Some(v) = env("ARGUS_RELAY_TUNNEL_TOKEN").filter(|v| !v.is_empty()) {
             cfg.cloudflared.get_or_insert_with(Default::default).token = Some(v);
         }
+        if let Some(v) = env("ARGUS_RELAY_RATHOLE_TOKEN").filter(|v| !v.is_empty()) {
+            if let Some(r) = cfg.rathole.as_mut() {
+                r.token = Some(v);
+            }
+        }
         cfg.validate()?;
         Ok(cfg)
     }
@@ -375,7 +387,7 @@ impl AgentConfig {
         if !self.tunnel.listen.ip().is_loopback() {
             return Err(invalid(
                 "tunnel.listen",
-                "must be a loopback address (cloudflared runs on this host)",
+                "must be a loopback address (the tunnel program runs on this host)",
             ));
         }
         if !self.admin.listen.ip().is_loopback() {
@@ -410,6 +422,16 @@ impl AgentConfig {
         self.lan.validate()?;
         if let Some(c) = &self.cloudflared {
             c.validate()?;
+        }
+        if let Some(r) = &self.rathole {
+            if self.cloudflared.is_some() {
+                return Err(invalid(
+                    "rathole",
+                    "one tunnel at a time: remove [cloudflared] to use [rathole] (the self-hosted \
+                     relay), or the other way round",
+                ));
+            }
+            r.validate()?;
         }
         Ok(())
     }

@@ -1,4 +1,5 @@
-//! The tunnel's state machine: what we can prove about cloudflared, and what to do next.
+//! The tunnel's state machine: what we can prove about the tunnel program (cloudflared or
+//! rathole, [`super::provider`]; cloudflared in the examples below), and what to do next.
 //! Pure: time is passed in, randomness (jitter) is injected, no I/O — the supervisor
 //! ([`super::supervisor`]) turns its [`Action`]s into processes and probes.
 //!
@@ -97,6 +98,26 @@ pub enum Probe {
     NotReady { connections: u32 },
     /// Refused, timed out, or not cloudflared's answer.
     NoAnswer { reason: String },
+    /// The program answered that it is not connected, and why (rathole's last failure line).
+    Failing { reason: String },
+}
+
+/// How the machine's messages name the tunnel program and what it connects to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Naming {
+    pub program: &'static str,
+    pub peer: &'static str,
+}
+
+impl Naming {
+    pub const CLOUDFLARED: Naming = Naming {
+        program: "cloudflared",
+        peer: "Cloudflare",
+    };
+    pub const RATHOLE: Naming = Naming {
+        program: "rathole",
+        peer: "the relay server",
+    };
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -141,6 +162,9 @@ pub struct Snapshot {
 
 pub struct Machine {
     mode: Mode,
+    naming: Naming,
+    /// The reason of the last [`Probe::Failing`] since the last ready answer.
+    last_failure: Option<String>,
     timing: Timing,
     jitter: Box<dyn FnMut() -> f64 + Send>,
     state: TunnelState,
@@ -173,6 +197,8 @@ impl Machine {
     ) -> Machine {
         Machine {
             mode,
+            naming: Naming::CLOUDFLARED,
+            last_failure: None,
             timing,
             jitter,
             state: TunnelState::Disconnected,
@@ -193,6 +219,12 @@ impl Machine {
             terminating: false,
             stopping: false,
         }
+    }
+
+    /// Names another program than cloudflared in the messages.
+    pub fn named(mut self, naming: Naming) -> Machine {
+        self.naming = naming;
+        self
     }
 
     #[cfg(test)]
@@ -279,7 +311,8 @@ impl Machine {
     }
 
     pub fn spawn_failed(&mut self, why: &str, now: Instant) -> Action {
-        self.error(format!("cloudflared could not be started: {why}"), now);
+        let program = self.naming.program;
+        self.error(format!("{program} could not be started: {why}"), now);
         self.enter_backoff(now)
     }
 
@@ -289,6 +322,7 @@ impl Machine {
             return self.next_action(now);
         }
         self.checked_at = Some(now);
+        let Naming { program, peer } = self.naming;
         match probe {
             Probe::Ready {
                 connections,
@@ -296,6 +330,7 @@ impl Machine {
             } if connections > 0 => {
                 self.last_answer = Some(now);
                 self.not_ready_since = None;
+                self.last_failure = None;
                 if self.state != TunnelState::Connected {
                     if self.ever_connected {
                         self.reconnects += 1;
@@ -313,11 +348,21 @@ impl Machine {
                 self.last_answer = Some(now);
                 if self.state == TunnelState::Connected {
                     self.error(
-                        "cloudflared lost its connections to Cloudflare (its /ready says not ready)"
-                            .into(),
+                        format!("{program} lost its connections to {peer} (it says not ready)"),
                         now,
                     );
                 }
+                self.lose_connection(now);
+                self.set_state(self.trying_state(), now);
+                self.check_ready_timeout(now)
+            }
+            Probe::Failing { reason } => {
+                self.last_answer = Some(now);
+                // Repeated failures keep the time of the first, so `secs_ago` tells how long.
+                if self.last_error.as_ref().is_none_or(|e| e.message != reason) {
+                    self.error(reason.clone(), now);
+                }
+                self.last_failure = Some(reason);
                 self.lose_connection(now);
                 self.set_state(self.trying_state(), now);
                 self.check_ready_timeout(now)
@@ -326,10 +371,10 @@ impl Machine {
                 if self.state == TunnelState::Connected || self.mode == Mode::Observed {
                     let message = match self.mode {
                         Mode::Supervised => {
-                            format!("cloudflared's readiness endpoint stopped answering: {reason}")
+                            format!("{program}'s readiness endpoint stopped answering: {reason}")
                         }
                         Mode::Observed => {
-                            format!("no cloudflared answers on its metrics address: {reason}")
+                            format!("no {program} answers on its metrics address: {reason}")
                         }
                     };
                     self.error(message, now);
@@ -347,7 +392,7 @@ impl Machine {
                         if silent >= self.timing.unresponsive_timeout {
                             return self.terminate(
                                 format!(
-                                    "cloudflared did not answer on its metrics address for {} s \
+                                    "{program} did not answer on its metrics address for {} s \
                                      (hung); restarting it",
                                     silent.as_secs()
                                 ),
@@ -365,17 +410,20 @@ impl Machine {
         if self.mode == Mode::Observed {
             return Action::Probe;
         }
+        let Naming { program, peer } = self.naming;
         let since = self.not_ready_since.unwrap_or(now);
         let waited = now.saturating_duration_since(since);
         if waited >= self.timing.ready_timeout {
-            return self.terminate(
-                format!(
-                    "cloudflared was running but not connected to Cloudflare for {} s; \
-                     restarting it",
-                    waited.as_secs()
-                ),
-                now,
+            let mut reason = format!(
+                "{program} was running but not connected to {peer} for {} s; restarting it",
+                waited.as_secs()
             );
+            if let Some(failure) = &self.last_failure {
+                reason.push_str(" (last failure: ");
+                reason.push_str(failure);
+                reason.push(')');
+            }
+            return self.terminate(reason, now);
         }
         Action::Probe
     }
@@ -398,7 +446,8 @@ impl Machine {
             return Action::Done;
         }
         if !expected {
-            self.error(format!("cloudflared exited ({how})"), now);
+            let program = self.naming.program;
+            self.error(format!("{program} exited ({how})"), now);
         }
         self.enter_backoff(now)
     }
@@ -497,6 +546,38 @@ mod tests {
             assert_eq!(m.spawned(t0), Action::Probe);
         }
         (m, t0)
+    }
+
+    #[test]
+    fn a_failing_program_says_why_and_is_restarted_with_the_reason() {
+        let (m, t0) = running(Mode::Supervised);
+        let mut m = m.named(Naming::RATHOLE);
+        let why = "the Noise handshake with the relay server failed";
+        let failing = || Probe::Failing { reason: why.into() };
+        assert_eq!(m.probe(failing(), t0 + SEC), Action::Probe);
+        assert_eq!(m.state(), TunnelState::Connecting);
+        let err = m.snapshot().last_error.unwrap();
+        assert_eq!((err.message.as_str(), err.at), (why, t0 + SEC));
+        // The same failure again keeps the time it began.
+        m.probe(failing(), t0 + 2 * SEC);
+        assert_eq!(m.snapshot().last_error.unwrap().at, t0 + SEC);
+        // Not connected for ready_timeout: restarted, the reason kept in the message.
+        match m.probe(failing(), t0 + 10 * SEC) {
+            Action::Terminate { reason } => {
+                assert!(
+                    reason.starts_with("rathole was running but not connected to the relay server"),
+                    "{reason}"
+                );
+                assert!(reason.contains(why), "{reason}");
+            }
+            other => panic!("{other:?}"),
+        }
+        // A ready answer clears it: connected.
+        let (m2, t1) = running(Mode::Supervised);
+        let mut m2 = m2.named(Naming::RATHOLE);
+        m2.probe(failing(), t1);
+        m2.probe(ready(), t1 + SEC);
+        assert_eq!(m2.state(), TunnelState::Connected);
     }
 
     #[test]

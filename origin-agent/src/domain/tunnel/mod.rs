@@ -1,8 +1,12 @@
-//! The tunnel from Cloudflare to this agent: cloudflared, supervised as a child process or
-//! observed when it runs on its own, and the truth about it for the status endpoints.
+//! The tunnel from the edge to this agent — cloudflared (Cloudflare), supervised as a child
+//! process or observed when it runs on its own, or rathole (the self-hosted relay), supervised —
+//! and the truth about it for the status endpoints.
 //!
+//! - [`provider`] — which program (cloudflared or rathole), and what differs between them;
 //! - [`CloudflaredConfig`] — the `[cloudflared]` configuration section
 //!   ([`crate::base::config::cloudflared`]), and the [`Mode`] and [`Timing`] it sets;
+//! - [`rathole`] — rathole's client file, timing and log lines (`[rathole]`:
+//!   [`crate::base::config::rathole`]);
 //! - [`machine`] — the pure state machine (Disconnected → Connecting → Connected → Reconnecting
 //!   → Backoff) and its timeouts;
 //! - [`backoff`] — exponential backoff with jitter, no retry limit;
@@ -16,6 +20,8 @@
 pub mod backoff;
 pub mod cloudflared_config;
 pub mod machine;
+pub mod provider;
+pub mod rathole;
 pub mod readiness;
 pub mod supervisor;
 
@@ -31,12 +37,14 @@ use machine::Timing;
 
 pub use crate::base::config::cloudflared::CloudflaredConfig;
 pub use machine::{Mode, Snapshot, TunnelState};
+pub use provider::TunnelProvider;
 
 /// Facts from the configuration, fixed for the agent's life.
 #[derive(Debug)]
 struct Watched {
     mode: Mode,
-    metrics: SocketAddr,
+    provider: &'static str,
+    metrics: Option<SocketAddr>,
     binary: PathBuf,
     hostname: Option<String>,
     /// A snapshot older than this (no probe verdict) proves nothing any more.
@@ -58,15 +66,16 @@ pub struct TunnelMonitor {
 }
 
 impl TunnelMonitor {
-    /// `None`: no `[cloudflared]` section, nothing is watched.
-    pub fn new(cfg: Option<&CloudflaredConfig>) -> TunnelMonitor {
+    /// `None`: no tunnel section, nothing is watched.
+    pub fn new(cfg: Option<&TunnelProvider>) -> TunnelMonitor {
         TunnelMonitor {
             watched: cfg.map(|c| {
                 Arc::new(Watched {
                     mode: c.mode(),
-                    metrics: c.metrics,
-                    binary: c.binary.clone(),
-                    hostname: c.hostname.clone(),
+                    provider: c.name(),
+                    metrics: c.metrics(),
+                    binary: c.binary().to_path_buf(),
+                    hostname: c.far_end(),
                     stale_after: (c.probe_interval() * 3 + Duration::from_secs(2))
                         .max(c.probe_interval() + readiness_timeout(c.probe_interval()) * 2),
                 })
@@ -96,6 +105,7 @@ impl TunnelMonitor {
         let at = |t: Instant| unix_now.saturating_sub(now.saturating_duration_since(t).as_secs());
         let ago = |t: Instant| now.saturating_duration_since(t).as_secs();
         let mut view = TunnelView {
+            provider: Some(watched.provider),
             monitoring: match watched.mode {
                 Mode::Supervised => "supervised",
                 Mode::Observed => "observed",
@@ -152,7 +162,10 @@ impl TunnelMonitor {
                 view.state = "unknown";
                 let secs = s.checked_at.map(ago).unwrap_or(0);
                 view.last_error = Some(ErrorView {
-                    message: format!("cloudflared's readiness has not been checked for {secs} s"),
+                    message: format!(
+                        "{}'s readiness has not been checked for {secs} s",
+                        watched.provider
+                    ),
                     at: unix_now,
                     secs_ago: 0,
                 });
@@ -178,7 +191,8 @@ pub struct ErrorView {
 #[derive(Debug, Clone, Serialize)]
 pub struct ProcessView {
     pub pid: Option<u32>,
-    pub metrics: SocketAddr,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metrics: Option<SocketAddr>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub binary: Option<String>,
 }
@@ -186,11 +200,14 @@ pub struct ProcessView {
 /// The `tunnel` object of the status documents.
 #[derive(Debug, Clone, Serialize)]
 pub struct TunnelView {
+    /// `cloudflared` or `rathole`; `null` when nothing is watched.
+    pub provider: Option<&'static str>,
     /// `supervised` (the agent runs cloudflared), `observed` (it only polls `/ready`) or `none`.
     pub monitoring: &'static str,
     /// `connected`, `connecting`, `reconnecting`, `backoff`, `disconnected`, or `unknown`.
     pub state: &'static str,
-    /// `true` only with a recent `/ready` proof; `null` when nothing is watched.
+    /// `true` only with a recent proof (cloudflared's `/ready`, rathole's "control channel
+    /// established"); `null` when nothing is watched.
     pub connected: Option<bool>,
     pub ready_connections: u32,
     pub connector_id: Option<String>,
@@ -201,13 +218,14 @@ pub struct TunnelView {
     pub uptime_secs: Option<u64>,
     /// Times the tunnel came back after having been connected.
     pub reconnects: u64,
-    /// Times cloudflared was started again.
+    /// Times the tunnel program was started again.
     pub restarts: u64,
     pub last_error: Option<ErrorView>,
-    /// In Backoff: when cloudflared will be started again.
+    /// In Backoff: when the tunnel program will be started again.
     pub next_attempt_in_ms: Option<u64>,
     /// Seconds since `/ready` last gave a verdict.
     pub checked_secs_ago: Option<u64>,
+    /// cloudflared's public hostname, or the rathole server's `host:port`.
     pub hostname: Option<String>,
     pub cloudflared_version: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -217,6 +235,7 @@ pub struct TunnelView {
 impl TunnelView {
     fn unmonitored() -> TunnelView {
         TunnelView {
+            provider: None,
             monitoring: "none",
             state: "unknown",
             connected: None,
@@ -281,7 +300,7 @@ mod tests {
 
     #[test]
     fn connected_needs_a_recent_proof() {
-        let mon = TunnelMonitor::new(Some(&cfg()));
+        let mon = TunnelMonitor::new(Some(&TunnelProvider::Cloudflared(cfg())));
         let t0 = Instant::now();
         let mut m = Machine::new(Mode::Supervised, Timing::default(), t0, Box::new(|| 0.5));
         m.start(t0);

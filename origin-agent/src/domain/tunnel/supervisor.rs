@@ -1,5 +1,8 @@
-//! The I/O around [`super::machine`]: starts cloudflared, probes its `/ready`, stops it
-//! (SIGTERM, then SIGKILL), and publishes every transition to the [`TunnelMonitor`].
+//! The I/O around [`super::machine`]: starts the tunnel program ([`TunnelProvider`]: cloudflared
+//! or rathole), probes it (cloudflared's `/ready`, rathole's log lines), stops it (SIGTERM, then
+//! SIGKILL), and publishes every transition to the [`TunnelMonitor`]. What follows is said of
+//! cloudflared; rathole is run the same way with its own command line
+//! ([`TunnelProvider::prepare`]).
 //!
 //! The command line is cloudflared's own:
 //! `cloudflared tunnel --no-autoupdate --metrics ADDR --grace-period Ns [--config FILE] run`, with
@@ -23,6 +26,8 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use super::machine::{Action, Machine, Mode, Probe};
+use super::provider::TunnelProvider;
+use super::rathole::{self, LineSays};
 use super::readiness;
 use super::CloudflaredConfig;
 use super::TunnelMonitor;
@@ -34,6 +39,7 @@ const RESTART_GRACE: Duration = Duration::from_secs(3);
 const SCRUBBED_ENV: &[&str] = &[
     "ARGUS_RELAY_BACKEND_API_KEY",
     "ARGUS_RELAY_TUNNEL_TOKEN",
+    "ARGUS_RELAY_RATHOLE_TOKEN",
     "TUNNEL_TOKEN",
 ];
 /// At most this much of cloudflared's last error line goes into the status.
@@ -64,10 +70,10 @@ pub fn command_line(cfg: &CloudflaredConfig) -> (Vec<OsString>, Vec<(&'static st
     (args, env)
 }
 
-/// Starts watching (and, when enabled, running) cloudflared until `stop` turns true. Without a
-/// `[cloudflared]` section it returns a finished task.
+/// Starts watching (and, when enabled, running) the tunnel program until `stop` turns true.
+/// Without a tunnel section it returns a finished task.
 pub fn start(
-    cfg: Option<CloudflaredConfig>,
+    cfg: Option<TunnelProvider>,
     monitor: TunnelMonitor,
     stop: watch::Receiver<bool>,
 ) -> JoinHandle<()> {
@@ -81,6 +87,8 @@ struct Running {
     child: Child,
     pid: Option<u32>,
     last_words: Arc<Mutex<Option<String>>>,
+    /// rathole only: what its latest link line said.
+    link: Arc<Mutex<Option<LineSays>>>,
     readers: Vec<JoinHandle<()>>,
 }
 
@@ -94,8 +102,9 @@ impl Running {
     }
 }
 
-async fn run(cfg: CloudflaredConfig, monitor: TunnelMonitor, mut stop: watch::Receiver<bool>) {
+async fn run(cfg: TunnelProvider, monitor: TunnelMonitor, mut stop: watch::Receiver<bool>) {
     let mode = cfg.mode();
+    let program = cfg.name();
     let interval = cfg.probe_interval();
     let probe_timeout = super::readiness_timeout(interval);
     let mut machine = Machine::new(
@@ -103,7 +112,8 @@ async fn run(cfg: CloudflaredConfig, monitor: TunnelMonitor, mut stop: watch::Re
         cfg.timing(),
         Instant::now(),
         Box::new(rand::random::<f64>),
-    );
+    )
+    .named(cfg.naming());
     let mut running: Option<Running> = None;
     let mut version: Option<String> = None;
     // `/metrics` is asked once per process, after its first ready answer.
@@ -115,8 +125,9 @@ async fn run(cfg: CloudflaredConfig, monitor: TunnelMonitor, mut stop: watch::Re
     };
     tracing::info!(
         mode = ?mode,
-        metrics = %cfg.metrics,
-        "watching cloudflared"
+        program,
+        metrics = ?cfg.metrics(),
+        "watching the tunnel"
     );
     let mut last_state = None;
     loop {
@@ -146,13 +157,13 @@ async fn run(cfg: CloudflaredConfig, monitor: TunnelMonitor, mut stop: watch::Re
             Action::Done => break,
             Action::Spawn => match spawn(&cfg) {
                 Ok(r) => {
-                    tracing::info!(pid = r.pid, binary = %cfg.binary.display(), "cloudflared started");
+                    tracing::info!(pid = r.pid, binary = %cfg.binary().display(), "{program} started");
                     running = Some(r);
                     version_asked = false;
                     machine.spawned(Instant::now())
                 }
                 Err(why) => {
-                    tracing::warn!(error = %why, "cloudflared could not be started");
+                    tracing::warn!(error = %why, "{program} could not be started");
                     machine.spawn_failed(&why, Instant::now())
                 }
             },
@@ -168,12 +179,12 @@ async fn run(cfg: CloudflaredConfig, monitor: TunnelMonitor, mut stop: watch::Re
                 } else {
                     RESTART_GRACE.min(cfg.stop_timeout())
                 };
-                tracing::info!(%reason, "stopping cloudflared");
+                tracing::info!(%reason, "stopping {program}");
                 let how = match running.take() {
                     Some(r) => terminate(r, grace).await,
                     None => "not running".to_owned(),
                 };
-                tracing::info!(how = %how, "cloudflared stopped");
+                tracing::info!(how = %how, "{program} stopped");
                 machine.exited(&how, Instant::now())
             }
             Action::Probe => {
@@ -184,18 +195,24 @@ async fn run(cfg: CloudflaredConfig, monitor: TunnelMonitor, mut stop: watch::Re
                             None => Arc::default(),
                         };
                         let how = describe_exit(status, &last_words);
-                        tracing::warn!(how = %how, "cloudflared exited");
+                        tracing::warn!(how = %how, "{program} exited");
                         machine.exited(&how, Instant::now())
                     }
                     _ = stop.changed() => machine.stop(Instant::now()),
                     _ = tokio::time::sleep(interval) => {
-                        let probe = readiness::probe(cfg.metrics, probe_timeout).await;
-                        if matches!(probe, Probe::Ready { .. }) && !version_asked {
-                            version_asked = true;
-                            if let Some(v) = readiness::version(cfg.metrics, probe_timeout).await {
-                                version = Some(v);
+                        let probe = match &cfg {
+                            TunnelProvider::Cloudflared(c) => {
+                                let probe = readiness::probe(c.metrics, probe_timeout).await;
+                                if matches!(probe, Probe::Ready { .. }) && !version_asked {
+                                    version_asked = true;
+                                    if let Some(v) = readiness::version(c.metrics, probe_timeout).await {
+                                        version = Some(v);
+                                    }
+                                }
+                                probe
                             }
-                        }
+                            TunnelProvider::Rathole { .. } => rathole_probe(running.as_ref()),
+                        };
                         machine.probe(probe, Instant::now())
                     }
                 }
@@ -203,7 +220,7 @@ async fn run(cfg: CloudflaredConfig, monitor: TunnelMonitor, mut stop: watch::Re
         };
     }
     monitor.publish(machine.snapshot(), None, version);
-    tracing::info!("no longer watching cloudflared");
+    tracing::info!("no longer watching {program}");
     if mode == Mode::Supervised {
         debug_assert!(running.is_none());
     }
@@ -217,22 +234,23 @@ async fn wait_exit(running: &mut Option<Running>) -> std::io::Result<ExitStatus>
     }
 }
 
-fn spawn(cfg: &CloudflaredConfig) -> Result<Running, String> {
-    // Whoever already listens on the metrics address would answer our probes: do not start a
-    // cloudflared whose readiness cannot be told apart.
-    if let Err(e) = std::net::TcpListener::bind(cfg.metrics) {
-        return Err(if e.kind() == std::io::ErrorKind::AddrInUse {
-            format!(
-                "its metrics address {} is already in use (is another cloudflared still \
-                 running?); its readiness could not be told apart",
-                cfg.metrics
-            )
-        } else {
-            format!("its metrics address {} cannot be used: {e}", cfg.metrics)
-        });
+/// rathole's link, as its latest line about it says: nothing yet is "not ready".
+fn rathole_probe(running: Option<&Running>) -> Probe {
+    let said = running.and_then(|r| r.link.lock().ok().and_then(|l| l.clone()));
+    match said {
+        Some(LineSays::Connected) => Probe::Ready {
+            connections: 1,
+            connector_id: None,
+        },
+        Some(LineSays::Failed(reason)) => Probe::Failing { reason },
+        Some(LineSays::Nothing) | None => Probe::NotReady { connections: 0 },
     }
-    let (args, env) = command_line(cfg);
-    let mut cmd = Command::new(&cfg.binary);
+}
+
+fn spawn(cfg: &TunnelProvider) -> Result<Running, String> {
+    let line = cfg.prepare()?;
+    let (args, env) = (line.args, line.env);
+    let mut cmd = Command::new(cfg.binary());
     cmd.args(&args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -254,34 +272,57 @@ fn spawn(cfg: &CloudflaredConfig) -> Result<Running, String> {
         });
     }
     let mut child = cmd.spawn().map_err(|e| {
+        let program = cfg.name();
         let hint = if e.kind() == std::io::ErrorKind::NotFound {
-            " (install cloudflared, or set cloudflared.binary to its path)"
+            format!(" (install {program}, or set {program}.binary to its path)")
         } else {
-            ""
+            String::new()
         };
         format!(
             "cannot run {:?}: {e}{hint}",
-            cfg.binary.display().to_string()
+            cfg.binary().display().to_string()
         )
     })?;
     let last_words = Arc::new(Mutex::new(None));
+    let link = Arc::new(Mutex::new(None));
+    let kind = match cfg {
+        TunnelProvider::Cloudflared(_) => OutputOf::Cloudflared,
+        TunnelProvider::Rathole { .. } => OutputOf::Rathole(link.clone()),
+    };
     let mut readers = Vec::new();
     if let Some(out) = child.stdout.take() {
-        readers.push(tokio::spawn(relay_output(out, last_words.clone())));
+        readers.push(tokio::spawn(relay_output(
+            out,
+            last_words.clone(),
+            kind.clone(),
+        )));
     }
     if let Some(err) = child.stderr.take() {
-        readers.push(tokio::spawn(relay_output(err, last_words.clone())));
+        readers.push(tokio::spawn(relay_output(err, last_words.clone(), kind)));
     }
     Ok(Running {
         pid: child.id(),
         child,
         last_words,
+        link,
         readers,
     })
 }
 
-/// Copies cloudflared's log lines into ours and remembers its last error line.
-async fn relay_output(stream: impl AsyncRead + Unpin, last_words: Arc<Mutex<Option<String>>>) {
+/// Whose output a reader copies, and (rathole) where its link verdict goes.
+#[derive(Clone)]
+enum OutputOf {
+    Cloudflared,
+    Rathole(Arc<Mutex<Option<LineSays>>>),
+}
+
+/// Copies the program's log lines into ours and remembers its last error line (and, for
+/// rathole, what its latest line about the link said).
+async fn relay_output(
+    stream: impl AsyncRead + Unpin,
+    last_words: Arc<Mutex<Option<String>>>,
+    of: OutputOf,
+) {
     let mut lines = BufReader::new(stream).lines();
     while let Ok(Some(line)) = lines.next_line().await {
         let line: String = line
@@ -289,12 +330,32 @@ async fn relay_output(stream: impl AsyncRead + Unpin, last_words: Arc<Mutex<Opti
             .filter(|c| !c.is_control())
             .take(2000)
             .collect();
-        let is_error = line.contains(" ERR ") || line.contains("level=error");
-        if is_error || line.contains(" WRN ") {
-            tracing::warn!(target: "cloudflared", "{line}");
-        } else {
-            tracing::info!(target: "cloudflared", "{line}");
-        }
+        let is_error = match &of {
+            OutputOf::Cloudflared => {
+                let is_error = line.contains(" ERR ") || line.contains("level=error");
+                if is_error || line.contains(" WRN ") {
+                    tracing::warn!(target: "cloudflared", "{line}");
+                } else {
+                    tracing::info!(target: "cloudflared", "{line}");
+                }
+                is_error
+            }
+            OutputOf::Rathole(link) => {
+                let is_error = line.contains(" ERROR ") || line.starts_with("Error");
+                if is_error || line.contains(" WARN ") {
+                    tracing::warn!(target: "rathole", "{line}");
+                } else {
+                    tracing::info!(target: "rathole", "{line}");
+                }
+                let says = rathole::interpret_line(&line);
+                if says != LineSays::Nothing {
+                    if let Ok(mut l) = link.lock() {
+                        *l = Some(says);
+                    }
+                }
+                is_error
+            }
+        };
         if is_error {
             if let Ok(mut w) = last_words.lock() {
                 *w = Some(line.chars().take(MAX_LAST_WORDS).collect());
