@@ -429,7 +429,7 @@ async fn pairing_code(
     let body: NewCode = identity::http::read_json(req).await?;
     let scope = Scope::parse(&body.scope)
         .ok_or_else(|| AgentError::BadRequest("scope must be \"owner\" or \"viewer\"".into()))?;
-    let created = identity::create_owner_code(state, scope, body.ttl_secs)?;
+    let created = identity::create_owner_code(state, scope, body.ttl_secs).await?;
     let svg = crate::qr::svg(&created.pair_uri).map_err(|e| {
         tracing::error!(error = %e, "cannot draw the QR code");
         AgentError::Internal
