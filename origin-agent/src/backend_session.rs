@@ -100,7 +100,7 @@ pub trait TokenExchange: Send + Sync + 'static {
 pub type Clock = Arc<dyn Fn() -> u64 + Send + Sync>;
 
 /// Where the session is, for status, `doctor` and the Mobile Access page.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SessionState {
     /// Nobody signed the agent in.
@@ -116,7 +116,7 @@ pub enum SessionState {
 }
 
 /// The session as status reports it (no token in it).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SessionView {
     pub state: SessionState,
     pub username: Option<String>,

@@ -24,7 +24,9 @@ use serde_json::Value;
 
 use super::admin_client::{self, AdminClient};
 use super::CliError;
+use crate::backend_session::SessionState;
 use crate::config::AgentConfig;
+use crate::relay_status::RelayStatus;
 use crate::state::SECRET_INSTANCE_ID;
 use crate::store::Store;
 
@@ -156,16 +158,26 @@ fn str_at<'a>(v: &'a Value, path: &[&str]) -> Option<&'a str> {
         .and_then(Value::as_str)
 }
 
-fn u64_at(v: &Value, path: &[&str]) -> Option<u64> {
-    path.iter()
-        .try_fold(v, |v, k| v.get(k))
-        .and_then(Value::as_u64)
+fn rejected(status: Option<&RelayStatus>, reason: &str) -> u64 {
+    status
+        .and_then(|s| s.edge.rejected.by_reason.get(reason).copied())
+        .unwrap_or(0)
 }
 
-fn rejected(status: Option<&Value>, reason: &str) -> u64 {
-    status
-        .and_then(|s| u64_at(s, &["edge", "rejected", "by_reason", reason]))
-        .unwrap_or(0)
+/// `GET /admin/status` as the agent's own type: an answer of another shape (a running agent of
+/// another version) is an error that says so, never a check quietly reading "" and 0.
+fn admin_status(client: &AdminClient) -> Result<RelayStatus, CliError> {
+    parse_status(client.get("/admin/status")?)
+}
+
+fn parse_status(answer: Value) -> Result<RelayStatus, CliError> {
+    serde_json::from_value(answer).map_err(|e| {
+        CliError::Failed(format!(
+            "GET /admin/status: the running agent's answer has a shape this argus-relay {} does \
+             not understand ({e}); is the agent another version? Restart it after an upgrade",
+            env!("CARGO_PKG_VERSION")
+        ))
+    })
 }
 
 /// Everything doctor gathered, judged without further I/O (so each verdict is testable).
@@ -173,8 +185,8 @@ pub struct Evidence<'a> {
     pub public_url: &'a str,
     pub our_instance: Option<&'a str>,
     pub answer: &'a Result<PublicAnswer, String>,
-    pub before: Option<&'a Value>,
-    pub after: Option<&'a Value>,
+    pub before: Option<&'a RelayStatus>,
+    pub after: Option<&'a RelayStatus>,
 }
 
 pub fn judge_public_url(e: &Evidence<'_>) -> Finding {
@@ -274,7 +286,7 @@ pub fn judge_edge_signature(e: &Evidence<'_>) -> Finding {
             "not checked: the public URL is not the Worker",
         );
     };
-    let signed = |s: Option<&Value>| s.and_then(|s| u64_at(s, &["edge", "signed_requests"]));
+    let signed = |s: Option<&RelayStatus>| s.map(|s| s.edge.signed_requests);
     if a.status == 200 && str_at(body, &["service"]) == Some("argus-relay") {
         if e.our_instance.is_some() && str_at(body, &["instance_id"]) != e.our_instance {
             return finding(
@@ -432,7 +444,7 @@ pub fn judge_clock(e: &Evidence<'_>) -> Finding {
     }
 }
 
-pub fn judge_tunnel(status: Option<&Value>) -> Finding {
+pub fn judge_tunnel(status: Option<&RelayStatus>) -> Finding {
     const CHECK: &str = "tunnel";
     let Some(s) = status else {
         return finding(
@@ -441,10 +453,9 @@ pub fn judge_tunnel(status: Option<&Value>) -> Finding {
             "not checked: the agent is not reachable",
         );
     };
-    let t = |k: &str| str_at(s, &["tunnel", k]).unwrap_or("");
-    let n = |k: &str| u64_at(s, &["tunnel", k]).unwrap_or(0);
-    let monitoring = t("monitoring");
-    if monitoring == "none" || monitoring.is_empty() {
+    let tunnel = &s.tunnel;
+    let monitoring = &*tunnel.monitoring;
+    if monitoring == "none" {
         return finding(
             CHECK,
             Verdict::Warn,
@@ -452,26 +463,21 @@ pub fn judge_tunnel(status: Option<&Value>) -> Finding {
         )
         .fix("set it up: `argus-relay tunnel config --tunnel-token …` (or --tunnel-id …, or --observe-only)");
     }
-    let connected = s
-        .get("tunnel")
-        .and_then(|t| t.get("connected"))
-        .and_then(Value::as_bool)
-        == Some(true);
-    if connected {
+    if tunnel.connected == Some(true) {
         return finding(
             CHECK,
             Verdict::Ok,
             format!(
                 "cloudflared is connected ({} edge connections, up {} s; {} reconnects, {} restarts)",
-                n("ready_connections"),
-                n("uptime_secs"),
-                n("reconnects"),
-                n("restarts")
+                tunnel.ready_connections,
+                tunnel.uptime_secs.unwrap_or(0),
+                tunnel.reconnects,
+                tunnel.restarts
             ),
         );
     }
-    let last = str_at(s, &["tunnel", "last_error", "message"]).unwrap_or("");
-    let mut summary = format!("the tunnel is {} ({monitoring})", t("state"));
+    let last = tunnel.last_error.as_ref().map_or("", |e| &e.message);
+    let mut summary = format!("the tunnel is {} ({monitoring})", tunnel.state);
     if !last.is_empty() {
         summary.push_str(&format!("; last error: {}", admin_client::sanitize(last)));
     }
@@ -496,7 +502,7 @@ pub fn judge_tunnel(status: Option<&Value>) -> Finding {
     finding(CHECK, Verdict::Fail, summary).fix(fix)
 }
 
-pub fn judge_agent(status: &Result<Value, CliError>) -> Finding {
+pub fn judge_agent(status: &Result<RelayStatus, CliError>) -> Finding {
     const CHECK: &str = "agent";
     match status {
         Ok(s) => finding(
@@ -504,9 +510,7 @@ pub fn judge_agent(status: &Result<Value, CliError>) -> Finding {
             Verdict::Ok,
             format!(
                 "the agent runs (version {}, up {} s, {} paired devices)",
-                str_at(s, &["versions", "agent"]).unwrap_or("?"),
-                u64_at(s, &["uptime_secs"]).unwrap_or(0),
-                u64_at(s, &["devices", "paired"]).unwrap_or(0)
+                s.versions.agent, s.uptime_secs, s.devices.paired
             ),
         ),
         Err(e) => finding(CHECK, Verdict::Fail, format!("{e}"))
@@ -588,13 +592,10 @@ pub fn check_backend(cfg: &AgentConfig, timeout: Duration) -> Finding {
 
 /// The agent's ArgusAI session: from the running agent's status (`backend.session`), else from
 /// the store (the agent is not running).
-pub fn judge_backend_session(status: Option<&Value>, cfg: &AgentConfig) -> Finding {
+pub fn judge_backend_session(status: Option<&RelayStatus>, cfg: &AgentConfig) -> Finding {
     const CHECK: &str = "backend_session";
     const FIX: &str = "run `argus-relay backend login` (as the user the agent runs as)";
-    let Some(session) = status
-        .and_then(|s| s.get("backend"))
-        .and_then(|b| b.get("session"))
-    else {
+    let Some(session) = status.and_then(|s| s.backend.session.as_ref()) else {
         // No running agent to ask: what the store says.
         let stored = Store::open(cfg.database_path()).and_then(|s| s.backend_session());
         return match stored {
@@ -618,39 +619,34 @@ pub fn judge_backend_session(status: Option<&Value>, cfg: &AgentConfig) -> Findi
             Err(e) => finding(CHECK, Verdict::Skip, format!("not checked: database: {e}")),
         };
     };
-    let user = str_at(session, &["username"]).unwrap_or("?");
-    let problem = str_at(session, &["problem"]).unwrap_or("").to_owned();
-    match str_at(session, &["state"]).unwrap_or("") {
-        "active" => finding(
+    let user = session.username.as_deref().unwrap_or("?");
+    let problem = session.problem.clone().unwrap_or_default();
+    match session.state {
+        SessionState::Active => finding(
             CHECK,
             Verdict::Ok,
             format!(
                 "signed in to ArgusAI as {user} (role {}); the access token expires in {} s and is \
                  renewed ahead of that",
-                str_at(session, &["role"]).unwrap_or("unknown"),
-                u64_at(session, &["access_expires_in_secs"]).unwrap_or(0)
+                session.role.as_deref().unwrap_or("unknown"),
+                session.access_expires_in_secs.unwrap_or(0)
             ),
         ),
-        "starting" => finding(
+        SessionState::Starting => finding(
             CHECK,
             Verdict::Warn,
             format!("signed in to ArgusAI as {user}; the first renewal has not finished yet"),
         ),
-        "expiring" => finding(CHECK, Verdict::Warn, problem)
+        SessionState::Expiring => finding(CHECK, Verdict::Warn, problem)
             .fix("check that ArgusAI runs; if it keeps refusing, run `argus-relay backend login`"),
-        "refused" => finding(CHECK, Verdict::Fail, problem).fix(FIX),
-        "missing" => finding(
+        SessionState::Refused => finding(CHECK, Verdict::Fail, problem).fix(FIX),
+        SessionState::Missing => finding(
             CHECK,
             Verdict::Fail,
             "the agent is not signed in to ArgusAI: push \
              registration and ArgusAI's other user-only routes fail",
         )
         .fix(FIX),
-        other => finding(
-            CHECK,
-            Verdict::Warn,
-            format!("unknown session state {other:?}"),
-        ),
     }
 }
 
@@ -726,7 +722,7 @@ pub fn doctor(args: DoctorArgs) -> Result<(), CliError> {
     let our_instance = our_instance_id(&cfg);
     let admin = AdminClient::from_config(&cfg);
     let admin_status = || match &admin {
-        Ok(client) => client.get("/admin/status"),
+        Ok(client) => admin_status(client),
         Err(e) => Err(CliError::Failed(e.to_string())),
     };
     let before = admin_status();
@@ -811,8 +807,8 @@ mod tests {
 
     fn ev<'a>(
         a: &'a Result<PublicAnswer, String>,
-        before: Option<&'a Value>,
-        after: Option<&'a Value>,
+        before: Option<&'a RelayStatus>,
+        after: Option<&'a RelayStatus>,
     ) -> Evidence<'a> {
         Evidence {
             public_url: "https://relay.example.com",
@@ -848,9 +844,14 @@ mod tests {
             serde_json::json!({"error": {"code": "invalid_signature", "reason": "signature.mismatch", "message": "x", "request_id": "r"}}),
             0,
         );
-        let before =
-            serde_json::json!({"edge": {"signed_requests": 3, "rejected": {"by_reason": {}}}});
-        let after = serde_json::json!({"edge": {"signed_requests": 3, "rejected": {"by_reason": {"signature.mismatch": 1}}}});
+        let mut before = RelayStatus::example();
+        before.edge.signed_requests = 3;
+        let mut after = before.clone();
+        after
+            .edge
+            .rejected
+            .by_reason
+            .insert("signature.mismatch".into(), 1);
         let f = judge_edge_signature(&ev(&a, Some(&before), Some(&after)));
         assert_eq!(f.verdict, Verdict::Fail);
         assert!(f.summary.contains("different secret"), "{}", f.summary);
@@ -902,20 +903,49 @@ mod tests {
 
     #[test]
     fn tunnel_verdicts() {
-        let s = |t: Value| serde_json::json!({"tunnel": t});
-        assert_eq!(
-            judge_tunnel(Some(&s(serde_json::json!({"monitoring": "none"})))).verdict,
-            Verdict::Warn
-        );
-        assert_eq!(
-            judge_tunnel(Some(&s(serde_json::json!({"monitoring": "supervised", "state": "connected", "connected": true})))).verdict,
-            Verdict::Ok
-        );
-        let f = judge_tunnel(Some(&s(serde_json::json!({
-            "monitoring": "supervised", "state": "backoff", "connected": false,
-            "last_error": {"message": "cloudflared could not be started: cannot run \"cloudflared\": No such file or directory"}
-        }))));
+        let mut s = RelayStatus::example();
+        assert_eq!(s.tunnel.monitoring, "none");
+        assert_eq!(judge_tunnel(Some(&s)).verdict, Verdict::Warn);
+        s.tunnel.monitoring = "supervised".into();
+        s.tunnel.state = "connected".into();
+        s.tunnel.connected = Some(true);
+        assert_eq!(judge_tunnel(Some(&s)).verdict, Verdict::Ok);
+        s.tunnel.state = "backoff".into();
+        s.tunnel.connected = Some(false);
+        s.tunnel.last_error = Some(crate::tunnel::ErrorView {
+            message: "cloudflared could not be started: cannot run \"cloudflared\": No such file or directory".into(),
+            at: 1,
+            secs_ago: 1,
+        });
+        let f = judge_tunnel(Some(&s));
         assert_eq!(f.verdict, Verdict::Fail);
         assert!(f.fix.unwrap().contains("install cloudflared"));
+    }
+
+    #[test]
+    fn a_status_of_another_shape_fails_loudly() {
+        let mut v = serde_json::to_value(RelayStatus::example()).unwrap();
+        assert_eq!(parse_status(v.clone()).unwrap(), RelayStatus::example());
+        // A renamed field, a wrong type, a state this doctor does not know.
+        let renamed = v["devices"]
+            .as_object_mut()
+            .unwrap()
+            .remove("paired")
+            .unwrap();
+        v["devices"]["paired_devices"] = renamed;
+        let mut wrong_type = serde_json::to_value(RelayStatus::example()).unwrap();
+        wrong_type["uptime_secs"] = "an hour".into();
+        let mut unknown_state = serde_json::to_value(RelayStatus::example()).unwrap();
+        unknown_state["backend"]["session"] = serde_json::json!({
+            "state": "sleeping", "username": null, "role": null, "signed_in_at": null,
+            "access_expires_in_secs": null, "last_renewed_secs_ago": null, "refreshes": 0,
+            "last_error": null, "problem": null
+        });
+        for bad in [v, wrong_type, unknown_state] {
+            let err = parse_status(bad).unwrap_err();
+            assert!(err.to_string().contains("does not understand"), "{err}");
+            let f = judge_agent(&Err(err));
+            assert_eq!(f.verdict, Verdict::Fail);
+        }
     }
 }
