@@ -38,6 +38,8 @@ pub mod router;
 pub mod server;
 pub mod state;
 pub mod store;
+#[cfg(test)]
+pub(crate) mod test_agent;
 pub mod tunnel;
 pub mod ws_bridge;
 pub mod ws_frames;

@@ -721,3 +721,6 @@ pub async fn device_route(
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
