@@ -24,11 +24,11 @@ use serde_json::Value;
 
 use super::admin_client::{self, AdminClient};
 use super::CliError;
-use crate::backend_session::SessionState;
-use crate::config::AgentConfig;
-use crate::relay_status::RelayStatus;
-use crate::state::SECRET_INSTANCE_ID;
-use crate::store::Store;
+use crate::application::handlers::status::RelayStatus;
+use crate::application::state::SECRET_INSTANCE_ID;
+use crate::base::config::AgentConfig;
+use crate::domain::proxy::backend_session::SessionState;
+use crate::domain::store::Store;
 
 /// Clock skew (s) up to which all is well, and beyond which signatures are at risk.
 const SKEW_OK: i64 = 10;
@@ -527,7 +527,7 @@ pub fn check_backend(cfg: &AgentConfig, timeout: Duration) -> Finding {
         .timeout_connect(timeout)
         .timeout(timeout)
         .redirects(0)
-        .user_agent(crate::proxy::BACKEND_USER_AGENT)
+        .user_agent(crate::domain::proxy::backend::BACKEND_USER_AGENT)
         .build();
     let status_of = |r: Result<ureq::Response, ureq::Error>| match r {
         Ok(r) => Ok(r.status()),
@@ -912,7 +912,7 @@ mod tests {
         assert_eq!(judge_tunnel(Some(&s)).verdict, Verdict::Ok);
         s.tunnel.state = "backoff".into();
         s.tunnel.connected = Some(false);
-        s.tunnel.last_error = Some(crate::tunnel::ErrorView {
+        s.tunnel.last_error = Some(crate::domain::tunnel::ErrorView {
             message: "cloudflared could not be started: cannot run \"cloudflared\": No such file or directory".into(),
             at: 1,
             secs_ago: 1,

@@ -9,9 +9,9 @@ use std::path::{Path, PathBuf};
 
 use super::worker_config::{self, WorkerSettings};
 use super::CliError;
-use crate::config::AgentConfig;
-use crate::state::{provision, SECRET_ADMIN_TOKEN};
-use crate::store::Store;
+use crate::application::state::{provision, SECRET_ADMIN_TOKEN};
+use crate::base::config::AgentConfig;
+use crate::domain::store::Store;
 
 /// The admin token file in the data directory (0600), read by the owner CLI.
 pub const ADMIN_TOKEN_FILE: &str = "admin.token";
