@@ -73,6 +73,15 @@ impl TestAgent {
         answer(resp).await
     }
 
+    /// An admin API request, as the admin listener passes it on once the caller is authorized.
+    pub async fn admin(&self, req: Request<Body>) -> Answer {
+        let resp = match crate::application::handlers::admin_api::api(&self.state, req).await {
+            Ok(resp) => resp,
+            Err(e) => e.into_response("test"),
+        };
+        answer(resp).await
+    }
+
     /// Pairs a device with an owner code, as a phone does (`POST /api/v1/devices/pair`).
     pub async fn pair(&self, scope: Scope, name: &str) -> Paired {
         let code = create_owner_code(&self.state, scope, 600)
