@@ -164,22 +164,6 @@ fn rejected(status: Option<&RelayStatus>, reason: &str) -> u64 {
         .unwrap_or(0)
 }
 
-/// `GET /admin/status` as the agent's own type: an answer of another shape (a running agent of
-/// another version) is an error that says so, never a check quietly reading "" and 0.
-fn admin_status(client: &AdminClient) -> Result<RelayStatus, CliError> {
-    parse_status(client.get("/admin/status")?)
-}
-
-fn parse_status(answer: Value) -> Result<RelayStatus, CliError> {
-    serde_json::from_value(answer).map_err(|e| {
-        CliError::Failed(format!(
-            "GET /admin/status: the running agent's answer has a shape this argus-relay {} does \
-             not understand ({e}); is the agent another version? Restart it after an upgrade",
-            env!("CARGO_PKG_VERSION")
-        ))
-    })
-}
-
 /// Everything doctor gathered, judged without further I/O (so each verdict is testable).
 pub struct Evidence<'a> {
     pub public_url: &'a str,
@@ -722,7 +706,7 @@ pub fn doctor(args: DoctorArgs) -> Result<(), CliError> {
     let our_instance = our_instance_id(&cfg);
     let admin = AdminClient::from_config(&cfg);
     let admin_status = || match &admin {
-        Ok(client) => admin_status(client),
+        Ok(client) => client.relay_status(),
         Err(e) => Err(CliError::Failed(e.to_string())),
     };
     let before = admin_status();
@@ -925,7 +909,10 @@ mod tests {
     #[test]
     fn a_status_of_another_shape_fails_loudly() {
         let mut v = serde_json::to_value(RelayStatus::example()).unwrap();
-        assert_eq!(parse_status(v.clone()).unwrap(), RelayStatus::example());
+        assert_eq!(
+            admin_client::parse_relay_status(v.clone()).unwrap(),
+            RelayStatus::example()
+        );
         // A renamed field, a wrong type, a state this doctor does not know.
         let renamed = v["devices"]
             .as_object_mut()
@@ -942,7 +929,7 @@ mod tests {
             "last_error": null, "problem": null
         });
         for bad in [v, wrong_type, unknown_state] {
-            let err = parse_status(bad).unwrap_err();
+            let err = admin_client::parse_relay_status(bad).unwrap_err();
             assert!(err.to_string().contains("does not understand"), "{err}");
             let f = judge_agent(&Err(err));
             assert_eq!(f.verdict, Verdict::Fail);
