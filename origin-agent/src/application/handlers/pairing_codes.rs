@@ -7,7 +7,7 @@ use serde::Serialize;
 use crate::application::state::{AppState, OwnerCodeState};
 use crate::base::clock::unix_now;
 use crate::base::error::AgentError;
-use crate::domain::pairing::codes;
+use crate::domain::pairing::{codes, pair_uri};
 use crate::domain::store::{PairError, Scope};
 
 /// Owner codes live at most this long (seconds).
@@ -24,29 +24,6 @@ pub struct CreatedOwnerCode {
     pub pair_uri: String,
     pub public_url: String,
     pub fingerprint: String,
-}
-
-/// `argusai://pair?code=…&url=…&fp=…`. Values are percent-encoded except `:` and `/`, which a
-/// query may carry as they are (RFC 3986 §3.4), so the URI stays readable.
-pub fn pair_uri(code: &str, public_url: &str, fingerprint: &str) -> String {
-    fn enc(s: &str) -> String {
-        s.bytes()
-            .map(|b| {
-                if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b':' | b'/')
-                {
-                    char::from(b).to_string()
-                } else {
-                    format!("%{b:02X}")
-                }
-            })
-            .collect()
-    }
-    format!(
-        "argusai://pair?code={}&url={}&fp={}",
-        enc(code),
-        enc(public_url),
-        enc(fingerprint)
-    )
 }
 
 /// Creates a one-time owner code (CSPRNG, never trivial, redrawn on collision).
