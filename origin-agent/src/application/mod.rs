@@ -3,6 +3,6 @@
 
 pub(crate) mod handlers;
 pub(crate) mod router;
-pub(crate) mod state;
 #[cfg(test)]
-pub(crate) mod test_agent;
+pub(crate) mod specs;
+pub(crate) mod state;

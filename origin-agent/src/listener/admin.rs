@@ -284,7 +284,7 @@ mod tests {
     /// The admin API answers the admin token, on a loopback `Host`, and nothing else.
     #[tokio::test]
     async fn the_admin_api_needs_the_admin_token_and_a_loopback_host() {
-        use crate::application::test_agent::{answer, error_code, error_reason, TestAgent};
+        use crate::application::specs::{answer, error_code, error_reason, TestAgent};
 
         let agent = TestAgent::new();
         let token = String::from_utf8(agent.state.admin_token.clone()).unwrap();

@@ -239,6 +239,3 @@ async fn rotate_keys(state: &AppState) -> Result<Response<Body>, AgentError> {
         &serde_json::json!({ "kid": signing.kid, "jwks": state.keys.jwks() }),
     ))
 }
-
-#[cfg(test)]
-mod tests;

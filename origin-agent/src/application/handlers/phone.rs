@@ -721,6 +721,3 @@ pub async fn device_route(
         }
     }
 }
-
-#[cfg(test)]
-mod tests;

@@ -4,10 +4,8 @@
 use hyper::{Method, StatusCode};
 use serde_json::json;
 
+use super::{error_code, error_reason, request, Answer, Paired, TestAgent};
 use crate::application::handlers::pairing_codes::create_owner_code;
-use crate::application::test_agent::{
-    error_code, error_reason, request, Answer, Paired, TestAgent,
-};
 use crate::domain::store::Scope;
 
 async fn post(
@@ -319,7 +317,7 @@ async fn a_malformed_sign_out_is_refused_not_taken_for_sign_me_out() {
         Some(&viewer.access_token),
         None,
     );
-    *req.body_mut() = crate::body::full("{\"revoke_all\": \"yes\"");
+    *req.body_mut() = crate::base::http::body::full("{\"revoke_all\": \"yes\"");
     let (status, body) = agent.phone(req).await;
     assert_eq!(
         (status, error_code(&body)),

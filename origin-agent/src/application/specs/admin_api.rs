@@ -4,7 +4,7 @@
 use hyper::{Method, StatusCode};
 use serde_json::{json, Value};
 
-use crate::application::test_agent::{error_code, request, Answer, TestAgent};
+use super::{error_code, request, Answer, TestAgent};
 use crate::domain::store::Scope;
 
 async fn admin(agent: &TestAgent, method: Method, path: &str, body: Option<Value>) -> Answer {

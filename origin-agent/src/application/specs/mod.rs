@@ -1,8 +1,14 @@
-//! Test support: the agent's [`AppState`] over a private temporary data directory, provisioned
+//! Specifications of the application layer's rules — the phone's identity endpoints
+//! ([`phone`]), the admin API ([`admin_api`]) and the router ([`routes`]) — and their test
+//! support: the agent's [`AppState`] over a private temporary data directory, provisioned
 //! as `argus-relay init` does ([`provision`]) and opened as `argus-relay run` does
 //! ([`AppState::open`]), so handler tests exercise the real store, keys and limits without
 //! workerd or a listener. The backend URL points at a closed loopback port: a request that
 //! passes every check of the agent ends in `bad_gateway`.
+
+mod admin_api;
+mod phone;
+mod routes;
 
 use std::sync::Arc;
 
@@ -66,8 +72,11 @@ impl TestAgent {
 
     /// The same, with the listener's context given.
     pub async fn phone_with(&self, req: Request<Body>, ctx: RequestContext) -> Answer {
-        let resp = match router::dispatch(&self.state, req, ctx).await {
-            Ok(resp) => resp,
+        let target = req.uri().path_and_query().map_or("/", |p| p.as_str());
+        let routed = router::classify(req.method(), target)
+            .and_then(|classified| router::route(&self.state, req, ctx, classified));
+        let resp = match routed {
+            Ok(work) => work.await.unwrap_or_else(|e| e.into_response("test")),
             Err(e) => e.into_response("test"),
         };
         answer(resp).await
