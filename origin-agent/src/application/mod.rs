@@ -3,4 +3,6 @@
 
 pub(crate) mod handlers;
 pub(crate) mod router;
+#[cfg(test)]
+pub(crate) mod specs;
 pub(crate) mod state;

@@ -75,6 +75,52 @@ pub enum StartError {
     NotInitialised(&'static str),
     #[error("LAN certificate: {0}")]
     LanCertificate(String),
+    #[error("no randomness for a new key: {0}")]
+    Random(#[from] getrandom::Error),
+}
+
+/// Gives a data directory everything [`AppState::open`] needs, creating only what is missing
+/// (never replacing a key or secret): the token signing key, the edge request-signing secret,
+/// the admin token, the instance id and the LAN certificate. Returns what it created, in words.
+/// `argus-relay init` runs it; so do the handler tests.
+pub fn provision(config: &AgentConfig, store: &Store) -> Result<Vec<String>, StartError> {
+    let now = i64::try_from(unix_now()).unwrap_or(i64::MAX);
+    let mut made = Vec::new();
+    if store.current_signing_key()?.is_none() {
+        let seed = crate::domain::key_ring::new_seed()?;
+        let key = argus_shared::token::TokenSigningKey::from_seed_with_thumbprint_kid(seed);
+        store.add_signing_key(&key.kid, &seed, now)?;
+        made.push(format!("token signing key {}", key.kid));
+    }
+    let random = |n: usize| -> Result<Vec<u8>, StartError> {
+        let mut bytes = vec![0u8; n];
+        getrandom::getrandom(&mut bytes)?;
+        Ok(bytes)
+    };
+    let secrets = [
+        (SECRET_EDGE_HMAC, random(32)?, "edge request-signing secret"),
+        (
+            SECRET_ADMIN_TOKEN,
+            hex::encode(random(32)?).into_bytes(),
+            "admin token",
+        ),
+        (
+            SECRET_INSTANCE_ID,
+            hex::encode(random(8)?).into_bytes(),
+            "instance id",
+        ),
+    ];
+    for (name, value, what) in secrets {
+        if store.put_secret_if_absent(name, &value, now)? {
+            made.push(what.to_owned());
+        }
+    }
+    let (fingerprint, cert_made) = crate::domain::lan::cert::ensure(&config.data_dir)
+        .map_err(|e| StartError::LanCertificate(e.to_string()))?;
+    if cert_made {
+        made.push(format!("LAN certificate {fingerprint}"));
+    }
+    Ok(made)
 }
 
 impl AppState {
@@ -136,7 +182,6 @@ impl AppState {
         })
     }
 
-    /// Records activity (throttled in the store to one write a minute per device).
     /// What [`device_token::check`] needs, from this state.
     pub fn device_tokens(&self) -> device_token::DeviceTokens<'_> {
         device_token::DeviceTokens {
@@ -147,11 +192,18 @@ impl AppState {
         }
     }
 
+    /// Records activity (throttled in the store to one write a minute per device), off the
+    /// async workers and without waiting for it: the request does not depend on it.
     pub fn touch_device(&self, device_id: &str) {
         let now = i64::try_from(unix_now()).unwrap_or(i64::MAX);
-        if let Err(e) = self.store.touch_device(device_id, now) {
-            tracing::warn!(error = %e, "could not record device activity");
-        }
+        let id = device_id.to_owned();
+        // Started at once; dropping the future leaves it running.
+        drop(self.store.off_worker(move |s| {
+            if let Err(e) = s.touch_device(&id, now) {
+                tracing::warn!(error = %e, "could not record device activity");
+            }
+            Ok::<(), StoreError>(())
+        }));
     }
 
     fn owner_codes(&self) -> std::sync::MutexGuard<'_, HashMap<String, OwnerCodeState>> {

@@ -15,6 +15,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use super::CliError;
+use crate::application::handlers::status::RelayStatus;
 use crate::base::config::AgentConfig;
 
 /// Overrides where the admin API is (e.g. `http://127.0.0.1:8471`).
@@ -104,6 +105,11 @@ impl std::fmt::Debug for AdminClient {
 }
 
 impl AdminClient {
+    /// `GET /admin/status` as the agent's own type ([`parse_relay_status`]).
+    pub fn relay_status(&self) -> Result<RelayStatus, CliError> {
+        parse_relay_status(self.get("/admin/status")?)
+    }
+
     /// Loads the configuration file, finds the admin API and reads the admin token.
     pub fn from_config_file(path: &Path) -> Result<Self, CliError> {
         let cfg = AgentConfig::load(path)?;
@@ -362,6 +368,18 @@ pub fn print_json(value: &Value) -> Result<(), CliError> {
 
 /// Makes text that came from a phone (names, models) or the network safe to print: control
 /// characters (terminal escapes, newlines) become `?`.
+/// The status document as [`RelayStatus`]: an answer of another shape (a running agent of
+/// another version) is an error that says so, never a check or a line quietly reading "" and 0.
+pub fn parse_relay_status(answer: Value) -> Result<RelayStatus, CliError> {
+    serde_json::from_value(answer).map_err(|e| {
+        CliError::Failed(format!(
+            "GET /admin/status: the running agent's answer has a shape this argus-relay {} does \
+             not understand ({e}); is the agent another version? Restart it after an upgrade",
+            env!("CARGO_PKG_VERSION")
+        ))
+    })
+}
+
 pub fn sanitize(s: &str) -> String {
     s.chars()
         .map(|c| if c.is_control() { '?' } else { c })

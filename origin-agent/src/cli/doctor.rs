@@ -24,9 +24,12 @@ use serde_json::Value;
 
 use super::admin_client::{self, AdminClient};
 use super::CliError;
+use crate::application::handlers::status::RelayStatus;
 use crate::application::state::SECRET_INSTANCE_ID;
 use crate::base::config::AgentConfig;
+use crate::domain::proxy::backend_session::SessionState;
 use crate::domain::store::Store;
+use crate::domain::tunnel::TunnelView;
 
 /// Clock skew (s) up to which all is well, and beyond which signatures are at risk.
 const SKEW_OK: i64 = 10;
@@ -156,15 +159,9 @@ fn str_at<'a>(v: &'a Value, path: &[&str]) -> Option<&'a str> {
         .and_then(Value::as_str)
 }
 
-fn u64_at(v: &Value, path: &[&str]) -> Option<u64> {
-    path.iter()
-        .try_fold(v, |v, k| v.get(k))
-        .and_then(Value::as_u64)
-}
-
-fn rejected(status: Option<&Value>, reason: &str) -> u64 {
+fn rejected(status: Option<&RelayStatus>, reason: &str) -> u64 {
     status
-        .and_then(|s| u64_at(s, &["edge", "rejected", "by_reason", reason]))
+        .and_then(|s| s.edge.rejected.by_reason.get(reason).copied())
         .unwrap_or(0)
 }
 
@@ -173,8 +170,8 @@ pub struct Evidence<'a> {
     pub public_url: &'a str,
     pub our_instance: Option<&'a str>,
     pub answer: &'a Result<PublicAnswer, String>,
-    pub before: Option<&'a Value>,
-    pub after: Option<&'a Value>,
+    pub before: Option<&'a RelayStatus>,
+    pub after: Option<&'a RelayStatus>,
 }
 
 pub fn judge_public_url(e: &Evidence<'_>) -> Finding {
@@ -274,7 +271,7 @@ pub fn judge_edge_signature(e: &Evidence<'_>) -> Finding {
             "not checked: the public URL is not the Worker",
         );
     };
-    let signed = |s: Option<&Value>| s.and_then(|s| u64_at(s, &["edge", "signed_requests"]));
+    let signed = |s: Option<&RelayStatus>| s.map(|s| s.edge.signed_requests);
     if a.status == 200 && str_at(body, &["service"]) == Some("argus-relay") {
         if e.our_instance.is_some() && str_at(body, &["instance_id"]) != e.our_instance {
             return finding(
@@ -432,7 +429,7 @@ pub fn judge_clock(e: &Evidence<'_>) -> Finding {
     }
 }
 
-pub fn judge_tunnel(status: Option<&Value>) -> Finding {
+pub fn judge_tunnel(status: Option<&RelayStatus>) -> Finding {
     const CHECK: &str = "tunnel";
     let Some(s) = status else {
         return finding(
@@ -441,10 +438,9 @@ pub fn judge_tunnel(status: Option<&Value>) -> Finding {
             "not checked: the agent is not reachable",
         );
     };
-    let t = |k: &str| str_at(s, &["tunnel", k]).unwrap_or("");
-    let n = |k: &str| u64_at(s, &["tunnel", k]).unwrap_or(0);
-    let monitoring = t("monitoring");
-    if monitoring == "none" || monitoring.is_empty() {
+    let tunnel = &s.tunnel;
+    let monitoring = &*tunnel.monitoring;
+    if monitoring == "none" {
         return finding(
             CHECK,
             Verdict::Warn,
@@ -452,29 +448,24 @@ pub fn judge_tunnel(status: Option<&Value>) -> Finding {
         )
         .fix("set it up: `argus-relay tunnel config --tunnel-token …` (or --tunnel-id …, or --observe-only)");
     }
-    let connected = s
-        .get("tunnel")
-        .and_then(|t| t.get("connected"))
-        .and_then(Value::as_bool)
-        == Some(true);
-    if t("provider") == "rathole" {
-        return judge_rathole(s, connected, monitoring);
+    if tunnel.provider.as_deref() == Some("rathole") {
+        return judge_rathole(tunnel, monitoring);
     }
-    if connected {
+    if tunnel.connected == Some(true) {
         return finding(
             CHECK,
             Verdict::Ok,
             format!(
                 "cloudflared is connected ({} edge connections, up {} s; {} reconnects, {} restarts)",
-                n("ready_connections"),
-                n("uptime_secs"),
-                n("reconnects"),
-                n("restarts")
+                tunnel.ready_connections,
+                tunnel.uptime_secs.unwrap_or(0),
+                tunnel.reconnects,
+                tunnel.restarts
             ),
         );
     }
-    let last = str_at(s, &["tunnel", "last_error", "message"]).unwrap_or("");
-    let mut summary = format!("the tunnel is {} ({monitoring})", t("state"));
+    let last = tunnel.last_error.as_ref().map_or("", |e| &e.message);
+    let mut summary = format!("the tunnel is {} ({monitoring})", tunnel.state);
     if !last.is_empty() {
         summary.push_str(&format!("; last error: {}", admin_client::sanitize(last)));
     }
@@ -500,25 +491,27 @@ pub fn judge_tunnel(status: Option<&Value>) -> Finding {
 }
 
 /// The tunnel check for the self-hosted relay's rathole.
-fn judge_rathole(s: &Value, connected: bool, monitoring: &str) -> Finding {
+fn judge_rathole(tunnel: &TunnelView, monitoring: &str) -> Finding {
     const CHECK: &str = "tunnel";
-    let t = |k: &str| str_at(s, &["tunnel", k]).unwrap_or("");
-    let n = |k: &str| u64_at(s, &["tunnel", k]).unwrap_or(0);
-    if connected {
+    if tunnel.connected == Some(true) {
         return finding(
             CHECK,
             Verdict::Ok,
             format!(
                 "rathole is connected to the relay server {} (up {} s; {} reconnects, {} restarts)",
-                t("hostname"),
-                n("uptime_secs"),
-                n("reconnects"),
-                n("restarts")
+                admin_client::sanitize(tunnel.hostname.as_deref().unwrap_or("")),
+                tunnel.uptime_secs.unwrap_or(0),
+                tunnel.reconnects,
+                tunnel.restarts
             ),
         );
     }
-    let last = str_at(s, &["tunnel", "last_error", "message"]).unwrap_or("");
-    let mut summary = format!("the tunnel is {} ({monitoring}, rathole)", t("state"));
+    let last = tunnel.last_error.as_ref().map_or("", |e| &e.message);
+    let mut summary = format!(
+        "the tunnel is {} ({}, rathole)",
+        admin_client::sanitize(&tunnel.state),
+        admin_client::sanitize(monitoring)
+    );
     if !last.is_empty() {
         summary.push_str(&format!("; last error: {}", admin_client::sanitize(last)));
     }
@@ -540,7 +533,7 @@ fn judge_rathole(s: &Value, connected: bool, monitoring: &str) -> Finding {
     finding(CHECK, Verdict::Fail, summary).fix(fix)
 }
 
-pub fn judge_agent(status: &Result<Value, CliError>) -> Finding {
+pub fn judge_agent(status: &Result<RelayStatus, CliError>) -> Finding {
     const CHECK: &str = "agent";
     match status {
         Ok(s) => finding(
@@ -548,9 +541,7 @@ pub fn judge_agent(status: &Result<Value, CliError>) -> Finding {
             Verdict::Ok,
             format!(
                 "the agent runs (version {}, up {} s, {} paired devices)",
-                str_at(s, &["versions", "agent"]).unwrap_or("?"),
-                u64_at(s, &["uptime_secs"]).unwrap_or(0),
-                u64_at(s, &["devices", "paired"]).unwrap_or(0)
+                s.versions.agent, s.uptime_secs, s.devices.paired
             ),
         ),
         Err(e) => finding(CHECK, Verdict::Fail, format!("{e}"))
@@ -632,13 +623,10 @@ pub fn check_backend(cfg: &AgentConfig, timeout: Duration) -> Finding {
 
 /// The agent's ArgusAI session: from the running agent's status (`backend.session`), else from
 /// the store (the agent is not running).
-pub fn judge_backend_session(status: Option<&Value>, cfg: &AgentConfig) -> Finding {
+pub fn judge_backend_session(status: Option<&RelayStatus>, cfg: &AgentConfig) -> Finding {
     const CHECK: &str = "backend_session";
     const FIX: &str = "run `argus-relay backend login` (as the user the agent runs as)";
-    let Some(session) = status
-        .and_then(|s| s.get("backend"))
-        .and_then(|b| b.get("session"))
-    else {
+    let Some(session) = status.and_then(|s| s.backend.session.as_ref()) else {
         // No running agent to ask: what the store says.
         let stored = Store::open(cfg.database_path()).and_then(|s| s.backend_session());
         return match stored {
@@ -662,39 +650,34 @@ pub fn judge_backend_session(status: Option<&Value>, cfg: &AgentConfig) -> Findi
             Err(e) => finding(CHECK, Verdict::Skip, format!("not checked: database: {e}")),
         };
     };
-    let user = str_at(session, &["username"]).unwrap_or("?");
-    let problem = str_at(session, &["problem"]).unwrap_or("").to_owned();
-    match str_at(session, &["state"]).unwrap_or("") {
-        "active" => finding(
+    let user = session.username.as_deref().unwrap_or("?");
+    let problem = session.problem.clone().unwrap_or_default();
+    match session.state {
+        SessionState::Active => finding(
             CHECK,
             Verdict::Ok,
             format!(
                 "signed in to ArgusAI as {user} (role {}); the access token expires in {} s and is \
                  renewed ahead of that",
-                str_at(session, &["role"]).unwrap_or("unknown"),
-                u64_at(session, &["access_expires_in_secs"]).unwrap_or(0)
+                session.role.as_deref().unwrap_or("unknown"),
+                session.access_expires_in_secs.unwrap_or(0)
             ),
         ),
-        "starting" => finding(
+        SessionState::Starting => finding(
             CHECK,
             Verdict::Warn,
             format!("signed in to ArgusAI as {user}; the first renewal has not finished yet"),
         ),
-        "expiring" => finding(CHECK, Verdict::Warn, problem)
+        SessionState::Expiring => finding(CHECK, Verdict::Warn, problem)
             .fix("check that ArgusAI runs; if it keeps refusing, run `argus-relay backend login`"),
-        "refused" => finding(CHECK, Verdict::Fail, problem).fix(FIX),
-        "missing" => finding(
+        SessionState::Refused => finding(CHECK, Verdict::Fail, problem).fix(FIX),
+        SessionState::Missing => finding(
             CHECK,
             Verdict::Fail,
             "the agent is not signed in to ArgusAI: push \
              registration and ArgusAI's other user-only routes fail",
         )
         .fix(FIX),
-        other => finding(
-            CHECK,
-            Verdict::Warn,
-            format!("unknown session state {other:?}"),
-        ),
     }
 }
 
@@ -770,7 +753,7 @@ pub fn doctor(args: DoctorArgs) -> Result<(), CliError> {
     let our_instance = our_instance_id(&cfg);
     let admin = AdminClient::from_config(&cfg);
     let admin_status = || match &admin {
-        Ok(client) => client.get("/admin/status"),
+        Ok(client) => client.relay_status(),
         Err(e) => Err(CliError::Failed(e.to_string())),
     };
     let before = admin_status();
@@ -855,8 +838,8 @@ mod tests {
 
     fn ev<'a>(
         a: &'a Result<PublicAnswer, String>,
-        before: Option<&'a Value>,
-        after: Option<&'a Value>,
+        before: Option<&'a RelayStatus>,
+        after: Option<&'a RelayStatus>,
     ) -> Evidence<'a> {
         Evidence {
             public_url: "https://relay.example.com",
@@ -892,9 +875,14 @@ mod tests {
             serde_json::json!({"error": {"code": "invalid_signature", "reason": "signature.mismatch", "message": "x", "request_id": "r"}}),
             0,
         );
-        let before =
-            serde_json::json!({"edge": {"signed_requests": 3, "rejected": {"by_reason": {}}}});
-        let after = serde_json::json!({"edge": {"signed_requests": 3, "rejected": {"by_reason": {"signature.mismatch": 1}}}});
+        let mut before = RelayStatus::example();
+        before.edge.signed_requests = 3;
+        let mut after = before.clone();
+        after
+            .edge
+            .rejected
+            .by_reason
+            .insert("signature.mismatch".into(), 1);
         let f = judge_edge_signature(&ev(&a, Some(&before), Some(&after)));
         assert_eq!(f.verdict, Verdict::Fail);
         assert!(f.summary.contains("different secret"), "{}", f.summary);
@@ -946,22 +934,29 @@ mod tests {
 
     #[test]
     fn rathole_verdicts_say_why() {
-        let s = |t: Value| serde_json::json!({"tunnel": t});
-        let f = judge_tunnel(Some(&s(serde_json::json!({
-            "provider": "rathole", "monitoring": "supervised", "state": "connected",
-            "connected": true, "hostname": "relay.example.org:2333"
-        }))));
+        let mut s = RelayStatus::example();
+        s.tunnel.provider = Some("rathole".into());
+        s.tunnel.monitoring = "supervised".into();
+        s.tunnel.state = "connected".into();
+        s.tunnel.connected = Some(true);
+        s.tunnel.hostname = Some("relay.example.org:2333".into());
+        let f = judge_tunnel(Some(&s));
         assert_eq!(f.verdict, Verdict::Ok);
         assert!(
             f.summary.contains("relay.example.org:2333"),
             "{}",
             f.summary
         );
-        let f = judge_tunnel(Some(&s(serde_json::json!({
-            "provider": "rathole", "monitoring": "supervised", "state": "connecting",
-            "connected": false,
-            "last_error": {"message": crate::domain::tunnel::rathole::explain("Failed to do noise handshake: early eof")}
-        }))));
+        s.tunnel.state = "connecting".into();
+        s.tunnel.connected = Some(false);
+        s.tunnel.last_error = Some(crate::domain::tunnel::ErrorView {
+            message: crate::domain::tunnel::rathole::explain(
+                "Failed to do noise handshake: early eof",
+            ),
+            at: 1,
+            secs_ago: 1,
+        });
+        let f = judge_tunnel(Some(&s));
         assert_eq!(f.verdict, Verdict::Fail);
         assert!(f.summary.contains("server_public_key"), "{}", f.summary);
         assert!(f.fix.unwrap().contains("will not connect"));
@@ -969,20 +964,52 @@ mod tests {
 
     #[test]
     fn tunnel_verdicts() {
-        let s = |t: Value| serde_json::json!({"tunnel": t});
-        assert_eq!(
-            judge_tunnel(Some(&s(serde_json::json!({"monitoring": "none"})))).verdict,
-            Verdict::Warn
-        );
-        assert_eq!(
-            judge_tunnel(Some(&s(serde_json::json!({"monitoring": "supervised", "state": "connected", "connected": true})))).verdict,
-            Verdict::Ok
-        );
-        let f = judge_tunnel(Some(&s(serde_json::json!({
-            "monitoring": "supervised", "state": "backoff", "connected": false,
-            "last_error": {"message": "cloudflared could not be started: cannot run \"cloudflared\": No such file or directory"}
-        }))));
+        let mut s = RelayStatus::example();
+        assert_eq!(s.tunnel.monitoring, "none");
+        assert_eq!(judge_tunnel(Some(&s)).verdict, Verdict::Warn);
+        s.tunnel.monitoring = "supervised".into();
+        s.tunnel.state = "connected".into();
+        s.tunnel.connected = Some(true);
+        assert_eq!(judge_tunnel(Some(&s)).verdict, Verdict::Ok);
+        s.tunnel.state = "backoff".into();
+        s.tunnel.connected = Some(false);
+        s.tunnel.last_error = Some(crate::domain::tunnel::ErrorView {
+            message: "cloudflared could not be started: cannot run \"cloudflared\": No such file or directory".into(),
+            at: 1,
+            secs_ago: 1,
+        });
+        let f = judge_tunnel(Some(&s));
         assert_eq!(f.verdict, Verdict::Fail);
         assert!(f.fix.unwrap().contains("install cloudflared"));
+    }
+
+    #[test]
+    fn a_status_of_another_shape_fails_loudly() {
+        let mut v = serde_json::to_value(RelayStatus::example()).unwrap();
+        assert_eq!(
+            admin_client::parse_relay_status(v.clone()).unwrap(),
+            RelayStatus::example()
+        );
+        // A renamed field, a wrong type, a state this doctor does not know.
+        let renamed = v["devices"]
+            .as_object_mut()
+            .unwrap()
+            .remove("paired")
+            .unwrap();
+        v["devices"]["paired_devices"] = renamed;
+        let mut wrong_type = serde_json::to_value(RelayStatus::example()).unwrap();
+        wrong_type["uptime_secs"] = "an hour".into();
+        let mut unknown_state = serde_json::to_value(RelayStatus::example()).unwrap();
+        unknown_state["backend"]["session"] = serde_json::json!({
+            "state": "sleeping", "username": null, "role": null, "signed_in_at": null,
+            "access_expires_in_secs": null, "last_renewed_secs_ago": null, "refreshes": 0,
+            "last_error": null, "problem": null
+        });
+        for bad in [v, wrong_type, unknown_state] {
+            let err = admin_client::parse_relay_status(bad).unwrap_err();
+            assert!(err.to_string().contains("does not understand"), "{err}");
+            let f = judge_agent(&Err(err));
+            assert_eq!(f.verdict, Verdict::Fail);
+        }
     }
 }

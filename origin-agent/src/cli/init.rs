@@ -7,14 +7,9 @@ use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
-use argus_shared::token::TokenSigningKey;
-use rand::rngs::OsRng;
-use rand::RngCore;
-
 use super::worker_config::{self, WorkerSettings};
 use super::CliError;
-use crate::application::state::{SECRET_ADMIN_TOKEN, SECRET_EDGE_HMAC, SECRET_INSTANCE_ID};
-use crate::base::clock::unix_now;
+use crate::application::state::{provision, SECRET_ADMIN_TOKEN};
 use crate::base::config::AgentConfig;
 use crate::domain::store::Store;
 
@@ -49,12 +44,6 @@ pub struct InitArgs {
     /// Optionally, the Cloudflare Tunnel (as `argus-relay tunnel config` takes it).
     #[command(flatten)]
     pub tunnel: super::tunnel::TunnelSetupArgs,
-}
-
-fn random_hex(n: usize) -> String {
-    let mut b = vec![0u8; n];
-    OsRng.fill_bytes(&mut b);
-    hex::encode(b)
 }
 
 /// Loads the existing configuration (checking the flags agree with it) or writes a new one.
@@ -209,43 +198,7 @@ pub fn init(args: InitArgs) -> Result<(), CliError> {
     }
     let failed = |what: &str, e: &dyn std::fmt::Display| CliError::Failed(format!("{what}: {e}"));
     let store = Store::open(cfg.database_path()).map_err(|e| failed("database", &e))?;
-    let now = i64::try_from(unix_now()).unwrap_or(i64::MAX);
-
-    let mut made = Vec::new();
-    if store
-        .current_signing_key()
-        .map_err(|e| failed("database", &e))?
-        .is_none()
-    {
-        let seed = crate::domain::key_ring::new_seed().map_err(|e| failed("random", &e))?;
-        let key = TokenSigningKey::from_seed_with_thumbprint_kid(seed);
-        store
-            .add_signing_key(&key.kid, &seed, now)
-            .map_err(|e| failed("database", &e))?;
-        made.push(format!("token signing key {}", key.kid));
-    }
-    let mut secret = |name: &str, value: Vec<u8>, what: &str| -> Result<(), CliError> {
-        if store
-            .put_secret_if_absent(name, &value, now)
-            .map_err(|e| failed("database", &e))?
-        {
-            made.push(what.to_owned());
-        }
-        Ok(())
-    };
-    let mut edge = vec![0u8; 32];
-    OsRng.fill_bytes(&mut edge);
-    secret(SECRET_EDGE_HMAC, edge, "edge request-signing secret")?;
-    secret(
-        SECRET_ADMIN_TOKEN,
-        random_hex(32).into_bytes(),
-        "admin token",
-    )?;
-    secret(
-        SECRET_INSTANCE_ID,
-        random_hex(8).into_bytes(),
-        "instance id",
-    )?;
+    let made = provision(&cfg, &store).map_err(|e| CliError::Failed(e.to_string()))?;
 
     // The admin token file mirrors the stored secret: rewriting it is idempotent.
     let admin = store
@@ -255,12 +208,6 @@ pub fn init(args: InitArgs) -> Result<(), CliError> {
     let token_path = cfg.data_dir.join(ADMIN_TOKEN_FILE);
     if !token_path.exists() {
         write_private(&token_path, &admin)?;
-    }
-
-    let (fingerprint, cert_made) = crate::domain::lan::cert::ensure(&cfg.data_dir)
-        .map_err(|e| failed("LAN certificate", &e))?;
-    if cert_made {
-        made.push(format!("LAN certificate {fingerprint}"));
     }
 
     let config_path = args.config.config.display();

@@ -1,10 +1,10 @@
 //! `argus-relay status`: the running agent's own account of itself (`GET /admin/status`), for a
 //! person, or as JSON.
 
-use serde_json::Value;
-
 use super::admin_client::{self, AdminClient};
 use super::CliError;
+use crate::application::handlers::status::{BackendStatus, Credential, Health, RelayStatus};
+use crate::domain::proxy::backend_session::SessionState;
 
 #[derive(Debug, clap::Args)]
 pub struct StatusArgs {
@@ -15,20 +15,9 @@ pub struct StatusArgs {
     pub json: bool,
 }
 
-fn s<'a>(v: &'a Value, path: &[&str]) -> Option<&'a Value> {
-    path.iter().try_fold(v, |v, k| v.get(k))
-}
-
-fn text(v: &Value, path: &[&str]) -> String {
-    match s(v, path) {
-        Some(Value::String(x)) => admin_client::sanitize(x),
-        Some(Value::Null) | None => "-".into(),
-        Some(other) => other.to_string(),
-    }
-}
-
-fn num(v: &Value, path: &[&str]) -> Option<u64> {
-    s(v, path).and_then(Value::as_u64)
+/// An optional value for a person: `-` when absent.
+fn or_dash(v: Option<impl std::fmt::Display>) -> String {
+    v.map_or_else(|| "-".into(), |v| admin_client::sanitize(&v.to_string()))
 }
 
 fn duration(secs: u64) -> String {
@@ -41,101 +30,96 @@ fn duration(secs: u64) -> String {
 }
 
 /// A few lines for a person.
-pub fn human(v: &Value) -> String {
+pub fn human(v: &RelayStatus) -> String {
     let mut out = format!(
         "argus-relay {} (instance {}), up {}: {}\n",
-        text(v, &["versions", "agent"]),
-        text(v, &["instance_id"]),
-        duration(num(v, &["uptime_secs"]).unwrap_or(0)),
-        text(v, &["status"]),
+        admin_client::sanitize(&v.versions.agent),
+        admin_client::sanitize(&v.instance_id),
+        duration(v.uptime_secs),
+        match v.status {
+            Health::Ok => "ok",
+            Health::Degraded => "degraded",
+        },
     );
-    let t = |k: &str| text(v, &["tunnel", k]);
-    let tunnel = match t("monitoring").as_str() {
+    let t = &v.tunnel;
+    let tunnel = match &*t.monitoring {
         "none" => {
             "not watched (no [cloudflared] or [rathole] section; see `argus-relay tunnel config` \
              or `argus-relay selfhost init`)"
                 .to_owned()
         }
         mode => {
-            let mut line = t("state");
-            let rathole = t("provider") == "rathole";
-            if rathole && s(v, &["tunnel", "connected"]) == Some(&Value::Bool(true)) {
+            let mut line = admin_client::sanitize(&t.state);
+            let rathole = t.provider.as_deref() == Some("rathole");
+            if rathole && t.connected == Some(true) {
                 line.push_str(&format!(
                     " (to the relay server {}, up {})",
-                    t("hostname"),
-                    duration(num(v, &["tunnel", "uptime_secs"]).unwrap_or(0))
+                    admin_client::sanitize(t.hostname.as_deref().unwrap_or("")),
+                    duration(t.uptime_secs.unwrap_or(0))
                 ));
-            } else if s(v, &["tunnel", "connected"]) == Some(&Value::Bool(true)) {
+            } else if t.connected == Some(true) {
                 line.push_str(&format!(
                     " ({} connections, connector {}, up {})",
-                    t("ready_connections"),
-                    t("connector_id"),
-                    duration(num(v, &["tunnel", "uptime_secs"]).unwrap_or(0))
+                    t.ready_connections,
+                    or_dash(t.connector_id.as_deref()),
+                    duration(t.uptime_secs.unwrap_or(0))
                 ));
             }
-            if let Some(ms) = num(v, &["tunnel", "next_attempt_in_ms"]) {
+            if let Some(ms) = t.next_attempt_in_ms {
                 line.push_str(&format!(", next attempt in {:.1} s", ms as f64 / 1000.0));
             }
             let program = if rathole {
                 "rathole".to_owned()
             } else {
-                format!("cloudflared {}", t("cloudflared_version"))
+                format!("cloudflared {}", or_dash(t.cloudflared_version.as_deref()))
             };
             line.push_str(&format!(
-                "; {} reconnects, {} restarts [{mode}, {program}, pid {}]",
-                t("reconnects"),
-                t("restarts"),
-                text(v, &["tunnel", "process", "pid"]),
+                "; {} reconnects, {} restarts [{}, {program}, pid {}]",
+                t.reconnects,
+                t.restarts,
+                admin_client::sanitize(mode),
+                or_dash(t.process.as_ref().and_then(|p| p.pid)),
             ));
-            if let Some(e) = s(v, &["tunnel", "last_error", "message"]).and_then(Value::as_str) {
+            if let Some(e) = &t.last_error {
                 line.push_str(&format!(
                     "\n          last error {} ago: {}",
-                    duration(num(v, &["tunnel", "last_error", "secs_ago"]).unwrap_or(0)),
-                    admin_client::sanitize(e)
+                    duration(e.secs_ago),
+                    admin_client::sanitize(&e.message)
                 ));
             }
             line
         }
     };
     out.push_str(&format!("Tunnel:   {tunnel}\n"));
-    let edge = match num(v, &["edge", "last_request_secs_ago"]) {
+    let edge = match v.edge.last_request_secs_ago {
         Some(ago) => format!("last signed request {} ago", duration(ago)),
         None => "no signed request yet".into(),
     };
     out.push_str(&format!(
         "Edge:     {edge}; {} accepted, {} refused\n",
-        text(v, &["edge", "signed_requests"]),
-        text(v, &["edge", "rejected", "total"])
+        v.edge.signed_requests, v.edge.rejected.total
     ));
-    let backend = if s(v, &["backend", "reachable"]) == Some(&Value::Bool(true)) {
+    let backend = if v.backend.reachable {
         format!(
             "answers (HTTP {}, {} ms)",
-            text(v, &["backend", "status"]),
-            text(v, &["backend", "latency_ms"])
+            or_dash(v.backend.status),
+            or_dash(v.backend.latency_ms)
         )
     } else {
         "does not answer".into()
     };
     out.push_str(&format!("Backend:  {backend}\n"));
-    out.push_str(&format!("Session:  {}\n", session_line(v)));
+    out.push_str(&format!("Session:  {}\n", session_line(&v.backend)));
     out.push_str(&format!(
         "Devices:  {} paired\nKeys:     signing {}\n",
-        text(v, &["devices", "paired"]),
-        text(v, &["keys", "signing_kid"])
+        v.devices.paired,
+        admin_client::sanitize(&v.keys.signing_kid)
     ));
-    if let Some(problems) = v.get("problems").and_then(Value::as_array) {
-        if !problems.is_empty() {
-            out.push_str("Problems:\n");
-            for p in problems.iter().filter_map(Value::as_str) {
-                out.push_str(&format!("  - {}\n", admin_client::sanitize(p)));
-            }
-        }
-    }
-    if let Some(notes) = v.get("notes").and_then(Value::as_array) {
-        if !notes.is_empty() {
-            out.push_str("Notes:\n");
-            for n in notes.iter().filter_map(Value::as_str) {
-                out.push_str(&format!("  - {}\n", admin_client::sanitize(n)));
+    for (title, lines) in [("Problems", &v.problems), ("Notes", &v.notes)] {
+        if !lines.is_empty() {
+            out.push_str(&format!("{title}:\n"));
+            for line in lines {
+                out.push_str(&format!("  - {}\n", admin_client::sanitize(line)));
             }
         }
     }
@@ -143,28 +127,35 @@ pub fn human(v: &Value) -> String {
 }
 
 /// The agent's ArgusAI session in a line (`backend.session` of the status).
-fn session_line(v: &Value) -> String {
-    let state = text(v, &["backend", "session", "state"]);
-    let user = text(v, &["backend", "session", "username"]);
-    let line = match state.as_str() {
-        "active" => format!(
-            "signed in to ArgusAI as {user}; access token expires in {}",
-            duration(num(v, &["backend", "session", "access_expires_in_secs"]).unwrap_or(0))
-        ),
-        "starting" => format!("signed in to ArgusAI as {user}; first renewal in progress"),
-        "missing" => "not signed in to ArgusAI: run `argus-relay backend login`".into(),
-        "refused" => {
-            format!("ArgusAI refused the session of {user}: run `argus-relay backend login`")
+fn session_line(backend: &BackendStatus) -> String {
+    let line = match &backend.session {
+        None => "not reported by the agent".into(),
+        Some(session) => {
+            let user = or_dash(session.username.as_deref());
+            match session.state {
+                SessionState::Active => format!(
+                    "signed in to ArgusAI as {user}; access token expires in {}",
+                    duration(session.access_expires_in_secs.unwrap_or(0))
+                ),
+                SessionState::Starting => {
+                    format!("signed in to ArgusAI as {user}; first renewal in progress")
+                }
+                SessionState::Missing => {
+                    "not signed in to ArgusAI: run `argus-relay backend login`".into()
+                }
+                SessionState::Refused => format!(
+                    "ArgusAI refused the session of {user}: run `argus-relay backend login`"
+                ),
+                SessionState::Expiring => format!(
+                    "signed in as {user}, but renewing fails: {}",
+                    or_dash(session.last_error.as_deref())
+                ),
+            }
         }
-        "expiring" => format!(
-            "signed in as {user}, but renewing fails: {}",
-            text(v, &["backend", "session", "last_error"])
-        ),
-        _ => "unknown (an older agent?)".into(),
     };
-    match s(v, &["backend", "credential"]).and_then(Value::as_str) {
-        Some("api_key") => format!("{line} [sending the API key meanwhile]"),
-        _ => line,
+    match backend.credential {
+        Credential::ApiKey => format!("{line} [sending the API key meanwhile]"),
+        Credential::Session | Credential::None => line,
     }
 }
 
@@ -174,7 +165,7 @@ pub fn status(args: StatusArgs) -> Result<(), CliError> {
     if args.json {
         admin_client::print_json(&v)
     } else {
-        print!("{}", human(&v));
+        print!("{}", human(&admin_client::parse_relay_status(v)?));
         Ok(())
     }
 }
@@ -185,20 +176,33 @@ mod tests {
 
     #[test]
     fn human_lines() {
-        let v = serde_json::json!({
-            "status": "degraded", "problems": ["the tunnel is not connected (state: backoff)"],
-            "instance_id": "abcd", "uptime_secs": 4000,
-            "tunnel": {"monitoring": "supervised", "state": "backoff", "connected": false,
-                       "ready_connections": 0, "reconnects": 2, "restarts": 3,
-                       "next_attempt_in_ms": 1500, "cloudflared_version": null,
-                       "last_error": {"message": "cloudflared exited (exit status 1)", "at": 1, "secs_ago": 4},
-                       "process": {"pid": null, "metrics": "127.0.0.1:20241"}},
-            "edge": {"last_request_secs_ago": null, "signed_requests": 0, "rejected": {"total": 0}},
-            "backend": {"reachable": true, "status": 200, "latency_ms": 2, "credential": "api_key",
-                        "session": {"state": "missing"}},
-            "devices": {"paired": 1}, "keys": {"signing_kid": "k1"},
-            "versions": {"agent": "0.1.0"},
-            "notes": ["2 requests without a valid edge signature reached the tunnel"]
+        let mut v = RelayStatus::example();
+        v.status = Health::Degraded;
+        v.problems = vec!["the tunnel is not connected (state: backoff)".into()];
+        v.notes = vec!["2 requests without a valid edge signature reached the tunnel".into()];
+        v.uptime_secs = 4000;
+        v.tunnel.monitoring = "supervised".into();
+        v.tunnel.state = "backoff".into();
+        v.tunnel.connected = Some(false);
+        v.tunnel.reconnects = 2;
+        v.tunnel.restarts = 3;
+        v.tunnel.next_attempt_in_ms = Some(1500);
+        v.tunnel.last_error = Some(crate::domain::tunnel::ErrorView {
+            message: "cloudflared exited (exit status 1)".into(),
+            at: 1,
+            secs_ago: 4,
+        });
+        v.backend.credential = Credential::ApiKey;
+        v.backend.session = Some(crate::domain::proxy::backend_session::SessionView {
+            state: SessionState::Missing,
+            username: None,
+            role: None,
+            signed_in_at: None,
+            access_expires_in_secs: None,
+            last_renewed_secs_ago: None,
+            refreshes: 0,
+            last_error: None,
+            problem: None,
         });
         let h = human(&v);
         assert!(h.contains("up 66 min: degraded"), "{h}");
@@ -220,14 +224,19 @@ mod tests {
 
     #[test]
     fn a_rathole_tunnel_names_its_relay_server() {
-        let v = serde_json::json!({
-            "status": "ok", "instance_id": "abcd", "uptime_secs": 60,
-            "tunnel": {"provider": "rathole", "monitoring": "supervised", "state": "connected",
-                       "connected": true, "uptime_secs": 59, "reconnects": 1, "restarts": 0,
-                       "hostname": "relay.example.org:2333", "process": {"pid": 42}},
-            "edge": {"last_request_secs_ago": null, "signed_requests": 0, "rejected": {"total": 0}},
-            "backend": {"reachable": true, "status": 200, "latency_ms": 2},
-            "devices": {"paired": 1}, "keys": {"signing_kid": "k1"}, "versions": {"agent": "0.1.0"}
+        let mut v = RelayStatus::example();
+        v.tunnel.provider = Some("rathole".into());
+        v.tunnel.monitoring = "supervised".into();
+        v.tunnel.state = "connected".into();
+        v.tunnel.connected = Some(true);
+        v.tunnel.uptime_secs = Some(59);
+        v.tunnel.reconnects = 1;
+        v.tunnel.restarts = 0;
+        v.tunnel.hostname = Some("relay.example.org:2333".into());
+        v.tunnel.process = Some(crate::domain::tunnel::ProcessView {
+            pid: Some(42),
+            metrics: None,
+            binary: None,
         });
         let h = human(&v);
         assert!(

@@ -7,7 +7,8 @@ use argus_shared::token::{Jwks, KeySet, TokenSigningKey};
 
 use crate::domain::store::{Store, StoreError, MAX_ACCESS_TOKEN_LIFETIME_SECS};
 
-struct Loaded {
+/// The keys as read from the store ([`KeyRing::read`]), to be [`KeyRing::install`]ed.
+pub struct Loaded {
     current: Arc<TokenSigningKey>,
     verification: Arc<KeySet>,
 }
@@ -57,11 +58,22 @@ impl KeyRing {
 
     /// Re-reads the keys (after a rotation, and periodically to retire expired ones).
     pub fn reload(&self, store: &Store, now: u64) -> Result<(), KeyRingError> {
-        let fresh = load(store, now)?;
-        if let Ok(mut l) = self.loaded.write() {
-            *l = fresh;
-        }
+        self.install(Self::read(store, now)?);
         Ok(())
+    }
+
+    /// Retires expired keys and reads the rest: the store half of [`KeyRing::reload`], which
+    /// writes, for async callers to run through [`Store::off_worker`].
+    pub fn read(store: &Store, now: u64) -> Result<Loaded, KeyRingError> {
+        load(store, now)
+    }
+
+    /// Makes keys read by [`KeyRing::read`] the current ones.
+    pub fn install(&self, fresh: Loaded) {
+        match self.loaded.write() {
+            Ok(mut l) => *l = fresh,
+            Err(poisoned) => *poisoned.into_inner() = fresh,
+        }
     }
 
     pub fn current(&self) -> Arc<TokenSigningKey> {

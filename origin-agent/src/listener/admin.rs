@@ -280,4 +280,45 @@ mod tests {
             assert!(!host_is_lan_name(&with_host(bad)), "{bad}");
         }
     }
+
+    /// The admin API answers the admin token, on a loopback `Host`, and nothing else.
+    #[tokio::test]
+    async fn the_admin_api_needs_the_admin_token_and_a_loopback_host() {
+        use crate::application::specs::{answer, error_code, error_reason, TestAgent};
+
+        let agent = TestAgent::new();
+        let token = String::from_utf8(agent.state.admin_token.clone()).unwrap();
+        let peer: SocketAddr = "127.0.0.1:50000".parse().unwrap();
+        let ask = |host: &str, bearer: Option<&str>| {
+            let mut b = Request::builder()
+                .uri("/admin/devices")
+                .header(hyper::header::HOST, host);
+            if let Some(t) = bearer {
+                b = b.header(hyper::header::AUTHORIZATION, format!("Bearer {t}"));
+            }
+            b.body(body::empty()).unwrap()
+        };
+        let send = |req| async {
+            let resp = serve(&agent.state, req, peer, "test")
+                .await
+                .unwrap_or_else(|e| e.into_response("test"));
+            answer(resp).await
+        };
+
+        let (status, body) = send(ask("127.0.0.1:8471", Some(&token))).await;
+        assert_eq!(status, hyper::StatusCode::OK, "{body}");
+        for bearer in [None, Some("wrong"), Some(&token[..token.len() - 1])] {
+            let (status, body) = send(ask("127.0.0.1:8471", bearer)).await;
+            assert_eq!(
+                (status, error_code(&body)),
+                (hyper::StatusCode::UNAUTHORIZED, "unauthenticated"),
+                "{bearer:?}"
+            );
+        }
+        let (status, body) = send(ask("relay.example.test", Some(&token))).await;
+        assert_eq!(
+            (status, error_reason(&body)),
+            (hyper::StatusCode::NOT_FOUND, "admin.host_not_loopback")
+        );
+    }
 }

@@ -25,6 +25,7 @@ use crate::application::state::AppState;
 use crate::base::clock::unix_now;
 use crate::base::error::AgentError;
 use crate::base::http::body::{self, Body};
+use crate::domain::key_ring::KeyRing;
 use crate::domain::pairing::codes;
 use crate::domain::store::PairError;
 
@@ -49,7 +50,7 @@ pub async fn api(state: &AppState, req: Request<Body>) -> Result<Response<Body>,
     match (method, segs.as_slice()) {
         (Method::POST, ["admin", "pairing-codes"]) => {
             let body: pairing_codes::NewOwnerCode = id_http::read_json(req).await?;
-            let created = body.create(state)?;
+            let created = body.create(state).await?;
             Ok(body::json(StatusCode::CREATED, &created))
         }
         (Method::GET, ["admin", "pairing-codes", code]) => {
@@ -91,20 +92,22 @@ pub async fn api(state: &AppState, req: Request<Body>) -> Result<Response<Body>,
             let confirm = *verb == "confirm";
             let body: Decide = id_http::read_json(req).await?;
             if let (false, None, Some(id)) = (confirm, &body.code, body.id) {
-                return deny_by_id(state, id, now);
+                return deny_by_id(state, id, now).await;
             }
             let code = body
                 .code
                 .as_deref()
                 .ok_or_else(|| AgentError::BadRequest("code is required".into()))
                 .and_then(|c| codes::normalize(c).ok_or(AgentError::InvalidCode))?;
-            let result = if confirm {
-                let scope = pairing_codes::scope_or_least(body.scope.as_deref())?;
-                state.store.confirm_pairing(&code, scope, now)
-            } else {
-                state.store.deny_pairing(&code, now)
+            let scope = match confirm {
+                true => Some(pairing_codes::scope_or_least(body.scope.as_deref())?),
+                false => None,
             };
-            match result {
+            let decided = state.store.off_worker(move |s| match scope {
+                Some(scope) => s.confirm_pairing(&code, scope, now),
+                None => s.deny_pairing(&code, now),
+            });
+            match decided.await {
                 Ok(()) => {
                     tracing::info!(confirm, "owner decided a phone pairing");
                     let key = if confirm { "confirmed" } else { "denied" };
@@ -127,10 +130,10 @@ pub async fn api(state: &AppState, req: Request<Body>) -> Result<Response<Body>,
         (Method::PUT, ["admin", "devices", id, "rename"]) => {
             let id = (*id).to_owned();
             let body: id_http::RenameBody = id_http::read_json(req).await?;
-            id_http::rename(state, &id, &body.name, None)
+            id_http::rename(state, &id, &body.name, None).await
         }
-        (Method::DELETE, ["admin", "devices", id]) => id_http::revoke(state, id),
-        (Method::POST, ["admin", "keys", "rotate"]) => rotate_keys(state),
+        (Method::DELETE, ["admin", "devices", id]) => id_http::revoke(state, id).await,
+        (Method::POST, ["admin", "keys", "rotate"]) => rotate_keys(state).await,
         (Method::GET, ["admin", "status"]) => {
             crate::application::handlers::status::answer(state, true).await
         }
@@ -167,8 +170,12 @@ pub async fn api(state: &AppState, req: Request<Body>) -> Result<Response<Body>,
     }
 }
 
-fn deny_by_id(state: &AppState, id: i64, now: i64) -> Result<Response<Body>, AgentError> {
-    match state.store.deny_pairing_by_id(id, now) {
+async fn deny_by_id(state: &AppState, id: i64, now: i64) -> Result<Response<Body>, AgentError> {
+    match state
+        .store
+        .off_worker(move |s| s.deny_pairing_by_id(id, now))
+        .await
+    {
         Ok(true) => {
             tracing::info!(confirm = false, "owner decided a phone pairing");
             Ok(body::json(
@@ -184,7 +191,7 @@ fn deny_by_id(state: &AppState, id: i64, now: i64) -> Result<Response<Body>, Age
     }
 }
 
-fn rotate_keys(state: &AppState) -> Result<Response<Body>, AgentError> {
+async fn rotate_keys(state: &AppState) -> Result<Response<Body>, AgentError> {
     let internal = |e: &dyn std::fmt::Display| {
         tracing::error!(error = %e, "key rotation failed");
         AgentError::Internal
@@ -192,14 +199,16 @@ fn rotate_keys(state: &AppState) -> Result<Response<Body>, AgentError> {
     let seed = crate::domain::key_ring::new_seed().map_err(|e| internal(&e))?;
     let signing = argus_shared::token::TokenSigningKey::from_seed_with_thumbprint_kid(seed);
     let now = unix_now();
-    state
+    let kid = signing.kid.clone();
+    let keys = state
         .store
-        .add_signing_key(&signing.kid, &seed, i64::try_from(now).unwrap_or(i64::MAX))
+        .off_worker(move |s| {
+            s.add_signing_key(&kid, &seed, i64::try_from(now).unwrap_or(i64::MAX))?;
+            KeyRing::read(s, now)
+        })
+        .await
         .map_err(|e| internal(&e))?;
-    state
-        .keys
-        .reload(&state.store, now)
-        .map_err(|e| internal(&e))?;
+    state.keys.install(keys);
     tracing::info!(kid = %signing.kid, "signing key rotated");
     Ok(body::json(
         StatusCode::OK,

@@ -29,8 +29,8 @@ fn max_owner_code_ttl() -> u64 {
 
 impl NewOwnerCode {
     /// Creates the code it asks for ([`create_owner_code`]).
-    pub fn create(&self, state: &AppState) -> Result<CreatedOwnerCode, AgentError> {
-        create_owner_code(state, scope_or_least(self.scope.as_deref())?, self.ttl_secs)
+    pub async fn create(&self, state: &AppState) -> Result<CreatedOwnerCode, AgentError> {
+        create_owner_code(state, scope_or_least(self.scope.as_deref())?, self.ttl_secs).await
     }
 }
 
@@ -58,7 +58,7 @@ pub struct CreatedOwnerCode {
 }
 
 /// Creates a one-time owner code (CSPRNG, never trivial, redrawn on collision).
-pub fn create_owner_code(
+pub async fn create_owner_code(
     state: &AppState,
     scope: Scope,
     ttl_secs: u64,
@@ -72,12 +72,15 @@ pub fn create_owner_code(
     let expires_at = now + ttl_secs;
     for _ in 0..8 {
         let code = codes::new_owner_code();
-        match state.store.create_pairing_code(
-            &code,
-            scope,
-            i64::try_from(expires_at).unwrap_or(i64::MAX),
-            i64::try_from(now).unwrap_or(i64::MAX),
-        ) {
+        let created = state.store.off_worker({
+            let code = code.clone();
+            let (expires_at, now) = (
+                i64::try_from(expires_at).unwrap_or(i64::MAX),
+                i64::try_from(now).unwrap_or(i64::MAX),
+            );
+            move |s| s.create_pairing_code(&code, scope, expires_at, now)
+        });
+        match created.await {
             Ok(()) => {
                 state.remember_owner_code(
                     &code,

@@ -134,7 +134,7 @@ pub async fn public(
         PublicRoute::MobilePair => phone_pair(state, req, client).await,
         PublicRoute::MobileStatus => {
             let code = segment(decoded_path, 5)?.to_owned();
-            phone_status(state, &code, client)
+            phone_status(state, &code, client).await
         }
         PublicRoute::MobileExchange => phone_exchange(state, req, client).await,
         PublicRoute::MobileRefresh => refresh(state, req, client).await,
@@ -146,6 +146,20 @@ fn check_window(state: &AppState, client: Client, now: u64) -> Result<(), AgentE
         .pairing_failures
         .check(client, now)
         .map_err(|retry_after_secs| AgentError::RateLimited { retry_after_secs })
+}
+
+/// A code the agent itself found malformed: charged to the live codes of `kind` in the store,
+/// as a wrong code would be.
+async fn charge_live_codes(
+    state: &AppState,
+    kind: PairingKind,
+    now: u64,
+) -> Result<(), AgentError> {
+    state
+        .store
+        .off_worker(move |s| s.record_failed_attempt(kind, now_i64(now)))
+        .await
+        .map_err(store_failed)
 }
 
 /// Charges a failed code attempt to the caller (the store has charged the live codes).
@@ -203,10 +217,7 @@ async fn redeem_owner_code(
     let body: OwnerPairRequest = read_json(req).await?;
     let now = unix_now();
     let Some(code) = codes::normalize(&body.code) else {
-        state
-            .store
-            .record_failed_attempt(PairingKind::OwnerInitiated, now_i64(now))
-            .map_err(store_failed)?;
+        charge_live_codes(state, PairingKind::OwnerInitiated, now).await?;
         return Err(failed_code(state, client, now));
     };
     let info = DeviceInfo {
@@ -220,14 +231,12 @@ async fn redeem_owner_code(
     let device_id = tokens::new_device_id();
     let family_id = tokens::new_family_id();
     let refresh = tokens::new_refresh_token();
-    let device = match state.store.redeem_owner_code(
-        &code,
-        &info,
-        &device_id,
-        &refresh.hash,
-        &family_id,
-        now_i64(now),
-    ) {
+    let redeemed = state.store.off_worker({
+        let code = code.clone();
+        let hash = refresh.hash;
+        move |s| s.redeem_owner_code(&code, &info, &device_id, &hash, &family_id, now_i64(now))
+    });
+    let device = match redeemed.await {
         Ok(device) => device,
         Err(PairError::InvalidCode | PairError::DeviceMismatch) => {
             return Err(failed_code(state, client, now))
@@ -317,10 +326,11 @@ async fn phone_pair(
     let expires_at = now + PHONE_CODE_TTL_SECS;
     for _ in 0..8 {
         let code = codes::new_phone_code();
-        match state
-            .store
-            .create_phone_pairing(&code, &request, now_i64(expires_at), now_i64(now))
-        {
+        let created = state.store.off_worker({
+            let (code, request) = (code.clone(), request.clone());
+            move |s| s.create_phone_pairing(&code, &request, now_i64(expires_at), now_i64(now))
+        });
+        match created.await {
             Ok(()) => {
                 state.pairing_requests.record_failure(client, now);
                 tracing::info!(
@@ -359,7 +369,7 @@ struct PairingStatusResponse {
     expired: bool,
 }
 
-fn phone_status(
+async fn phone_status(
     state: &AppState,
     raw_code: &str,
     client: Client,
@@ -367,15 +377,14 @@ fn phone_status(
     let now = unix_now();
     check_window(state, client, now)?;
     let status = match codes::normalize(raw_code) {
+        // A miss charges the live codes: a write.
         Some(code) => state
             .store
-            .pairing_status(&code, now_i64(now))
+            .off_worker(move |s| s.pairing_status(&code, now_i64(now)))
+            .await
             .map_err(store_failed)?,
         None => {
-            state
-                .store
-                .record_failed_attempt(PairingKind::PhoneInitiated, now_i64(now))
-                .map_err(store_failed)?;
+            charge_live_codes(state, PairingKind::PhoneInitiated, now).await?;
             None
         }
     };
@@ -411,23 +420,18 @@ async fn phone_exchange(
     let body: ExchangeBody = read_json(req).await?;
     let now = unix_now();
     let Some(code) = codes::normalize(&body.code) else {
-        state
-            .store
-            .record_failed_attempt(PairingKind::PhoneInitiated, now_i64(now))
-            .map_err(store_failed)?;
+        charge_live_codes(state, PairingKind::PhoneInitiated, now).await?;
         return Err(failed_code(state, client, now));
     };
     let device_id = tokens::new_device_id();
     let family_id = tokens::new_family_id();
     let refresh = tokens::new_refresh_token();
-    match state.store.exchange_phone_code(
-        &code,
-        body.device_id.as_deref(),
-        &device_id,
-        &refresh.hash,
-        &family_id,
-        now_i64(now),
-    ) {
+    let hash = refresh.hash;
+    let exchanged = state.store.off_worker(move |s| {
+        let phone = body.device_id.as_deref();
+        s.exchange_phone_code(&code, phone, &device_id, &hash, &family_id, now_i64(now))
+    });
+    match exchanged.await {
         Ok(device) => {
             tracing::info!(device_id = %device.id, scope = device.scope.as_str(), "device paired (phone request)");
             Ok(body::json(
@@ -477,7 +481,11 @@ async fn refresh(
     }
     let old = crate::domain::store::refresh_token_hash(body.refresh_token.as_bytes());
     let new = tokens::new_refresh_token();
-    let outcome = match state.store.rotate_refresh(&old, &new.hash, now_i64(now)) {
+    let new_hash = new.hash;
+    let rotated = state
+        .store
+        .off_worker(move |s| s.rotate_refresh(&old, &new_hash, now_i64(now)));
+    let outcome = match rotated.await {
         Ok(o) => o,
         Err(e) => {
             let reason = match e {
@@ -509,9 +517,11 @@ async fn refresh(
         if !ours && !phones {
             // A valid refresh token presented for another device: treat it as stolen.
             tracing::warn!(device_id = %outcome.device.id, "refresh token presented with a foreign device id; family and device revoked");
+            let family_id = outcome.family_id.clone();
             state
                 .store
-                .revoke_for_refresh_misuse(&outcome.family_id, now_i64(now))
+                .off_worker(move |s| s.revoke_for_refresh_misuse(&family_id, now_i64(now)))
+                .await
                 .map_err(store_failed)?;
             return Err(AgentError::InvalidToken {
                 reason: "refresh.device_mismatch",
@@ -600,17 +610,19 @@ pub struct RenameBody {
     pub name: String,
 }
 
-pub fn rename(
+pub async fn rename(
     state: &AppState,
     id: &str,
     name: &str,
     caller: Option<&str>,
 ) -> Result<Response<Body>, AgentError> {
-    if !state
+    let (owned_id, name) = (id.to_owned(), name.trim().to_owned());
+    let renamed = state
         .store
-        .rename_device(id, name.trim())
-        .map_err(store_failed)?
-    {
+        .off_worker(move |s| s.rename_device(&owned_id, &name))
+        .await
+        .map_err(store_failed)?;
+    if !renamed {
         return Err(AgentError::NotFound);
     }
     let device = state
@@ -623,12 +635,14 @@ pub fn rename(
 
 /// Revokes a device: its refresh families end and its access tokens stop working at the agent
 /// at once, at the edge within [`argus_shared::edge_state::MAX_AGE_SECS`].
-pub fn revoke(state: &AppState, id: &str) -> Result<Response<Body>, AgentError> {
-    if !state
+pub async fn revoke(state: &AppState, id: &str) -> Result<Response<Body>, AgentError> {
+    let (owned_id, now) = (id.to_owned(), now_i64(unix_now()));
+    let revoked = state
         .store
-        .revoke_device(id, now_i64(unix_now()))
-        .map_err(store_failed)?
-    {
+        .off_worker(move |s| s.revoke_device(&owned_id, now))
+        .await
+        .map_err(store_failed)?;
+    if !revoked {
         return Err(AgentError::NotFound);
     }
     tracing::info!(device_id = %id, "device revoked");
@@ -669,7 +683,7 @@ pub async fn device_route(
             if !owner && id != caller {
                 return Err(AgentError::InsufficientScope);
             }
-            revoke(state, &id)
+            revoke(state, &id).await
         }
         AgentRoute::DeviceRename => {
             let id = segment(decoded_path, 3)?.to_owned();
@@ -677,26 +691,22 @@ pub async fn device_route(
                 return Err(AgentError::InsufficientScope);
             }
             let body: RenameBody = read_json(req).await?;
-            rename(state, &id, &body.name, Some(caller))
+            rename(state, &id, &body.name, Some(caller)).await
         }
         AgentRoute::MobileRevoke => {
             // No body: sign out the calling device (what the iOS app means by an empty revoke).
             let body: RevokeBody = read_json_or_default(req).await?;
             let now = now_i64(unix_now());
-            let mut count = 0u64;
-            if body.revoke_all && owner {
-                for id in state.store.active_device_ids().map_err(store_failed)? {
-                    if state.store.revoke_device(&id, now).map_err(store_failed)? {
-                        count += 1;
-                    }
-                }
-            } else if state
+            let everyone = body.revoke_all && owner;
+            let id = caller.to_owned();
+            let count = state
                 .store
-                .revoke_device(caller, now)
-                .map_err(store_failed)?
-            {
-                count = 1;
-            }
+                .off_worker(move |s| match everyone {
+                    true => s.revoke_all_devices(now),
+                    false => Ok(u64::from(s.revoke_device(&id, now)?)),
+                })
+                .await
+                .map_err(store_failed)?;
             tracing::info!(device_id = %caller, count, "devices signed out");
             Ok(body::json(
                 StatusCode::OK,

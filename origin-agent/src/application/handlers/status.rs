@@ -45,7 +45,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use hyper::{Response, StatusCode};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::application::state::AppState;
 use crate::base::clock::unix_now;
@@ -60,9 +60,11 @@ const BACKEND_CHECK_TIMEOUT: Duration = Duration::from_secs(3);
 /// Signature refusals this recent are reported as a problem.
 const RECENT_REJECTION_SECS: u64 = 600;
 
-#[derive(Serialize)]
+/// The status document: serialized by the agent, deserialized by `argus-relay doctor` (one
+/// definition, so the two cannot drift apart).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RelayStatus {
-    pub status: &'static str,
+    pub status: Health,
     pub problems: Vec<String>,
     /// Things worth knowing that are not the owner's misconfiguration.
     pub notes: Vec<String>,
@@ -76,7 +78,26 @@ pub struct RelayStatus {
     pub versions: Versions,
 }
 
-#[derive(Serialize)]
+/// `ok`, or `degraded` when there are `problems`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Health {
+    Ok,
+    Degraded,
+}
+
+/// What the agent sends ArgusAI now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Credential {
+    /// Its user session ([`crate::backend_session`]).
+    Session,
+    /// The API key fallback.
+    ApiKey,
+    None,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EdgeStatus {
     /// Unix time of the last request with a valid edge signature.
     pub last_request_at: Option<u64>,
@@ -87,32 +108,32 @@ pub struct EdgeStatus {
     pub rejected: RejectionsView,
 }
 
-#[derive(Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BackendStatus {
     pub reachable: bool,
     pub status: Option<u16>,
     pub latency_ms: Option<u64>,
     /// What the agent sends ArgusAI now: its user session, the API key fallback, or nothing.
-    pub credential: &'static str,
+    pub credential: Credential,
     /// The agent's ArgusAI session ([`crate::domain::proxy::backend_session`]).
     pub session: Option<SessionView>,
 }
 
-#[derive(Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KeysStatus {
     pub signing_kid: String,
     pub verification_kids: Vec<String>,
 }
 
-#[derive(Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DevicesStatus {
     /// Paired, not revoked.
     pub paired: u64,
 }
 
-#[derive(Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Versions {
-    pub agent: &'static str,
+    pub agent: String,
     pub cloudflared: Option<String>,
 }
 
@@ -120,9 +141,11 @@ async fn backend_status(state: &AppState) -> BackendStatus {
     let started = Instant::now();
     let session = state.backend.session().map(|s| s.view());
     let credential = match &session {
-        Some(v) if matches!(v.state, SessionState::Active | SessionState::Expiring) => "session",
-        _ if state.backend.has_api_key() => "api_key",
-        _ => "none",
+        Some(v) if matches!(v.state, SessionState::Active | SessionState::Expiring) => {
+            Credential::Session
+        }
+        _ if state.backend.has_api_key() => Credential::ApiKey,
+        _ => Credential::None,
     };
     match tokio::time::timeout(BACKEND_CHECK_TIMEOUT, state.backend.get("/health")).await {
         Ok(Ok(resp)) => BackendStatus {
@@ -168,7 +191,7 @@ fn problems(
         _ => {}
     }
     if let Some(problem) = backend.session.as_ref().and_then(|s| s.problem.as_ref()) {
-        let fallback = if backend.credential == "api_key" {
+        let fallback = if backend.credential == Credential::ApiKey {
             " (meanwhile the agent sends its API key: ArgusAI checks it with bcrypt on every \
              request, and refuses it on user-only routes)"
         } else {
@@ -256,16 +279,16 @@ pub async fn collect(state: &AppState, detail: bool) -> Result<RelayStatus, Agen
     let keys = state.keys.verification_keys();
     Ok(RelayStatus {
         status: if problems.is_empty() {
-            "ok"
+            Health::Ok
         } else {
-            "degraded"
+            Health::Degraded
         },
         problems,
         notes,
         instance_id: state.instance_id.clone(),
         uptime_secs: now.saturating_sub(state.started_at),
         versions: Versions {
-            agent: env!("CARGO_PKG_VERSION"),
+            agent: env!("CARGO_PKG_VERSION").into(),
             cloudflared: tunnel.cloudflared_version.clone(),
         },
         tunnel,
@@ -279,6 +302,43 @@ pub async fn collect(state: &AppState, detail: bool) -> Result<RelayStatus, Agen
     })
 }
 
+#[cfg(test)]
+impl RelayStatus {
+    /// A plausible document (tests of the status and of its readers).
+    pub(crate) fn example() -> RelayStatus {
+        RelayStatus {
+            status: Health::Ok,
+            problems: Vec::new(),
+            notes: Vec::new(),
+            instance_id: "9f2c".into(),
+            uptime_secs: 3600,
+            tunnel: TunnelView::unmonitored(),
+            edge: EdgeStatus {
+                last_request_at: None,
+                last_request_secs_ago: None,
+                signed_requests: 0,
+                rejected: crate::domain::auth::edge::stats::EdgeStats::default().rejections(),
+            },
+            backend: BackendStatus {
+                reachable: true,
+                status: Some(200),
+                latency_ms: Some(3),
+                credential: Credential::ApiKey,
+                session: None,
+            },
+            keys: KeysStatus {
+                signing_kid: "k1".into(),
+                verification_kids: vec!["k1".into()],
+            },
+            devices: DevicesStatus { paired: 2 },
+            versions: Versions {
+                agent: env!("CARGO_PKG_VERSION").into(),
+                cloudflared: None,
+            },
+        }
+    }
+}
+
 pub async fn answer(state: &AppState, detail: bool) -> Result<Response<Body>, AgentError> {
     Ok(body::json(StatusCode::OK, &collect(state, detail).await?))
 }
@@ -289,6 +349,41 @@ mod tests {
     use crate::domain::auth::edge::stats::EdgeStats;
 
     const NOW: u64 = 10_000;
+
+    #[test]
+    fn the_status_document_round_trips_through_json() {
+        let mut status = RelayStatus::example();
+        let stats = EdgeStats::default();
+        stats.rejected("signature.stale", "/api/v1/events", NOW - 30);
+        status.edge = edge(&stats, Some(NOW - 1));
+        status.backend.session = Some(SessionView {
+            state: SessionState::Expiring,
+            username: Some("admin".into()),
+            role: Some("admin".into()),
+            signed_in_at: Some(1),
+            access_expires_in_secs: Some(30),
+            last_renewed_secs_ago: Some(86_000),
+            refreshes: 2,
+            last_error: Some("ArgusAI did not answer".into()),
+            problem: Some("renewing fails".into()),
+        });
+        status.tunnel.process = Some(crate::domain::tunnel::ProcessView {
+            pid: Some(42),
+            metrics: Some("127.0.0.1:20241".parse().unwrap()),
+            binary: None,
+        });
+        let json = serde_json::to_string(&status).unwrap();
+        let back: RelayStatus = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, status);
+        // The names the documentation above promises.
+        let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(v["status"], "ok");
+        assert_eq!(v["backend"]["credential"], "api_key");
+        assert_eq!(v["backend"]["session"]["state"], "expiring");
+        assert_eq!(v["edge"]["rejected"]["by_reason"]["signature.stale"], 1);
+        assert_eq!(v["tunnel"]["monitoring"], "none");
+        assert_eq!(v["devices"]["paired"], 2);
+    }
 
     fn edge(stats: &EdgeStats, last_valid: Option<u64>) -> EdgeStatus {
         EdgeStatus {

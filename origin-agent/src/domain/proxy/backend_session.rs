@@ -100,7 +100,7 @@ pub trait TokenExchange: Send + Sync + 'static {
 pub type Clock = Arc<dyn Fn() -> u64 + Send + Sync>;
 
 /// Where the session is, for status, `doctor` and the Mobile Access page.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SessionState {
     /// Nobody signed the agent in.
@@ -116,7 +116,7 @@ pub enum SessionState {
 }
 
 /// The session as status reports it (no token in it).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SessionView {
     pub state: SessionState,
     pub username: Option<String>,
@@ -372,13 +372,17 @@ impl BackendSession {
             Ok(tokens) => {
                 // The successor is durable before anything uses the new access token: a crash
                 // now must not leave the store holding the spent token (its reuse would revoke
-                // the session). One fsync about once a day, on this task: not worth a thread hop.
-                let rotated = self.store.rotate_backend_refresh(
-                    stored.generation,
-                    &stored.refresh_token,
-                    &tokens.refresh_token,
-                    i64::try_from(now).unwrap_or(i64::MAX),
-                );
+                // the session).
+                let rotated = self
+                    .store
+                    .off_worker({
+                        let generation = stored.generation;
+                        let spent = stored.refresh_token.clone();
+                        let successor = tokens.refresh_token.clone();
+                        let now = i64::try_from(now).unwrap_or(i64::MAX);
+                        move |s| s.rotate_backend_refresh(generation, &spent, &successor, now)
+                    })
+                    .await;
                 let Some(value) = bearer(&tokens.access_token) else {
                     return self.transient(
                         now,
@@ -430,11 +434,12 @@ impl BackendSession {
             Err(ExchangeError::Refused(why)) => {
                 let reason = format!("ArgusAI refused the agent's session ({why})");
                 tracing::warn!(reason, "the agent must be signed in again: {LOGIN_COMMAND}");
-                if let Err(e) = self.store.mark_backend_session_refused(
-                    stored.generation,
-                    &reason,
-                    i64::try_from(now).unwrap_or(i64::MAX),
-                ) {
+                let marked = self.store.off_worker({
+                    let (generation, reason) = (stored.generation, reason.clone());
+                    let now = i64::try_from(now).unwrap_or(i64::MAX);
+                    move |s| s.mark_backend_session_refused(generation, &reason, now)
+                });
+                if let Err(e) = marked.await {
                     tracing::error!(error = %e, "could not record the refused session");
                 }
                 {

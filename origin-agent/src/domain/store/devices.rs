@@ -159,6 +159,27 @@ impl Store {
         result
     }
 
+    /// Revokes every active device and their refresh families in one transaction (one fsync),
+    /// then wakes the revocation watchers once. Returns how many devices were active.
+    pub fn revoke_all_devices(&self, now: i64) -> Result<u64, StoreError> {
+        let result = self.write(|tx| {
+            let sql = format!("SELECT d.id FROM devices d WHERE {IS_ACTIVE} ORDER BY d.id");
+            let ids = tx
+                .prepare(&sql)?
+                .query_map([], |r| r.get::<_, String>(0))?
+                .collect::<Result<Vec<_>, _>>()?;
+            let mut revoked = 0u64;
+            for id in ids {
+                if revoke_device_in(tx, &id, now)? {
+                    revoked += 1;
+                }
+            }
+            Ok(revoked)
+        });
+        self.note_revocation();
+        result
+    }
+
     /// Records that an active device was seen at `now`. Writes (and fsyncs) at most once per
     /// [`TOUCH_GRANULARITY_SECS`] per device; otherwise a read-only no-op.
     pub fn touch_device(&self, id: &str, now: i64) -> Result<(), StoreError> {

@@ -102,9 +102,10 @@
 //! [`Store`] is `Send + Sync`: one `rusqlite::Connection` behind a `std::sync::Mutex`, shared by
 //! all tokio tasks (`Arc<Store>`). Reads take microseconds. Writes take one fsync (well under a
 //! millisecond on an SSD, up to tens of milliseconds on an SD card), during which the mutex is
-//! held: call the writing methods from `tokio::task::spawn_blocking` (or accept blocking a worker
-//! thread that long); the cheap reads (`is_device_active`, `signing_keys_for_verification`, ...)
-//! may be called directly. A panic inside an operation rolls its transaction back while
+//! held. Async code therefore runs every writing method through [`Store::off_worker`], which
+//! runs it on tokio's blocking pool so that a slow disk never stalls the tasks of a runtime
+//! worker thread; the cheap reads (`is_device_active`, `signing_keys_for_verification`, ...)
+//! may be called directly. Synchronous code (the CLI, start-up) calls the methods directly. A panic inside an operation rolls its transaction back while
 //! unwinding, so a poisoned mutex is recovered rather than propagated.
 
 mod backend_session;
@@ -172,6 +173,9 @@ pub enum StoreError {
     /// A stored value the store itself wrote cannot be read back (e.g. an unknown scope string).
     #[error("corrupt row: {0}")]
     Corrupt(&'static str),
+    /// [`Store::off_worker`]'s operation never ran: the runtime is shutting down.
+    #[error("the operation was dropped: the runtime is shutting down")]
+    ShuttingDown,
 }
 
 /// Failures of the pairing operations.
@@ -409,6 +413,30 @@ impl Store {
         // A panic while the lock was held unwound through the transaction guard, which rolled
         // back: the connection is consistent.
         self.conn.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Runs `op` (a writing method, which fsyncs) on tokio's blocking pool, off the runtime's
+    /// worker threads, and returns its result. The operation starts at once: dropping the
+    /// returned future (a client that went away) does not cancel it, so a write that has started
+    /// is finished and its side effects (a revocation's watchers, a charged attempt) happen. A
+    /// panic inside `op` resumes in the caller, as if `op` had been called directly.
+    pub fn off_worker<T, E>(
+        self: &std::sync::Arc<Self>,
+        op: impl FnOnce(&Store) -> Result<T, E> + Send + 'static,
+    ) -> impl std::future::Future<Output = Result<T, E>> + Send + 'static
+    where
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+    {
+        let store = std::sync::Arc::clone(self);
+        let task = tokio::task::spawn_blocking(move || op(&store));
+        async move {
+            match task.await {
+                Ok(result) => result,
+                Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+                Err(_) => Err(StoreError::ShuttingDown.into()),
+            }
+        }
     }
 
     /// Runs `f` in one `BEGIN IMMEDIATE` transaction; commits if it returns `Ok`. Domain

@@ -954,6 +954,77 @@ fn revocation_list_since() {
 }
 
 #[test]
+fn revoke_all_ends_every_active_device_in_one_commit_and_wakes_watchers_once() {
+    let s = store();
+    for (i, code) in ["c1", "c2", "c3"].iter().enumerate() {
+        s.create_pairing_code(code, Scope::Viewer, T0 + 600, T0)
+            .unwrap();
+        s.redeem_owner_code(
+            code,
+            &phone_info("p"),
+            &format!("dev-{i}"),
+            &h(i as u8),
+            &format!("fam-{i}"),
+            T0,
+        )
+        .unwrap();
+    }
+    s.revoke_device("dev-1", T0 + 10).unwrap();
+    let mut watcher = s.watch_revocations();
+    let before = *watcher.borrow_and_update();
+
+    assert_eq!(s.revoke_all_devices(T0 + 20).unwrap(), 2);
+
+    assert!(watcher.has_changed().unwrap());
+    assert_eq!(*watcher.borrow_and_update(), before + 1, "one wake-up");
+    assert!(s.active_device_ids().unwrap().is_empty());
+    assert_eq!(
+        count(
+            &s,
+            "SELECT count(*) FROM refresh_families WHERE revoked_at IS NULL"
+        ),
+        0
+    );
+    // The device revoked before keeps its own time.
+    assert_eq!(
+        s.device("dev-1").unwrap().unwrap().revoked_at,
+        Some(T0 + 10)
+    );
+    assert_eq!(
+        s.device("dev-2").unwrap().unwrap().revoked_at,
+        Some(T0 + 20)
+    );
+    assert_eq!(s.revoke_all_devices(T0 + 30).unwrap(), 0);
+}
+
+/// While another process holds the database's write lock (a backup, an operator's `sqlite3`),
+/// a write waits up to [`BUSY_TIMEOUT`]: through [`Store::off_worker`] it waits on the blocking
+/// pool, and the runtime's one worker thread keeps serving other tasks meanwhile.
+#[tokio::test(flavor = "current_thread")]
+async fn a_write_waiting_for_the_database_leaves_the_async_worker_free() {
+    let dir = TempDir::new("off-worker");
+    let path = dir.path().join("data").join("agent.db");
+    let s = std::sync::Arc::new(Store::open(&path).unwrap());
+    s.create_pairing_code("c1", Scope::Viewer, T0 + 600, T0)
+        .unwrap();
+    s.redeem_owner_code("c1", &phone_info("p"), "dev-1", &h(1), "fam-1", T0)
+        .unwrap();
+    let other_process = rusqlite::Connection::open(&path).unwrap();
+    other_process.execute_batch("BEGIN IMMEDIATE").unwrap();
+
+    let revoke = tokio::spawn(s.off_worker(|s| s.revoke_device("dev-1", T0 + 10)));
+    // This task shares the only worker thread with `revoke`, and keeps running.
+    for _ in 0..100 {
+        tokio::task::yield_now().await;
+    }
+    assert!(!revoke.is_finished(), "the write waits for the lock");
+    other_process.execute_batch("COMMIT").unwrap();
+
+    assert!(revoke.await.unwrap().unwrap(), "the write then commits");
+    assert!(!s.is_device_active("dev-1").unwrap());
+}
+
+#[test]
 fn rename_and_touch() {
     let s = paired();
     assert!(s.rename_device("dev-1", "Kitchen iPad").unwrap());

@@ -30,7 +30,9 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
+use std::borrow::Cow;
+
+use serde::{Deserialize, Serialize};
 
 use backoff::Backoff;
 use machine::Timing;
@@ -105,12 +107,12 @@ impl TunnelMonitor {
         let at = |t: Instant| unix_now.saturating_sub(now.saturating_duration_since(t).as_secs());
         let ago = |t: Instant| now.saturating_duration_since(t).as_secs();
         let mut view = TunnelView {
-            provider: Some(watched.provider),
+            provider: Some(watched.provider.into()),
             monitoring: match watched.mode {
-                Mode::Supervised => "supervised",
-                Mode::Observed => "observed",
+                Mode::Supervised => "supervised".into(),
+                Mode::Observed => "observed".into(),
             },
-            state: "disconnected",
+            state: "disconnected".into(),
             connected: Some(false),
             ready_connections: 0,
             connector_id: None,
@@ -134,7 +136,7 @@ impl TunnelMonitor {
         let Some(s) = &r.snapshot else {
             return view;
         };
-        view.state = s.state.as_str();
+        view.state = s.state.as_str().into();
         view.state_since = Some(at(s.state_since));
         view.reconnects = s.reconnects;
         view.restarts = s.restarts;
@@ -159,7 +161,7 @@ impl TunnelMonitor {
                 view.uptime_secs = s.connected_since.map(ago);
             } else {
                 // The supervisor has not confirmed readiness lately: claim nothing.
-                view.state = "unknown";
+                view.state = "unknown".into();
                 let secs = s.checked_at.map(ago).unwrap_or(0);
                 view.last_error = Some(ErrorView {
                     message: format!(
@@ -180,7 +182,7 @@ pub fn readiness_timeout(interval: Duration) -> Duration {
     interval.clamp(Duration::from_millis(250), Duration::from_secs(2))
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ErrorView {
     pub message: String,
     /// Unix time.
@@ -188,7 +190,7 @@ pub struct ErrorView {
     pub secs_ago: u64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProcessView {
     pub pid: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -198,14 +200,14 @@ pub struct ProcessView {
 }
 
 /// The `tunnel` object of the status documents.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TunnelView {
     /// `cloudflared` or `rathole`; `null` when nothing is watched.
-    pub provider: Option<&'static str>,
+    pub provider: Option<Cow<'static, str>>,
     /// `supervised` (the agent runs cloudflared), `observed` (it only polls `/ready`) or `none`.
-    pub monitoring: &'static str,
+    pub monitoring: Cow<'static, str>,
     /// `connected`, `connecting`, `reconnecting`, `backoff`, `disconnected`, or `unknown`.
-    pub state: &'static str,
+    pub state: Cow<'static, str>,
     /// `true` only with a recent proof (cloudflared's `/ready`, rathole's "control channel
     /// established"); `null` when nothing is watched.
     pub connected: Option<bool>,
@@ -233,11 +235,11 @@ pub struct TunnelView {
 }
 
 impl TunnelView {
-    fn unmonitored() -> TunnelView {
+    pub(crate) fn unmonitored() -> TunnelView {
         TunnelView {
             provider: None,
-            monitoring: "none",
-            state: "unknown",
+            monitoring: "none".into(),
+            state: "unknown".into(),
             connected: None,
             ready_connections: 0,
             connector_id: None,
@@ -307,7 +309,7 @@ mod tests {
         m.spawned(t0);
         mon.publish(m.snapshot(), Some(42), None);
         let v = mon.view(t0, 1000, false);
-        assert_eq!((v.state, v.connected), ("connecting", Some(false)));
+        assert_eq!((&*v.state, v.connected), ("connecting", Some(false)));
         assert!(v.process.is_none());
 
         m.probe(
@@ -319,7 +321,7 @@ mod tests {
         );
         mon.publish(m.snapshot(), Some(42), Some("2024.8.2".into()));
         let v = mon.view(t0 + Duration::from_secs(1), 1001, true);
-        assert_eq!((v.state, v.connected), ("connected", Some(true)));
+        assert_eq!((&*v.state, v.connected), ("connected", Some(true)));
         assert_eq!(v.ready_connections, 4);
         assert_eq!(v.connected_since, Some(1000));
         assert_eq!(v.uptime_secs, Some(1));

@@ -408,7 +408,7 @@ async fn pairing_code(
 ) -> Result<Response<Body>, UiError> {
     checked_session(state, &req, served)?;
     let body: pairing_codes::NewOwnerCode = phone::read_json(req).await?;
-    let created = body.create(state)?;
+    let created = body.create(state).await?;
     let svg = crate::base::qr::svg(&created.pair_uri).map_err(|e| {
         tracing::error!(error = %e, "cannot draw the QR code");
         AgentError::Internal

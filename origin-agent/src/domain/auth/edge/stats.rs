@@ -17,13 +17,14 @@
 //! Every other refusal is counted by reason (`signature.missing`: someone probing the tunnel
 //! hostname directly) and reported as information.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
 
 /// At most this many distinct reasons are kept (they are `&'static str`s from our own code, so
@@ -53,17 +54,17 @@ struct Rejections {
     probe_mismatch_at: Option<u64>,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct LastRejection {
-    pub reason: &'static str,
+    pub reason: Cow<'static, str>,
     /// Unix time.
     pub at: u64,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct RejectionsView {
     pub total: u64,
-    pub by_reason: BTreeMap<&'static str, u64>,
+    pub by_reason: BTreeMap<Cow<'static, str>, u64>,
     pub last: Option<LastRejection>,
     /// The last refusal of a correctly signed request for its time (unix time).
     pub last_stale_at: Option<u64>,
@@ -107,8 +108,15 @@ impl EdgeStats {
         let r = self.rejected.lock().unwrap_or_else(|p| p.into_inner());
         RejectionsView {
             total: r.total,
-            by_reason: r.by_reason.clone(),
-            last: r.last.map(|(reason, at)| LastRejection { reason, at }),
+            by_reason: r
+                .by_reason
+                .iter()
+                .map(|(reason, n)| (Cow::Borrowed(*reason), *n))
+                .collect(),
+            last: r.last.map(|(reason, at)| LastRejection {
+                reason: reason.into(),
+                at,
+            }),
             last_stale_at: r.last_stale_at,
             probe_mismatch_at: r.probe_mismatch_at,
         }
@@ -177,7 +185,7 @@ mod tests {
         assert_eq!(
             r.last,
             Some(LastRejection {
-                reason: "signature.missing",
+                reason: "signature.missing".into(),
                 at: 12
             })
         );
