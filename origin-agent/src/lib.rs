@@ -9,7 +9,6 @@ pub mod admin_ui;
 pub mod backend_session;
 pub mod body;
 pub mod cli;
-pub mod client;
 pub mod clock;
 pub mod compact_event_list;
 pub mod config;
