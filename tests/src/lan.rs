@@ -16,7 +16,7 @@ use argus_client::browse::BrowseConfig;
 use argus_client::pair_uri::PairUri;
 use argus_client::pairing::{self, DeviceInfo};
 use argus_client::{ClientState, SessionOptions};
-use origin_agent::discovery::{Advertisement, Advertiser};
+use origin_agent::mdns::{Advertisement, Advertiser};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
