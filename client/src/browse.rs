@@ -7,7 +7,7 @@ use std::time::Duration;
 use mdns_sd::{DaemonEvent, Receiver, ResolvedService, ServiceDaemon, ServiceEvent};
 use serde::Serialize;
 
-use argus_shared::mdns::{txt, PORT as MDNS_PORT, SERVICE_TYPE};
+use argus_shared::mdns::{https_port, txt, PORT as MDNS_PORT, SERVICE_TYPE};
 use mdns_sd::IfKind;
 
 /// What mDNS browsing reports (the daemon could not start, or an interface is unknown).
@@ -48,13 +48,10 @@ pub struct LanCandidate {
 
 impl LanCandidate {
     fn from_resolved(s: &ResolvedService) -> LanCandidate {
-        let ssl = s
-            .get_property_val_str(txt::SSL)
-            .is_some_and(|v| v.eq_ignore_ascii_case("true") || v == "1");
-        let https_port = s
-            .get_property_val_str(txt::API_PORT)
-            .and_then(|p| p.parse::<u16>().ok())
-            .filter(|p| ssl && *p != 0);
+        let https_port = https_port(
+            s.get_property_val_str(txt::SSL),
+            s.get_property_val_str(txt::API_PORT),
+        );
         let mut ips: Vec<IpAddr> = s
             .get_addresses()
             .iter()

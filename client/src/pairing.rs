@@ -8,9 +8,10 @@ use std::time::Duration;
 use serde::Serialize;
 use serde_json::json;
 
+use argus_shared::pair_uri::{check_relay_url, PairUri};
+
 use super::browse::{BrowseConfig, BrowseEvent, Browser};
 use super::http::{json_answer, lan_client, relay_client};
-use super::pair_uri::{check_relay_url, PairUri};
 use super::pin::Pin;
 use super::state::ClientState;
 use super::verify::{verify_lan, Health};

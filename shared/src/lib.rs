@@ -6,6 +6,7 @@
 #![forbid(unsafe_code)]
 
 pub mod api;
+pub mod cert_fingerprint;
 pub mod edge_state;
 pub mod encoding;
 pub mod event_list;
@@ -14,6 +15,7 @@ pub mod fuzzing;
 pub mod headers;
 pub mod image;
 pub mod mdns;
+pub mod pair_uri;
 pub mod path;
 pub mod policy;
 pub mod route;

@@ -13,9 +13,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use argus_client::browse::BrowseConfig;
-use argus_client::pair_uri::PairUri;
 use argus_client::pairing::{self, DeviceInfo};
 use argus_client::{ClientState, SessionOptions};
+use argus_shared::pair_uri::PairUri;
 use origin_agent::mdns::{Advertisement, Advertiser};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use rustls::server::{ClientHello, ResolvesServerCert};

@@ -16,10 +16,10 @@ use serde_json::json;
 
 use super::CliError;
 use argus_client::browse::{self, BrowseConfig};
-use argus_client::pair_uri::PairUri;
 use argus_client::pairing::{self, DeviceInfo, LanPairing};
 use argus_client::{ClientError, ClientState, Session, SessionOptions};
 use argus_shared::mdns::PORT as MDNS_PORT;
+use argus_shared::pair_uri::PairUri;
 
 #[derive(Debug, clap::Subcommand)]
 pub enum ClientCommand {

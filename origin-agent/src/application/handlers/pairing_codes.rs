@@ -1,7 +1,10 @@
 //! Owner-initiated pairing codes (the admin API and the admin page make them) and the pairing
-//! URI their QR code carries. The codes themselves are [`crate::domain::pairing::codes`]; the
-//! durable state is in [`crate::domain::store`].
+//! URI their QR code carries (written with [`argus_shared::pair_uri`], which phones read it
+//! with). The codes themselves are [`crate::domain::pairing::codes`]; the durable state is in
+//! [`crate::domain::store`].
 
+use argus_shared::cert_fingerprint::CertFingerprint;
+use argus_shared::pair_uri::PairUri;
 use serde::Serialize;
 
 use crate::application::state::{AppState, OwnerCodeState};
@@ -26,29 +29,6 @@ pub struct CreatedOwnerCode {
     pub fingerprint: String,
 }
 
-/// `argusai://pair?code=…&url=…&fp=…`. Values are percent-encoded except `:` and `/`, which a
-/// query may carry as they are (RFC 3986 §3.4), so the URI stays readable.
-pub fn pair_uri(code: &str, public_url: &str, fingerprint: &str) -> String {
-    fn enc(s: &str) -> String {
-        s.bytes()
-            .map(|b| {
-                if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b':' | b'/')
-                {
-                    char::from(b).to_string()
-                } else {
-                    format!("%{b:02X}")
-                }
-            })
-            .collect()
-    }
-    format!(
-        "argusai://pair?code={}&url={}&fp={}",
-        enc(code),
-        enc(public_url),
-        enc(fingerprint)
-    )
-}
-
 /// Creates a one-time owner code (CSPRNG, never trivial, redrawn on collision).
 pub fn create_owner_code(
     state: &AppState,
@@ -60,6 +40,12 @@ pub fn create_owner_code(
             "ttl_secs must be between 1 and {MAX_OWNER_CODE_TTL_SECS}"
         )));
     }
+    // What the owner's QR code carries for the phone to pin (the agent read it from its own
+    // certificate at start, so this cannot fail short of a bug).
+    let fingerprint = CertFingerprint::parse(&state.lan_fingerprint).map_err(|e| {
+        tracing::error!(error = %e, "the LAN certificate's fingerprint");
+        AgentError::Internal
+    })?;
     let now = unix_now();
     let expires_at = now + ttl_secs;
     for _ in 0..8 {
@@ -79,7 +65,12 @@ pub fn create_owner_code(
                     },
                 );
                 return Ok(CreatedOwnerCode {
-                    pair_uri: pair_uri(&code, &state.config.public_url, &state.lan_fingerprint),
+                    pair_uri: PairUri {
+                        code: code.clone(),
+                        url: state.config.public_url.clone(),
+                        fingerprint,
+                    }
+                    .to_string(),
                     code,
                     scope: scope.as_str(),
                     expires_at,
@@ -101,17 +92,4 @@ pub fn create_owner_code(
         }
     }
     Err(AgentError::Internal)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn pair_uri_encodes_the_url() {
-        assert_eq!(
-            pair_uri("K7QRTA", "https://relay.example.com", "sha256:ab01"),
-            "argusai://pair?code=K7QRTA&url=https://relay.example.com&fp=sha256:ab01"
-        );
-    }
 }

@@ -82,7 +82,7 @@ impl Advertisement {
         let mut txt = vec![
             (txt::VERSION, env!("CARGO_PKG_VERSION").to_owned()),
             (txt::API_PORT, self.https_port.to_string()),
-            (txt::SSL, "true".to_owned()),
+            (txt::SSL, txt::SSL_ON.to_owned()),
             (txt::FINGERPRINT, self.fingerprint.clone()),
         ];
         if let Some(p) = self.http_port {
