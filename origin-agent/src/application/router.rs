@@ -66,25 +66,12 @@ pub fn classify(method: &Method, target: &str) -> Result<Classified, AgentError>
 /// route's own work (the agent's handler, or the exchange with the backend), boxed.
 ///
 /// Boxed and returned rather than awaited inside the router: a request waiting for a backend
-/// slot (1,000 connections share 64) then holds this future alone, not also the listener's and
-/// router's state, which rustc keeps for the whole life of an `async fn` that awaits a callee
-/// (its arguments, and locals already moved into the callee). docs/benchmarks.md, "Proxy".
+/// slot then holds this future alone, not also the listener's and router's state, which rustc
+/// keeps for the whole life of an `async fn` that awaits a callee (its arguments, and locals
+/// already moved into the callee). docs/benchmarks.md, "Proxy" → "Where the proxy's settings
+/// come from".
 pub type Dispatched<'a> =
     Pin<Box<dyn Future<Output = Result<Response<Body>, AgentError>> + Send + 'a>>;
-
-pub async fn dispatch(
-    state: &AppState,
-    req: Request<Body>,
-    ctx: RequestContext,
-) -> Result<Response<Body>, AgentError> {
-    let target = req
-        .uri()
-        .path_and_query()
-        .map(|p| p.as_str())
-        .unwrap_or("/");
-    let classified = classify(req.method(), target)?;
-    route(state, req, ctx, classified)?.await
-}
 
 /// Routes a request already [`classify`]d: refusals and the device-token checks happen here, at
 /// once; the route's work is returned, to be awaited by the caller.

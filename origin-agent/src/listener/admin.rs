@@ -20,6 +20,8 @@ use crate::application::handlers::admin_ui::Served;
 use crate::application::state::AppState;
 use crate::base::error::AgentError;
 use crate::base::http::body::{self, Body};
+use crate::base::http::log::Arrival;
+use crate::base::metrics::RouteLabel;
 use crate::domain::auth::admin_token;
 
 pub async fn handle(
@@ -28,24 +30,16 @@ pub async fn handle(
     peer: SocketAddr,
 ) -> Response<Body> {
     let request_id = crate::base::http::request_id::new();
-    let method = req.method().clone();
-    let path = req.uri().path().to_owned();
+    let arrival = Arrival::of(&req);
     let mut resp = match serve(&state, req.map(body::incoming), peer, &request_id).await {
         Ok(resp) => resp,
         Err(e) => e.into_response(&request_id),
     };
-    crate::base::metrics::METRICS.request(
+    arrival.answered(
         "admin",
-        crate::base::metrics::RouteLabel::Admin,
+        &request_id,
+        RouteLabel::Admin,
         resp.status().as_u16(),
-    );
-    tracing::info!(
-        listener = "admin",
-        request_id,
-        %method,
-        path = %path.char_indices().nth(200).map_or(&*path, |(i, _)| &path[..i]),
-        status = resp.status().as_u16(),
-        "request"
     );
     crate::application::handlers::admin_ui::harden(resp.headers_mut());
     resp

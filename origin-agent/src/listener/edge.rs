@@ -26,6 +26,7 @@ use crate::application::state::AppState;
 use crate::base::clock::unix_now;
 use crate::base::error::AgentError;
 use crate::base::http::body::{self, Body};
+use crate::base::http::log::Arrival;
 use crate::base::http::{RequestContext, Via};
 use crate::base::metrics::{RouteLabel, METRICS};
 use crate::domain::auth::edge::signature::{self, EdgeFacts};
@@ -42,9 +43,7 @@ pub async fn handle(
     _peer: SocketAddr,
 ) -> Response<Body> {
     let request_id = crate::base::http::request_id::from_headers(req.headers());
-    let method = req.method().clone();
-    let path = req.uri().path().to_owned();
-    let started = std::time::Instant::now();
+    let arrival = Arrival::of(&req);
     let mut label = RouteLabel::Rejected;
     // Two steps, each boxed: hyper keeps one slot per connection the size of this future, idle
     // or not. Admitting the request (signature, signed body, routing) is freed before the
@@ -64,16 +63,7 @@ pub async fn handle(
             e.into_response(&request_id)
         }
     };
-    METRICS.request("tunnel", label, resp.status().as_u16());
-    tracing::info!(
-        listener = "tunnel",
-        request_id,
-        %method,
-        path = %path.char_indices().nth(200).map_or(&*path, |(i, _)| &path[..i]),
-        status = resp.status().as_u16(),
-        elapsed_ms = started.elapsed().as_secs_f64() * 1000.0,
-        "request"
-    );
+    arrival.answered("tunnel", &request_id, label, resp.status().as_u16());
     resp
 }
 

@@ -4,7 +4,7 @@
 //!
 //! Order: TLS → the request target as the Worker's runtime would see it
 //! ([`path::as_parsed_by_the_url_standard`]: `%2e%2e` and `..` resolved, so a phone gets the same
-//! answer at home and away) → shared router ([`router::dispatch`], [`Via::Lan`]) with the peer's
+//! answer at home and away) → shared router ([`router::route`], [`Via::Lan`]) with the peer's
 //! IP as the client IP: canonical path, route table, device token, then the built-in policy's
 //! path rules — the Worker's order (docs/security.md, "Order of the checks"). There is no edge
 //! signature here; the router requires a device token on every non-public route, exactly as
@@ -41,8 +41,10 @@ use tokio_rustls::TlsAcceptor;
 use crate::application::router;
 use crate::application::state::AppState;
 use crate::base::http::body::{self, Body};
+use crate::base::http::log::Arrival;
 use crate::base::http::server::{self, Handshake};
 use crate::base::http::{RequestContext, Via};
+use crate::base::metrics::RouteLabel;
 use crate::domain::lan::cert;
 use crate::domain::lan::mdns::{Advertisement, Advertiser};
 use crate::domain::proxy::backend::is_websocket_upgrade;
@@ -107,9 +109,8 @@ pub async fn handle(
     listener: &'static str,
 ) -> Response<Body> {
     let request_id = crate::base::http::request_id::new();
-    let method = req.method().clone();
-    let path = req.uri().path().to_owned();
-    let started = std::time::Instant::now();
+    let arrival = Arrival::of(&req);
+    let path = arrival.path();
     // The owner's page, over HTTPS only, when configured (the phones' routes never start so).
     if listener == "lan"
         && state.config.lan.admin_page
@@ -122,18 +123,11 @@ pub async fn handle(
             &request_id,
         )
         .await;
-        crate::base::metrics::METRICS.request(
+        arrival.answered(
             listener,
-            crate::base::metrics::RouteLabel::Admin,
+            &request_id,
+            RouteLabel::Admin,
             resp.status().as_u16(),
-        );
-        tracing::info!(
-            listener,
-            request_id,
-            %method,
-            path = %path.chars().take(200).collect::<String>(),
-            status = resp.status().as_u16(),
-            "request"
         );
         return resp;
     }
@@ -144,11 +138,14 @@ pub async fn handle(
     let body =
         crate::domain::proxy::body::request_body(incoming, &parts.headers, &state.config.limits);
     let req = Request::from_parts(parts, ());
-    let label = router::classify(
+    // Classified once: the label for the metrics, the route for the router.
+    let classified = router::classify(
         req.method(),
         req.uri().path_and_query().map_or("/", |p| p.as_str()),
-    )
-    .map_or(crate::base::metrics::RouteLabel::Rejected, |c| c.label());
+    );
+    let label = classified
+        .as_ref()
+        .map_or(RouteLabel::Rejected, |c| c.label());
     let ctx = RequestContext {
         via: Via::Lan,
         request_id: request_id.clone(),
@@ -157,24 +154,20 @@ pub async fn handle(
         // No edge on the LAN: the phone's token is the only identity.
         edge_device: None,
     };
-    let result = match body {
-        Ok(body) => router::dispatch(&state, req.map(|()| body), ctx).await,
-        Err(e) => Err(e),
+    let result = match (body, classified) {
+        (Err(e), _) | (Ok(_), Err(e)) => Err(e),
+        (Ok(body), Ok(classified)) => {
+            match router::route(&state, req.map(|()| body), ctx, classified) {
+                Ok(work) => work.await,
+                Err(e) => Err(e),
+            }
+        }
     };
     let resp = match result {
         Ok(resp) => resp,
         Err(e) => e.into_response(&request_id),
     };
-    crate::base::metrics::METRICS.request(listener, label, resp.status().as_u16());
-    tracing::info!(
-        listener,
-        request_id,
-        %method,
-        path = %path.char_indices().nth(200).map_or(&*path, |(i, _)| &path[..i]),
-        status = resp.status().as_u16(),
-        elapsed_ms = started.elapsed().as_secs_f64() * 1000.0,
-        "request"
-    );
+    arrival.answered(listener, &request_id, label, resp.status().as_u16());
     resp
 }
 

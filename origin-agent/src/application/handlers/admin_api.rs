@@ -19,36 +19,14 @@
 use hyper::{Method, Request, Response, StatusCode};
 use serde::Deserialize;
 
-use crate::application::handlers::pairing_codes;
+use crate::application::handlers::pairing_codes::{self, parse_scope, NewOwnerCode};
 use crate::application::handlers::phone as id_http;
 use crate::application::state::AppState;
 use crate::base::clock::unix_now;
 use crate::base::error::AgentError;
 use crate::base::http::body::{self, Body};
 use crate::domain::pairing::codes;
-use crate::domain::store::{PairError, Scope};
-
-fn parse_scope(s: &str) -> Result<Scope, AgentError> {
-    Scope::parse(s)
-        .ok_or_else(|| AgentError::BadRequest("scope must be \"owner\" or \"viewer\"".into()))
-}
-
-#[derive(Deserialize)]
-struct CreateCode {
-    #[serde(default = "default_scope")]
-    scope: String,
-    #[serde(default = "default_ttl")]
-    ttl_secs: u64,
-}
-
-fn default_scope() -> String {
-    // Least privilege unless the owner asks for more (as the CLI does).
-    "viewer".into()
-}
-
-fn default_ttl() -> u64 {
-    pairing_codes::MAX_OWNER_CODE_TTL_SECS
-}
+use crate::domain::store::PairError;
 
 #[derive(Deserialize)]
 struct Decide {
@@ -70,9 +48,8 @@ pub async fn api(state: &AppState, req: Request<Body>) -> Result<Response<Body>,
     let now = i64::try_from(unix_now()).unwrap_or(i64::MAX);
     match (method, segs.as_slice()) {
         (Method::POST, ["admin", "pairing-codes"]) => {
-            let body: CreateCode = id_http::read_json(req).await?;
-            let created =
-                pairing_codes::create_owner_code(state, parse_scope(&body.scope)?, body.ttl_secs)?;
+            let body: NewOwnerCode = id_http::read_json(req).await?;
+            let created = pairing_codes::create_owner_code(state, body.scope()?, body.ttl_secs)?;
             Ok(body::json(StatusCode::CREATED, &created))
         }
         (Method::GET, ["admin", "pairing-codes", code]) => {

@@ -5,7 +5,7 @@
 
 use argus_shared::cert_fingerprint::CertFingerprint;
 use argus_shared::pair_uri::PairUri;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::application::state::{AppState, OwnerCodeState};
 use crate::base::clock::unix_now;
@@ -27,6 +27,37 @@ pub struct CreatedOwnerCode {
     pub pair_uri: String,
     pub public_url: String,
     pub fingerprint: String,
+}
+
+/// A request for an owner code, from the admin API or the admin page: `{scope, ttl_secs}`,
+/// both optional.
+#[derive(Debug, Deserialize)]
+pub struct NewOwnerCode {
+    /// Least privilege unless the owner asks for more (as the CLI does).
+    #[serde(default = "least_privilege")]
+    pub scope: String,
+    #[serde(default = "longest_ttl")]
+    pub ttl_secs: u64,
+}
+
+fn least_privilege() -> String {
+    Scope::Viewer.as_str().into()
+}
+
+fn longest_ttl() -> u64 {
+    MAX_OWNER_CODE_TTL_SECS
+}
+
+impl NewOwnerCode {
+    pub fn scope(&self) -> Result<Scope, AgentError> {
+        parse_scope(&self.scope)
+    }
+}
+
+/// `owner` or `viewer`, else a 400 that says so.
+pub fn parse_scope(s: &str) -> Result<Scope, AgentError> {
+    Scope::parse(s)
+        .ok_or_else(|| AgentError::BadRequest("scope must be \"owner\" or \"viewer\"".into()))
 }
 
 /// Creates a one-time owner code (CSPRNG, never trivial, redrawn on collision).
@@ -92,4 +123,32 @@ pub fn create_owner_code(
         }
     }
     Err(AgentError::Internal)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(json: &str) -> NewOwnerCode {
+        serde_json::from_str(json).expect("a well-formed request")
+    }
+
+    #[test]
+    fn a_code_asked_for_without_a_scope_or_ttl_is_a_viewers_for_the_longest_time() {
+        let asked = request("{}");
+        assert_eq!(asked.scope().ok(), Some(Scope::Viewer));
+        assert_eq!(asked.ttl_secs, MAX_OWNER_CODE_TTL_SECS);
+    }
+
+    #[test]
+    fn only_owner_and_viewer_are_scopes() {
+        assert_eq!(
+            request(r#"{"scope":"owner"}"#).scope().ok(),
+            Some(Scope::Owner)
+        );
+        assert!(matches!(
+            request(r#"{"scope":"admin"}"#).scope(),
+            Err(AgentError::BadRequest(_))
+        ));
+    }
 }

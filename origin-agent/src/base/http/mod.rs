@@ -6,6 +6,7 @@ pub(crate) mod conn;
 mod context;
 pub(crate) mod detach_head;
 pub(crate) mod drain;
+pub(crate) mod log;
 pub(crate) mod request_id;
 pub(crate) mod server;
 

@@ -273,9 +273,9 @@ pub async fn serve_with<H, F, Fut>(
 }
 
 /// One malloc arena for the whole process (glibc): with many connections served by a few
-/// threads, per-thread arenas fragment and hold freed memory; one arena measured ~10 % less RSS
-/// at 1,000 connections (docs/benchmarks.md), and glibc's per-thread caches keep small
-/// allocations lock-free. Must run before other threads start. `MALLOC_ARENA_MAX` overrides.
+/// threads, per-thread arenas fragment and hold freed memory (docs/benchmarks.md, "Proxy" →
+/// "Where the proxy's settings come from"), and glibc's per-thread caches keep small allocations
+/// lock-free. Must run before other threads start. `MALLOC_ARENA_MAX` overrides.
 pub fn limit_malloc_arenas() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
@@ -293,8 +293,8 @@ const TRIM_INTERVAL: Duration = Duration::from_secs(10);
 /// what sits at the very top of its heap, so without this the agent's RSS stays at its peak
 /// after a burst (backend read buffers of 64 KiB each, request state of 1,000 connections).
 /// Every [`TRIM_INTERVAL`], `malloc_trim(0)` hands back every whole free page; it holds the
-/// allocator's lock for 2-116 µs (measured with 1,000 connections open). docs/benchmarks.md,
-/// "Proxy".
+/// allocator's lock only briefly (docs/benchmarks.md, "Proxy" → "Where the proxy's settings come
+/// from").
 pub async fn return_freed_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {

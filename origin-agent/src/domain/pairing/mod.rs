@@ -1,7 +1,7 @@
-//! Pairing a phone: one-time codes ([`codes`]), per-client failure windows ([`limiter`]) and the
-//! tokens a paired device receives ([`tokens`]). The durable state is in [`crate::domain::store`];
-//! the HTTP routes are [`crate::application::handlers::phone`] and
-//! [`crate::application::handlers::pairing_codes`].
+//! Pairing a phone: one-time codes ([`codes`]), per-client failure windows ([`limiter`]), the
+//! tokens a paired device receives ([`tokens`]); the link a pairing QR code carries is
+//! [`argus_shared::pair_uri`]. The durable state is in [`crate::domain::store`]; the HTTP routes are
+//! [`crate::application::handlers::phone`] and [`crate::application::handlers::pairing_codes`].
 
 pub(crate) mod codes;
 pub(crate) mod limiter;

@@ -55,13 +55,14 @@ use hyper::{Request, Response, StatusCode, Uri};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::base::error::AgentError;
 use crate::base::http::body::{self, Body};
 use crate::base::metrics::{UpstreamError, METRICS};
 use crate::domain::proxy::backend_session::{BackendSession, Renewal};
 use crate::domain::proxy::body::{BodyError, Watched};
+use crate::domain::proxy::ws_bridge;
 
 /// The `User-Agent` the backend sees on every proxied request.
 pub const BACKEND_USER_AGENT: &str = concat!("argus-relay/", env!("CARGO_PKG_VERSION"));
@@ -86,14 +87,11 @@ pub struct Backend {
 const POOL_IDLE: Duration = Duration::from_secs(4);
 
 /// Every read from a backend connection is into a buffer of this size (and a response head must
-/// fit in it). One page of ArgusAI's event list (20 events, ~64 KB) is then one read from the
-/// backend and about one write to the client; with hyper's adaptive buffer (8 KiB, doubling, capped
-/// at 32 KiB here before) it was two reads and ~4.6 writes (strace, one connection). Each extra
-/// trip through the kernel and the scheduler showed in the latency the agent adds (A/B at light
-/// load, both orders: +0.26-0.27 -> +0.15-0.16 ms at the median, the same as nginx).
-/// Its memory: the buffer is touched only as far as a read fills it, and an idle pooled connection
-/// is closed after [`POOL_IDLE`]; +1.3 MB RSS after a 64-connection burst of event lists (A/B).
-/// hyper's default (adaptive up to ~400 KiB) let buffers grow to 64-128 KiB and stay so.
+/// fit in it): one page of ArgusAI's event list (20 events, ~64 KB) is then one read from the
+/// backend and about one write to the client, not several trips through the kernel and the
+/// scheduler, each of which adds to the latency the agent adds. The buffer is touched only as far
+/// as a read fills it, and an idle pooled connection is closed after [`POOL_IDLE`]. Measured:
+/// docs/benchmarks.md, "Proxy" → "Where the proxy's settings come from".
 const BACKEND_READ_BUF: usize = 64 * 1024;
 
 /// A request body up to this size (with a `Content-Length`) is buffered when the request goes
@@ -134,7 +132,7 @@ pub struct ForwardContext {
     pub class: BackendClass,
     /// How long an upgraded connection may live (the device token's); an upgrade is refused
     /// without one.
-    pub socket_lifetime: Option<crate::domain::proxy::ws_bridge::SocketLifetime>,
+    pub socket_lifetime: Option<ws_bridge::SocketLifetime>,
 }
 
 impl Backend {
@@ -338,13 +336,49 @@ impl Backend {
             })
     }
 
-    /// Forwards `req` (whose path was already checked) and returns the backend's response.
+    /// Forwards `req` (whose path was already checked) and returns the backend's response, in
+    /// phases (as a proxy's filters): rewrite the request, add the agent's credential, acquire a
+    /// backend slot, send, then bridge an upgrade or rewrite the response and finish its body.
     pub async fn forward(
         &self,
         req: Request<Body>,
         ctx: ForwardContext,
     ) -> Result<Response<Body>, AgentError> {
         let (parts, req_body) = req.into_parts();
+        let head = self.rewrite_request(parts, &ctx)?;
+        let upgrade = head.upgrade;
+        let outgoing = self.add_credential(head.out, req_body).await?;
+        let permit = self.acquire_slot(ctx.class, &ctx.request_id).await?;
+        // Latency is ArgusAI's: measured once a slot is held.
+        let started = Instant::now();
+        let mut resp = self.send(outgoing.req, &ctx.request_id).await?;
+        if resp.status() == StatusCode::UNAUTHORIZED && self.session.is_some() {
+            resp = Box::pin(self.after_unauthorized(
+                resp,
+                outgoing.sent,
+                outgoing.replay,
+                &ctx.request_id,
+            ))
+            .await?;
+        }
+        METRICS.upstream_latency(ctx.class, started.elapsed());
+        if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
+            return bridge_upgrade(resp, ctx, upgrade);
+        }
+        let (mut parts, resp_body) = resp.into_parts();
+        self.rewrite_response(&mut parts.headers, parts.status, &ctx.request_id);
+        let body = self.finish(resp_body, permit, ctx.class, ctx.request_id);
+        Ok(Response::from_parts(parts, body))
+    }
+
+    /// Phase 1: the head the backend sees — the client's headers the relay lets through, its own
+    /// `User-Agent`, `X-Forwarded-For` and request id, no relay subprotocols, and for a
+    /// WebSocket its own `Connection`/`Upgrade`. The incoming head is dropped here.
+    fn rewrite_request(
+        &self,
+        parts: hyper::http::request::Parts,
+        ctx: &ForwardContext,
+    ) -> Result<RewrittenHead, AgentError> {
         let path_and_query = parts
             .uri
             .path_and_query()
@@ -393,11 +427,6 @@ impl Backend {
         if let Ok(v) = HeaderValue::from_str(&ctx.request_id) {
             h.insert(HeaderName::from_static(headers::REQUEST_ID), v);
         }
-        let sent = match self.credential_now() {
-            Some(sent) => sent,
-            // Boxed: the slow path (a refresh) must not grow every request's future.
-            None => Box::pin(self.credential_after_refresh()).await,
-        };
         // On every request, upgrade or not: the relay's entries never reach the backend.
         let offered_relay_protocol = ws_protocols_for_backend(h) && wants_upgrade;
         if wants_upgrade {
@@ -410,7 +439,28 @@ impl Backend {
                 HeaderValue::from_static("websocket"),
             );
         }
-        // A request sent with the session can be sent again after a 401 if its body is known.
+        Ok(RewrittenHead {
+            out,
+            upgrade: Upgrade {
+                wanted: wants_upgrade,
+                offered_relay_protocol,
+            },
+        })
+    }
+
+    /// Phase 2: the agent's credential (its session, refreshed first if due, or the API key),
+    /// and the body. A request sent with the session keeps what it takes to send it again after
+    /// a 401, when its body is small and sized.
+    async fn add_credential(
+        &self,
+        mut out: hyper::http::request::Builder,
+        req_body: Body,
+    ) -> Result<Outgoing, AgentError> {
+        let sent = match self.credential_now() {
+            Some(sent) => sent,
+            // Boxed: the slow path (a refresh) must not grow every request's future.
+            None => Box::pin(self.credential_after_refresh()).await,
+        };
         let (req_body, replay) = if matches!(sent, Sent::Session(_)) {
             let target = parts_method_uri(&out);
             let head = out.headers_ref().ok_or(AgentError::Internal)?;
@@ -421,35 +471,48 @@ impl Backend {
         if let Some(h) = out.headers_mut() {
             self.insert_credential(h, &sent);
         }
-        // The head timer starts once the request body is sent (uploads may take long).
+        let req = out.body(req_body).map_err(|_| AgentError::Internal)?;
+        Ok(Outgoing { req, sent, replay })
+    }
+
+    /// Phase 3: a slot among the `api`/`image` requests in flight (streams take none), waited
+    /// for at most the head timeout.
+    async fn acquire_slot(
+        &self,
+        class: BackendClass,
+        request_id: &str,
+    ) -> Result<Option<OwnedSemaphorePermit>, AgentError> {
+        if !matches!(class, BackendClass::Api | BackendClass::Image) {
+            return Ok(None);
+        }
+        let acquire = self.short_requests.clone().acquire_owned();
+        match tokio::time::timeout(self.timeout, acquire).await {
+            Ok(Ok(p)) => Ok(Some(p)),
+            Ok(Err(_)) => Err(AgentError::Internal),
+            Err(_) => {
+                tracing::warn!(request_id, "no backend slot in time");
+                METRICS.upstream_error(UpstreamError::Timeout);
+                Err(AgentError::BackendTimeout)
+            }
+        }
+    }
+
+    /// Phase 4: sends the request; the response head must come within the timeout, counted
+    /// from the end of the request body (uploads may take long). Failures are named: body too
+    /// large or stalled, backend unreachable, backend timed out.
+    async fn send(
+        &self,
+        req: Request<Body>,
+        request_id: &str,
+    ) -> Result<Response<hyper::body::Incoming>, AgentError> {
+        let (head, req_body) = req.into_parts();
         let (req_body, body_sent) = if req_body.is_end_stream() {
             (req_body, None)
         } else {
             let (b, rx) = Watched::new(req_body).signal_end();
             (body::boxed(b), Some(rx))
         };
-        let out = out.body(req_body).map_err(|_| AgentError::Internal)?;
-
-        let short = matches!(ctx.class, BackendClass::Api | BackendClass::Image);
-        let permit = if short {
-            let acquire = self.short_requests.clone().acquire_owned();
-            match tokio::time::timeout(self.timeout, acquire).await {
-                Ok(Ok(p)) => Some(p),
-                Ok(Err(_)) => return Err(AgentError::Internal),
-                Err(_) => {
-                    tracing::warn!(
-                        request_id = ctx.request_id.as_str(),
-                        "no backend slot in time"
-                    );
-                    METRICS.upstream_error(UpstreamError::Timeout);
-                    return Err(AgentError::BackendTimeout);
-                }
-            }
-        } else {
-            None
-        };
-        // Latency is ArgusAI's: measured once a slot is held.
-        let started = Instant::now();
+        let out = Request::from_parts(head, req_body);
         let head_timeout = async {
             if let Some(rx) = body_sent {
                 let _ = rx.await;
@@ -460,12 +523,12 @@ impl Backend {
             r = self.client.request(out) => Some(r),
             _ = head_timeout => None,
         };
-        let mut resp = match result {
-            Some(Ok(resp)) => resp,
+        match result {
+            Some(Ok(resp)) => Ok(resp),
             Some(Err(e)) => {
                 let cause = BodyError::find(&e);
-                tracing::warn!(request_id = ctx.request_id.as_str(), error = %e, ?cause, "backend request failed");
-                return Err(match cause {
+                tracing::warn!(request_id, error = %e, ?cause, "backend request failed");
+                Err(match cause {
                     Some(BodyError::TooLarge { .. }) => {
                         METRICS.upstream_error(UpstreamError::BodyTooLarge);
                         AgentError::PayloadTooLarge
@@ -478,79 +541,45 @@ impl Backend {
                         METRICS.upstream_error(UpstreamError::Unreachable);
                         AgentError::BackendUnreachable
                     }
-                });
+                })
             }
             None => {
-                tracing::warn!(request_id = ctx.request_id.as_str(), "backend timed out");
+                tracing::warn!(request_id, "backend timed out");
                 METRICS.upstream_error(UpstreamError::Timeout);
-                return Err(AgentError::BackendTimeout);
+                Err(AgentError::BackendTimeout)
             }
-        };
-        if resp.status() == StatusCode::UNAUTHORIZED && self.session.is_some() {
-            resp = Box::pin(self.after_unauthorized(resp, sent, replay, &ctx.request_id)).await?;
         }
-        METRICS.upstream_latency(ctx.class, started.elapsed());
+    }
 
-        if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
-            let Some(client_upgrade) = ctx.client_upgrade.filter(|_| wants_upgrade) else {
-                return Err(AgentError::BackendUnreachable);
-            };
-            let Some(lifetime) = ctx.socket_lifetime else {
-                return Err(AgentError::Internal);
-            };
-            let backend_upgrade = hyper::upgrade::on(&mut resp);
-            let request_id = ctx.request_id.clone();
-            tokio::spawn(async move {
-                match tokio::try_join!(client_upgrade, backend_upgrade) {
-                    Ok((client, backend)) => {
-                        METRICS.websocket_opened();
-                        let end = crate::domain::proxy::ws_bridge::run(
-                            TokioIo::new(client),
-                            TokioIo::new(backend),
-                            lifetime,
-                        )
-                        .await;
-                        match end {
-                            crate::domain::proxy::ws_bridge::BridgeEnd::Closed => {
-                                tracing::debug!(request_id, "websocket closed")
-                            }
-                            cut => {
-                                tracing::info!(request_id, ?cut, "websocket closed by the relay")
-                            }
-                        }
-                        METRICS.websocket_closed();
-                    }
-                    Err(e) => tracing::warn!(request_id, error = %e, "websocket upgrade failed"),
-                }
-            });
-            let (mut parts, _) = resp.into_parts();
-            add_request_id(&mut parts.headers, &ctx.request_id);
-            if offered_relay_protocol && !parts.headers.contains_key(ws_auth::HEADER) {
-                parts.headers.insert(
-                    HeaderName::from_static(ws_auth::HEADER),
-                    HeaderValue::from_static(ws_auth::PROTOCOL),
-                );
-            }
-            return Ok(Response::from_parts(parts, body::empty()));
-        }
-
-        let (mut parts, resp_body) = resp.into_parts();
+    /// Phase 5: what the phone must not see of the answer — hop-by-hop headers, ArgusAI's
+    /// session cookies, the backend's own address in a redirect — and the request id.
+    fn rewrite_response(&self, h: &mut hyper::HeaderMap, status: StatusCode, request_id: &str) {
         for name in headers::HOP_BY_HOP {
-            parts.headers.remove(*name);
+            h.remove(*name);
         }
-        strip_session_cookies(&mut parts.headers);
-        if parts.status.is_redirection() {
-            self.relativize_location(&mut parts.headers);
+        strip_session_cookies(h);
+        if status.is_redirection() {
+            self.relativize_location(h);
         }
-        add_request_id(&mut parts.headers, &ctx.request_id);
+        add_request_id(h, request_id);
+    }
+
+    /// Phase 6: the answer's body, streamed with the limits of its route class, holding the
+    /// backend slot until it ends; a cut is reported with the request id.
+    fn finish(
+        &self,
+        resp_body: hyper::body::Incoming,
+        permit: Option<OwnedSemaphorePermit>,
+        class: BackendClass,
+        request_id: String,
+    ) -> Body {
         let watched = Watched::new(resp_body).hold(permit);
-        let watched = match ctx.class {
+        let watched = match class {
             BackendClass::Api | BackendClass::Image => watched.deadline(self.timeout),
             BackendClass::Video | BackendClass::Export => watched.stall_after(self.timeout),
             BackendClass::EventStream | BackendClass::WebSocket => watched,
         };
-        let body = watched.report_cut(ctx.request_id);
-        Ok(Response::from_parts(parts, body::boxed(body)))
+        body::boxed(watched.report_cut(request_id))
     }
 
     /// `Location: http://<backend>/x` → `/x` (the backend builds absolute URLs from `Host`).
@@ -575,6 +604,73 @@ impl Backend {
             h.insert(hyper::header::LOCATION, v);
         }
     }
+}
+
+/// The rewritten head of a request, not yet sent.
+struct RewrittenHead {
+    out: hyper::http::request::Builder,
+    upgrade: Upgrade,
+}
+
+/// What the client asked of a WebSocket upgrade.
+#[derive(Clone, Copy)]
+struct Upgrade {
+    /// `Upgrade: websocket`.
+    wanted: bool,
+    /// It offered the relay's subprotocol, which the `101` then selects.
+    offered_relay_protocol: bool,
+}
+
+/// A request ready to send, and how to send it again after a 401.
+struct Outgoing {
+    req: Request<Body>,
+    sent: Sent,
+    replay: Option<Replay>,
+}
+
+/// The backend switched protocols: bridge the two upgraded connections (for as long as the
+/// device token's lifetime allows) and answer the client's `101`.
+fn bridge_upgrade(
+    mut resp: Response<hyper::body::Incoming>,
+    ctx: ForwardContext,
+    upgrade: Upgrade,
+) -> Result<Response<Body>, AgentError> {
+    let Some(client_upgrade) = ctx.client_upgrade.filter(|_| upgrade.wanted) else {
+        return Err(AgentError::BackendUnreachable);
+    };
+    let Some(lifetime) = ctx.socket_lifetime else {
+        return Err(AgentError::Internal);
+    };
+    let backend_upgrade = hyper::upgrade::on(&mut resp);
+    let request_id = ctx.request_id.clone();
+    tokio::spawn(async move {
+        match tokio::try_join!(client_upgrade, backend_upgrade) {
+            Ok((client, backend)) => {
+                METRICS.websocket_opened();
+                let end =
+                    ws_bridge::run(TokioIo::new(client), TokioIo::new(backend), lifetime).await;
+                match end {
+                    ws_bridge::BridgeEnd::Closed => {
+                        tracing::debug!(request_id, "websocket closed")
+                    }
+                    cut => {
+                        tracing::info!(request_id, ?cut, "websocket closed by the relay")
+                    }
+                }
+                METRICS.websocket_closed();
+            }
+            Err(e) => tracing::warn!(request_id, error = %e, "websocket upgrade failed"),
+        }
+    });
+    let (mut parts, _) = resp.into_parts();
+    add_request_id(&mut parts.headers, &ctx.request_id);
+    if upgrade.offered_relay_protocol && !parts.headers.contains_key(ws_auth::HEADER) {
+        parts.headers.insert(
+            HeaderName::from_static(ws_auth::HEADER),
+            HeaderValue::from_static(ws_auth::PROTOCOL),
+        );
+    }
+    Ok(Response::from_parts(parts, body::empty()))
 }
 
 /// Removes the relay's own WebSocket subprotocols (the token entry and [`ws_auth::PROTOCOL`])
@@ -710,7 +806,7 @@ mod tests {
     }
 
     /// A request waiting for one of the backend slots holds this future and nothing else of the
-    /// listener's or router's (router::Dispatched): with 1,000 connections sharing 64 slots, its
+    /// listener's or router's (router::Dispatched): with many connections sharing few slots, its
     /// size is most of the agent's memory per waiting request (docs/benchmarks.md, "Proxy").
     #[test]
     fn a_request_waiting_for_a_backend_slot_holds_under_2_kib() {

@@ -40,9 +40,9 @@ use std::net::SocketAddr;
 
 use hyper::header::{self, HeaderMap, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
-use crate::application::handlers::pairing_codes::{self, CreatedOwnerCode};
+use crate::application::handlers::pairing_codes::{self, CreatedOwnerCode, NewOwnerCode};
 use crate::application::handlers::phone;
 use crate::application::state::AppState;
 use crate::base::clock::unix_now;
@@ -50,7 +50,6 @@ use crate::base::error::AgentError;
 use crate::base::http::body::{self, Body};
 use crate::domain::auth::admin_session::{self as session, SessionError};
 use crate::domain::auth::{admin_token, csrf};
-use crate::domain::store::Scope;
 
 /// The session cookie's name.
 pub const COOKIE_NAME: &str = "argus_relay_admin";
@@ -394,22 +393,6 @@ fn logout(
     Ok(resp)
 }
 
-#[derive(Deserialize)]
-struct NewCode {
-    #[serde(default = "viewer")]
-    scope: String,
-    #[serde(default = "max_ttl")]
-    ttl_secs: u64,
-}
-
-fn viewer() -> String {
-    "viewer".into()
-}
-
-fn max_ttl() -> u64 {
-    pairing_codes::MAX_OWNER_CODE_TTL_SECS
-}
-
 #[derive(Serialize)]
 struct CodeWithQr {
     #[serde(flatten)]
@@ -424,10 +407,8 @@ async fn pairing_code(
     served: Served,
 ) -> Result<Response<Body>, UiError> {
     checked_session(state, &req, served)?;
-    let body: NewCode = phone::read_json(req).await?;
-    let scope = Scope::parse(&body.scope)
-        .ok_or_else(|| AgentError::BadRequest("scope must be \"owner\" or \"viewer\"".into()))?;
-    let created = pairing_codes::create_owner_code(state, scope, body.ttl_secs)?;
+    let body: NewOwnerCode = phone::read_json(req).await?;
+    let created = pairing_codes::create_owner_code(state, body.scope()?, body.ttl_secs)?;
     let svg = crate::base::qr::svg(&created.pair_uri).map_err(|e| {
         tracing::error!(error = %e, "cannot draw the QR code");
         AgentError::Internal
