@@ -6,7 +6,6 @@
 //! |---|---|---|
 //! | `base` | what any server needs: errors, clock, configuration, metrics, HTTP plumbing | std, crates, `argus_shared` |
 //! | `domain` | the relay's concepts: store, keys, auth, pairing, proxy, tunnel, LAN | `base` |
-//! | `client` | the reference phone client (leaving the crate) | `base`, `domain` |
 //! | `application` | the state (an aggregate of domain types), the router, the handlers | `base`, `domain` |
 //! | `listener` | admission: who may reach the router (edge, admin, LAN) | everything below |
 //! | `cli` | every subcommand: the shell | everything below |
@@ -24,12 +23,11 @@
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::path::{Path, PathBuf};
 
-/// The layers, lowest first; a module may name its own layer and the ones before it. `client`
-/// and `application` are side by side: neither may name the other.
+/// The layers, lowest first; a module may name its own layer and the ones before it. (The
+/// reference phone client is its own crate, `argus-client`, outside these layers.)
 const LAYERS: &[(&str, u8)] = &[
     ("base", 0),
     ("domain", 1),
-    ("client", 2),
     ("application", 2),
     ("listener", 3),
     ("cli", 4),
@@ -512,10 +510,8 @@ fn path_tree(
 type Graph = BTreeMap<String, BTreeMap<String, String>>;
 
 /// The top-level module of a layer a path lies in: `domain::store::Store` → `domain::store`.
-/// The reference client counts as one module (it is leaving the crate whole).
 fn node(path: &[String]) -> Option<String> {
     match path {
-        [client, ..] if client == "client" => Some(client.clone()),
         [layer, top, ..] if rank(layer).is_some() => Some(format!("{layer}::{top}")),
         _ => None,
     }

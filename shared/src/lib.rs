@@ -7,6 +7,7 @@
 
 pub mod api;
 pub mod bearer;
+pub mod cert_fingerprint;
 pub mod edge_state;
 pub mod encoding;
 pub mod event_list;
@@ -14,6 +15,8 @@ pub mod event_list;
 pub mod fuzzing;
 pub mod headers;
 pub mod image;
+pub mod mdns;
+pub mod pair_uri;
 pub mod path;
 pub mod policy;
 pub mod rate_limit;

@@ -1,13 +1,16 @@
 //! Owner-initiated pairing codes (the admin API and the admin page make them) and the pairing
-//! URI their QR code carries. The codes themselves are [`crate::domain::pairing::codes`]; the
-//! durable state is in [`crate::domain::store`].
+//! URI their QR code carries (written with [`argus_shared::pair_uri`], which phones read it
+//! with). The codes themselves are [`crate::domain::pairing::codes`]; the durable state is in
+//! [`crate::domain::store`].
 
+use argus_shared::cert_fingerprint::CertFingerprint;
+use argus_shared::pair_uri::PairUri;
 use serde::{Deserialize, Serialize};
 
 use crate::application::state::{AppState, OwnerCodeState};
 use crate::base::clock::unix_now;
 use crate::base::error::AgentError;
-use crate::domain::pairing::{codes, pair_uri};
+use crate::domain::pairing::codes;
 use crate::domain::store::{PairError, Scope};
 
 /// Owner codes live at most this long (seconds).
@@ -68,6 +71,12 @@ pub async fn create_owner_code(
             "ttl_secs must be between 1 and {MAX_OWNER_CODE_TTL_SECS}"
         )));
     }
+    // What the owner's QR code carries for the phone to pin (the agent read it from its own
+    // certificate at start, so this cannot fail short of a bug).
+    let fingerprint = CertFingerprint::parse(&state.lan_fingerprint).map_err(|e| {
+        tracing::error!(error = %e, "the LAN certificate's fingerprint");
+        AgentError::Internal
+    })?;
     let now = unix_now();
     let expires_at = now + ttl_secs;
     for _ in 0..8 {
@@ -90,7 +99,12 @@ pub async fn create_owner_code(
                     },
                 );
                 return Ok(CreatedOwnerCode {
-                    pair_uri: pair_uri(&code, &state.config.public_url, &state.lan_fingerprint),
+                    pair_uri: PairUri {
+                        code: code.clone(),
+                        url: state.config.public_url.clone(),
+                        fingerprint,
+                    }
+                    .to_string(),
                     code,
                     scope: scope.as_str(),
                     expires_at,

@@ -10,7 +10,7 @@ use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
-use sha2::{Digest, Sha256};
+use argus_shared::cert_fingerprint::CertFingerprint;
 
 pub const CERT_FILE: &str = "lan-cert.pem";
 pub const KEY_FILE: &str = "lan-key.pem";
@@ -42,7 +42,7 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> LanCertError + '_ {
 
 /// `sha256:<lowercase hex>` of a DER certificate.
 pub fn fingerprint(der: &[u8]) -> String {
-    format!("sha256:{}", hex::encode(Sha256::digest(der)))
+    CertFingerprint::of_certificate(der).to_string()
 }
 
 /// Creates the certificate and key if neither exists; returns the certificate's fingerprint.

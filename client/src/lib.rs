@@ -1,7 +1,9 @@
 //! The reference client: what a phone app does, in Rust. `argus-relay client …` drives it from
-//! the command line and the end-to-end tests use it as "the phone".
+//! the command line and the end-to-end tests use it as "the phone". It knows the agent only
+//! through the wire and [`argus_shared`], as a phone app would.
 //!
-//! - [`pair_uri`]: the QR code's `argusai://pair?code=…&url=…&fp=sha256:…`;
+//! - the QR code's `argusai://pair?code=…&url=…&fp=sha256:…` is read with
+//!   [`argus_shared::pair_uri::PairUri`], the definition the agent writes it with;
 //! - [`pairing`]: redeem the code (over the relay, or at home over the LAN) into a [`state`];
 //! - [`state`]: what the phone keeps (tokens, relay URL, the server's identity), in a 0600 file;
 //! - [`browse`]: mDNS browsing for `_argusai._tcp.local.`;
@@ -15,9 +17,9 @@
 //! holds that certificate's key), and its health answer names the same instance.
 
 pub mod browse;
+mod clock;
 pub mod error;
 pub mod http;
-pub mod pair_uri;
 pub mod pairing;
 pub mod pin;
 pub mod session;

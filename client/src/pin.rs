@@ -6,57 +6,17 @@
 //! with that certificate's public key, so a server that copies the (public) certificate without
 //! its private key fails the handshake.
 
-use std::fmt;
 use std::sync::Arc;
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, WebPkiSupportedAlgorithms};
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{CertificateError, DigitallySignedStruct, SignatureScheme};
-use sha2::{Digest, Sha256};
-use subtle::ConstantTimeEq;
 
 use super::ClientError;
 
-/// A certificate pin: the SHA-256 of a certificate's DER, written `sha256:<hex>`.
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
-pub struct Pin([u8; 32]);
-
-impl Pin {
-    pub fn parse(text: &str) -> Result<Pin, ClientError> {
-        let bad = || ClientError::BadFingerprint(text.chars().take(80).collect());
-        let hex_part = text
-            .get(..7)
-            .filter(|p| p.eq_ignore_ascii_case("sha256:"))
-            .and_then(|_| text.get(7..))
-            .ok_or_else(bad)?;
-        let mut out = [0u8; 32];
-        hex::decode_to_slice(hex_part, &mut out).map_err(|_| bad())?;
-        Ok(Pin(out))
-    }
-
-    /// The pin of a DER certificate.
-    pub fn of_certificate(der: &[u8]) -> Pin {
-        Pin(Sha256::digest(der).into())
-    }
-
-    pub fn matches(&self, der: &[u8]) -> bool {
-        let actual: [u8; 32] = Sha256::digest(der).into();
-        bool::from(actual.ct_eq(&self.0))
-    }
-}
-
-impl fmt::Display for Pin {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "sha256:{}", hex::encode(self.0))
-    }
-}
-
-impl fmt::Debug for Pin {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Display::fmt(self, f)
-    }
-}
+/// A certificate pin: the fingerprint (`sha256:<hex>` of the DER) the phone got at pairing.
+pub use argus_shared::cert_fingerprint::CertFingerprint as Pin;
 
 /// Accepts exactly the pinned end-entity certificate; checks handshake signatures with it.
 #[derive(Debug)]
@@ -205,36 +165,6 @@ mod tests {
     fn rustls_error(e: &std::io::Error) -> Option<&rustls::Error> {
         e.get_ref()
             .and_then(|inner| inner.downcast_ref::<rustls::Error>())
-    }
-
-    #[test]
-    fn pins_parse_and_print() {
-        let made = make_cert();
-        let pin = Pin::of_certificate(&made.cert);
-        assert_eq!(
-            pin.to_string(),
-            crate::domain::lan::cert::fingerprint(&made.cert)
-        );
-        assert_eq!(Pin::parse(&pin.to_string()).unwrap(), pin);
-        assert_eq!(
-            Pin::parse(
-                &pin.to_string()
-                    .to_uppercase()
-                    .replacen("SHA256", "sha256", 1)
-            )
-            .unwrap(),
-            pin
-        );
-        for bad in [
-            "",
-            "sha256:",
-            "sha1:00",
-            "sha256:zz",
-            &format!("{pin}00"),
-            "sha256:é",
-        ] {
-            assert!(Pin::parse(bad).is_err(), "{bad}");
-        }
     }
 
     #[tokio::test]

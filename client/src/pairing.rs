@@ -8,14 +8,15 @@ use std::time::Duration;
 use serde::Serialize;
 use serde_json::json;
 
+use argus_shared::pair_uri::{check_relay_url, PairUri};
+
 use super::browse::{BrowseConfig, BrowseEvent, Browser};
 use super::http::{json_answer, lan_client, relay_client};
-use super::pair_uri::{check_relay_url, PairUri};
 use super::pin::Pin;
 use super::state::ClientState;
 use super::verify::{verify_lan, Health};
 use super::ClientError;
-use crate::base::clock::unix_now;
+use crate::clock::unix_now;
 
 /// What the phone says about itself (`device_info`).
 #[derive(Debug, Clone, Serialize)]

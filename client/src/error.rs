@@ -2,16 +2,19 @@
 
 use std::path::PathBuf;
 
+use argus_shared::cert_fingerprint::FingerprintError;
+use argus_shared::pair_uri::{PairUriError, RelayUrlError};
+
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
     #[error("not a pairing link: {0}")]
-    BadPairUri(String),
-    #[error("{0:?} is not a fingerprint (expected sha256:<64 hex digits>)")]
-    BadFingerprint(String),
+    BadPairUri(#[from] PairUriError),
+    #[error(transparent)]
+    BadFingerprint(#[from] FingerprintError),
     #[error("{0:?}: a request path starts with /")]
     BadPath(String),
-    #[error("relay URL {url:?}: {reason}")]
-    BadRelayUrl { url: String, reason: &'static str },
+    #[error(transparent)]
+    BadRelayUrl(#[from] RelayUrlError),
     #[error("state file {path}: {message}")]
     State { path: PathBuf, message: String },
     #[error("cannot reach {what}: {message}")]
@@ -30,7 +33,7 @@ pub enum ClientError {
     #[error("no LAN server with the pinned certificate answered")]
     NoLanServer,
     #[error("mDNS: {0}")]
-    Discovery(#[from] crate::domain::lan::mdns::DiscoveryError),
+    Discovery(#[from] crate::browse::DiscoveryError),
     #[error("TLS configuration: {0}")]
     Tls(#[from] rustls::Error),
     #[error("HTTP client: {0}")]

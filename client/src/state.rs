@@ -9,6 +9,8 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use argus_shared::pair_uri::check_relay_url;
+
 use super::pin::Pin;
 use super::ClientError;
 
@@ -32,7 +34,7 @@ pub struct ClientState {
 
 impl ClientState {
     pub fn pin(&self) -> Result<Pin, ClientError> {
-        Pin::parse(&self.fingerprint)
+        Ok(Pin::parse(&self.fingerprint)?)
     }
 
     pub fn load(path: &Path) -> Result<ClientState, ClientError> {
@@ -44,7 +46,7 @@ impl ClientState {
         let state: ClientState =
             serde_json::from_slice(&bytes).map_err(|e| fail(format!("not a client state: {e}")))?;
         state.pin().map_err(|e| fail(e.to_string()))?;
-        super::pair_uri::check_relay_url(&state.relay_url).map_err(|e| fail(e.to_string()))?;
+        check_relay_url(&state.relay_url).map_err(|e| fail(e.to_string()))?;
         Ok(state)
     }
 

@@ -7,8 +7,11 @@ use std::time::Duration;
 use mdns_sd::{DaemonEvent, Receiver, ResolvedService, ServiceDaemon, ServiceEvent};
 use serde::Serialize;
 
-use crate::base::config::MDNS_PORT;
-use crate::domain::lan::mdns::{restrict_interfaces, txt, DiscoveryError, SERVICE_TYPE};
+use argus_shared::mdns::{https_port, txt, PORT as MDNS_PORT, SERVICE_TYPE};
+use mdns_sd::IfKind;
+
+/// What mDNS browsing reports (the daemon could not start, or an interface is unknown).
+pub type DiscoveryError = mdns_sd::Error;
 
 /// Where to browse.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,13 +48,10 @@ pub struct LanCandidate {
 
 impl LanCandidate {
     fn from_resolved(s: &ResolvedService) -> LanCandidate {
-        let ssl = s
-            .get_property_val_str(txt::SSL)
-            .is_some_and(|v| v.eq_ignore_ascii_case("true") || v == "1");
-        let https_port = s
-            .get_property_val_str(txt::API_PORT)
-            .and_then(|p| p.parse::<u16>().ok())
-            .filter(|p| ssl && *p != 0);
+        let https_port = https_port(
+            s.get_property_val_str(txt::SSL),
+            s.get_property_val_str(txt::API_PORT),
+        );
         let mut ips: Vec<IpAddr> = s
             .get_addresses()
             .iter()
@@ -141,6 +141,22 @@ impl Drop for Browser {
     fn drop(&mut self) {
         let _ = self.daemon.shutdown();
     }
+}
+
+/// Makes `daemon` use only the interfaces named in `names` (all when empty). Sent before any
+/// browse or register, so nothing goes out elsewhere. (The agent's advertiser uses it too.)
+pub fn restrict_interfaces(daemon: &ServiceDaemon, names: &[String]) -> Result<(), DiscoveryError> {
+    if names.is_empty() {
+        return Ok(());
+    }
+    daemon.disable_interface(IfKind::All)?;
+    daemon.enable_interface(
+        names
+            .iter()
+            .map(|n| IfKind::Name(n.clone()))
+            .collect::<Vec<_>>(),
+    )?;
+    Ok(())
 }
 
 /// Browses for `timeout` and returns every instance resolved meanwhile (for
