@@ -139,7 +139,10 @@ mod tests {
     #[test]
     fn a_code_asked_for_without_a_scope_or_ttl_is_a_viewers_for_the_longest_time() {
         let asked = request("{}");
-        assert_eq!(scope_or_least(asked.scope.as_deref()).ok(), Some(Scope::Viewer));
+        assert_eq!(
+            scope_or_least(asked.scope.as_deref()).ok(),
+            Some(Scope::Viewer)
+        );
         assert_eq!(asked.ttl_secs, MAX_OWNER_CODE_TTL_SECS);
     }
 
