@@ -12,12 +12,14 @@
 
 pub mod agent;
 pub mod backend;
+pub mod chaos;
 pub mod cloudflared;
 pub mod lan;
 pub mod netns;
 pub mod phone;
 pub mod process;
 pub mod signer;
+pub mod small_disk;
 pub mod stack;
 pub mod via;
 pub mod worker;
