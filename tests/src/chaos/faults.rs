@@ -71,6 +71,24 @@ impl Fault {
         Fault::LanFlood,
     ];
 
+    /// The fault's name for `CHAOS_FAULTS`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Fault::None => "none",
+            Fault::BackendKilled => "backend-killed",
+            Fault::BackendSlow => "backend-slow",
+            Fault::BackendHalfClosed => "backend-half-closed",
+            Fault::AgentKilled => "agent-killed",
+            Fault::TunnelFlapping => "tunnel-flapping",
+            Fault::TunnelHanging => "tunnel-hanging",
+            Fault::WorkerRestarted => "workerd-restarted",
+            Fault::DiskFull => "disk-full",
+            Fault::ClockAhead => "clock-ahead",
+            Fault::ClockBehind => "clock-behind",
+            Fault::LanFlood => "lan-flood",
+        }
+    }
+
     pub fn label(self) -> &'static str {
         match self {
             Fault::None => "none (reference)",

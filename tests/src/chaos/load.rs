@@ -539,7 +539,11 @@ fn json_error(ask: &Ask, target: &str, status: u16, bytes: &[u8]) -> Outcome {
             v["error"]["message"].as_str()?,
         ))
     }) {
-        Some((code, _)) => Outcome::Failed(format!("{status} {code}")),
+        // The reason, when the relay gives one, says which check refused (`signature.stale`).
+        Some((code, _)) => match v.as_ref().and_then(|v| v["error"]["reason"].as_str()) {
+            Some(reason) => Outcome::Failed(format!("{status} {code} ({reason})")),
+            None => Outcome::Failed(format!("{status} {code}")),
+        },
         None => Outcome::BadError(format!(
             "{} {target}: {status} {:?}",
             ask.kind(),

@@ -66,7 +66,7 @@ impl ChaosConfig {
     /// The run of `make chaos` (the sizes), each size overridable from the environment:
     /// `CHAOS_CLIENTS` (comma-separated, default `64,256`), `CHAOS_REQUESTS` (per window,
     /// default 10000), `CHAOS_SOAK_SECS` (default 1800; 0 = no soak), `CHAOS_HOLD_SECS`
-    /// (default 3).
+    /// (default 3), `CHAOS_FAULTS` (comma-separated [`Fault::name`]s, default all).
     pub fn full_from_env() -> Result<ChaosConfig, String> {
         let var = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
         let num = |k: &str, default: u64| -> Result<u64, String> {
@@ -89,11 +89,29 @@ impl ChaosConfig {
             return Err("CHAOS_CLIENTS needs at least one non-zero count".into());
         }
         let soak = num("CHAOS_SOAK_SECS", 1800)?;
+        let faults = match var("CHAOS_FAULTS") {
+            Some(v) => v
+                .split(',')
+                .map(|name| {
+                    Fault::ALL
+                        .into_iter()
+                        .find(|f| f.name() == name.trim())
+                        .ok_or_else(|| {
+                            let names: Vec<&str> = Fault::ALL.iter().map(|f| f.name()).collect();
+                            format!(
+                                "CHAOS_FAULTS: unknown {name:?} (known: {})",
+                                names.join(", ")
+                            )
+                        })
+                })
+                .collect::<Result<Vec<Fault>, String>>()?,
+            None => Fault::ALL.to_vec(),
+        };
         Ok(ChaosConfig {
             clients,
             requests_per_window: num("CHAOS_REQUESTS", 10_000)?.max(40),
             hold: Duration::from_secs(num("CHAOS_HOLD_SECS", 3)?.max(1)),
-            faults: Fault::ALL.to_vec(),
+            faults,
             streams: 4,
             refresh_every: 50,
             soak: (soak > 0).then(|| Duration::from_secs(soak)),
@@ -185,6 +203,8 @@ pub struct ChaosReport {
     pub soak: Option<Soak>,
     pub started_unix: u64,
     pub seconds: f64,
+    /// The agent's warnings and errors (its last process), for the report.
+    pub agent_warnings: Vec<String>,
 }
 
 /// Recovery is given up after this long.
@@ -410,8 +430,18 @@ pub async fn run(config: ChaosConfig, progress: impl Fn(&str)) -> ChaosReport {
         ),
         None => None,
     };
+    let output = stack.agent.output();
+    let mut agent_warnings: Vec<String> = output
+        .lines()
+        .filter(|l| l.contains("WARN") || l.contains("ERROR"))
+        .map(str::to_owned)
+        .collect();
+    agent_warnings.dedup();
+    let keep = agent_warnings.len().saturating_sub(40);
+    agent_warnings.drain(..keep);
     drop(stack);
     ChaosReport {
+        agent_warnings,
         config,
         rows,
         soak,
