@@ -310,8 +310,7 @@ async fn try_pairing(stack: &Stack) -> String {
         Err(e) => {
             let said = e
                 .lines()
-                .filter(|l| !l.trim().is_empty())
-                .last()
+                .rfind(|l| !l.trim().is_empty())
                 .unwrap_or("")
                 .trim()
                 .to_owned();

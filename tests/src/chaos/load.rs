@@ -123,7 +123,7 @@ impl Ask {
     /// and 1 refresh in every 20 (the refresh only every `refresh_every` requests).
     fn nth(r: &Reference, client: usize, n: u64, refresh_every: u64) -> Ask {
         let k = (n as usize).wrapping_mul(7).wrapping_add(client * 13);
-        if n > 0 && n % refresh_every == 0 {
+        if n > 0 && n.is_multiple_of(refresh_every) {
             return Ask::Refresh;
         }
         match n % 19 {

@@ -485,7 +485,7 @@ async fn soak(
             open_fds(pid),
         ));
         windows.push((at, t));
-        if windows.len() % 6 == 0 {
+        if windows.len().is_multiple_of(6) {
             progress(&format!(
                 "soak {at:.0} s: RSS {} KiB, {} fds",
                 samples.last().map_or(0, |s| s.1),
