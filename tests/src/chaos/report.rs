@@ -72,6 +72,23 @@ fn streams_text(row: &Row) -> String {
     )
 }
 
+/// A window's figures, cell by cell: phones, fault, requests, failed, crossed, recovery, lost,
+/// p99, streams, notes (the progress line and the report's table row).
+fn cells(row: &Row) -> Vec<String> {
+    vec![
+        row.clients.to_string(),
+        row.fault.label().to_owned(),
+        row.tally.requests.to_string(),
+        failed_how(row),
+        row.tally.crossed.to_string(),
+        recovery_text(row),
+        lost_text(row),
+        format!("{:.0}", row.tally.percentile_ms(0.99)),
+        streams_text(row),
+        row.notes.join("; "),
+    ]
+}
+
 /// One line of progress for a finished window.
 pub fn row_line(row: &Row) -> String {
     if let Some(why) = &row.skipped {
@@ -81,24 +98,7 @@ pub fn row_line(row: &Row) -> String {
             row.fault.label()
         );
     }
-    format!(
-        "{} clients | {} | {} requests | failed {} | crossed {} | recovery {} | lost {} | p99 {:.0} ms | {} | {:.0} s{}",
-        row.clients,
-        row.fault.label(),
-        row.tally.requests,
-        failed_how(row),
-        row.tally.crossed,
-        recovery_text(row),
-        lost_text(row),
-        row.tally.percentile_ms(0.99),
-        streams_text(row),
-        row.seconds,
-        if row.notes.is_empty() {
-            String::new()
-        } else {
-            format!(" | {}", row.notes.join("; "))
-        }
-    )
+    format!("{} | {:.0} s", cells(row).join(" | "), row.seconds)
 }
 
 /// Targets a row misses (empty: all met). Tunnel rows get the tunnel's bound: the supervisor's
@@ -266,25 +266,14 @@ pub fn markdown(r: &ChaosReport, machine: &str, command: &str, tunnel_bound: Dur
             continue;
         }
         let missed = misses(row, tunnel);
-        let _ = writeln!(
-            md,
-            "| {} | {} | {} | {} | {} | {} | {} | {:.0} | {} | {}{} |",
-            row.clients,
-            row.fault.label(),
-            row.tally.requests,
-            failed_how(row),
-            row.tally.crossed,
-            recovery_text(row),
-            lost_text(row),
-            row.tally.percentile_ms(0.99),
-            streams_text(row),
-            row.notes.join("; ").replace('|', "/"),
-            if missed.is_empty() {
-                String::new()
-            } else {
-                format!(" **MISSED: {}**", missed.join("; ").replace('|', "/"))
+        let mut cells = cells(row);
+        if !missed.is_empty() {
+            if let Some(notes) = cells.last_mut() {
+                notes.push_str(&format!(" **MISSED: {}**", missed.join("; ")));
             }
-        );
+        }
+        let cells: Vec<String> = cells.iter().map(|c| c.replace('|', "/")).collect();
+        let _ = writeln!(md, "| {} |", cells.join(" | "));
     }
     if let Some(s) = &r.soak {
         let _ = writeln!(md, "\n## Soak\n");
