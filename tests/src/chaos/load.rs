@@ -4,7 +4,8 @@
 //! Every client is a paired device talking to the Worker. In a loop it asks, in a fixed mix,
 //! for event-list pages (the app's `limit`/`offset` and the relay's compact `page`/`fields`),
 //! event details, event thumbnails (transcoded and cached by the Worker), and now and then
-//! refreshes its tokens. A few phones keep the WebSocket notification stream open and one
+//! refreshes its tokens (at once when the access token has expired, as the app does; after a
+//! failed refresh it keeps the refresh token it has, as the app must). A few phones keep the WebSocket notification stream open and one
 //! watches a live camera stream; they reconnect when it drops.
 //!
 //! Checks: a list page must hold exactly the ids the backend has at that offset, each event
@@ -384,13 +385,20 @@ async fn client_loop(
     refresh_every: u64,
 ) {
     let mut n: u64 = 0;
+    let mut expired = false;
     while !stop.load(Ordering::Relaxed) {
-        let ask = Ask::nth(&reference, index, n, refresh_every);
+        // As the app does: an expired access token is refreshed before anything else.
+        let ask = if expired {
+            Ask::Refresh
+        } else {
+            Ask::nth(&reference, index, n, refresh_every)
+        };
         n += 1;
         let started = Instant::now();
         let outcome = run(&phone, &tokens, &reference, &ask, CLIENT_TIMEOUT).await;
         let took = started.elapsed();
         let failed = !matches!(outcome, Outcome::Ok);
+        expired = matches!(&outcome, Outcome::Failed(how) if how.contains("token_expired"));
         window
             .lock()
             .unwrap_or_else(|p| p.into_inner())
