@@ -342,12 +342,11 @@ pub async fn run(config: ChaosConfig, progress: impl Fn(&str)) -> ChaosReport {
         progress(&format!("SKIPPED: {s}"));
     }
     let most = config.clients.iter().copied().max().unwrap_or(1);
-    let devices = pair_phones(&stack, most + 1).await;
-    let (probe_device, phones) = devices.split_last().expect("at least one device");
+    let phones = pair_phones(&stack, most).await;
     let probe_phone = stack.phone();
     let reference = Arc::new(Reference::of(&stack));
     reference
-        .learn_thumbnails(&probe_phone, &probe_device.access_token)
+        .learn_thumbnails(&probe_phone, &phones[0].access_token)
         .await
         .unwrap_or_else(|e| panic!("thumbnails before any fault: {e}\n{}", stack.logs()));
 
@@ -363,6 +362,9 @@ pub async fn run(config: ChaosConfig, progress: impl Fn(&str)) -> ChaosReport {
         load_for(&load, &stack, config.requests_per_window / 8).await;
         for &fault in &config.faults {
             let window_started = Instant::now();
+            // The probe phone is paired afresh for every window: its access token must not
+            // expire (15 minutes) in a long run.
+            let probe_device = stack.pair_phone("viewer").await;
             let from = load.completed();
             load.take_window();
             let before = Held::read(stack.agent.data_dir());

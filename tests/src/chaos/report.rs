@@ -143,6 +143,14 @@ pub fn misses(row: &Row, tunnel_bound: Duration) -> Vec<String> {
 
 fn soak_misses(s: &Soak) -> Vec<String> {
     let mut out = Vec::new();
+    // Without answers there is no latency to compare.
+    if s.tally.ok == 0 || s.tally.failed_total() * 10 > s.tally.requests {
+        out.push(format!(
+            "{} of {} requests failed",
+            s.tally.failed_total(),
+            s.tally.requests
+        ));
+    }
     if s.rss_slope_mb_per_10min > RSS_SLOPE_TARGET {
         out.push(format!(
             "RSS slope {:.2} MB/10 min",
