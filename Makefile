@@ -1,6 +1,6 @@
 # The two commands (see README): `make test` and `make demo`. Both bootstrap first (`make test`
 # with Chromium for the browser tests).
-.PHONY: bootstrap worker test demo bench fmt fuzz
+.PHONY: bootstrap worker test demo bench chaos fmt fuzz
 
 bootstrap:
 	@bash scripts/bootstrap.sh
@@ -19,6 +19,12 @@ demo: bootstrap
 
 bench: bootstrap
 	@bash scripts/bench.sh
+
+# The whole stack under load and faults; writes docs/reliability.md (see scripts/chaos.sh for
+# CHAOS_CLIENTS, CHAOS_REQUESTS, CHAOS_SOAK_SECS, CHAOS_HOLD_SECS).
+chaos: bootstrap
+	@CHAOS_CLIENTS="$(CHAOS_CLIENTS)" CHAOS_REQUESTS="$(CHAOS_REQUESTS)" CHAOS_SOAK_SECS="$(CHAOS_SOAK_SECS)" \
+		CHAOS_HOLD_SECS="$(CHAOS_HOLD_SECS)" CHAOS_MACHINE="$(CHAOS_MACHINE)" bash scripts/chaos.sh
 
 fuzz: bootstrap
 	@bash scripts/fuzz.sh

@@ -104,6 +104,17 @@ if [ "$browser" -eq 1 ] && [ -z "${CHROMIUM_BIN:-}" ] && ! command -v chromium >
   apt_get install -y -qq chromium
 fi
 
+# 5b. libfaketime (Debian package `faketime`) for the clock steps of the chaos suite (`make chaos`,
+#     tests/tests/chaos.rs): the agent runs under it and its clock is stepped at run time. Without
+#     it those faults are reported as not injected.
+if ! ls /usr/lib/*/faketime/libfaketime.so.1 >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
+  step "installing faketime (apt) for the chaos suite's clock steps"
+  if ! apt_get install -y -qq faketime; then
+    apt_get update -qq
+    apt_get install -y -qq faketime
+  fi
+fi
+
 # 6. Check the result, so a broken install fails here and not in the middle of a test.
 node_version=$(node --version)
 case "$node_version" in

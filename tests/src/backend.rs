@@ -559,6 +559,35 @@ impl StandInBackend {
         self.state.faults.delay_ms.store(ms, Ordering::Relaxed);
     }
 
+    /// Fault mode: every answer of a known length from now on announces its length, sends half
+    /// of its body and drops the connection (`false`: off).
+    pub fn set_half_bodies(&self, on: bool) {
+        self.state.faults.half_bodies.store(on, Ordering::Relaxed);
+    }
+
+    /// Kills the stand-in as a crash would: the port stops accepting (connections are refused)
+    /// and every open connection, stream and WebSocket is dropped. Its data, users and sessions
+    /// survive for [`StandInBackend::revive`] (ArgusAI keeps them in its database).
+    pub fn kill(&mut self) {
+        if let Some(accept) = self.accept.take() {
+            accept.abort();
+        }
+        self.state.faults.life.send_modify(|l| *l += 1);
+    }
+
+    /// Starts serving again on the same port after [`StandInBackend::kill`].
+    pub async fn revive(&mut self) -> io::Result<()> {
+        if self.accept.is_some() {
+            return Ok(());
+        }
+        let listener = bind_reusing(self.addr)?;
+        self.accept = Some(tokio::spawn(server::accept_loop(
+            listener,
+            self.state.clone(),
+        )));
+        Ok(())
+    }
+
     /// Fault mode: streamed downloads started from now on (backup download, SSE) die after
     /// `bytes`, aborting the connection mid-body (`None`: off). For "backend dies mid-stream".
     pub fn set_cut_after(&self, bytes: Option<u64>) {
@@ -630,6 +659,15 @@ impl Drop for StandInBackend {
             accept.abort();
         }
     }
+}
+
+/// A listener on `addr` with `SO_REUSEADDR` (the port of a killed stand-in may still have
+/// connections in TIME_WAIT).
+fn bind_reusing(addr: SocketAddr) -> io::Result<TcpListener> {
+    let socket = tokio::net::TcpSocket::new_v4()?;
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(1024)
 }
 
 /// Everything built before binding (blocking file work).

@@ -12,6 +12,7 @@
 
 pub mod agent;
 pub mod backend;
+pub mod chaos;
 pub mod cloudflared;
 pub mod lan;
 pub mod netns;
@@ -19,6 +20,7 @@ pub mod phone;
 pub mod process;
 pub mod selfhost;
 pub mod signer;
+pub mod small_disk;
 pub mod stack;
 pub mod via;
 pub mod worker;

@@ -9,6 +9,7 @@ use crate::backend::{
 };
 use crate::cloudflared::{StandInTunnel, TunnelOptions};
 use crate::phone::Phone;
+use crate::small_disk::SmallDisk;
 use crate::worker::{EdgeWorker, WorkerSettings};
 
 /// The API key the stand-in backend accepts (the agent is configured with none unless a test
@@ -48,6 +49,11 @@ pub struct StackOptions {
     /// pairing links and token issuers name), as `make demo` does; default: a free port, and
     /// `https://relay.test`.
     pub edge_port: Option<u16>,
+    /// Put the agent's data directory on a tmpfs of this many bytes that the test can fill
+    /// ([`Stack::small_disk`]); needs root. Without root the stack fails to start, saying why.
+    pub agent_data_disk_bytes: Option<u64>,
+    /// The stand-in backend does not record requests (long load runs).
+    pub backend_quiet: bool,
 }
 
 /// Whether and as whom the harness signs the agent in to the stand-in ArgusAI
@@ -80,6 +86,9 @@ pub struct Stack {
     pub worker: Option<EdgeWorker>,
     /// The stand-in cloudflared, with [`StackOptions::tunnel`].
     pub tunnel: Option<StandInTunnel>,
+    /// The agent's data directory's own small filesystem, with
+    /// [`StackOptions::agent_data_disk_bytes`] (unmounted after the agent is stopped).
+    pub small_disk: Option<SmallDisk>,
     pub dir: tempfile::TempDir,
     /// The edge signing secret (`RELAY_SIGNING_SECRET`), for signing like the Worker.
     pub edge_secret: Vec<u8>,
@@ -100,6 +109,7 @@ impl Stack {
         let backend = StandInBackend::start(BackendConfig {
             api_key: BACKEND_API_KEY.to_owned(),
             redirect_slashes: opts.backend_redirect_slashes,
+            record_requests: !opts.backend_quiet,
             access_token_lifetime: opts
                 .backend_access_token_lifetime
                 .unwrap_or(defaults.access_token_lifetime),
@@ -109,6 +119,10 @@ impl Stack {
         .expect("stand-in backend starts");
         let backend_url = opts.backend_url.clone().unwrap_or_else(|| backend.url());
         let base = dir.path().to_owned();
+        let small_disk = opts.agent_data_disk_bytes.map(|bytes| {
+            SmallDisk::mount(&base.join("agent").join("data"), bytes)
+                .unwrap_or_else(|e| panic!("the agent's small disk: {e}"))
+        });
         let opts2 = opts.clone();
         type Started = (Agent, Option<EdgeWorker>, Option<StandInTunnel>, Vec<u8>);
         let (agent, worker, tunnel, edge_secret) =
@@ -201,6 +215,7 @@ impl Stack {
             agent,
             worker,
             tunnel,
+            small_disk,
             dir,
             edge_secret,
         }

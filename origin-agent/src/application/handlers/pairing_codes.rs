@@ -119,6 +119,7 @@ pub async fn create_owner_code(
                     "too many unused pairing codes; wait for some to expire",
                 ))
             }
+            Err(PairError::Store(e)) => return Err(super::phone::store_failed(e)),
             Err(e) => {
                 tracing::error!(error = %e, "cannot create a pairing code");
                 return Err(AgentError::Internal);

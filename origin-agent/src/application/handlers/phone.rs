@@ -48,9 +48,13 @@ fn now_i64(now: u64) -> i64 {
     i64::try_from(now).unwrap_or(i64::MAX)
 }
 
-fn store_failed(e: StoreError) -> AgentError {
+pub(crate) fn store_failed(e: StoreError) -> AgentError {
     match e {
         StoreError::InvalidInput(what) => AgentError::BadRequest(format!("invalid {what}")),
+        full if full.is_disk_full() => {
+            tracing::error!(error = %full, "the data directory's disk is full");
+            AgentError::StorageFull
+        }
         other => {
             tracing::error!(error = %other, "store failure");
             AgentError::Internal

@@ -178,6 +178,44 @@ pub enum StoreError {
     ShuttingDown,
 }
 
+impl StoreError {
+    /// The disk (or the database's quota) is full: SQLite's `SQLITE_FULL`, or `ENOSPC` on a file
+    /// the store writes. Nothing was written; the same request succeeds once space is back.
+    pub fn is_disk_full(&self) -> bool {
+        match self {
+            StoreError::Sqlite(rusqlite::Error::SqliteFailure(e, _)) => {
+                e.code == rusqlite::ErrorCode::DiskFull
+            }
+            StoreError::Io { source, .. } => source.kind() == io::ErrorKind::StorageFull,
+            _ => false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod disk_full_tests {
+    use super::*;
+
+    #[test]
+    fn a_full_disk_is_told_apart_from_other_store_failures() {
+        let sqlite = |code| {
+            StoreError::Sqlite(rusqlite::Error::SqliteFailure(
+                rusqlite::ffi::Error::new(code),
+                None,
+            ))
+        };
+        assert!(sqlite(rusqlite::ffi::SQLITE_FULL).is_disk_full());
+        assert!(!sqlite(rusqlite::ffi::SQLITE_CORRUPT).is_disk_full());
+        let io = |kind| StoreError::Io {
+            path: PathBuf::from("relay.db"),
+            source: io::Error::from(kind),
+        };
+        assert!(io(io::ErrorKind::StorageFull).is_disk_full());
+        assert!(!io(io::ErrorKind::PermissionDenied).is_disk_full());
+        assert!(!StoreError::Corrupt("scope").is_disk_full());
+    }
+}
+
 /// Failures of the pairing operations.
 #[derive(Debug, thiserror::Error)]
 pub enum PairError {
