@@ -135,6 +135,8 @@ pub struct ForwardContext {
     /// How long an upgraded connection may live (the device token's); an upgrade is refused
     /// without one.
     pub socket_lifetime: Option<crate::ws_bridge::SocketLifetime>,
+    /// A camera live stream, relayed adaptively ([`crate::live_stream`]) instead of copied.
+    pub live_stream: Option<Box<crate::live_stream::StreamPlan>>,
 }
 
 impl Backend {
@@ -500,16 +502,18 @@ impl Backend {
             };
             let backend_upgrade = hyper::upgrade::on(&mut resp);
             let request_id = ctx.request_id.clone();
+            let live_stream = ctx.live_stream;
             tokio::spawn(async move {
                 match tokio::try_join!(client_upgrade, backend_upgrade) {
                     Ok((client, backend)) => {
                         METRICS.websocket_opened();
-                        let end = crate::ws_bridge::run(
-                            TokioIo::new(client),
-                            TokioIo::new(backend),
-                            lifetime,
-                        )
-                        .await;
+                        let (client, backend) = (TokioIo::new(client), TokioIo::new(backend));
+                        let end = match live_stream {
+                            Some(plan) => {
+                                crate::live_stream::run(client, backend, lifetime, *plan).await
+                            }
+                            None => crate::ws_bridge::run(client, backend, lifetime).await,
+                        };
                         match end {
                             crate::ws_bridge::BridgeEnd::Closed => {
                                 tracing::debug!(request_id, "websocket closed")
@@ -724,6 +728,7 @@ mod tests {
                 client_upgrade: None,
                 class: BackendClass::Api,
                 socket_lifetime: None,
+                live_stream: None,
             },
         );
         let size = std::mem::size_of_val(&waiting);

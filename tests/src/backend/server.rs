@@ -74,6 +74,10 @@ pub(crate) struct State {
     pub api_key_checks: std::sync::atomic::AtomicU64,
     /// Push-notification devices registered through `/api/v1/devices`.
     pub push_devices: super::push::PushDevices,
+    /// Live camera streams running (`/api/v1/cameras/{id}/stream`).
+    pub camera_streams: AtomicUsize,
+    /// Every level a live stream was asked for, in order: at its start and by `quality_change`.
+    pub stream_qualities: std::sync::Mutex<Vec<&'static str>>,
 }
 
 /// The TCP peer of a request (request extension), for the limits keyed on the client address.
@@ -1387,5 +1391,14 @@ mod tests {
         assert_eq!(cookie(&h, "access_token").as_deref(), Some("def"));
         assert_eq!(cookie(&h, "a").as_deref(), Some("1"));
         assert_eq!(cookie(&h, "b"), None);
+    }
+}
+
+impl State {
+    pub(crate) fn record_stream_quality(&self, q: argus_shared::live_stream::BackendQuality) {
+        self.stream_qualities
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(q.as_str());
     }
 }
