@@ -126,10 +126,11 @@ enum WriterEnd {
 }
 
 fn ws_config(max_message: usize) -> WebSocketConfig {
-    let mut c = WebSocketConfig::default();
-    c.max_message_size = Some(max_message);
-    c.max_frame_size = Some(max_message);
-    c
+    WebSocketConfig {
+        max_message_size: Some(max_message),
+        max_frame_size: Some(max_message),
+        ..WebSocketConfig::default()
+    }
 }
 
 fn millis(d: Duration) -> u64 {
@@ -205,7 +206,7 @@ where
             }
             msg = backend_rx.next() => match msg {
                 Some(Ok(m)) => {
-                    if !relay.from_backend(m) {
+                    if !relay.on_backend_message(m) {
                         break None;
                     }
                 }
@@ -217,7 +218,7 @@ where
             },
             msg = phone_rx.next() => match msg {
                 Some(Ok(Message::Text(t))) => {
-                    let forward = relay.from_phone_text(&t, now_ms());
+                    let forward = relay.on_phone_text(&t, now_ms());
                     for m in forward {
                         if backend_tx.send(m).await.is_err() {
                             relay.finish(None);
@@ -285,7 +286,7 @@ struct Relay {
 
 impl Relay {
     /// Handles a message from ArgusAI; `false` when the stream is over.
-    fn from_backend(&mut self, m: Message) -> bool {
+    fn on_backend_message(&mut self, m: Message) -> bool {
         match m {
             Message::Binary(jpeg) => {
                 self.stats.frame_in();
@@ -342,7 +343,7 @@ impl Relay {
     }
 
     /// Handles a text message from the phone; returns what goes on to ArgusAI.
-    fn from_phone_text(&mut self, text: &str, now_ms: u64) -> Vec<Message> {
+    fn on_phone_text(&mut self, text: &str, now_ms: u64) -> Vec<Message> {
         let PhoneMessage::QualityChange(requested) = PhoneMessage::parse(text) else {
             return vec![Message::Text(text.to_owned())];
         };

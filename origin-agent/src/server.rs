@@ -355,6 +355,31 @@ pub fn raise_fd_limit() {
     }
 }
 
+/// A socket takes more from a write only while less than this is waiting unsent in it.
+pub const UNSENT_LOW_WATER: u32 = 16 * 1024;
+
+/// Sets `TCP_NOTSENT_LOWAT` ([`UNSENT_LOW_WATER`]): a write completes when the link has taken
+/// the bytes, not when a kernel buffer sized for the connection's best moment has. The adaptive
+/// live preview times its writes to see how fast frames drain ([`crate::live_stream`]); bulk
+/// transfers lose nothing (the kernel still keeps a window's worth in flight).
+fn limit_unsent_bytes(stream: &tokio::net::TcpStream) {
+    use std::os::fd::AsRawFd;
+    let value = UNSENT_LOW_WATER as libc::c_int;
+    // SAFETY: a valid socket fd and a c_int option of the right size.
+    let r = unsafe {
+        libc::setsockopt(
+            stream.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_NOTSENT_LOWAT,
+            (&value as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if r != 0 {
+        tracing::debug!(error = %std::io::Error::last_os_error(), "TCP_NOTSENT_LOWAT not set");
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -390,30 +415,5 @@ mod tests {
         assert_eq!(peers.open.lock().unwrap().len(), 50);
         drop(slots);
         assert!(peers.open.lock().unwrap().is_empty());
-    }
-}
-
-/// A socket takes more from a write only while less than this is waiting unsent in it.
-pub const UNSENT_LOW_WATER: u32 = 16 * 1024;
-
-/// Sets `TCP_NOTSENT_LOWAT` ([`UNSENT_LOW_WATER`]): a write completes when the link has taken
-/// the bytes, not when a kernel buffer sized for the connection's best moment has. The adaptive
-/// live preview times its writes to see how fast frames drain ([`crate::live_stream`]); bulk
-/// transfers lose nothing (the kernel still keeps a window's worth in flight).
-fn limit_unsent_bytes(stream: &tokio::net::TcpStream) {
-    use std::os::fd::AsRawFd;
-    let value = UNSENT_LOW_WATER as libc::c_int;
-    // SAFETY: a valid socket fd and a c_int option of the right size.
-    let r = unsafe {
-        libc::setsockopt(
-            stream.as_raw_fd(),
-            libc::IPPROTO_TCP,
-            libc::TCP_NOTSENT_LOWAT,
-            (&value as *const libc::c_int).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
-    if r != 0 {
-        tracing::debug!(error = %std::io::Error::last_os_error(), "TCP_NOTSENT_LOWAT not set");
     }
 }

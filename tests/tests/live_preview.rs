@@ -43,21 +43,31 @@ fn tc(args: &str) {
     );
 }
 
-/// Shapes what the agent's port `port` sends (to the phone) to `rate` (`500kbit`, `30mbit`):
-/// everything else on `lo` goes unshaped.
+/// Shapes what the agent's port `port` sends (to the phone) to `rate` (`500kbit`, `30mbit`) with
+/// a token bucket; everything else on `lo` (the agent and ArgusAI) goes unshaped. An `htb` root
+/// sorts the phone's traffic (a `u32` match on the source port) into a class whose qdisc is the
+/// `tbf`.
 fn shape(port: u16, rate: &str) {
-    tc("qdisc add dev lo root handle 1: prio bands 3 priomap 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1");
+    // Loopback's 64 KiB packets would never fit the bucket's 16 KiB burst: an Ethernet MTU.
+    let mtu = Command::new("ip")
+        .args(["link", "set", "lo", "mtu", "1500"])
+        .status()
+        .expect("ip runs");
+    assert!(mtu.success());
+    tc("qdisc add dev lo root handle 1: htb default 10");
+    tc("class add dev lo parent 1: classid 1:10 htb rate 10gbit quantum 60000");
+    tc("class add dev lo parent 1: classid 1:20 htb rate 10gbit quantum 60000");
     tc(&format!(
-        "qdisc add dev lo parent 1:3 handle 30: tbf rate {rate} burst 16kb latency 200ms"
+        "qdisc add dev lo parent 1:20 handle 20: tbf rate {rate} burst 16kb latency 200ms"
     ));
     tc(&format!(
-        "filter add dev lo parent 1: protocol ip prio 1 u32 match ip sport {port} 0xffff flowid 1:3"
+        "filter add dev lo parent 1: protocol ip prio 1 u32 match ip sport {port} 0xffff flowid 1:20"
     ));
 }
 
 fn reshape(rate: &str) {
     tc(&format!(
-        "qdisc change dev lo parent 1:3 handle 30: tbf rate {rate} burst 16kb latency 200ms"
+        "qdisc change dev lo parent 1:20 handle 20: tbf rate {rate} burst 16kb latency 200ms"
     ));
 }
 
@@ -158,6 +168,10 @@ fn widths(frames: &[Got]) -> Vec<u32> {
 }
 
 fn report(what: &str, frames: &[Got]) {
+    if frames.len() < 2 {
+        println!("{what}: {} frames", frames.len());
+        return;
+    }
     println!(
         "{what}: {} frames, p99 age {:?}, {:.0} kbit/s, widths {:?}",
         frames.len(),
@@ -187,6 +201,7 @@ fn at_500_kbits_the_stream_keeps_flowing_at_data_saver_with_fresh_frames() {
         shape(stack.agent.lan_addr().unwrap().port(), "500kbit");
         let mut ws = watch_at_home(&stack, &token, "").await;
         let (frames, _) = watch(&mut ws, Duration::from_secs(20)).await;
+        report("500 kbit/s, all", &frames);
         let settled: Vec<_> = frames
             .iter()
             .filter(|f| f.at > Duration::from_secs(5))

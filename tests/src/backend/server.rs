@@ -1357,6 +1357,15 @@ async fn restore(req: Request<Incoming>) -> Resp {
     )
 }
 
+impl State {
+    pub(crate) fn record_stream_quality(&self, q: argus_shared::live_stream::BackendQuality) {
+        self.stream_qualities
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(q.as_str());
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1391,14 +1400,5 @@ mod tests {
         assert_eq!(cookie(&h, "access_token").as_deref(), Some("def"));
         assert_eq!(cookie(&h, "a").as_deref(), Some("1"));
         assert_eq!(cookie(&h, "b"), None);
-    }
-}
-
-impl State {
-    pub(crate) fn record_stream_quality(&self, q: argus_shared::live_stream::BackendQuality) {
-        self.stream_qualities
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(q.as_str());
     }
 }
