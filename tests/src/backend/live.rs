@@ -49,27 +49,40 @@ const fn variant(name: &'static str, max_width: u32, quality: u8) -> Variant {
 }
 
 impl LevelFrames {
-    fn make(large: &[Photo], small: &[Photo]) -> LevelFrames {
-        let sources: Vec<&[u8]> = if large.is_empty() {
-            small.iter().map(|p| &p.bytes[..]).collect()
-        } else {
-            large.iter().map(|p| &p.bytes[..]).collect()
+    /// Each level from the full-size photos the pipeline can make every level of (a photo it
+    /// passes through, e.g. one with an EXIF rotation, would stream at the wrong size); the
+    /// generated 1080p test photos if none of them can.
+    fn make(large: &[Photo]) -> LevelFrames {
+        let low = variant("low", 640, 70);
+        let medium = variant("medium", 1280, 80);
+        let levels_of = |src: &[u8]| -> Option<[Vec<u8>; 3]> {
+            let at = |v: &Variant| {
+                argus_shared::image::transcode(src, v, &Limits::DEFAULT)
+                    .ok()
+                    .map(|t| t.bytes)
+            };
+            Some([at(&low)?, at(&medium)?, src.to_vec()])
         };
-        let at = |v: Variant| -> Vec<Vec<u8>> {
-            sources
+        let mut made: Vec<[Vec<u8>; 3]> =
+            large.iter().filter_map(|p| levels_of(&p.bytes)).collect();
+        if made.is_empty() {
+            made = argus_shared::test_photos::ALL
                 .iter()
-                .map(|src| {
-                    argus_shared::image::transcode(src, &v, &Limits::DEFAULT)
-                        .map(|t| t.bytes)
-                        .unwrap_or_else(|_| src.to_vec())
-                })
-                .collect()
-        };
-        LevelFrames {
-            low: at(variant("low", 640, 70)),
-            medium: at(variant("medium", 1280, 80)),
-            high: sources.iter().map(|s| s.to_vec()).collect(),
+                .filter(|p| p.width == 1920)
+                .filter_map(|p| levels_of(&p.jpeg()))
+                .collect();
         }
+        let mut frames = LevelFrames {
+            low: Vec::new(),
+            medium: Vec::new(),
+            high: Vec::new(),
+        };
+        for [l, m, h] in made {
+            frames.low.push(l);
+            frames.medium.push(m);
+            frames.high.push(h);
+        }
+        frames
     }
 
     fn of(&self, q: BackendQuality) -> &[Vec<u8>] {
@@ -92,7 +105,7 @@ fn interval(q: BackendQuality) -> Duration {
 
 pub(crate) fn frames(st: &State) -> &LevelFrames {
     static FRAMES: OnceLock<LevelFrames> = OnceLock::new();
-    FRAMES.get_or_init(|| LevelFrames::make(&st.large, &st.small))
+    FRAMES.get_or_init(|| LevelFrames::make(&st.large))
 }
 
 /// The comment the stand-in puts in a frame: `argus-standin seq=… sent_us=… quality=…`.
