@@ -379,6 +379,32 @@ fn errors_from_argusai_reach_the_phone_unchanged() {
             e2e::ws::frames(&mut ws, 1).await;
             open.push(ws);
         }
+        // The owner sees who watches what, and /metrics counts each stream.
+        let admin = |path: &str| {
+            reqwest::Client::new()
+                .get(format!("{}{path}", stack.agent.admin_url()))
+                .bearer_auth(stack.agent.admin_token().unwrap())
+                .send()
+        };
+        let live: serde_json::Value = admin("/admin/live-streams")
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let streams = live["streams"].as_array().unwrap();
+        assert_eq!(streams.len(), 4, "{live}");
+        let summary = streams[0]["summary"].as_str().unwrap();
+        assert!(
+            summary.contains(" watching Driveway at 360p, "),
+            "{summary}"
+        );
+        let metrics = admin("/admin/metrics").await.unwrap().text().await.unwrap();
+        assert!(
+            metrics.contains("argus_relay_live_streams_active 4"),
+            "{metrics}"
+        );
+        assert!(metrics.contains("kind=\"sent\"}"), "{metrics}");
         let mut fifth = watch_at_home(&stack, &token, "?quality=low").await;
         let (error, closed) = error_and_close(&mut fifth).await;
         assert_eq!(error["code"], "STREAM_LIMIT_REACHED");

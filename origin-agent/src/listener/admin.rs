@@ -325,6 +325,10 @@ async fn api(state: &AppState, req: Request<Body>) -> Result<Response<Body>, Age
         (Method::DELETE, ["admin", "devices", id]) => id_http::revoke(state, id),
         (Method::POST, ["admin", "keys", "rotate"]) => rotate_keys(state),
         (Method::GET, ["admin", "status"]) => crate::relay_status::answer(state, true).await,
+        (Method::GET, ["admin", "live-streams"]) => Ok(body::json(
+            StatusCode::OK,
+            &crate::live_stream::owner_view(state).await,
+        )),
         (Method::POST, ["admin", "doctor-probes"]) => {
             let probe = state.edge_stats.new_probe(unix_now()).map_err(|e| {
                 tracing::error!(error = %e, "cannot make a doctor probe");
