@@ -704,6 +704,14 @@ pub fn jpeg_comments(jpeg: &[u8]) -> Vec<&[u8]> {
     out
 }
 
+/// `jpeg` re-encoded to `variant` (a [`Level::reencode`]) with the shared JPEG pipeline, its
+/// comment segments kept; `None` if the pipeline would not make it smaller (already small, not a
+/// JPEG it takes), in which case the original goes out.
+pub fn reencode(jpeg: &[u8], variant: &Variant) -> Option<Vec<u8>> {
+    let out = crate::image::transcode(jpeg, variant, &crate::image::Limits::DEFAULT).ok()?;
+    Some(with_comments(out.bytes, &jpeg_comments(jpeg)))
+}
+
 /// `encoded` with `comments` (from [`jpeg_comments`]) inserted right after its start marker.
 pub fn with_comments(encoded: Vec<u8>, comments: &[&[u8]]) -> Vec<u8> {
     if comments.is_empty() || !encoded.starts_with(&[0xFF, 0xD8]) {

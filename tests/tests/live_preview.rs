@@ -540,8 +540,7 @@ fn bench_reencode_cpu_per_level() {
         for round in 0..10 {
             for input in inputs {
                 let t = Instant::now();
-                let out =
-                    origin_agent::live_stream::reencode_now(input, variant).expect("re-encoded");
+                let out = argus_shared::live_stream::reencode(input, variant).expect("re-encoded");
                 if round > 0 {
                     ms.push(t.elapsed().as_secs_f64() * 1000.0);
                 }

@@ -5,15 +5,15 @@
 //! `worker-config`, `policy check` and `config check` work on files alone.
 
 mod admin_client;
-pub mod backend;
-pub mod client;
+mod backend;
+mod client;
 mod devices;
-pub mod doctor;
-pub mod init;
+mod doctor;
+mod init;
 mod pairing;
 mod run;
-pub mod status;
-pub mod tunnel;
+mod status;
+mod tunnel;
 mod worker_config;
 // The Mobile Access page's sign-in link.
 mod ui;
@@ -22,7 +22,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
-use crate::config::{AgentConfig, ConfigError};
+use crate::base::config::{AgentConfig, ConfigError};
 
 #[derive(Debug, Parser)]
 #[command(

@@ -1,15 +1,15 @@
 //! The LAN listener: phones at home talk to the agent directly, over HTTPS with the self-signed
-//! certificate `argus-relay init` made ([`crate::lan_cert`]). Phones pin that certificate by its
+//! certificate `argus-relay init` made ([`crate::domain::lan::cert`]). Phones pin that certificate by its
 //! SHA-256 fingerprint (given at pairing), so no CA and no stable address are needed.
 //!
 //! Order: TLS → the request target as the Worker's runtime would see it
 //! ([`path::as_parsed_by_the_url_standard`]: `%2e%2e` and `..` resolved, so a phone gets the same
-//! answer at home and away) → shared router ([`router::dispatch`], [`Via::Lan`]) with the peer's
+//! answer at home and away) → shared router ([`router::route`], [`Via::Lan`]) with the peer's
 //! IP as the client IP: canonical path, route table, device token, then the built-in policy's
 //! path rules — the Worker's order (docs/security.md, "Order of the checks"). There is no edge
 //! signature here; the router requires a device token on every non-public route, exactly as
 //! behind the tunnel, and the proxy applies the same header hygiene. Image routes are
-//! transcoded per `?quality=` as at the edge ([`crate::images`]). The public routes (pairing,
+//! transcoded per `?quality=` as at the edge ([`crate::domain::proxy::images`]). The public routes (pairing,
 //! refresh, health, JWKS) are served too — a phone may pair at home — with the same per-client
 //! failure windows, keyed by the peer IP.
 //!
@@ -19,10 +19,10 @@
 //! a default relay lets through (no `/api/v1/logs`, integrations, system settings…). Geo, TLS and
 //! device-version rules are about the internet path and do not apply here.
 //!
-//! Optionally ([`crate::config::LanConfig::plain_http_listen`]) the same handler is served over
+//! Optionally ([`crate::base::config::LanConfig::plain_http_listen`]) the same handler is served over
 //! plain HTTP for apps that cannot pin; tokens then cross the LAN in clear text.
 //!
-//! While the listener runs it is advertised over mDNS ([`crate::discovery`]).
+//! While the listener runs it is advertised over mDNS ([`crate::domain::lan::mdns`]).
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -38,13 +38,16 @@ use tokio::task::JoinHandle;
 use tokio_rustls::server::TlsStream;
 use tokio_rustls::TlsAcceptor;
 
-use crate::body::{self, Body};
-use crate::discovery::{Advertisement, Advertiser};
-use crate::lan_cert;
-use crate::proxy::is_websocket_upgrade;
-use crate::router::{self, RequestContext, Via};
-use crate::server::{self, Handshake};
-use crate::state::AppState;
+use crate::application::router;
+use crate::application::state::AppState;
+use crate::base::http::body::{self, Body};
+use crate::base::http::log::Arrival;
+use crate::base::http::server::{self, Handshake};
+use crate::base::http::{RequestContext, Via};
+use crate::base::metrics::RouteLabel;
+use crate::domain::lan::cert;
+use crate::domain::lan::mdns::{Advertisement, Advertiser};
+use crate::domain::proxy::backend::is_websocket_upgrade;
 
 #[derive(Debug, thiserror::Error)]
 pub enum LanError {
@@ -59,14 +62,14 @@ pub enum LanError {
         source: std::io::Error,
     },
     #[error("mDNS: {0}")]
-    Mdns(#[from] crate::discovery::DiscoveryError),
+    Mdns(#[from] crate::domain::lan::mdns::DiscoveryError),
 }
 
 /// The TLS server configuration for the LAN certificate in `data_dir` (TLS 1.2 and 1.3, ring,
 /// HTTP/1.1 only).
 pub fn tls_config(data_dir: &std::path::Path) -> Result<rustls::ServerConfig, LanError> {
-    let cert_path = data_dir.join(lan_cert::CERT_FILE);
-    let key_path = data_dir.join(lan_cert::KEY_FILE);
+    let cert_path = data_dir.join(cert::CERT_FILE);
+    let key_path = data_dir.join(cert::KEY_FILE);
     let bad = |path: &std::path::Path, e: &dyn std::fmt::Display| LanError::Certificate {
         path: path.display().to_string(),
         message: e.to_string(),
@@ -105,10 +108,9 @@ pub async fn handle(
     peer: SocketAddr,
     listener: &'static str,
 ) -> Response<Body> {
-    let request_id = crate::request_id::new();
-    let method = req.method().clone();
-    let path = req.uri().path().to_owned();
-    let started = std::time::Instant::now();
+    let request_id = crate::base::http::request_id::new();
+    let arrival = Arrival::of(&req);
+    let path = arrival.path();
     // The owner's page, over HTTPS only, when configured (the phones' routes never start so).
     if listener == "lan"
         && state.config.lan.admin_page
@@ -121,18 +123,11 @@ pub async fn handle(
             &request_id,
         )
         .await;
-        crate::metrics::METRICS.request(
+        arrival.answered(
             listener,
-            crate::metrics::RouteLabel::Admin,
+            &request_id,
+            RouteLabel::Admin,
             resp.status().as_u16(),
-        );
-        tracing::info!(
-            listener,
-            request_id,
-            %method,
-            path = %path.chars().take(200).collect::<String>(),
-            status = resp.status().as_u16(),
-            "request"
         );
         return resp;
     }
@@ -140,13 +135,17 @@ pub async fn handle(
     let client_upgrade = is_websocket_upgrade(req.headers()).then(|| hyper::upgrade::on(&mut req));
     let (mut parts, incoming) = req.into_parts();
     as_the_worker_sees_it(&mut parts.uri);
-    let body = crate::proxy_body::request_body(incoming, &parts.headers, &state.config.limits);
+    let body =
+        crate::domain::proxy::body::request_body(incoming, &parts.headers, &state.config.limits);
     let req = Request::from_parts(parts, ());
-    let label = router::classify(
+    // Classified once: the label for the metrics, the route for the router.
+    let classified = router::classify(
         req.method(),
         req.uri().path_and_query().map_or("/", |p| p.as_str()),
-    )
-    .map_or(crate::metrics::RouteLabel::Rejected, |c| c.label());
+    );
+    let label = classified
+        .as_ref()
+        .map_or(RouteLabel::Rejected, |c| c.label());
     let ctx = RequestContext {
         via: Via::Lan,
         request_id: request_id.clone(),
@@ -155,24 +154,20 @@ pub async fn handle(
         // No edge on the LAN: the phone's token is the only identity.
         edge_device: None,
     };
-    let result = match body {
-        Ok(body) => router::dispatch(&state, req.map(|()| body), ctx).await,
-        Err(e) => Err(e),
+    let result = match (body, classified) {
+        (Err(e), _) | (Ok(_), Err(e)) => Err(e),
+        (Ok(body), Ok(classified)) => {
+            match router::route(&state, req.map(|()| body), ctx, classified) {
+                Ok(work) => work.await,
+                Err(e) => Err(e),
+            }
+        }
     };
     let resp = match result {
         Ok(resp) => resp,
         Err(e) => e.into_response(&request_id),
     };
-    crate::metrics::METRICS.request(listener, label, resp.status().as_u16());
-    tracing::info!(
-        listener,
-        request_id,
-        %method,
-        path = %path.char_indices().nth(200).map_or(&*path, |(i, _)| &path[..i]),
-        status = resp.status().as_u16(),
-        elapsed_ms = started.elapsed().as_secs_f64() * 1000.0,
-        "request"
-    );
+    arrival.answered(listener, &request_id, label, resp.status().as_u16());
     resp
 }
 
