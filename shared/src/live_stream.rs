@@ -532,8 +532,12 @@ impl Controller {
                     .unwrap_or(Level::DataSaver),
                 None => below,
             };
-            // The level left failed: wait longer before trying it again.
+            // The level left failed: wait longer before trying it again. The levels skipped on
+            // the way down did not fit the measured rate either: they wait their backoff too.
             let failed = self.level.index();
+            for skipped in target.index() + 1..failed {
+                self.probe_after_ms[skipped] = now_ms + self.backoff_ms[skipped];
+            }
             self.probe_after_ms[failed] = now_ms + self.backoff_ms[failed];
             self.backoff_ms[failed] =
                 (self.backoff_ms[failed] * 2).min(self.settings.max_probe_backoff_ms);
