@@ -15,6 +15,7 @@ pub mod event_list;
 pub mod fuzzing;
 pub mod headers;
 pub mod image;
+pub mod live_stream;
 pub mod mdns;
 pub mod pair_uri;
 pub mod path;

@@ -16,7 +16,8 @@
 //! - `GET /api/v1/system/ai-processing-stream` (SSE), `GET /api/v1/system/backup/{ts}/download`
 //!   (8 MiB chunked), `POST /api/v1/system/restore` (streamed, counted, SHA-256);
 //! - WebSockets `/ws` (hello, echo, `ping`→`pong`, notifications), `/ws/stream/{camera_id}` and
-//!   `/api/v1/cameras/{camera_id}/stream` (binary JPEG frames);
+//!   `/api/v1/cameras/{camera_id}/stream` (ArgusAI's live stream protocol: levels, quality
+//!   changes, errors; [`live`]);
 //! - fault modes for proxy tests, off by default: [`StandInBackend::set_delay`] (slow answers),
 //!   [`StandInBackend::set_cut_after`] (streamed downloads die mid-body);
 //! - every other path of the real API: 401 without credentials (the middleware runs first), then
@@ -38,6 +39,7 @@
 //! Every request is recorded ([`StandInBackend::requests`]) with its method, raw target and headers.
 
 mod data;
+pub mod live;
 mod push;
 mod query;
 pub mod route_auth;
@@ -134,6 +136,8 @@ pub struct BackendConfig {
     pub video_size: u64,
     /// Gap between camera-stream frames when `?fps=` is absent (default 250 ms).
     pub ws_frame_interval: Duration,
+    /// Live camera streams at once before `STREAM_LIMIT_REACHED` (default 4).
+    pub max_camera_streams: usize,
     /// Period of the text `ping` heartbeat on `/ws` (ArgusAI: 30 s).
     pub ws_heartbeat: Duration,
     /// Origins of the CORS middleware (ArgusAI's default: `http://localhost:3000`).
@@ -177,6 +181,7 @@ impl Default for BackendConfig {
             video_size: 1024 * 1024,
             ws_frame_interval: Duration::from_millis(250),
             ws_heartbeat: Duration::from_secs(30),
+            max_camera_streams: 4,
             cors_origins: vec!["http://localhost:3000".to_owned()],
             redirect_slashes: false,
             record_requests: true,
@@ -416,6 +421,8 @@ impl StandInBackend {
             faults: server::Faults::default(),
             event_loop: tokio::sync::Mutex::new(()),
             push_devices: Default::default(),
+            camera_streams: Default::default(),
+            stream_qualities: Default::default(),
             api_key_checks: Default::default(),
         });
         let accept = tokio::spawn(server::accept_loop(listener, state.clone()));
@@ -499,6 +506,30 @@ impl StandInBackend {
     /// The push-notification devices registered so far (`POST /api/v1/devices`), oldest first.
     pub fn push_devices(&self) -> Vec<PushDevice> {
         self.state.push_devices.all()
+    }
+
+    /// Every level a live stream (`/api/v1/cameras/{id}/stream`) was asked for, in order: each
+    /// stream's `quality=` at its start and each `quality_change`.
+    pub fn stream_qualities(&self) -> Vec<&'static str> {
+        self.state
+            .stream_qualities
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Live camera streams running now.
+    pub fn active_camera_streams(&self) -> usize {
+        self.state.camera_streams.load(Ordering::SeqCst)
+    }
+
+    /// The camera named `name` ("Driveway", "Garage" …): its id.
+    pub fn camera_id(&self, name: &str) -> Option<String> {
+        self.state
+            .cameras
+            .iter()
+            .find(|c| c.name == name)
+            .map(|c| c.id.clone())
     }
 
     /// The cameras' ids (the `{camera_id}` of `/ws/stream/`).

@@ -120,12 +120,17 @@ pub fn route<'a>(
                 .is_some()
                 .then(|| SocketLifetime::new(state.store.clone(), &claims.sub, claims.exp));
             let via = ctx.via;
+            let (req, live_stream) = match ctx.client_upgrade.is_some() {
+                true => live_stream_plan(state, req, &canonical.decoded_path, &claims.sub, via),
+                false => (req, None),
+            };
             let forward = ForwardContext {
                 client_ip: ctx.client_ip,
                 request_id: ctx.request_id,
                 client_upgrade: ctx.client_upgrade,
                 class,
                 socket_lifetime,
+                live_stream,
             };
             if via == Via::Lan && req.method() == Method::GET {
                 if let Some(kind) = route::image_kind(&canonical.decoded_path) {
@@ -152,6 +157,33 @@ pub fn route<'a>(
             })
         }
     }
+}
+
+/// A camera live stream upgrade is relayed adaptively ([`crate::domain::proxy::live_stream`]): its plan, and
+/// the request with the `quality=` ArgusAI is to start at.
+fn live_stream_plan(
+    state: &AppState,
+    req: Request<Body>,
+    decoded_path: &str,
+    device_id: &str,
+    via: Via,
+) -> (
+    Request<Body>,
+    Option<Box<crate::domain::proxy::live_stream::StreamPlan>>,
+) {
+    if crate::domain::proxy::live_stream::stream_route(decoded_path).is_none() {
+        return (req, None);
+    }
+    let device = state.store.device(device_id).ok().flatten();
+    let phone = crate::domain::proxy::live_stream::PhoneFacts {
+        device_id,
+        device_name: device.as_ref().map_or(device_id, |d| d.name.as_str()),
+        platform: device.as_ref().and_then(|d| d.platform.as_deref()),
+        lan: via == Via::Lan,
+    };
+    let (mut head, body) = req.into_parts();
+    let plan = crate::domain::proxy::live_stream::plan(&mut head, decoded_path, &phone);
+    (Request::from_parts(head, body), plan)
 }
 
 /// The built-in policy's path rules, on the LAN (see `listener::lan`): checked after the device

@@ -19,6 +19,10 @@
 //! | `argus_relay_websockets_active` | gauge | — |
 //! | `argus_relay_websockets_total` | counter | — |
 //! | `argus_relay_edge_signature_rejections_total` | counter | `reason` |
+//! | `argus_relay_live_streams_active` | gauge | — |
+//! | `argus_relay_live_stream_frames_total` | counter | `stream`, `device`, `camera`, `via`, `kind` (`in`, `sent`, `dropped`) — while the stream runs |
+//! | `argus_relay_live_stream_bytes_total`, `_level_changes_total` | counter | `stream`, `device`, `camera`, `via` |
+//! | `argus_relay_live_stream_level`, `_fps`, `_frame_age_seconds` (`quantile` 0.5, 0.99) | gauge | `stream`, `device`, `camera`, `via` (+ `level`) |
 //! | `argus_relay_process_start_time_seconds` | gauge | — |
 
 use std::fmt::Write as _;
@@ -448,6 +452,9 @@ impl Metrics {
                 self.signature_rejections[i].load(Relaxed)
             );
         }
+
+        // Per camera live stream (frames, bytes, level, frame age): `base::stream_stats`.
+        crate::base::stream_stats::render(o);
 
         header(
             o,

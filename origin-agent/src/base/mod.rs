@@ -8,3 +8,4 @@ pub(crate) mod http;
 pub(crate) mod metrics;
 pub(crate) mod private_file;
 pub(crate) mod qr;
+pub(crate) mod stream_stats;

@@ -38,6 +38,7 @@ pub const DEFAULT_ALLOW: &[&str] = &[
     "GET /api/v1/cameras",
     "GET /api/v1/cameras/*",
     "GET /api/v1/cameras/*/preview",
+    "GET /api/v1/cameras/*/stream",
     "GET /api/v1/cameras/*/stream/info",
     "GET /api/v1/cameras/*/stream/snapshot",
     // Recognised people and vehicles.

@@ -74,6 +74,10 @@ pub(crate) struct State {
     pub api_key_checks: std::sync::atomic::AtomicU64,
     /// Push-notification devices registered through `/api/v1/devices`.
     pub push_devices: super::push::PushDevices,
+    /// Live camera streams running (`/api/v1/cameras/{id}/stream`).
+    pub camera_streams: AtomicUsize,
+    /// Every level a live stream was asked for, in order: at its start and by `quality_change`.
+    pub stream_qualities: std::sync::Mutex<Vec<&'static str>>,
 }
 
 /// The TCP peer of a request (request extension), for the limits keyed on the client address.
@@ -1400,6 +1404,15 @@ async fn restore(req: Request<Incoming>) -> Resp {
             "sha256": hex::encode(hasher.finalize()),
         }),
     )
+}
+
+impl State {
+    pub(crate) fn record_stream_quality(&self, q: argus_shared::live_stream::BackendQuality) {
+        self.stream_qualities
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(q.as_str());
+    }
 }
 
 #[cfg(test)]

@@ -1,4 +1,5 @@
-//! The WebSocket routes: `/ws` (notifications) and `/ws/stream/{camera_id}` (JPEG frames).
+//! The WebSocket routes: `/ws` (notifications), `/ws/stream/{camera_id}` (JPEG frames) and
+//! `/api/v1/cameras/{camera_id}/stream` (ArgusAI's live stream protocol, [`super::live`]).
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -41,6 +42,11 @@ impl Drop for ActiveGuard {
 
 enum Kind {
     Notifications,
+    /// ArgusAI's live stream protocol ([`super::live`]).
+    LiveStream {
+        camera_id: String,
+        quality: argus_shared::live_stream::BackendQuality,
+    },
     Camera {
         camera_id: String,
         interval: Duration,
@@ -70,8 +76,29 @@ pub(crate) fn accept(
         set(r.headers_mut(), "sec-websocket-version", "13");
         return r;
     }
+    let camera_param = || {
+        params
+            .iter()
+            .find(|(k, _)| k == "camera_id")
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
+    };
     let kind = match template {
-        "/ws/stream/{camera_id}" | "/api/v1/cameras/{camera_id}/stream" => {
+        "/api/v1/cameras/{camera_id}/stream" => {
+            let quality = match q.get("quality") {
+                None => argus_shared::live_stream::BackendQuality::Medium,
+                Some(v) => match argus_shared::live_stream::BackendQuality::parse(v) {
+                    Some(q) => q,
+                    // FastAPI refuses a WebSocket whose query fails validation with 403.
+                    None => return response(StatusCode::FORBIDDEN, None, empty()),
+                },
+            };
+            Kind::LiveStream {
+                camera_id: camera_param(),
+                quality,
+            }
+        }
+        "/ws/stream/{camera_id}" => {
             let mut v = Validator::default();
             let fps = v.query_int(q, "fps", None, Some(1), Some(60));
             let count = v.query_int(q, "count", None, Some(0), None);
@@ -81,11 +108,7 @@ pub(crate) fn accept(
             let interval = fps
                 .map(|f| Duration::from_millis(1000 / f as u64))
                 .unwrap_or(st.config.ws_frame_interval);
-            let camera_id = params
-                .iter()
-                .find(|(k, _)| k == "camera_id")
-                .map(|(_, v)| v.clone())
-                .unwrap_or_default();
+            let camera_id = camera_param();
             Kind::Camera {
                 camera_id,
                 interval,
@@ -111,6 +134,9 @@ pub(crate) fn accept(
         let _guard = ActiveGuard(st2.clone());
         match kind {
             Kind::Notifications => notifications(ws, st2).await,
+            Kind::LiveStream { camera_id, quality } => {
+                super::live::camera_stream(ws, st2, camera_id, quality).await
+            }
             Kind::Camera {
                 camera_id,
                 interval,
@@ -127,7 +153,7 @@ pub(crate) fn accept(
     r
 }
 
-type Ws = WebSocketStream<TokioIo<hyper::upgrade::Upgraded>>;
+pub(crate) type Ws = WebSocketStream<TokioIo<hyper::upgrade::Upgraded>>;
 
 /// `/ws`: says hello, answers `ping` with `pong` (text, like ArgusAI; protocol pings are answered
 /// by tungstenite), echoes other text as `{"type":"echo","data":...}` and binary as binary, relays

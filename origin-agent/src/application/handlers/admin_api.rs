@@ -134,6 +134,10 @@ pub async fn api(state: &AppState, req: Request<Body>) -> Result<Response<Body>,
         }
         (Method::DELETE, ["admin", "devices", id]) => id_http::revoke(state, id).await,
         (Method::POST, ["admin", "keys", "rotate"]) => rotate_keys(state).await,
+        (Method::GET, ["admin", "live-streams"]) => Ok(body::json(
+            StatusCode::OK,
+            &super::live_streams::owner_view(state).await,
+        )),
         (Method::GET, ["admin", "status"]) => {
             crate::application::handlers::status::answer(state, true).await
         }

@@ -4,6 +4,7 @@
 
 pub(crate) mod admin_api;
 pub(crate) mod admin_ui;
+pub(crate) mod live_streams;
 pub(crate) mod pairing_codes;
 pub(crate) mod phone;
 pub(crate) mod status;

@@ -186,6 +186,7 @@ pub async fn serve_with<H, F, Fut>(
             continue;
         };
         let _ = stream.set_nodelay(true);
+        limit_unsent_bytes(&stream);
         let handler = handler.clone();
         let activity = ConnActivity::new();
         let act = activity.clone();
@@ -351,6 +352,31 @@ pub fn raise_fd_limit() {
                 "raised the open-file limit"
             );
         }
+    }
+}
+
+/// A socket takes more from a write only while less than this is waiting unsent in it.
+pub const UNSENT_LOW_WATER: u32 = 16 * 1024;
+
+/// Sets `TCP_NOTSENT_LOWAT` ([`UNSENT_LOW_WATER`]): a write completes when the link has taken
+/// the bytes, not when a kernel buffer sized for the connection's best moment has. The adaptive
+/// live preview times its writes to see how fast frames drain; bulk
+/// transfers lose nothing (the kernel still keeps a window's worth in flight).
+fn limit_unsent_bytes(stream: &tokio::net::TcpStream) {
+    use std::os::fd::AsRawFd;
+    let value = UNSENT_LOW_WATER as libc::c_int;
+    // SAFETY: a valid socket fd and a c_int option of the right size.
+    let r = unsafe {
+        libc::setsockopt(
+            stream.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_NOTSENT_LOWAT,
+            (&value as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if r != 0 {
+        tracing::debug!(error = %std::io::Error::last_os_error(), "TCP_NOTSENT_LOWAT not set");
     }
 }
 

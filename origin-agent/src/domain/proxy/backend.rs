@@ -62,7 +62,7 @@ use crate::base::http::body::{self, Body};
 use crate::base::metrics::{UpstreamError, METRICS};
 use crate::domain::proxy::backend_session::{BackendSession, Renewal};
 use crate::domain::proxy::body::{BodyError, Watched};
-use crate::domain::proxy::ws_bridge;
+use crate::domain::proxy::{live_stream, ws_bridge};
 
 /// The `User-Agent` the backend sees on every proxied request.
 pub const BACKEND_USER_AGENT: &str = concat!("argus-relay/", env!("CARGO_PKG_VERSION"));
@@ -133,6 +133,8 @@ pub struct ForwardContext {
     /// How long an upgraded connection may live (the device token's); an upgrade is refused
     /// without one.
     pub socket_lifetime: Option<ws_bridge::SocketLifetime>,
+    /// A camera live stream, relayed adaptively ([`live_stream`]) instead of copied.
+    pub live_stream: Option<Box<live_stream::StreamPlan>>,
 }
 
 impl Backend {
@@ -643,12 +645,16 @@ fn bridge_upgrade(
     };
     let backend_upgrade = hyper::upgrade::on(&mut resp);
     let request_id = ctx.request_id.clone();
+    let stream_plan = ctx.live_stream;
     tokio::spawn(async move {
         match tokio::try_join!(client_upgrade, backend_upgrade) {
             Ok((client, backend)) => {
                 METRICS.websocket_opened();
-                let end =
-                    ws_bridge::run(TokioIo::new(client), TokioIo::new(backend), lifetime).await;
+                let (client, backend) = (TokioIo::new(client), TokioIo::new(backend));
+                let end = match stream_plan {
+                    Some(plan) => live_stream::run(client, backend, lifetime, *plan).await,
+                    None => ws_bridge::run(client, backend, lifetime).await,
+                };
                 match end {
                     ws_bridge::BridgeEnd::Closed => {
                         tracing::debug!(request_id, "websocket closed")
@@ -818,6 +824,7 @@ mod tests {
                 client_upgrade: None,
                 class: BackendClass::Api,
                 socket_lifetime: None,
+                live_stream: None,
             },
         );
         let size = std::mem::size_of_val(&waiting);

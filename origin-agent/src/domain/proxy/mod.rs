@@ -7,5 +7,6 @@ pub(crate) mod backend_session;
 pub(crate) mod body;
 pub mod event_list;
 pub(crate) mod images;
+pub(crate) mod live_stream;
 pub(crate) mod ws_bridge;
 pub(crate) mod ws_frames;

@@ -555,6 +555,32 @@
   }
 
   // ------------------------------------------------------------------------------------------
+  // Live streams: who watches which camera, at what size and rate
+
+  function renderLive(streams) {
+    const list = $('live-list');
+    list.replaceChildren(...streams.map((s) => {
+      const age = typeof s.frame_age_p99_ms === 'number' ? `frames ≤ ${s.frame_age_p99_ms} ms old (p99)` : '';
+      const dropped = typeof s.frames_dropped === 'number' ? `${s.frames_dropped} dropped` : '';
+      return h('li', { class: 'row' },
+        h('span', { class: 'name', text: String(s.summary || '') }),
+        h('span', { class: 'meta', text: [s.via === 'lan' ? 'at home' : 'away', age, dropped].filter(Boolean).join(' · ') }));
+    }));
+    $('live-empty').hidden = streams.length > 0;
+    $('live-count').hidden = streams.length === 0;
+    $('live-count').textContent = String(streams.length);
+  }
+
+  async function refreshLive() {
+    try {
+      const data = await api('GET', '/admin/live-streams');
+      renderLive(Array.isArray(data && data.streams) ? data.streams : []);
+    } catch (e) {
+      if (!(e instanceof ApiError && e.status === 0)) failed('Could not load live streams', e);
+    }
+  }
+
+  // ------------------------------------------------------------------------------------------
   // Relay status: whatever /admin/status returns, read defensively
 
   function setPill(kind, text) {
@@ -747,7 +773,7 @@
     clearTimeout(pollTimer);
     if (sessionOver) return;
     if (!document.hidden) {
-      await Promise.all([refreshStatus(), refreshPending(), refreshDevices()]);
+      await Promise.all([refreshStatus(), refreshPending(), refreshDevices(), refreshLive()]);
     }
     if (!sessionOver) pollTimer = setTimeout(pollAll, POLL_MS);
   }
