@@ -6,6 +6,8 @@ use worker::{Headers, Response};
 
 /// `reason` of the 400 for [`EdgeError::RequestBodyIncomplete`].
 const REASON_BODY_INCOMPLETE: &str = "body.incomplete";
+/// `reason` of the 403 for [`EdgeError::SealedRequired`].
+const REASON_SEALED_REQUIRED: &str = "sealed.required";
 
 #[derive(Debug, thiserror::Error)]
 pub enum EdgeError {
@@ -27,6 +29,9 @@ pub enum EdgeError {
     InvalidToken { reason: &'static str },
     #[error("the request is not allowed by the relay policy")]
     Denied { reason: &'static str },
+    /// The policy's `[sealed] required`: a plain device request.
+    #[error("this relay accepts device requests in sealed mode only (Oblivious HTTP: POST /api/v1/relay/sealed)")]
+    SealedRequired,
     #[error("too many requests")]
     RateLimited { retry_after_secs: u32 },
     #[error("the home server could not be reached")]
@@ -74,7 +79,7 @@ impl EdgeError {
             EdgeError::Denied { reason } if reason.starts_with("scope.") => {
                 ErrorCode::InsufficientScope
             }
-            EdgeError::Denied { .. } => ErrorCode::Forbidden,
+            EdgeError::Denied { .. } | EdgeError::SealedRequired => ErrorCode::Forbidden,
             EdgeError::RateLimited { .. } => ErrorCode::RateLimited,
             EdgeError::Internal | EdgeError::Runtime { .. } => ErrorCode::Internal,
         }
@@ -90,6 +95,7 @@ impl EdgeError {
             | EdgeError::BadRequest { reason }
             | EdgeError::EdgeStateUnavailable { reason } => Some(reason),
             EdgeError::RequestBodyIncomplete { .. } => Some(REASON_BODY_INCOMPLETE),
+            EdgeError::SealedRequired => Some(REASON_SEALED_REQUIRED),
             _ => None,
         }
     }

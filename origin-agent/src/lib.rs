@@ -35,6 +35,7 @@ pub mod request_id;
 pub mod require_device_token;
 pub mod require_edge_signature;
 pub mod router;
+pub mod sealed;
 pub mod server;
 pub mod state;
 pub mod store;

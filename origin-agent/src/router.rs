@@ -7,7 +7,7 @@ use std::net::IpAddr;
 use std::pin::Pin;
 
 use argus_shared::path;
-use argus_shared::route::{self, Route};
+use argus_shared::route::{self, AgentRoute, Route};
 use argus_shared::token::Scope;
 use hyper::upgrade::OnUpgrade;
 use hyper::{Method, Request, Response};
@@ -33,6 +33,10 @@ pub enum Via {
     /// path rules (after the device token, as the Worker does) and transcodes image routes
     /// per `?quality=` ([`crate::images`]).
     Lan,
+    /// The request inside a sealed one ([`crate::sealed::gateway`]): the edge saw only
+    /// ciphertext, so the router does what it does for the LAN (path rules, images per
+    /// `?quality=`).
+    Sealed,
 }
 
 /// What the listener established about the request before routing.
@@ -125,6 +129,13 @@ pub fn route<'a>(
         Route::Public(public) => Ok(Box::pin(async move {
             identity::http::public(state, public, req, &ctx, &canonical.decoded_path).await
         })),
+        Route::Agent(AgentRoute::Sealed) => {
+            let claims = require_device_token::check(state, req.headers(), unix_now())?;
+            agrees_with_edge(&ctx, &claims)?;
+            Ok(Box::pin(async move {
+                crate::sealed::gateway::serve(state, req, ctx, &claims).await
+            }))
+        }
         Route::Agent(agent_route) => {
             let claims = require_device_token::check(state, req.headers(), unix_now())?;
             agrees_with_edge(&ctx, &claims)?;
@@ -171,7 +182,7 @@ pub fn route<'a>(
                 class,
                 socket_lifetime,
             };
-            if via == Via::Lan && req.method() == Method::GET {
+            if via != Via::Tunnel && req.method() == Method::GET {
                 if let Some(kind) = route::image_kind(&canonical.decoded_path) {
                     return Ok(Box::pin(async move {
                         let policy = crate::images::lan_policy();
@@ -194,16 +205,17 @@ pub fn route<'a>(
     }
 }
 
-/// The built-in policy's path rules, on the LAN (see `listener::lan`): checked after the device
-/// token, as the Worker checks the owner's policy after it, so a caller without a valid token
-/// learns nothing about which paths the relay lets through (docs/security.md, "Order of the
-/// checks"). Behind the tunnel the Worker already applied the owner's policy.
+/// The built-in policy's path rules, on the LAN (see `listener::lan`) and inside a sealed
+/// request: checked after the device token, as the Worker checks the owner's policy after it, so
+/// a caller without a valid token learns nothing about which paths the relay lets through
+/// (docs/security.md, "Order of the checks"). Behind the tunnel the Worker already applied the
+/// owner's policy to plain requests.
 fn path_rules(
     via: Via,
     method: &Method,
     canonical: &path::CanonicalTarget,
 ) -> Result<(), AgentError> {
-    if via != Via::Lan {
+    if via == Via::Tunnel {
         return Ok(());
     }
     let facts = argus_shared::policy::RequestFacts {

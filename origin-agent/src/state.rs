@@ -35,6 +35,10 @@ pub struct AppState {
     /// `sha256:<hex>` of the LAN certificate (DER), as put in pairing QR codes.
     pub lan_fingerprint: String,
     pub replay: ReplayCache,
+    /// The Oblivious HTTP keys sealed requests are opened with ([`crate::sealed`]).
+    pub sealed_keys: crate::sealed::keys::SealedKeys,
+    /// Encapsulations of sealed requests opened within the freshness window (replays refused).
+    pub sealed_replay: ReplayCache,
     /// Device tokens verified recently (see `require_device_token`).
     pub token_memory: crate::require_device_token::TokenMemory,
     /// Failed code attempts per client (redeem, status, exchange, refresh).
@@ -69,11 +73,32 @@ pub enum StartError {
     #[error(transparent)]
     Keys(#[from] KeyRingError),
     #[error(transparent)]
+    SealedKeys(#[from] crate::sealed::keys::SealedKeysError),
+    #[error("could not create the Oblivious HTTP key: {0}")]
+    SealedKeyCreation(#[from] crate::sealed::keys::RotateError),
+    #[error(transparent)]
     Backend(#[from] BackendConfigError),
     #[error("the data directory is not initialised ({0} missing): run `argus-relay init`")]
     NotInitialised(&'static str),
     #[error("LAN certificate: {0}")]
     LanCertificate(String),
+}
+
+/// The sealed-mode keys; a data directory initialised before sealed mode existed gets its first
+/// key here (what `init` does for a new one).
+fn open_sealed_keys(
+    store: &Store,
+    now: u64,
+) -> Result<crate::sealed::keys::SealedKeys, StartError> {
+    use crate::sealed::keys::{self, SealedKeys, SealedKeysError};
+    match SealedKeys::load(store, now) {
+        Err(SealedKeysError::NoKey) => {
+            keys::rotate(store, now)?;
+            tracing::info!("created the Oblivious HTTP key (sealed mode)");
+            Ok(SealedKeys::load(store, now)?)
+        }
+        other => Ok(other?),
+    }
 }
 
 impl AppState {
@@ -82,6 +107,7 @@ impl AppState {
         let store = Arc::new(Store::open(config.database_path())?);
         let now = unix_now();
         let keys = KeyRing::load(&store, now)?;
+        let sealed_keys = open_sealed_keys(&store, now)?;
         let secret = |name: &'static str| {
             store
                 .get_secret(name)?
@@ -119,6 +145,8 @@ impl AppState {
             instance_id,
             lan_fingerprint,
             replay: ReplayCache::default(),
+            sealed_keys,
+            sealed_replay: ReplayCache::default(),
             token_memory: Default::default(),
             pairing_failures: FailureLimiter::default(),
             pairing_requests: FailureLimiter::default(),

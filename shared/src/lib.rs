@@ -16,6 +16,7 @@ pub mod image;
 pub mod path;
 pub mod policy;
 pub mod route;
+pub mod sealed;
 pub mod signature;
 #[doc(hidden)]
 pub mod test_photos;

@@ -17,6 +17,8 @@
 //! default_quality = "original"
 //! platform_quality = { ios = "mobile" }
 //! webp = true                      # false: JPEG only (the Workers free plan's 10 ms of CPU)
+//! [sealed]
+//! required = true                  # device requests only sealed (Oblivious HTTP); pairing stays plain
 //! ```
 //!
 //! [`Policy::from_toml`] parses and validates (unknown fields are errors; every error names its
@@ -73,8 +75,11 @@ pub const DEFAULT_ALLOW: &[&str] = &[
     "POST /api/v1/mobile/auth/refresh",
     "POST /api/v1/mobile/auth/revoke",
     "GET /.well-known/jwks.json",
+    "GET /.well-known/ohttp-keys",
     "GET /api/v1/health",
     "GET /api/v1/relay/status",
+    // Sealed mode (Oblivious HTTP): one opaque POST; the agent applies the path rules inside.
+    "POST /api/v1/relay/sealed",
     // Devices: relay device list/revoke/rename (agent) and push registration (backend).
     "GET,POST /api/v1/devices",
     "PUT,DELETE /api/v1/devices/*",
@@ -248,6 +253,15 @@ struct PolicyDoc {
     paths: Option<PathsDoc>,
     #[serde(default)]
     images: ImagesDoc,
+    #[serde(default)]
+    sealed: SealedDoc,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SealedDoc {
+    #[serde(default)]
+    required: bool,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -309,6 +323,8 @@ pub struct Policy {
     platform_image_quality: Vec<(String, ImageQuality)>,
     /// `images.webp`: whether clients that name `image/webp` get WebP (else JPEG).
     image_webp: bool,
+    /// `sealed.required`: device requests must be sealed ([`crate::sealed`]).
+    sealed_required: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -961,6 +977,7 @@ impl Policy {
             default_image_quality,
             platform_image_quality,
             image_webp: doc.images.webp.unwrap_or(true),
+            sealed_required: doc.sealed.required,
         })
     }
 
@@ -983,7 +1000,14 @@ impl Policy {
             default_image_quality: None,
             platform_image_quality: Vec::new(),
             image_webp: true,
+            sealed_required: false,
         }
+    }
+
+    /// `sealed.required` (default false): the edge refuses every plain device request
+    /// (`sealed.required`); only sealed requests and the public pairing routes pass.
+    pub fn sealed_required(&self) -> bool {
+        self.sealed_required
     }
 
     /// The image quality for devices that do not ask for one, if the policy sets it.
@@ -1248,13 +1272,17 @@ fn version_of(field: &str, v: &str, errors: &mut Vec<FieldError>) -> Option<Vers
 
 /// The relay's own device routes that a read-only device may call *on itself*: sign out,
 /// rename itself, revoke itself. The agent enforces "itself" (it knows the device); the scope rule
-/// here would otherwise stop a viewer from ever signing out.
+/// here would otherwise stop a viewer from ever signing out. Also the sealed route: its POST
+/// carries any inner method, which only the agent sees and checks against the scope.
 fn is_self_service(method: &str, decoded_path: &str) -> bool {
     use crate::route::{classify, AgentRoute, Route};
     matches!(
         classify(method, decoded_path),
         Route::Agent(
-            AgentRoute::DeviceDelete | AgentRoute::DeviceRename | AgentRoute::MobileRevoke
+            AgentRoute::DeviceDelete
+                | AgentRoute::DeviceRename
+                | AgentRoute::MobileRevoke
+                | AgentRoute::Sealed
         )
     )
 }

@@ -224,6 +224,15 @@ pub fn init(args: InitArgs) -> Result<(), CliError> {
             .map_err(|e| failed("database", &e))?;
         made.push(format!("token signing key {}", key.kid));
     }
+    if store
+        .ohttp_keys_accepted(now)
+        .map_err(|e| failed("database", &e))?
+        .is_empty()
+    {
+        let key_id = crate::sealed::keys::rotate(&store, unix_now())
+            .map_err(|e| failed("Oblivious HTTP key", &e))?;
+        made.push(format!("Oblivious HTTP key {key_id} (sealed mode)"));
+    }
     let mut secret = |name: &str, value: Vec<u8>, what: &str| -> Result<(), CliError> {
         if store
             .put_secret_if_absent(name, &value, now)

@@ -14,6 +14,8 @@ pub struct PairUri {
     pub url: String,
     /// The LAN certificate the phone will pin.
     pub fingerprint: Pin,
+    /// `okp`: the agent's Oblivious HTTP key pin (sealed mode), when the link carries one.
+    pub ohttp_keys_sha256: Option<String>,
 }
 
 /// Longest accepted link (a QR code holds a few hundred bytes; anything longer is not ours).
@@ -30,12 +32,13 @@ impl PairUri {
         if url.scheme() != "argusai" || url.host_str() != Some("pair") {
             return Err(bad("expected argusai://pair?…"));
         }
-        let (mut code, mut relay, mut fp) = (None, None, None);
+        let (mut code, mut relay, mut fp, mut okp) = (None, None, None, None);
         for (k, v) in url.query_pairs() {
             let slot = match k.as_ref() {
                 "code" => &mut code,
                 "url" => &mut relay,
                 "fp" => &mut fp,
+                "okp" => &mut okp,
                 _ => continue,
             };
             if slot.replace(v.into_owned()).is_some() {
@@ -51,10 +54,17 @@ impl PairUri {
         let relay = relay.ok_or_else(|| bad("no url"))?;
         check_relay_url(&relay)?;
         let fingerprint = Pin::parse(&fp.ok_or_else(|| bad("no fp"))?)?;
+        if okp
+            .as_deref()
+            .is_some_and(|p| !argus_shared::sealed::is_pin(p))
+        {
+            return Err(bad("okp is not a key pin (64 lower-case hex digits)"));
+        }
         Ok(PairUri {
             code,
             url: relay.trim_end_matches('/').to_owned(),
             fingerprint,
+            ohttp_keys_sha256: okp,
         })
     }
 }

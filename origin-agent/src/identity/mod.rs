@@ -83,7 +83,12 @@ pub fn create_owner_code(
                     },
                 );
                 return Ok(CreatedOwnerCode {
-                    pair_uri: pair_uri(&code, &state.config.public_url, &state.lan_fingerprint),
+                    // `okp`: the Oblivious HTTP key pin (sealed mode), 64 hex digits.
+                    pair_uri: format!(
+                        "{}&okp={}",
+                        pair_uri(&code, &state.config.public_url, &state.lan_fingerprint),
+                        state.sealed_keys.pin()
+                    ),
                     code,
                     scope: scope.as_str(),
                     expires_at,
