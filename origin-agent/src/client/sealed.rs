@@ -77,7 +77,7 @@ pub async fn fetch_key_config(
 /// A request encapsulated for the agent, and what opens its answer.
 pub struct SealedRequest {
     pub bytes: Vec<u8>,
-    opener: ohttp::ClientResponse,
+    pub opener: ohttp::ClientResponse,
 }
 
 /// Encodes `method path` (with `Date: now`, `headers` and `body`) as Binary HTTP and seals it

@@ -107,15 +107,10 @@ impl Store {
 mod tests {
     use super::*;
 
-    fn store() -> (tempfile::TempDir, Store) {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("state.db")).unwrap();
-        (dir, store)
-    }
 
     #[test]
     fn a_rotated_key_is_accepted_during_the_overlap_only() {
-        let (_dir, store) = store();
+        let store = Store::open_in_memory().unwrap();
         assert!(store.ohttp_keys_accepted(0).unwrap().is_empty());
         assert_eq!(store.rotate_ohttp_key(&[1; 32], 100).unwrap(), 0);
         assert_eq!(store.rotate_ohttp_key(&[2; 32], 200).unwrap(), 1);
@@ -138,7 +133,7 @@ mod tests {
 
     #[test]
     fn key_ids_wrap_and_are_never_shared() {
-        let (_dir, store) = store();
+        let store = Store::open_in_memory().unwrap();
         for i in 0..=256 {
             store.rotate_ohttp_key(&[i as u8; 32], i).unwrap();
         }
