@@ -107,7 +107,6 @@ impl Store {
 mod tests {
     use super::*;
 
-
     #[test]
     fn a_rotated_key_is_accepted_during_the_overlap_only() {
         let store = Store::open_in_memory().unwrap();
