@@ -1,44 +1,26 @@
 //! The argus-relay origin agent (library). The binary `argus-relay` is in `main.rs`.
 //!
-//! Layout: [`listener`] accepts (tunnel: edge-signed requests; admin: the owner; lan: phones at
-//! home), [`router`] sends each request to [`identity`] (pairing, tokens, devices) or through
-//! [`proxy`] to ArgusAI (on the LAN, image routes through [`images`]); [`store`] is the SQLite state; [`discovery`] advertises the LAN listener
-//! over mDNS; [`client`] is the reference phone client; [`cli`] is every subcommand.
+//! The modules are in layers; a layer names only the layers below it (`tests/layers.rs` checks
+//! it, docs/architecture.md is the map):
+//! - [`base`]: what any server needs — errors, clock, configuration, metrics, HTTP plumbing;
+//! - [`domain`]: the relay's concepts — the store, keys, authentication, pairing, the proxy to
+//!   ArgusAI, the cloudflared tunnel, the LAN certificate and mDNS;
+//! - [`application`]: the agent's state (an aggregate of domain types), the router and the
+//!   request handlers;
+//! - [`listener`]: who may reach the router (the edge through the tunnel, the owner, the LAN);
+//! - [`cli`]: every subcommand, the shell around the rest.
+//!
+//! [`client`] is the reference phone client (its own layer: it uses only `base` and `domain`).
 
-pub mod admin_ui;
-pub mod backend_session;
-pub mod body;
+pub(crate) mod application;
+pub(crate) mod base;
 pub mod cli;
 pub mod client;
-pub mod clock;
-pub mod compact_event_list;
-pub mod config;
-pub mod conn;
-pub mod detach_head;
-pub mod discovery;
-pub mod drain_unread_body;
-pub mod edge_stats;
-pub mod error;
-pub mod fingerprint_set;
-pub mod identity;
-pub mod images;
-pub mod keys;
-pub mod lan_cert;
-pub mod listener;
-pub mod metrics;
-pub mod proxy;
-pub mod proxy_body;
-pub mod qr;
-pub mod relay_status;
-pub mod replay;
-pub mod request_id;
-pub mod require_device_token;
-pub mod require_edge_signature;
-pub mod router;
-pub mod sealed;
-pub mod server;
-pub mod state;
-pub mod store;
-pub mod tunnel;
-pub mod ws_bridge;
-pub mod ws_frames;
+pub(crate) mod domain;
+pub(crate) mod listener;
+
+// What the end-to-end tests and tools use, besides the CLI and the client.
+pub use base::http::body;
+pub use domain::lan::mdns;
+pub use domain::proxy::event_list;
+pub use domain::store;

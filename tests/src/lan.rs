@@ -16,7 +16,7 @@ use origin_agent::client::browse::BrowseConfig;
 use origin_agent::client::pair_uri::PairUri;
 use origin_agent::client::pairing::{self, DeviceInfo};
 use origin_agent::client::{ClientState, SessionOptions};
-use origin_agent::discovery::{Advertisement, Advertiser};
+use origin_agent::mdns::{Advertisement, Advertiser};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;

@@ -15,7 +15,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use super::CliError;
-use crate::config::AgentConfig;
+use crate::base::config::AgentConfig;
 
 /// Overrides where the admin API is (e.g. `http://127.0.0.1:8471`).
 pub const ADMIN_URL_ENV: &str = "ARGUS_RELAY_ADMIN_URL";

@@ -1,5 +1,5 @@
 //! `argus-relay backend login|logout`: the agent's own ArgusAI user session
-//! ([`crate::backend_session`]).
+//! ([`crate::domain::proxy::backend_session`]).
 //!
 //! `login` asks for the ArgusAI username and password (the password without echo, or from
 //! `--password-file`, `-` = standard input), signs in once (`POST /api/v1/auth/login`) and stores
@@ -15,10 +15,10 @@ use clap::Subcommand;
 use serde::Deserialize;
 
 use super::CliError;
-use crate::backend_session::{detail_of, LOGIN_COMMAND};
-use crate::clock::unix_now;
-use crate::config::AgentConfig;
-use crate::store::Store;
+use crate::base::clock::unix_now;
+use crate::base::config::AgentConfig;
+use crate::domain::proxy::backend_session::{detail_of, LOGIN_COMMAND};
+use crate::domain::store::Store;
 
 /// Login answers take a bcrypt on ArgusAI's side, on a busy event loop.
 const LOGIN_TIMEOUT: Duration = Duration::from_secs(30);
@@ -146,7 +146,7 @@ pub(crate) fn sign_in(
     let agent = ureq::AgentBuilder::new()
         .timeout(LOGIN_TIMEOUT)
         .redirects(0)
-        .user_agent(crate::proxy::BACKEND_USER_AGENT)
+        .user_agent(crate::domain::proxy::backend::BACKEND_USER_AGENT)
         .build();
     let answer = agent
         .post(&format!("{base}/api/v1/auth/login"))
@@ -251,7 +251,7 @@ fn logout(args: super::ConfigArg) -> Result<(), CliError> {
     let base = cfg.backend.url.trim_end_matches('/');
     let ended = ureq::AgentBuilder::new()
         .timeout(Duration::from_secs(10))
-        .user_agent(crate::proxy::BACKEND_USER_AGENT)
+        .user_agent(crate::domain::proxy::backend::BACKEND_USER_AGENT)
         .build()
         .post(&format!("{base}/api/v1/auth/logout"))
         .send_json(serde_json::json!({ "refresh_token": session.refresh_token }))

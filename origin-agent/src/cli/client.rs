@@ -15,11 +15,11 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 
 use super::CliError;
+use crate::base::config::MDNS_PORT;
 use crate::client::browse::{self, BrowseConfig};
 use crate::client::pair_uri::PairUri;
 use crate::client::pairing::{self, DeviceInfo, LanPairing};
 use crate::client::{ClientError, ClientState, Session, SessionOptions};
-use crate::config::MDNS_PORT;
 
 #[derive(Debug, clap::Subcommand)]
 pub enum ClientCommand {

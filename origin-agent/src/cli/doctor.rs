@@ -24,9 +24,9 @@ use serde_json::Value;
 
 use super::admin_client::{self, AdminClient};
 use super::CliError;
-use crate::config::AgentConfig;
-use crate::state::SECRET_INSTANCE_ID;
-use crate::store::Store;
+use crate::application::state::SECRET_INSTANCE_ID;
+use crate::base::config::AgentConfig;
+use crate::domain::store::Store;
 
 /// Clock skew (s) up to which all is well, and beyond which signatures are at risk.
 const SKEW_OK: i64 = 10;
@@ -523,7 +523,7 @@ pub fn check_backend(cfg: &AgentConfig, timeout: Duration) -> Finding {
         .timeout_connect(timeout)
         .timeout(timeout)
         .redirects(0)
-        .user_agent(crate::proxy::BACKEND_USER_AGENT)
+        .user_agent(crate::domain::proxy::backend::BACKEND_USER_AGENT)
         .build();
     let status_of = |r: Result<ureq::Response, ureq::Error>| match r {
         Ok(r) => Ok(r.status()),

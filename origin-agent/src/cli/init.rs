@@ -13,10 +13,10 @@ use rand::RngCore;
 
 use super::worker_config::{self, WorkerSettings};
 use super::CliError;
-use crate::clock::unix_now;
-use crate::config::AgentConfig;
-use crate::state::{SECRET_ADMIN_TOKEN, SECRET_EDGE_HMAC, SECRET_INSTANCE_ID};
-use crate::store::Store;
+use crate::application::state::{SECRET_ADMIN_TOKEN, SECRET_EDGE_HMAC, SECRET_INSTANCE_ID};
+use crate::base::clock::unix_now;
+use crate::base::config::AgentConfig;
+use crate::domain::store::Store;
 
 /// The admin token file in the data directory (0600), read by the owner CLI.
 pub const ADMIN_TOKEN_FILE: &str = "admin.token";
@@ -217,7 +217,7 @@ pub fn init(args: InitArgs) -> Result<(), CliError> {
         .map_err(|e| failed("database", &e))?
         .is_none()
     {
-        let seed = crate::keys::new_seed().map_err(|e| failed("random", &e))?;
+        let seed = crate::domain::key_ring::new_seed().map_err(|e| failed("random", &e))?;
         let key = TokenSigningKey::from_seed_with_thumbprint_kid(seed);
         store
             .add_signing_key(&key.kid, &seed, now)
@@ -229,7 +229,7 @@ pub fn init(args: InitArgs) -> Result<(), CliError> {
         .map_err(|e| failed("database", &e))?
         .is_empty()
     {
-        let key_id = crate::sealed::keys::rotate(&store, unix_now())
+        let key_id = crate::domain::sealed_keys::rotate(&store, unix_now())
             .map_err(|e| failed("Oblivious HTTP key", &e))?;
         made.push(format!("Oblivious HTTP key {key_id} (sealed mode)"));
     }
@@ -266,8 +266,8 @@ pub fn init(args: InitArgs) -> Result<(), CliError> {
         write_private(&token_path, &admin)?;
     }
 
-    let (fingerprint, cert_made) =
-        crate::lan_cert::ensure(&cfg.data_dir).map_err(|e| failed("LAN certificate", &e))?;
+    let (fingerprint, cert_made) = crate::domain::lan::cert::ensure(&cfg.data_dir)
+        .map_err(|e| failed("LAN certificate", &e))?;
     if cert_made {
         made.push(format!("LAN certificate {fingerprint}"));
     }

@@ -22,7 +22,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
-use crate::config::{AgentConfig, ConfigError};
+use crate::base::config::{AgentConfig, ConfigError};
 
 #[derive(Debug, Parser)]
 #[command(

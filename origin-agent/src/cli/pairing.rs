@@ -14,7 +14,7 @@ use serde_json::json;
 
 use super::admin_client::{self, AdminClient, AdminError};
 use super::CliError;
-use crate::qr;
+use crate::base::qr;
 
 /// The longest a pairing code may live.
 pub const MAX_TTL_SECS: u64 = 600;

@@ -1,6 +1,6 @@
 //! `argus-relay run`: the agent itself — the tunnel listener (for cloudflared) and the admin
 //! listener (for the owner), both on loopback, until SIGINT/SIGTERM, then a graceful drain.
-//! With a `[cloudflared]` section it also runs (or watches) cloudflared ([`crate::tunnel`]).
+//! With a `[cloudflared]` section it also runs (or watches) cloudflared ([`crate::domain::tunnel`]).
 //!
 //! When both listeners are bound it prints one JSON line on stdout,
 //! `{"listening":{"tunnel":"127.0.0.1:8470","admin":"127.0.0.1:8471"}}`, for supervisors and
@@ -16,11 +16,11 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use super::CliError;
-use crate::clock::unix_now;
-use crate::config::AgentConfig;
+use crate::application::state::AppState;
+use crate::base::clock::unix_now;
+use crate::base::config::AgentConfig;
 use crate::listener::lan::LanListeners;
-use crate::listener::{admin, tunnel};
-use crate::state::AppState;
+use crate::listener::{admin, edge};
 
 /// How often keys are reloaded (retiring expired ones) and old pairing rows pruned.
 const HOUSEKEEPING_EVERY: Duration = Duration::from_secs(60);
@@ -59,7 +59,7 @@ fn init_tracing() {
 }
 
 pub fn run(args: RunArgs) -> Result<(), CliError> {
-    crate::server::limit_malloc_arenas();
+    crate::base::http::server::limit_malloc_arenas();
     init_tracing();
     let mut cfg = AgentConfig::load(&args.config.config)?;
     if let Some(a) = args.tunnel_listen {
@@ -83,9 +83,9 @@ pub fn run(args: RunArgs) -> Result<(), CliError> {
 async fn serve(cfg: AgentConfig) -> Result<(), CliError> {
     let state =
         Arc::new(AppState::open(cfg).map_err(|e| CliError::Failed(format!("cannot start: {e}")))?);
-    crate::metrics::METRICS.set_start_time(state.started_at);
-    crate::server::raise_fd_limit();
-    tokio::spawn(crate::server::return_freed_memory());
+    crate::base::metrics::METRICS.set_start_time(state.started_at);
+    crate::base::http::server::raise_fd_limit();
+    tokio::spawn(crate::base::http::server::return_freed_memory());
     let bind = |addr: SocketAddr| async move {
         TcpListener::bind(addr)
             .await
@@ -103,15 +103,15 @@ async fn serve(cfg: AgentConfig) -> Result<(), CliError> {
     let (stop_tx, stop_rx) = watch::channel(false);
     let limits = state.config.limits.clone();
     let st = state.clone();
-    let tunnel_task = tokio::spawn(crate::server::serve(
+    let tunnel_task = tokio::spawn(crate::base::http::server::serve(
         "tunnel",
         tunnel_listener,
         limits.clone(),
         stop_rx.clone(),
-        move |req, peer| tunnel::handle(st.clone(), req, peer),
+        move |req, peer| edge::handle(st.clone(), req, peer),
     ));
     let st = state.clone();
-    let admin_task = tokio::spawn(crate::server::serve(
+    let admin_task = tokio::spawn(crate::base::http::server::serve(
         "admin",
         admin_listener,
         limits,
@@ -134,7 +134,7 @@ async fn serve(cfg: AgentConfig) -> Result<(), CliError> {
         .session()
         .cloned()
         .map(|s| tokio::spawn(s.run(stop_rx.clone())));
-    let cloudflared = crate::tunnel::supervisor::start(
+    let cloudflared = crate::domain::tunnel::supervisor::start(
         state.config.cloudflared.clone(),
         state.tunnel.clone(),
         stop_rx,

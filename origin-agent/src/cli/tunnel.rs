@@ -6,7 +6,7 @@
 //!   stored in the agent's configuration (0600) and handed to cloudflared in its environment.
 //! - `--tunnel-id ID [--tunnel-credentials FILE]`: a locally managed tunnel
 //!   (`cloudflared tunnel create`); writes cloudflared's `config.yml`
-//!   ([`crate::tunnel::cloudflared_config`]): the hostname → the agent's tunnel listener, anything
+//!   ([`crate::domain::tunnel::cloudflared_config`]): the hostname → the agent's tunnel listener, anything
 //!   else → 404, metrics on loopback.
 //!
 //! Either way the `[cloudflared]` section of the agent's configuration is set (edited in place;
@@ -19,9 +19,9 @@ use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use super::CliError;
-use crate::config::AgentConfig;
-use crate::tunnel::cloudflared_config::{self, LocalTunnel};
-use crate::tunnel::CloudflaredConfig;
+use crate::base::config::cloudflared::CloudflaredConfig;
+use crate::base::config::AgentConfig;
+use crate::domain::tunnel::cloudflared_config::{self, LocalTunnel};
 
 /// cloudflared's configuration file name, beside the agent's by default.
 pub const CLOUDFLARED_CONFIG_FILE: &str = "cloudflared.yml";
@@ -212,7 +212,7 @@ pub fn apply(
     output: Option<&Path>,
 ) -> Result<String, CliError> {
     let text = std::fs::read_to_string(config_path).map_err(|source| {
-        CliError::Config(crate::config::ConfigError::Read {
+        CliError::Config(crate::base::config::ConfigError::Read {
             path: config_path.into(),
             source,
         })

@@ -12,7 +12,7 @@ use serde::Deserialize;
 
 use super::admin_client::{self, AdminClient};
 use super::CliError;
-use crate::config::AgentConfig;
+use crate::base::config::AgentConfig;
 
 #[derive(Debug, clap::Args)]
 pub struct UiArgs {
@@ -61,7 +61,7 @@ pub fn ui(args: UiArgs) -> Result<(), CliError> {
         );
     }
     if args.lan {
-        let fingerprint = crate::lan_cert::fingerprint_of_file(&cfg.data_dir)
+        let fingerprint = crate::domain::lan::cert::fingerprint_of_file(&cfg.data_dir)
             .map_err(|e| CliError::Failed(format!("the LAN certificate: {e}")))?;
         println!(
             "Open the Mobile Access page in a browser on a computer at home\n\

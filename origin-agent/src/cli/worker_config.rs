@@ -6,9 +6,9 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use super::CliError;
-use crate::config::AgentConfig;
-use crate::state::SECRET_EDGE_HMAC;
-use crate::store::{Store, StoreError};
+use crate::application::state::SECRET_EDGE_HMAC;
+use crate::base::config::AgentConfig;
+use crate::domain::store::{Store, StoreError};
 
 #[derive(Debug, clap::Args)]
 pub struct WorkerConfigArgs {

@@ -7,8 +7,8 @@ use std::time::Duration;
 use mdns_sd::{DaemonEvent, Receiver, ResolvedService, ServiceDaemon, ServiceEvent};
 use serde::Serialize;
 
-use crate::config::MDNS_PORT;
-use crate::discovery::{restrict_interfaces, txt, DiscoveryError, SERVICE_TYPE};
+use crate::base::config::MDNS_PORT;
+use crate::domain::lan::mdns::{restrict_interfaces, txt, DiscoveryError, SERVICE_TYPE};
 
 /// Where to browse.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -30,7 +30,7 @@ pub enum ClientError {
     #[error("no LAN server with the pinned certificate answered")]
     NoLanServer,
     #[error("mDNS: {0}")]
-    Discovery(#[from] crate::discovery::DiscoveryError),
+    Discovery(#[from] crate::domain::lan::mdns::DiscoveryError),
     #[error("TLS configuration: {0}")]
     Tls(#[from] rustls::Error),
     #[error("HTTP client: {0}")]

@@ -211,7 +211,10 @@ mod tests {
     fn pins_parse_and_print() {
         let made = make_cert();
         let pin = Pin::of_certificate(&made.cert);
-        assert_eq!(pin.to_string(), crate::lan_cert::fingerprint(&made.cert));
+        assert_eq!(
+            pin.to_string(),
+            crate::domain::lan::cert::fingerprint(&made.cert)
+        );
         assert_eq!(Pin::parse(&pin.to_string()).unwrap(), pin);
         assert_eq!(
             Pin::parse(

@@ -1,5 +1,5 @@
 //! The LAN listener: phones at home talk to the agent directly, over HTTPS with the self-signed
-//! certificate `argus-relay init` made ([`crate::lan_cert`]). Phones pin that certificate by its
+//! certificate `argus-relay init` made ([`crate::domain::lan::cert`]). Phones pin that certificate by its
 //! SHA-256 fingerprint (given at pairing), so no CA and no stable address are needed.
 //!
 //! Order: TLS → the request target as the Worker's runtime would see it
@@ -9,7 +9,7 @@
 //! path rules — the Worker's order (docs/security.md, "Order of the checks"). There is no edge
 //! signature here; the router requires a device token on every non-public route, exactly as
 //! behind the tunnel, and the proxy applies the same header hygiene. Image routes are
-//! transcoded per `?quality=` as at the edge ([`crate::images`]). The public routes (pairing,
+//! transcoded per `?quality=` as at the edge ([`crate::domain::proxy::images`]). The public routes (pairing,
 //! refresh, health, JWKS) are served too — a phone may pair at home — with the same per-client
 //! failure windows, keyed by the peer IP.
 //!
@@ -19,10 +19,10 @@
 //! a default relay lets through (no `/api/v1/logs`, integrations, system settings…). Geo, TLS and
 //! device-version rules are about the internet path and do not apply here.
 //!
-//! Optionally ([`crate::config::LanConfig::plain_http_listen`]) the same handler is served over
+//! Optionally ([`crate::base::config::LanConfig::plain_http_listen`]) the same handler is served over
 //! plain HTTP for apps that cannot pin; tokens then cross the LAN in clear text.
 //!
-//! While the listener runs it is advertised over mDNS ([`crate::discovery`]).
+//! While the listener runs it is advertised over mDNS ([`crate::domain::lan::mdns`]).
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -38,13 +38,14 @@ use tokio::task::JoinHandle;
 use tokio_rustls::server::TlsStream;
 use tokio_rustls::TlsAcceptor;
 
-use crate::body::{self, Body};
-use crate::discovery::{Advertisement, Advertiser};
-use crate::lan_cert;
-use crate::proxy::is_websocket_upgrade;
-use crate::router::{self, RequestContext, Via};
-use crate::server::{self, Handshake};
-use crate::state::AppState;
+use crate::application::router;
+use crate::application::state::AppState;
+use crate::base::http::body::{self, Body};
+use crate::base::http::server::{self, Handshake};
+use crate::base::http::{RequestContext, Via};
+use crate::domain::lan::cert;
+use crate::domain::lan::mdns::{Advertisement, Advertiser};
+use crate::domain::proxy::backend::is_websocket_upgrade;
 
 #[derive(Debug, thiserror::Error)]
 pub enum LanError {
@@ -59,14 +60,14 @@ pub enum LanError {
         source: std::io::Error,
     },
     #[error("mDNS: {0}")]
-    Mdns(#[from] crate::discovery::DiscoveryError),
+    Mdns(#[from] crate::domain::lan::mdns::DiscoveryError),
 }
 
 /// The TLS server configuration for the LAN certificate in `data_dir` (TLS 1.2 and 1.3, ring,
 /// HTTP/1.1 only).
 pub fn tls_config(data_dir: &std::path::Path) -> Result<rustls::ServerConfig, LanError> {
-    let cert_path = data_dir.join(lan_cert::CERT_FILE);
-    let key_path = data_dir.join(lan_cert::KEY_FILE);
+    let cert_path = data_dir.join(cert::CERT_FILE);
+    let key_path = data_dir.join(cert::KEY_FILE);
     let bad = |path: &std::path::Path, e: &dyn std::fmt::Display| LanError::Certificate {
         path: path.display().to_string(),
         message: e.to_string(),
@@ -105,7 +106,7 @@ pub async fn handle(
     peer: SocketAddr,
     listener: &'static str,
 ) -> Response<Body> {
-    let request_id = crate::request_id::new();
+    let request_id = crate::base::http::request_id::new();
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
     let started = std::time::Instant::now();
@@ -121,9 +122,9 @@ pub async fn handle(
             &request_id,
         )
         .await;
-        crate::metrics::METRICS.request(
+        crate::base::metrics::METRICS.request(
             listener,
-            crate::metrics::RouteLabel::Admin,
+            crate::base::metrics::RouteLabel::Admin,
             resp.status().as_u16(),
         );
         tracing::info!(
@@ -140,13 +141,14 @@ pub async fn handle(
     let client_upgrade = is_websocket_upgrade(req.headers()).then(|| hyper::upgrade::on(&mut req));
     let (mut parts, incoming) = req.into_parts();
     as_the_worker_sees_it(&mut parts.uri);
-    let body = crate::proxy_body::request_body(incoming, &parts.headers, &state.config.limits);
+    let body =
+        crate::domain::proxy::body::request_body(incoming, &parts.headers, &state.config.limits);
     let req = Request::from_parts(parts, ());
     let label = router::classify(
         req.method(),
         req.uri().path_and_query().map_or("/", |p| p.as_str()),
     )
-    .map_or(crate::metrics::RouteLabel::Rejected, |c| c.label());
+    .map_or(crate::base::metrics::RouteLabel::Rejected, |c| c.label());
     let ctx = RequestContext {
         via: Via::Lan,
         request_id: request_id.clone(),
@@ -163,7 +165,7 @@ pub async fn handle(
         Ok(resp) => resp,
         Err(e) => e.into_response(&request_id),
     };
-    crate::metrics::METRICS.request(listener, label, resp.status().as_u16());
+    crate::base::metrics::METRICS.request(listener, label, resp.status().as_u16());
     tracing::info!(
         listener,
         request_id,

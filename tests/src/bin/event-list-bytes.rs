@@ -1,7 +1,7 @@
 //! `make bench` (scripts/bench-event-lists.sh): the bytes of one 20-event page, as ArgusAI sends
 //! it and as the relay sends it on — projected (`fields=`), compressed (gzip on the tunnel hop,
 //! what the agent answers the Worker), both — through the agent's own code
-//! (`origin_agent::compact_event_list`) against the stand-in backend's events (~3 KB each, shaped
+//! (`origin_agent::event_list`) against the stand-in backend's events (~3 KB each, shaped
 //! like ArgusAI's). Also the agent's CPU time to shape, tag and compress one page.
 
 use std::time::Instant;
@@ -9,7 +9,7 @@ use std::time::Instant;
 use argus_shared::path::canonicalize;
 use e2e::backend::{BackendConfig, StandInBackend, DEFAULT_API_KEY};
 use origin_agent::body::{self, Body};
-use origin_agent::compact_event_list::{finish, prepare, Prepared};
+use origin_agent::event_list::{finish, prepare, Prepared};
 
 const FIELDS: &str = "id,timestamp,thumbnail_url,description";
 

@@ -1,0 +1,7 @@
+//! The application layer: the agent's [`state`] (an aggregate of domain types), the [`router`]
+//! and the request [`handlers`]. It names the base and domain layers, never a listener or the CLI.
+
+pub(crate) mod handlers;
+pub(crate) mod router;
+pub(crate) mod sealed;
+pub(crate) mod state;

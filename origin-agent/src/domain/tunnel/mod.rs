@@ -1,0 +1,329 @@
+//! The tunnel from Cloudflare to this agent: cloudflared, supervised as a child process or
+//! observed when it runs on its own, and the truth about it for the status endpoints.
+//!
+//! - [`CloudflaredConfig`] — the `[cloudflared]` configuration section
+//!   ([`crate::base::config::cloudflared`]), and the [`Mode`] and [`Timing`] it sets;
+//! - [`machine`] — the pure state machine (Disconnected → Connecting → Connected → Reconnecting
+//!   → Backoff) and its timeouts;
+//! - [`backoff`] — exponential backoff with jitter, no retry limit;
+//! - [`readiness`] — cloudflared's `GET /ready` (the only proof of an edge connection);
+//! - [`supervisor`] — the process and probe I/O driving the machine;
+//! - [`cloudflared_config`] — the `config.yml` that `argus-relay tunnel config` writes.
+//!
+//! [`TunnelMonitor`] is what the rest of the agent sees: the latest snapshot, rendered by
+//! [`TunnelMonitor::view`] so that it never says "connected" without a recent `/ready` proof.
+
+pub mod backoff;
+pub mod cloudflared_config;
+pub mod machine;
+pub mod readiness;
+pub mod supervisor;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use backoff::Backoff;
+use machine::Timing;
+
+pub use crate::base::config::cloudflared::CloudflaredConfig;
+pub use machine::{Mode, Snapshot, TunnelState};
+
+/// Facts from the configuration, fixed for the agent's life.
+#[derive(Debug)]
+struct Watched {
+    mode: Mode,
+    metrics: SocketAddr,
+    binary: PathBuf,
+    hostname: Option<String>,
+    /// A snapshot older than this (no probe verdict) proves nothing any more.
+    stale_after: Duration,
+}
+
+#[derive(Debug, Default)]
+struct Report {
+    snapshot: Option<Snapshot>,
+    pid: Option<u32>,
+    version: Option<String>,
+}
+
+/// The shared, latest word on the tunnel. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct TunnelMonitor {
+    watched: Option<Arc<Watched>>,
+    report: Arc<Mutex<Report>>,
+}
+
+impl TunnelMonitor {
+    /// `None`: no `[cloudflared]` section, nothing is watched.
+    pub fn new(cfg: Option<&CloudflaredConfig>) -> TunnelMonitor {
+        TunnelMonitor {
+            watched: cfg.map(|c| {
+                Arc::new(Watched {
+                    mode: c.mode(),
+                    metrics: c.metrics,
+                    binary: c.binary.clone(),
+                    hostname: c.hostname.clone(),
+                    stale_after: (c.probe_interval() * 3 + Duration::from_secs(2))
+                        .max(c.probe_interval() + readiness_timeout(c.probe_interval()) * 2),
+                })
+            }),
+            report: Arc::new(Mutex::new(Report::default())),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Report> {
+        self.report.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn publish(&self, snapshot: Snapshot, pid: Option<u32>, version: Option<String>) {
+        let mut r = self.lock();
+        r.snapshot = Some(snapshot);
+        r.pid = pid;
+        r.version = version;
+    }
+
+    /// The status document's `tunnel` object. `detail` adds local facts (pid, metrics address,
+    /// binary) for the owner's admin API; phones do not get internal addresses.
+    pub fn view(&self, now: Instant, unix_now: u64, detail: bool) -> TunnelView {
+        let Some(watched) = &self.watched else {
+            return TunnelView::unmonitored();
+        };
+        let r = self.lock();
+        let at = |t: Instant| unix_now.saturating_sub(now.saturating_duration_since(t).as_secs());
+        let ago = |t: Instant| now.saturating_duration_since(t).as_secs();
+        let mut view = TunnelView {
+            monitoring: match watched.mode {
+                Mode::Supervised => "supervised",
+                Mode::Observed => "observed",
+            },
+            state: "disconnected",
+            connected: Some(false),
+            ready_connections: 0,
+            connector_id: None,
+            state_since: None,
+            connected_since: None,
+            uptime_secs: None,
+            reconnects: 0,
+            restarts: 0,
+            last_error: None,
+            next_attempt_in_ms: None,
+            checked_secs_ago: None,
+            hostname: watched.hostname.clone(),
+            cloudflared_version: r.version.clone(),
+            process: detail.then(|| ProcessView {
+                pid: r.pid,
+                metrics: watched.metrics,
+                binary: (watched.mode == Mode::Supervised)
+                    .then(|| watched.binary.display().to_string()),
+            }),
+        };
+        let Some(s) = &r.snapshot else {
+            return view;
+        };
+        view.state = s.state.as_str();
+        view.state_since = Some(at(s.state_since));
+        view.reconnects = s.reconnects;
+        view.restarts = s.restarts;
+        view.checked_secs_ago = s.checked_at.map(ago);
+        view.last_error = s.last_error.as_ref().map(|e| ErrorView {
+            message: e.message.clone(),
+            at: at(e.at),
+            secs_ago: ago(e.at),
+        });
+        view.next_attempt_in_ms = s.retry_at.map(|t| {
+            u64::try_from(t.saturating_duration_since(now).as_millis()).unwrap_or(u64::MAX)
+        });
+        if s.state == TunnelState::Connected {
+            let fresh = s
+                .checked_at
+                .is_some_and(|t| now.saturating_duration_since(t) <= watched.stale_after);
+            if fresh {
+                view.connected = Some(true);
+                view.ready_connections = s.ready_connections;
+                view.connector_id = s.connector_id.clone();
+                view.connected_since = s.connected_since.map(at);
+                view.uptime_secs = s.connected_since.map(ago);
+            } else {
+                // The supervisor has not confirmed readiness lately: claim nothing.
+                view.state = "unknown";
+                let secs = s.checked_at.map(ago).unwrap_or(0);
+                view.last_error = Some(ErrorView {
+                    message: format!("cloudflared's readiness has not been checked for {secs} s"),
+                    at: unix_now,
+                    secs_ago: 0,
+                });
+            }
+        }
+        view
+    }
+}
+
+/// How long one `/ready` probe may take: the interval, but at most 2 s and at least 250 ms.
+pub fn readiness_timeout(interval: Duration) -> Duration {
+    interval.clamp(Duration::from_millis(250), Duration::from_secs(2))
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ErrorView {
+    pub message: String,
+    /// Unix time.
+    pub at: u64,
+    pub secs_ago: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ProcessView {
+    pub pid: Option<u32>,
+    pub metrics: SocketAddr,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub binary: Option<String>,
+}
+
+/// The `tunnel` object of the status documents.
+#[derive(Debug, Clone, Serialize)]
+pub struct TunnelView {
+    /// `supervised` (the agent runs cloudflared), `observed` (it only polls `/ready`) or `none`.
+    pub monitoring: &'static str,
+    /// `connected`, `connecting`, `reconnecting`, `backoff`, `disconnected`, or `unknown`.
+    pub state: &'static str,
+    /// `true` only with a recent `/ready` proof; `null` when nothing is watched.
+    pub connected: Option<bool>,
+    pub ready_connections: u32,
+    pub connector_id: Option<String>,
+    /// Unix time the current state began.
+    pub state_since: Option<u64>,
+    /// Unix time the current connection was established, and its age.
+    pub connected_since: Option<u64>,
+    pub uptime_secs: Option<u64>,
+    /// Times the tunnel came back after having been connected.
+    pub reconnects: u64,
+    /// Times cloudflared was started again.
+    pub restarts: u64,
+    pub last_error: Option<ErrorView>,
+    /// In Backoff: when cloudflared will be started again.
+    pub next_attempt_in_ms: Option<u64>,
+    /// Seconds since `/ready` last gave a verdict.
+    pub checked_secs_ago: Option<u64>,
+    pub hostname: Option<String>,
+    pub cloudflared_version: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub process: Option<ProcessView>,
+}
+
+impl TunnelView {
+    fn unmonitored() -> TunnelView {
+        TunnelView {
+            monitoring: "none",
+            state: "unknown",
+            connected: None,
+            ready_connections: 0,
+            connector_id: None,
+            state_since: None,
+            connected_since: None,
+            uptime_secs: None,
+            reconnects: 0,
+            restarts: 0,
+            last_error: None,
+            next_attempt_in_ms: None,
+            checked_secs_ago: None,
+            hostname: None,
+            cloudflared_version: None,
+            process: None,
+        }
+    }
+}
+
+impl CloudflaredConfig {
+    pub fn mode(&self) -> Mode {
+        if self.enabled {
+            Mode::Supervised
+        } else {
+            Mode::Observed
+        }
+    }
+
+    pub fn timing(&self) -> Timing {
+        Timing {
+            ready_timeout: Duration::from_secs(self.ready_timeout_secs),
+            unresponsive_timeout: Duration::from_secs(self.unresponsive_timeout_secs),
+            stable_after: Duration::from_secs(self.stable_after_secs),
+            backoff: Backoff {
+                initial: Duration::from_millis(self.backoff_initial_ms),
+                max: Duration::from_secs(self.backoff_max_secs),
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::machine::{Machine, Probe};
+    use super::*;
+
+    fn cfg() -> CloudflaredConfig {
+        CloudflaredConfig {
+            token: Some("t".into()),
+            ..CloudflaredConfig::default()
+        }
+    }
+
+    #[test]
+    fn unmonitored_claims_nothing() {
+        let v = TunnelMonitor::new(None).view(Instant::now(), 1000, true);
+        assert_eq!(v.monitoring, "none");
+        assert_eq!(v.connected, None);
+        assert!(v.process.is_none());
+    }
+
+    #[test]
+    fn connected_needs_a_recent_proof() {
+        let mon = TunnelMonitor::new(Some(&cfg()));
+        let t0 = Instant::now();
+        let mut m = Machine::new(Mode::Supervised, Timing::default(), t0, Box::new(|| 0.5));
+        m.start(t0);
+        m.spawned(t0);
+        mon.publish(m.snapshot(), Some(42), None);
+        let v = mon.view(t0, 1000, false);
+        assert_eq!((v.state, v.connected), ("connecting", Some(false)));
+        assert!(v.process.is_none());
+
+        m.probe(
+            Probe::Ready {
+                connections: 4,
+                connector_id: Some("c".into()),
+            },
+            t0,
+        );
+        mon.publish(m.snapshot(), Some(42), Some("2024.8.2".into()));
+        let v = mon.view(t0 + Duration::from_secs(1), 1001, true);
+        assert_eq!((v.state, v.connected), ("connected", Some(true)));
+        assert_eq!(v.ready_connections, 4);
+        assert_eq!(v.connected_since, Some(1000));
+        assert_eq!(v.uptime_secs, Some(1));
+        assert_eq!(v.process.as_ref().and_then(|p| p.pid), Some(42));
+        assert_eq!(v.cloudflared_version.as_deref(), Some("2024.8.2"));
+
+        // Nobody checked for a minute: no claim.
+        let v = mon.view(t0 + Duration::from_secs(60), 1060, false);
+        assert_eq!(v.state, "unknown");
+        assert_eq!(v.connected, Some(false));
+        assert_eq!(v.ready_connections, 0);
+        assert!(v.last_error.unwrap().message.contains("not been checked"));
+    }
+
+    #[test]
+    fn the_section_sets_mode_and_timing() {
+        let supervised = cfg();
+        assert_eq!(supervised.mode(), Mode::Supervised);
+        assert_eq!(supervised.timing().ready_timeout, Duration::from_secs(60));
+        let observed = CloudflaredConfig {
+            enabled: false,
+            ..CloudflaredConfig::default()
+        };
+        assert_eq!(observed.mode(), Mode::Observed);
+    }
+}
