@@ -10,16 +10,15 @@
 //! - [`listener`]: who may reach the router (the edge through the tunnel, the owner, the LAN);
 //! - [`cli`]: every subcommand, the shell around the rest.
 //!
-//! [`client`] is the reference phone client (its own layer: it uses only `base` and `domain`).
+//! The reference phone client is its own crate, `argus-client` (`client/` at the repository root).
 
 pub(crate) mod application;
 pub(crate) mod base;
 pub mod cli;
-pub mod client;
 pub(crate) mod domain;
 pub(crate) mod listener;
 
-// What the end-to-end tests and tools use, besides the CLI and the client.
+// What the end-to-end tests and tools use, besides the CLI.
 pub use base::http::body;
 pub use domain::lan::mdns;
 pub use domain::proxy::event_list;

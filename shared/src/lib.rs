@@ -13,6 +13,7 @@ pub mod event_list;
 pub mod fuzzing;
 pub mod headers;
 pub mod image;
+pub mod mdns;
 pub mod path;
 pub mod policy;
 pub mod route;

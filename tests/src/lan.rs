@@ -12,10 +12,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use origin_agent::client::browse::BrowseConfig;
-use origin_agent::client::pair_uri::PairUri;
-use origin_agent::client::pairing::{self, DeviceInfo};
-use origin_agent::client::{ClientState, SessionOptions};
+use argus_client::browse::BrowseConfig;
+use argus_client::pair_uri::PairUri;
+use argus_client::pairing::{self, DeviceInfo};
+use argus_client::{ClientState, SessionOptions};
 use origin_agent::mdns::{Advertisement, Advertiser};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use rustls::server::{ClientHello, ResolvesServerCert};
@@ -48,9 +48,9 @@ pub fn run_isolated_test(name: &str, limit: Duration, body: impl std::future::Fu
 /// A TLS connection to the agent's LAN listener at `addr`, its certificate checked against `pin`.
 pub async fn pinned_tls(
     addr: SocketAddr,
-    pin: origin_agent::client::pin::Pin,
+    pin: argus_client::pin::Pin,
 ) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
-    let config = origin_agent::client::pin::pinned_tls_config(pin).expect("pinned TLS config");
+    let config = argus_client::pin::pinned_tls_config(pin).expect("pinned TLS config");
     let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
     let tcp = tokio::net::TcpStream::connect(addr)
         .await

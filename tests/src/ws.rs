@@ -5,8 +5,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use argus_client::pin::{pinned_tls_config, Pin};
 use futures_util::StreamExt;
-use origin_agent::client::pin::{pinned_tls_config, Pin};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::handshake::client::Request;

@@ -3,7 +3,7 @@
 //! LAN, it uses the relay (the Worker under workerd). "Home" is decided by cryptographic
 //! identity, never by the network's name.
 //!
-//! "The phone" is the reference client (`origin_agent::client`, and `argus-relay client` on the
+//! "The phone" is the reference client (`argus_client`, and `argus-relay client` on the
 //! command line). Everything stays on loopback: listeners on 127.0.0.1, mDNS on `lo` only and on
 //! a private port per test (see `e2e::lan`).
 
@@ -11,6 +11,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use argus_client::http::lan_client;
+use argus_client::pin::{pinned_tls_config, Pin};
+use argus_client::verify::LanRejected;
+use argus_client::{ClientState, Route, Session, SessionOptions};
 use e2e::agent::Agent;
 use e2e::lan::{
     agent_certificate, browse, lan_section, mdns_port, pair_link, pair_through_relay, pinned_tls,
@@ -18,10 +22,6 @@ use e2e::lan::{
 };
 use e2e::phone::exchange_raw;
 use e2e::stack::{eventually, Stack, StackOptions};
-use origin_agent::client::http::lan_client;
-use origin_agent::client::pin::{pinned_tls_config, Pin};
-use origin_agent::client::verify::LanRejected;
-use origin_agent::client::{ClientState, Route, Session, SessionOptions};
 use serde_json::Value;
 
 /// Every test finishes within this, or fails.
@@ -877,7 +877,7 @@ fn mdns_advertises_the_lan_listener_and_withdraws_it() {
             .any(|ip| ip.to_ip_addr() == lan.ip()));
 
         // The reference client's browser reads the same.
-        let found = origin_agent::client::browse::discover(&browse(mdns), Duration::from_secs(3))
+        let found = argus_client::browse::discover(&browse(mdns), Duration::from_secs(3))
             .await
             .unwrap();
         let ours = found

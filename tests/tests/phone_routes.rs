@@ -9,11 +9,11 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use argus_client::http::lan_client;
+use argus_client::pin::Pin;
 use e2e::lan::{lan_section, mdns_port, pair_through_relay, pinned_tls};
 use e2e::stack::{Stack, StackOptions};
 use futures_util::StreamExt;
-use origin_agent::client::http::lan_client;
-use origin_agent::client::pin::Pin;
 use serde_json::{json, Value};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;

@@ -4,8 +4,8 @@
 
 use std::time::{Duration, SystemTime};
 
-use origin_agent::client::sealed::{self, KeyConfig};
-use origin_agent::client::{ClientError, ClientState, Session, SessionOptions};
+use argus_client::sealed::{self, KeyConfig};
+use argus_client::{ClientError, ClientState, Session, SessionOptions};
 use reqwest::Method;
 use serde_json::{json, Value};
 

@@ -1,4 +1,4 @@
-//! `argus-relay client …`: the reference phone client ([`crate::client`]) on the command line,
+//! `argus-relay client …`: the reference phone client ([`argus_client`]) on the command line,
 //! for trying a deployment and for the end-to-end tests. Every command prints one JSON object on
 //! stdout; logs go to stderr (`RUST_LOG`, default `warn`).
 //!
@@ -15,11 +15,11 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 
 use super::CliError;
-use crate::base::config::MDNS_PORT;
-use crate::client::browse::{self, BrowseConfig};
-use crate::client::pair_uri::PairUri;
-use crate::client::pairing::{self, DeviceInfo, LanPairing};
-use crate::client::{ClientError, ClientState, Session, SessionOptions};
+use argus_client::browse::{self, BrowseConfig};
+use argus_client::pair_uri::PairUri;
+use argus_client::pairing::{self, DeviceInfo, LanPairing};
+use argus_client::{ClientError, ClientState, Session, SessionOptions};
+use argus_shared::mdns::PORT as MDNS_PORT;
 
 #[derive(Debug, clap::Subcommand)]
 pub enum ClientCommand {

@@ -211,8 +211,7 @@ pub struct LanConfig {
     pub max_connections_per_peer: usize,
 }
 
-/// The mDNS port (RFC 6762).
-pub const MDNS_PORT: u16 = 5353;
+pub use argus_shared::mdns::PORT as MDNS_PORT;
 /// `[lan] max_connections_per_peer` by default: a phone opens a few connections at once (6 per
 /// host in URLSession, more with live streams); this leaves room and keeps one host to ~3 % of
 /// the default 1,024 slots.

@@ -1,7 +1,7 @@
 //! mDNS/Bonjour: the agent advertises its LAN listener as `_argusai._tcp.local.` so phones at home
 //! find it without knowing its address. The advertisement is a hint, never a proof: phones
 //! decide "this is my server" by the pinned certificate and `/api/v1/health`
-//! ([`crate::client::verify`]).
+//! ([`argus_client::verify`]).
 //!
 //! TXT record (RFC 6763 §6):
 //!
@@ -23,21 +23,12 @@
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
-use mdns_sd::{DaemonEvent, IfKind, ServiceDaemon, ServiceInfo, UnregisterStatus};
+use argus_client::browse::restrict_interfaces;
+use mdns_sd::{DaemonEvent, ServiceDaemon, ServiceInfo, UnregisterStatus};
 
 use crate::base::config::LanConfig;
 
-/// The service type phones browse for.
-pub const SERVICE_TYPE: &str = "_argusai._tcp.local.";
-
-/// TXT keys.
-pub mod txt {
-    pub const VERSION: &str = "version";
-    pub const API_PORT: &str = "api_port";
-    pub const SSL: &str = "ssl";
-    pub const FINGERPRINT: &str = "fingerprint";
-    pub const HTTP_PORT: &str = "http_port";
-}
+pub use argus_shared::mdns::{txt, SERVICE_TYPE};
 
 /// How long [`Advertiser::stop`] waits for the daemon to confirm the goodbye.
 const STOP_TIMEOUT: Duration = Duration::from_secs(2);
@@ -46,22 +37,6 @@ const STOP_TIMEOUT: Duration = Duration::from_secs(2);
 pub enum DiscoveryError {
     #[error("{0}")]
     Mdns(#[from] mdns_sd::Error),
-}
-
-/// Makes `daemon` use only the interfaces named in `names` (all when empty). Sent before any
-/// browse or register, so nothing goes out elsewhere.
-pub fn restrict_interfaces(daemon: &ServiceDaemon, names: &[String]) -> Result<(), DiscoveryError> {
-    if names.is_empty() {
-        return Ok(());
-    }
-    daemon.disable_interface(IfKind::All)?;
-    daemon.enable_interface(
-        names
-            .iter()
-            .map(|n| IfKind::Name(n.clone()))
-            .collect::<Vec<_>>(),
-    )?;
-    Ok(())
 }
 
 /// What is advertised.

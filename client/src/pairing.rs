@@ -15,7 +15,7 @@ use super::pin::Pin;
 use super::state::ClientState;
 use super::verify::{verify_lan, Health};
 use super::ClientError;
-use crate::base::clock::unix_now;
+use crate::clock::unix_now;
 
 /// What the phone says about itself (`device_info`).
 #[derive(Debug, Clone, Serialize)]

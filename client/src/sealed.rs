@@ -24,8 +24,8 @@ use argus_shared::sealed::{
 use bhttp::Message;
 use reqwest::Method;
 
-use super::session::{Response, Route};
-use super::ClientError;
+use crate::session::{Response, Route};
+use crate::ClientError;
 
 /// A verified key configuration, ready to seal requests to.
 #[derive(Debug, Clone, PartialEq, Eq)]

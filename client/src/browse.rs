@@ -7,8 +7,11 @@ use std::time::Duration;
 use mdns_sd::{DaemonEvent, Receiver, ResolvedService, ServiceDaemon, ServiceEvent};
 use serde::Serialize;
 
-use crate::base::config::MDNS_PORT;
-use crate::domain::lan::mdns::{restrict_interfaces, txt, DiscoveryError, SERVICE_TYPE};
+use argus_shared::mdns::{txt, PORT as MDNS_PORT, SERVICE_TYPE};
+use mdns_sd::IfKind;
+
+/// What mDNS browsing reports (the daemon could not start, or an interface is unknown).
+pub type DiscoveryError = mdns_sd::Error;
 
 /// Where to browse.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -141,6 +144,22 @@ impl Drop for Browser {
     fn drop(&mut self) {
         let _ = self.daemon.shutdown();
     }
+}
+
+/// Makes `daemon` use only the interfaces named in `names` (all when empty). Sent before any
+/// browse or register, so nothing goes out elsewhere. (The agent's advertiser uses it too.)
+pub fn restrict_interfaces(daemon: &ServiceDaemon, names: &[String]) -> Result<(), DiscoveryError> {
+    if names.is_empty() {
+        return Ok(());
+    }
+    daemon.disable_interface(IfKind::All)?;
+    daemon.enable_interface(
+        names
+            .iter()
+            .map(|n| IfKind::Name(n.clone()))
+            .collect::<Vec<_>>(),
+    )?;
+    Ok(())
 }
 
 /// Browses for `timeout` and returns every instance resolved meanwhile (for

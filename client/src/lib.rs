@@ -1,5 +1,6 @@
 //! The reference client: what a phone app does, in Rust. `argus-relay client …` drives it from
-//! the command line and the end-to-end tests use it as "the phone".
+//! the command line and the end-to-end tests use it as "the phone". It knows the agent only
+//! through the wire and [`argus_shared`], as a phone app would.
 //!
 //! - [`pair_uri`]: the QR code's `argusai://pair?code=…&url=…&fp=sha256:…`;
 //! - [`pairing`]: redeem the code (over the relay, or at home over the LAN) into a [`state`];
@@ -15,6 +16,7 @@
 //! holds that certificate's key), and its health answer names the same instance.
 
 pub mod browse;
+mod clock;
 pub mod error;
 pub mod http;
 pub mod pair_uri;

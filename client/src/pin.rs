@@ -213,7 +213,7 @@ mod tests {
         let pin = Pin::of_certificate(&made.cert);
         assert_eq!(
             pin.to_string(),
-            crate::domain::lan::cert::fingerprint(&made.cert)
+            format!("sha256:{}", hex::encode(Sha256::digest(&made.cert)))
         );
         assert_eq!(Pin::parse(&pin.to_string()).unwrap(), pin);
         assert_eq!(

@@ -1,5 +1,5 @@
 //! The pairing link in the owner's QR code: `argusai://pair?code=…&url=…&fp=sha256:…`
-//! (made by [`crate::domain::pairing::pair_uri`]).
+//! (made by the agent's `identity::pair_uri`).
 
 use reqwest::Url;
 
@@ -110,7 +110,7 @@ mod tests {
 
     #[test]
     fn parses_what_the_agent_makes() {
-        let uri = crate::domain::pairing::pair_uri("K7QRTA", "https://relay.example.com/", FP);
+        let uri = format!("argusai://pair?code=K7QRTA&url=https://relay.example.com/&fp={FP}");
         let p = PairUri::parse(&uri).unwrap();
         assert_eq!(p.code, "K7QRTA");
         assert_eq!(p.url, "https://relay.example.com");

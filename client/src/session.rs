@@ -37,7 +37,7 @@ use super::pin::Pin;
 use super::state::ClientState;
 use super::verify::{chain, verify_lan, LanRejected};
 use super::ClientError;
-use crate::base::clock::unix_now;
+use crate::clock::unix_now;
 
 /// Refresh the access token this long before it expires.
 const REFRESH_MARGIN_SECS: u64 = 60;

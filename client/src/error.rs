@@ -30,7 +30,7 @@ pub enum ClientError {
     #[error("no LAN server with the pinned certificate answered")]
     NoLanServer,
     #[error("mDNS: {0}")]
-    Discovery(#[from] crate::domain::lan::mdns::DiscoveryError),
+    Discovery(#[from] crate::browse::DiscoveryError),
     #[error("TLS configuration: {0}")]
     Tls(#[from] rustls::Error),
     #[error("HTTP client: {0}")]
