@@ -115,6 +115,24 @@ mod tests {
         assert_eq!(p.code, "K7QRTA");
         assert_eq!(p.url, "https://relay.example.com");
         assert_eq!(p.fingerprint.to_string(), FP);
+        assert_eq!(p.ohttp_keys_sha256, None);
+    }
+
+    #[test]
+    fn the_oblivious_http_key_pin_rides_in_okp() {
+        let pin = "0f".repeat(32);
+        let uri =
+            format!("argusai://pair?code=K7QRTA&url=https://relay.example.com&fp={FP}&okp={pin}");
+        assert_eq!(
+            PairUri::parse(&uri).unwrap().ohttp_keys_sha256,
+            Some(pin.clone())
+        );
+        for bad in ["0F".repeat(32), "0f".repeat(31), "zz".repeat(32)] {
+            let uri = format!(
+                "argusai://pair?code=K7QRTA&url=https://relay.example.com&fp={FP}&okp={bad}"
+            );
+            assert!(PairUri::parse(&uri).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -131,4 +131,36 @@ mod tests {
             Route::Refused("route.unknown_agent_path")
         );
     }
+
+    #[test]
+    fn the_policy_can_require_sealed_mode_and_lets_sealed_requests_through_by_default() {
+        use crate::policy::{Decision, DeviceFacts, Policy, RequestFacts};
+        assert!(!Policy::default_policy().sealed_required());
+        let required = Policy::from_toml("version = 1\n[sealed]\nrequired = true\n").unwrap();
+        assert!(required.sealed_required());
+        assert!(Policy::from_toml("version = 1\n[sealed]\nrequire = true\n").is_err());
+
+        // A viewer's sealed POST passes the edge: the inner method is the agent's to judge.
+        let facts = RequestFacts {
+            method: "POST",
+            decoded_path: SEALED_PATH,
+            country: Some("CH"),
+            asn: None,
+            tls_version: None,
+            device: Some(DeviceFacts {
+                platform: "ios",
+                app_version: None,
+                os_version: None,
+                scope_read_only: true,
+            }),
+        };
+        assert_eq!(Policy::default_policy().evaluate(&facts), Decision::Allow);
+        let keys = RequestFacts {
+            method: "GET",
+            decoded_path: KEYS_PATH,
+            device: None,
+            ..facts
+        };
+        assert_eq!(Policy::default_policy().evaluate(&keys), Decision::Allow);
+    }
 }

@@ -206,7 +206,7 @@ fn inner_request(
 /// The answer as a Binary HTTP response (known-length), with the current key pin. An answer
 /// that cannot be read whole (larger than [`MAX_SEALED_RESPONSE_BYTES`], or broken off) is an
 /// error, which the caller seals in its place.
-async fn encode_answer(answer: Response<Body>, pin: &str) -> Result<Vec<u8>, AgentError> {
+pub async fn encode_answer(answer: Response<Body>, pin: &str) -> Result<Vec<u8>, AgentError> {
     let (parts, body) = answer.into_parts();
     let content = body::read_capped(body, MAX_SEALED_RESPONSE_BYTES)
         .await

@@ -6,6 +6,6 @@ pub(crate) mod key_ring;
 pub(crate) mod lan;
 pub(crate) mod pairing;
 pub(crate) mod proxy;
-pub(crate) mod sealed_keys;
+pub mod sealed_keys;
 pub mod store;
 pub(crate) mod tunnel;
