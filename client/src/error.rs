@@ -38,6 +38,12 @@ pub enum ClientError {
     Tls(#[from] rustls::Error),
     #[error("HTTP client: {0}")]
     HttpClient(String),
+    #[error("sealed mode needs the Oblivious HTTP key pin from pairing; this device was paired without one (pair again)")]
+    SealedNotPaired,
+    #[error("the relay serves an Oblivious HTTP key configuration (sha256 {served}) that is not the one from pairing (sha256 {pinned}): refusing to send sealed requests; the relay may be substituting its own key")]
+    SealedKeyMismatch { pinned: String, served: String },
+    #[error("sealed request: {0}")]
+    Sealed(String),
 }
 
 impl ClientError {

@@ -10,7 +10,7 @@
 //! - [`pin`]: the TLS verifier that accepts exactly the pinned certificate;
 //! - [`verify`]: "is this LAN server mine?" — the pin, then `/api/v1/health`'s identity;
 //! - [`session`]: requests over the LAN when it is verified, else over the relay, switching as
-//!   the network changes.
+//!   the network changes; in sealed mode every device request goes [`sealed`] through the relay.
 //!
 //! "Am I home?" is answered by cryptographic identity, never by the Wi-Fi name: a LAN server is
 //! used only if its TLS certificate hashes to the pin from pairing (and its handshake proves it
@@ -22,6 +22,7 @@ pub mod error;
 pub mod http;
 pub mod pairing;
 pub mod pin;
+pub mod sealed;
 pub mod session;
 pub mod state;
 pub mod verify;

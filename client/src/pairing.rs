@@ -115,6 +115,20 @@ pub async fn pair(
             "the code names {pin}, the server says {server_fp}"
         )));
     }
+    // The Oblivious HTTP key pin: from the QR link (shown by the owner) when it has one, and the
+    // answer must agree; an answer alone (older links) is taken as the pairing's word.
+    let answered_okp = answer["ohttp_keys_sha256"]
+        .as_str()
+        .or(answer["server"]["ohttp_keys_sha256"].as_str());
+    let ohttp_keys_sha256 = match (&uri.ohttp_keys_sha256, answered_okp) {
+        (Some(link), Some(said)) if link != said => {
+            return Err(ClientError::IdentityMismatch(format!(
+                "the code names Oblivious HTTP key {link}, the server says {said}"
+            )))
+        }
+        (Some(link), _) => Some(link.clone()),
+        (None, said) => said.map(str::to_owned),
+    };
     let instance_id = match answer["server"]["instance_id"].as_str() {
         Some(id) => id.to_owned(),
         None => health(&http, &base, &pin).await?.instance_id,
@@ -132,6 +146,7 @@ pub async fn pair(
             fingerprint: pin.to_string(),
             instance_id,
             last_lan: via_lan,
+            ohttp_keys_sha256,
         },
         via_lan,
     })

@@ -54,6 +54,9 @@ pub struct SessionOptions {
     pub recheck_every: Duration,
     /// Where to persist token rotations and the last LAN address.
     pub state_path: Option<PathBuf>,
+    /// Sealed mode ([`super::sealed`]): every request with the device token goes sealed through
+    /// the relay, never in clear and never over the LAN; the key is the one pinned at pairing.
+    pub sealed: bool,
 }
 
 impl Default for SessionOptions {
@@ -64,6 +67,7 @@ impl Default for SessionOptions {
             probe_timeout: Duration::from_millis(1500),
             recheck_every: Duration::from_secs(30),
             state_path: None,
+            sealed: false,
         }
     }
 }
@@ -125,6 +129,8 @@ struct Inner {
     candidates_changed: Notify,
     recheck: Notify,
     rejections: Mutex<Vec<(SocketAddr, LanRejected)>>,
+    /// Sealed mode: the key configuration, fetched and checked against the pin on first use.
+    sealed_key: tokio::sync::Mutex<Option<super::sealed::KeyConfig>>,
 }
 
 pub struct Session {
@@ -156,6 +162,7 @@ impl Session {
             candidates_changed: Notify::new(),
             recheck: Notify::new(),
             rejections: Mutex::new(Vec::new()),
+            sealed_key: tokio::sync::Mutex::new(None),
         });
         let keeper = tokio::spawn(keep(inner.clone(), browser));
         Ok(Session { inner, keeper })
@@ -427,6 +434,9 @@ impl Inner {
         body: Option<&Value>,
         token: Option<&str>,
     ) -> Result<Response, ClientError> {
+        if let (true, Some(token)) = (self.opts.sealed, token) {
+            return self.send_sealed(relay, method, path, body, token).await;
+        }
         if let Route::Lan(addr) = self.route() {
             let base = format!("https://{addr}");
             match self
@@ -470,6 +480,41 @@ impl Inner {
             what: relay.to_owned(),
             message: chain(&e),
         })
+    }
+
+    /// Sealed mode: through the relay, sealed to the pinned key; adopts a rotated key whose pin
+    /// the agent names inside the seal.
+    async fn send_sealed(
+        &self,
+        relay: &str,
+        method: &Method,
+        path: &str,
+        body: Option<&Value>,
+        token: &str,
+    ) -> Result<Response, ClientError> {
+        let mut key = self.sealed_key.lock().await;
+        let config = match &*key {
+            Some(config) => config.clone(),
+            None => {
+                let pin = self.state.lock().await.ohttp_keys_sha256.clone();
+                let pin = pin.ok_or(ClientError::SealedNotPaired)?;
+                let config = super::sealed::fetch_key_config(&self.relay_http, relay, &pin).await?;
+                key.insert(config).clone()
+            }
+        };
+        let (resp, current_pin) =
+            super::sealed::send(&self.relay_http, relay, &config, method, path, body, token)
+                .await?;
+        if let Some(new_pin) = current_pin.filter(|p| *p != config.pin) {
+            let rotated =
+                super::sealed::fetch_key_config(&self.relay_http, relay, &new_pin).await?;
+            *key = Some(rotated);
+            let mut state = self.state.lock().await;
+            state.ohttp_keys_sha256 = Some(new_pin);
+            self.persist(&state);
+            tracing::info!("the agent's Oblivious HTTP key rotated; the new one is pinned");
+        }
+        Ok(resp)
     }
 
     #[allow(clippy::too_many_arguments)]

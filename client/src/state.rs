@@ -30,6 +30,10 @@ pub struct ClientState {
     /// The last LAN address that passed the pin and identity checks (tried first).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_lan: Option<SocketAddr>,
+    /// The agent's Oblivious HTTP key pin (sealed mode), from pairing; updated, after a key
+    /// rotation, from inside a sealed answer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ohttp_keys_sha256: Option<String>,
 }
 
 impl ClientState {
@@ -90,6 +94,7 @@ mod tests {
             fingerprint: format!("sha256:{}", "ab".repeat(32)),
             instance_id: "0011223344556677".into(),
             last_lan: Some("192.168.1.5:8443".parse().unwrap()),
+            ohttp_keys_sha256: None,
         }
     }
 

@@ -7,6 +7,8 @@ use worker::{Headers, Response};
 
 /// `reason` of the 400 for [`EdgeError::RequestBodyIncomplete`].
 const REASON_BODY_INCOMPLETE: &str = "body.incomplete";
+/// `reason` of the 403 for [`EdgeError::SealedRequired`].
+const REASON_SEALED_REQUIRED: &str = "sealed.required";
 
 #[derive(Debug, thiserror::Error)]
 pub enum EdgeError {
@@ -29,6 +31,9 @@ pub enum EdgeError {
     /// The owner's policy refused the request; the message is the reason's own sentence.
     #[error("{}", reason.message())]
     Denied { reason: DenyReason },
+    /// The policy's `[sealed] required`: a plain device request.
+    #[error("this relay accepts device requests in sealed mode only (Oblivious HTTP: POST /api/v1/relay/sealed)")]
+    SealedRequired,
     #[error("too many requests")]
     RateLimited { retry_after_secs: u32 },
     #[error("the home server could not be reached")]
@@ -79,6 +84,7 @@ impl EdgeError {
             EdgeError::Unauthenticated => ErrorCode::Unauthenticated,
             EdgeError::InvalidToken { .. } => ErrorCode::InvalidToken,
             EdgeError::Denied { reason } => reason.error_code(),
+            EdgeError::SealedRequired => ErrorCode::Forbidden,
             EdgeError::RateLimited { .. } => ErrorCode::RateLimited,
             EdgeError::Internal { .. } => ErrorCode::Internal,
         }
@@ -94,6 +100,7 @@ impl EdgeError {
             | EdgeError::EdgeStateUnavailable { reason } => Some(reason),
             EdgeError::Denied { reason } => Some(reason.as_str()),
             EdgeError::RequestBodyIncomplete { .. } => Some(REASON_BODY_INCOMPLETE),
+            EdgeError::SealedRequired => Some(REASON_SEALED_REQUIRED),
             _ => None,
         }
     }

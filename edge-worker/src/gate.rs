@@ -11,11 +11,19 @@
 //! 5. rate limit ([`crate::rate_limit`]) — per IP for pairing, per device for the API;
 //! 6. signed forwarding ([`crate::forward`]); for devices through [`crate::bandwidth`]
 //!    (images transcoded and cached at the edge, JSON compressed).
+//!
+//! Sealed requests (`POST /api/v1/relay/sealed`, [`argus_shared::sealed`]) pass the same token,
+//! revocation, policy (geo, TLS, device; the path rules see only the sealed path) and rate-limit
+//! checks, then go to the agent as they came: a `message/ohttp-req` body of declared size, read
+//! and digest-signed, never decrypted, transcoded or cached. With the policy's
+//! `[sealed] required`, plain device requests are refused after the token check
+//! (`sealed.required`); pairing and the public routes stay plain.
 
 use argus_shared::bearer;
 use argus_shared::path::{self, CanonicalTarget};
 use argus_shared::policy::{Decision, DeviceFacts, RequestFacts};
-use argus_shared::route::{self, Route};
+use argus_shared::route::{self, AgentRoute, Route};
+use argus_shared::sealed::{MAX_SEALED_REQUEST_BYTES, REQUEST_MEDIA_TYPE};
 use std::cell::RefCell;
 use std::sync::Arc;
 
@@ -66,8 +74,26 @@ pub async fn handle(req: Request, env: &Env, request_id: &str) -> Result<Respons
             )
             .await
         }
+        Route::Agent(AgentRoute::Sealed) => {
+            let claims = authenticate(&req, &cfg, request_id).await?;
+            check_policy(&cfg, &method, &canonical, &cf, Some(&claims))?;
+            rate_limit(env, DEVICE_LIMITER, format!("device:{}", claims.sub)).await?;
+            check_sealed_body(&req)?;
+            forward::to_origin(
+                req,
+                &cfg,
+                &canonical,
+                Some(&claims.sub),
+                client_ip.as_deref(),
+                request_id,
+            )
+            .await
+        }
         Route::Agent(_) | Route::Backend { .. } => {
             let claims = authenticate(&req, &cfg, request_id).await?;
+            if cfg.policy.sealed_required() {
+                return Err(EdgeError::SealedRequired);
+            }
             check_policy(&cfg, &method, &canonical, &cf, Some(&claims))?;
             rate_limit::check(
                 env,
@@ -86,6 +112,28 @@ pub async fn handle(req: Request, env: &Env, request_id: &str) -> Result<Respons
             )
             .await
         }
+    }
+}
+
+/// A sealed request is `message/ohttp-req` with a declared length the forwarder reads and
+/// digest-signs (never a streamed, unsigned body: the agent refuses those).
+fn check_sealed_body(req: &Request) -> Result<(), EdgeError> {
+    let header = |name: &str| req.headers().get(name).ok().flatten();
+    let media_type = header("content-type");
+    let media_type = media_type
+        .as_deref()
+        .and_then(|v| v.split(';').next())
+        .map(str::trim);
+    if !media_type.is_some_and(|m| m.eq_ignore_ascii_case(REQUEST_MEDIA_TYPE)) {
+        return Err(EdgeError::BadRequest {
+            reason: "sealed.content_type",
+        });
+    }
+    match header("content-length").and_then(|v| v.trim().parse::<usize>().ok()) {
+        Some(len) if len > 0 && len <= MAX_SEALED_REQUEST_BYTES => Ok(()),
+        _ => Err(EdgeError::BadRequest {
+            reason: "sealed.length",
+        }),
     }
 }
 

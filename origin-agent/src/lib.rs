@@ -22,4 +22,7 @@ pub(crate) mod listener;
 pub use base::http::body;
 pub use domain::lan::mdns;
 pub use domain::proxy::event_list;
+// The sealed-mode keys and answer encoding, for `make bench` (tests/src/bin/sealed-cost.rs).
+pub use application::sealed::encode_answer as encode_sealed_answer;
+pub use domain::sealed_keys;
 pub use domain::store;

@@ -22,6 +22,7 @@ pub mod path;
 pub mod policy;
 pub mod rate_limit;
 pub mod route;
+pub mod sealed;
 pub mod signature;
 #[doc(hidden)]
 pub mod test_photos;

@@ -4,7 +4,9 @@
 //! - `code`: the one-time pairing code;
 //! - `url`: the relay's public URL, where the phone redeems the code and sends its tokens
 //!   ([`check_relay_url`]);
-//! - `fp`: the LAN certificate's fingerprint, which the phone pins ([`CertFingerprint`]).
+//! - `fp`: the LAN certificate's fingerprint, which the phone pins ([`CertFingerprint`]);
+//! - `okp` (optional): the SHA-256 of the agent's Oblivious HTTP key config, which a sealed-mode
+//!   phone pins ([`crate::sealed`]).
 
 use std::fmt;
 
@@ -30,6 +32,8 @@ pub struct PairUri {
     pub url: String,
     /// The LAN certificate the phone will pin.
     pub fingerprint: CertFingerprint,
+    /// `okp`: the agent's Oblivious HTTP key pin (sealed mode), when the link carries one.
+    pub ohttp_keys_sha256: Option<String>,
 }
 
 /// Why a text is not a pairing link.
@@ -47,6 +51,8 @@ pub enum PairUriError {
     Missing(&'static str),
     #[error("the code is not a pairing code")]
     BadCode,
+    #[error("okp is not a key pin (64 lower-case hex digits)")]
+    BadKeyPin,
     #[error(transparent)]
     BadRelayUrl(#[from] RelayUrlError),
     #[error(transparent)]
@@ -73,12 +79,13 @@ impl PairUri {
         if uri.scheme() != SCHEME || uri.host_str() != Some(HOST) {
             return Err(PairUriError::NotAPairingLink);
         }
-        let (mut code, mut relay, mut fp) = (None, None, None);
+        let (mut code, mut relay, mut fp, mut okp) = (None, None, None, None);
         for (key, value) in uri.query_pairs() {
             let (name, slot) = match key.as_ref() {
                 "code" => ("code", &mut code),
                 "url" => ("url", &mut relay),
                 "fp" => ("fp", &mut fp),
+                "okp" => ("okp", &mut okp),
                 _ => continue,
             };
             if slot.replace(value.into_owned()).is_some() {
@@ -96,10 +103,14 @@ impl PairUri {
         let relay = relay.ok_or(PairUriError::Missing("url"))?;
         check_relay_url(&relay)?;
         let fingerprint = CertFingerprint::parse(&fp.ok_or(PairUriError::Missing("fp"))?)?;
+        if okp.as_deref().is_some_and(|p| !crate::sealed::is_pin(p)) {
+            return Err(PairUriError::BadKeyPin);
+        }
         Ok(PairUri {
             code,
             url: relay.trim_end_matches('/').to_owned(),
             fingerprint,
+            ohttp_keys_sha256: okp,
         })
     }
 }
@@ -113,7 +124,12 @@ impl fmt::Display for PairUri {
         f.write_str("&url=")?;
         write_encoded(f, &self.url)?;
         f.write_str("&fp=")?;
-        write_encoded(f, &self.fingerprint.to_string())
+        write_encoded(f, &self.fingerprint.to_string())?;
+        if let Some(pin) = &self.ohttp_keys_sha256 {
+            f.write_str("&okp=")?;
+            write_encoded(f, pin)?;
+        }
+        Ok(())
     }
 }
 
@@ -172,6 +188,27 @@ mod tests {
             code: code.to_owned(),
             url: url.to_owned(),
             fingerprint: CertFingerprint::parse(FP).unwrap(),
+            ohttp_keys_sha256: None,
+        }
+    }
+
+    #[test]
+    fn the_oblivious_http_key_pin_rides_in_okp() {
+        let pin = "0f".repeat(32);
+        let made = PairUri {
+            ohttp_keys_sha256: Some(pin.clone()),
+            ..link("K7QRTA", "https://relay.example.com")
+        };
+        assert_eq!(
+            made.to_string(),
+            format!("argusai://pair?code=K7QRTA&url=https://relay.example.com&fp={FP}&okp={pin}")
+        );
+        assert_eq!(PairUri::parse(&made.to_string()), Ok(made));
+        for bad in ["0F".repeat(32), "0f".repeat(31), "zz".repeat(32)] {
+            let uri = format!(
+                "argusai://pair?code=K7QRTA&url=https://relay.example.com&fp={FP}&okp={bad}"
+            );
+            assert_eq!(PairUri::parse(&uri), Err(PairUriError::BadKeyPin), "{bad}");
         }
     }
 

@@ -22,6 +22,7 @@
 //! | POST | `/api/v1/mobile/auth/exchange` | [`PublicRoute::MobileExchange`] |
 //! | POST | `/api/v1/mobile/auth/refresh` | [`PublicRoute::MobileRefresh`] |
 //! | GET | `/.well-known/jwks.json` | [`PublicRoute::Jwks`] |
+//! | GET | `/.well-known/ohttp-keys` | [`PublicRoute::OhttpKeys`] |
 //! | GET | `/api/v1/health` | [`PublicRoute::Health`] |
 //!
 //! # Served by the agent, device token required ([`Route::Agent`])
@@ -32,6 +33,7 @@
 //! | PUT | `/api/v1/devices/{id}/rename` | [`AgentRoute::DeviceRename`] |
 //! | POST | `/api/v1/mobile/auth/revoke` | [`AgentRoute::MobileRevoke`] |
 //! | GET | `/api/v1/relay/status` | [`AgentRoute::RelayStatus`] |
+//! | POST | `/api/v1/relay/sealed` | [`AgentRoute::Sealed`] (an Oblivious HTTP request, [`crate::sealed`]) |
 //!
 //! # `/api/v1/devices`: shared between the agent and the backend
 //! ArgusAI uses `/api/v1/devices` for push-notification registration (openapi.json, tag
@@ -75,7 +77,7 @@
 //! | `route.docs` | `/docs`, `/docs/**`, `/redoc`, `/redoc/**`, `/openapi.json` | API map for attackers; no client needs it |
 //! | `route.metrics` | `/metrics`, `/api/v1/metrics` | Prometheus and pipeline internals, unauthenticated on the backend |
 //! | `route.backend_health` | `/health` | the backend's own health stays local; the relay's is `/api/v1/health` |
-//! | `route.unknown_agent_path` | `/api/v1/relay/**` other than `status`, `/.well-known/**` other than `jwks.json` | the relay's own namespaces: nothing else lives there |
+//! | `route.unknown_agent_path` | `/api/v1/relay/**` other than `status` and `sealed`, `/.well-known/**` other than `jwks.json` and `ohttp-keys` | the relay's own namespaces: nothing else lives there |
 //! | `route.outside_api` | anything not under `/api/v1/`, `/ws` or `/.well-known/` (incl. `/`) | the backend serves only its API remotely |
 //!
 //! # Everything else
@@ -114,25 +116,31 @@ pub enum PublicRoute {
     MobileRefresh,
     /// `GET /.well-known/jwks.json`
     Jwks,
+    /// `GET /.well-known/ohttp-keys`: the agent's Oblivious HTTP key configuration.
+    OhttpKeys,
     /// `GET /api/v1/health`
     Health,
 }
 
 impl PublicRoute {
-    pub const ALL: [PublicRoute; 7] = [
+    pub const ALL: [PublicRoute; 8] = [
         PublicRoute::PairCode,
         PublicRoute::MobilePair,
         PublicRoute::MobileStatus,
         PublicRoute::MobileExchange,
         PublicRoute::MobileRefresh,
         PublicRoute::Jwks,
+        PublicRoute::OhttpKeys,
         PublicRoute::Health,
     ];
 
     /// The one method this route answers.
     pub const fn method(self) -> &'static str {
         match self {
-            PublicRoute::MobileStatus | PublicRoute::Jwks | PublicRoute::Health => "GET",
+            PublicRoute::MobileStatus
+            | PublicRoute::Jwks
+            | PublicRoute::OhttpKeys
+            | PublicRoute::Health => "GET",
             _ => "POST",
         }
     }
@@ -146,6 +154,7 @@ impl PublicRoute {
             PublicRoute::MobileExchange => "/api/v1/mobile/auth/exchange",
             PublicRoute::MobileRefresh => "/api/v1/mobile/auth/refresh",
             PublicRoute::Jwks => "/.well-known/jwks.json",
+            PublicRoute::OhttpKeys => crate::sealed::KEYS_PATH,
             PublicRoute::Health => "/api/v1/health",
         }
     }
@@ -164,15 +173,19 @@ pub enum AgentRoute {
     MobileRevoke,
     /// `GET /api/v1/relay/status`
     RelayStatus,
+    /// `POST /api/v1/relay/sealed`: one encapsulated request (`message/ohttp-req`); the agent
+    /// opens it and routes the request inside as if it came plain, from the same device.
+    Sealed,
 }
 
 impl AgentRoute {
-    pub const ALL: [AgentRoute; 5] = [
+    pub const ALL: [AgentRoute; 6] = [
         AgentRoute::DevicesList,
         AgentRoute::DeviceDelete,
         AgentRoute::DeviceRename,
         AgentRoute::MobileRevoke,
         AgentRoute::RelayStatus,
+        AgentRoute::Sealed,
     ];
 
     /// The one method this route answers.
@@ -181,7 +194,7 @@ impl AgentRoute {
             AgentRoute::DevicesList | AgentRoute::RelayStatus => "GET",
             AgentRoute::DeviceDelete => "DELETE",
             AgentRoute::DeviceRename => "PUT",
-            AgentRoute::MobileRevoke => "POST",
+            AgentRoute::MobileRevoke | AgentRoute::Sealed => "POST",
         }
     }
 
@@ -193,6 +206,7 @@ impl AgentRoute {
             AgentRoute::DeviceRename => "/api/v1/devices/{id}/rename",
             AgentRoute::MobileRevoke => "/api/v1/mobile/auth/revoke",
             AgentRoute::RelayStatus => "/api/v1/relay/status",
+            AgentRoute::Sealed => crate::sealed::SEALED_PATH,
         }
     }
 }
@@ -376,10 +390,12 @@ pub fn classify(method: &str, decoded_path: &str) -> Route {
 
     match exact {
         [".well-known", "jwks.json"] => return only(Get, Route::Public(PublicRoute::Jwks)),
+        [".well-known", "ohttp-keys"] => return only(Get, Route::Public(PublicRoute::OhttpKeys)),
         ["api", "v1", "health"] => return only(Get, Route::Public(PublicRoute::Health)),
         ["api", "v1", "relay", "status"] => {
             return only(Get, Route::Agent(AgentRoute::RelayStatus))
         }
+        ["api", "v1", "relay", "sealed"] => return only(Post, Route::Agent(AgentRoute::Sealed)),
         ["api", "v1", "mobile", "auth", "pair"] => {
             return only(Post, Route::Public(PublicRoute::MobilePair))
         }
@@ -447,7 +463,7 @@ fn refused(segs: &Segs<'_>) -> Option<&'static str> {
         ["metrics"] if exact.is_some() => Some("route.metrics"),
         ["health"] if exact.is_some() => Some("route.backend_health"),
         ["ws", ..] => None,
-        [".well-known", "jwks.json"] if exact.is_some() => None,
+        [".well-known", "jwks.json" | "ohttp-keys"] if exact.is_some() => None,
         [".well-known", ..] => Some("route.unknown_agent_path"),
         // The backend's own tunnel controls: never remotely, whatever the policy says.
         ["api", "v1", "system", "tunnel", ..] => Some("route.system_tunnel"),
@@ -458,7 +474,7 @@ fn refused(segs: &Segs<'_>) -> Option<&'static str> {
             _ => Some("route.backend_credentials"),
         },
         ["api", "v1", "metrics"] if exact.is_some() => Some("route.metrics"),
-        ["api", "v1", "relay", "status"] if exact.is_some() => None,
+        ["api", "v1", "relay", "status" | "sealed"] if exact.is_some() => None,
         ["api", "v1", "relay", ..] => Some("route.unknown_agent_path"),
         ["api", "v1", _, ..] => None,
         _ => Some("route.outside_api"),

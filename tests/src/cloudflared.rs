@@ -70,6 +70,8 @@ pub struct TunnelOptions {
     pub tuning: Tuning,
     /// Run this instead of the stand-in (e.g. a path that does not exist).
     pub binary: Option<PathBuf>,
+    /// Record every byte relayed through the tunnel ([`StandInTunnel::tapped`]).
+    pub tap: bool,
 }
 
 impl Default for TunnelOptions {
@@ -81,6 +83,7 @@ impl Default for TunnelOptions {
             ignore_term: false,
             tuning: Tuning::default(),
             binary: None,
+            tap: false,
         }
     }
 }
@@ -131,6 +134,16 @@ impl StandInTunnel {
         Ok(t)
     }
 
+    /// Where a tapping stand-in ([`TunnelOptions::tap`]) records the tunnel's bytes.
+    pub fn tap_file(&self) -> PathBuf {
+        self.dir.join("tap.bin")
+    }
+
+    /// Every byte relayed through the tunnel so far, both ways (with [`TunnelOptions::tap`]).
+    pub fn tapped(&self) -> Vec<u8> {
+        std::fs::read(self.tap_file()).unwrap_or_default()
+    }
+
     /// The environment the agent passes on to the stand-in.
     pub fn env(&self, opts: &TunnelOptions) -> Vec<(String, String)> {
         let mut env = vec![
@@ -152,6 +165,12 @@ impl StandInTunnel {
         ];
         if opts.ignore_term {
             env.push(("STANDIN_CLOUDFLARED_IGNORE_TERM", "1".into()));
+        }
+        if opts.tap {
+            env.push((
+                "STANDIN_CLOUDFLARED_TAP",
+                self.tap_file().display().to_string(),
+            ));
         }
         env.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
     }

@@ -93,6 +93,7 @@ pub fn session_options(mdns_port: u16) -> SessionOptions {
         probe_timeout: Duration::from_millis(1500),
         recheck_every: Duration::from_secs(2),
         state_path: None,
+        sealed: false,
     }
 }
 

@@ -3,6 +3,7 @@
 
 pub(crate) mod handlers;
 pub(crate) mod router;
+pub(crate) mod sealed;
 #[cfg(test)]
 pub(crate) mod specs;
 pub(crate) mod state;

@@ -6,11 +6,12 @@ use std::future::Future;
 use std::pin::Pin;
 
 use argus_shared::path;
-use argus_shared::route::{self, Route};
+use argus_shared::route::{self, AgentRoute, Route};
 use argus_shared::token::Scope;
 use hyper::{Method, Request, Response};
 
 use crate::application::handlers::phone;
+use crate::application::sealed;
 use crate::application::state::AppState;
 use crate::base::clock::unix_now;
 use crate::base::error::AgentError;
@@ -88,6 +89,19 @@ pub fn route<'a>(
         Route::Public(public) => Ok(Box::pin(async move {
             phone::public(state, public, req, &ctx, &canonical.decoded_path).await
         })),
+        Route::Agent(AgentRoute::Sealed) => {
+            let claims = device_token::check(state.device_tokens(), req.headers(), unix_now())?;
+            agrees_with_edge(&ctx, &claims)?;
+            Ok(Box::pin(async move {
+                let (inner, sealer) = sealed::open(state, req).await?.into_parts();
+                let request_id = ctx.request_id.clone();
+                let answer = match route_sealed(state, inner, ctx, &claims).await {
+                    Ok(answer) => answer,
+                    Err(e) => e.into_response(&request_id),
+                };
+                sealed::seal(state, sealer, answer, &request_id).await
+            }))
+        }
         Route::Agent(agent_route) => {
             let claims = device_token::check(state.device_tokens(), req.headers(), unix_now())?;
             agrees_with_edge(&ctx, &claims)?;
@@ -132,7 +146,7 @@ pub fn route<'a>(
                 socket_lifetime,
                 live_stream,
             };
-            if via == Via::Lan && req.method() == Method::GET {
+            if via != Via::Tunnel && req.method() == Method::GET {
                 if let Some(kind) = route::image_kind(&canonical.decoded_path) {
                     return Ok(Box::pin(async move {
                         let policy = images::lan_policy();
@@ -186,16 +200,43 @@ fn live_stream_plan(
     (Request::from_parts(head, body), plan)
 }
 
-/// The built-in policy's path rules, on the LAN (see `listener::lan`): checked after the device
-/// token, as the Worker checks the owner's policy after it, so a caller without a valid token
-/// learns nothing about which paths the relay lets through (docs/security.md, "Order of the
-/// checks"). Behind the tunnel the Worker already applied the owner's policy.
+/// The request inside a sealed one, routed like a plain one from the same device
+/// ([`Via::Sealed`]): the device the outer checks established is the edge's word here, and the
+/// inner request carries the outer token (see [`sealed::open`]).
+async fn route_sealed(
+    state: &AppState,
+    req: Request<Body>,
+    ctx: RequestContext,
+    claims: &argus_shared::token::AccessClaims,
+) -> Result<Response<Body>, AgentError> {
+    let target = req
+        .uri()
+        .path_and_query()
+        .map_or("/", |p| p.as_str())
+        .to_owned();
+    let classified = classify(req.method(), &target)?;
+    sealed::check_inner_route(&classified.route)?;
+    let inner_ctx = RequestContext {
+        via: Via::Sealed,
+        request_id: ctx.request_id,
+        client_ip: ctx.client_ip,
+        client_upgrade: None,
+        edge_device: Some(claims.sub.clone()),
+    };
+    route(state, req, inner_ctx, classified)?.await
+}
+
+/// The built-in policy's path rules, on the LAN (see `listener::lan`) and inside a sealed
+/// request: checked after the device token, as the Worker checks the owner's policy after it, so
+/// a caller without a valid token learns nothing about which paths the relay lets through
+/// (docs/security.md, "Order of the checks"). Behind the tunnel the Worker already applied the
+/// owner's policy to plain requests.
 fn path_rules(
     via: Via,
     method: &Method,
     canonical: &path::CanonicalTarget,
 ) -> Result<(), AgentError> {
-    if via != Via::Lan {
+    if via == Via::Tunnel {
         return Ok(());
     }
     let facts = argus_shared::policy::RequestFacts {

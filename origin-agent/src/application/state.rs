@@ -36,6 +36,10 @@ pub struct AppState {
     /// `sha256:<hex>` of the LAN certificate (DER), as put in pairing QR codes.
     pub lan_fingerprint: String,
     pub replay: ReplayCache,
+    /// The Oblivious HTTP keys sealed requests are opened with ([`crate::application::sealed`]).
+    pub sealed_keys: crate::domain::sealed_keys::SealedKeys,
+    /// Encapsulations of sealed requests opened within the freshness window (replays refused).
+    pub sealed_replay: ReplayCache,
     /// Device tokens verified recently (see `require_device_token`).
     pub token_memory: device_token::TokenMemory,
     /// Failed code attempts per client (redeem, status, exchange, refresh).
@@ -70,6 +74,10 @@ pub enum StartError {
     #[error(transparent)]
     Keys(#[from] KeyRingError),
     #[error(transparent)]
+    SealedKeys(#[from] crate::domain::sealed_keys::SealedKeysError),
+    #[error("could not create the Oblivious HTTP key: {0}")]
+    SealedKeyCreation(#[from] crate::domain::sealed_keys::RotateError),
+    #[error(transparent)]
     Backend(#[from] BackendConfigError),
     #[error("the data directory is not initialised ({0} missing): run `argus-relay init`")]
     NotInitialised(&'static str),
@@ -91,6 +99,10 @@ pub fn provision(config: &AgentConfig, store: &Store) -> Result<Vec<String>, Sta
         let key = argus_shared::token::TokenSigningKey::from_seed_with_thumbprint_kid(seed);
         store.add_signing_key(&key.kid, &seed, now)?;
         made.push(format!("token signing key {}", key.kid));
+    }
+    if store.ohttp_keys_accepted(now)?.is_empty() {
+        let key_id = crate::domain::sealed_keys::rotate(store, unix_now())?;
+        made.push(format!("Oblivious HTTP key {key_id} (sealed mode)"));
     }
     let random = |n: usize| -> Result<Vec<u8>, StartError> {
         let mut bytes = vec![0u8; n];
@@ -123,12 +135,30 @@ pub fn provision(config: &AgentConfig, store: &Store) -> Result<Vec<String>, Sta
     Ok(made)
 }
 
+/// The sealed-mode keys; a data directory initialised before sealed mode existed gets its first
+/// key here (what `init` does for a new one).
+fn open_sealed_keys(
+    store: &Store,
+    now: u64,
+) -> Result<crate::domain::sealed_keys::SealedKeys, StartError> {
+    use crate::domain::sealed_keys::{self, SealedKeys, SealedKeysError};
+    match SealedKeys::load(store, now) {
+        Err(SealedKeysError::NoKey) => {
+            sealed_keys::rotate(store, now)?;
+            tracing::info!("created the Oblivious HTTP key (sealed mode)");
+            Ok(SealedKeys::load(store, now)?)
+        }
+        other => Ok(other?),
+    }
+}
+
 impl AppState {
     /// Opens everything `argus-relay run` needs from the configuration and data directory.
     pub fn open(config: AgentConfig) -> Result<AppState, StartError> {
         let store = Arc::new(Store::open(config.database_path())?);
         let now = unix_now();
         let keys = KeyRing::load(&store, now)?;
+        let sealed_keys = open_sealed_keys(&store, now)?;
         let secret = |name: &'static str| {
             store
                 .get_secret(name)?
@@ -169,6 +199,8 @@ impl AppState {
             instance_id,
             lan_fingerprint,
             replay: ReplayCache::default(),
+            sealed_keys,
+            sealed_replay: ReplayCache::default(),
             token_memory: Default::default(),
             pairing_failures: FailureLimiter::default(),
             pairing_requests: FailureLimiter::default(),

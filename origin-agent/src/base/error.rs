@@ -41,6 +41,10 @@ pub enum AgentError {
     InvalidParameter { reason: &'static str },
     #[error("invalid, expired or already used code")]
     InvalidCode,
+    /// A sealed request (Oblivious HTTP) that cannot be opened or used: tampered, for an unknown
+    /// key, stale, replayed, malformed. `reason` names which (`sealed.*`).
+    #[error("the sealed request was refused")]
+    SealedRefused { reason: &'static str },
     #[error("{0}")]
     Conflict(&'static str),
     #[error("too many attempts; try again later")]
@@ -84,9 +88,9 @@ impl AgentError {
             AgentError::InvalidSignature { .. } => ErrorCode::InvalidSignature,
             AgentError::InsufficientScope => ErrorCode::InsufficientScope,
             AgentError::Forbidden { .. } => ErrorCode::Forbidden,
-            AgentError::BadRequest(_) | AgentError::InvalidParameter { .. } => {
-                ErrorCode::BadRequest
-            }
+            AgentError::BadRequest(_)
+            | AgentError::InvalidParameter { .. }
+            | AgentError::SealedRefused { .. } => ErrorCode::BadRequest,
             AgentError::InvalidCode => ErrorCode::InvalidCode,
             AgentError::Conflict(_) => ErrorCode::Conflict,
             AgentError::RateLimited { .. } => ErrorCode::RateLimited,
@@ -110,7 +114,8 @@ impl AgentError {
             | AgentError::InvalidToken { reason }
             | AgentError::InvalidSignature { reason }
             | AgentError::Forbidden { reason }
-            | AgentError::InvalidParameter { reason } => Some(reason),
+            | AgentError::InvalidParameter { reason }
+            | AgentError::SealedRefused { reason } => Some(reason),
             AgentError::StorageFull => Some("storage_full"),
             _ => None,
         }

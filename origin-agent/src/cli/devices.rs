@@ -75,6 +75,9 @@ impl Device {
 struct Rotated {
     kid: String,
     jwks: Value,
+    /// The pin of the new Oblivious HTTP key configuration (absent from older agents).
+    #[serde(default)]
+    ohttp_keys_sha256: Option<String>,
 }
 
 pub fn list(args: ListArgs) -> Result<(), CliError> {
@@ -209,6 +212,15 @@ fn render_rotation(rotated: &Rotated) -> Result<String, CliError> {
     }
     let jwks = serde_json::to_string(&rotated.jwks)
         .map_err(|e| CliError::Failed(format!("cannot print the JWKS: {e}")))?;
+    let sealed = match &rotated.ohttp_keys_sha256 {
+        Some(pin) => format!(
+            "\nNew Oblivious HTTP key configuration (sealed mode), SHA-256 {pin}.\n\
+             The previous one is still accepted for 7 days; sealed phones learn the new pin inside\n\
+             the seal of their next request.\n",
+            pin = admin_client::sanitize(pin)
+        ),
+        None => String::new(),
+    };
     Ok(format!(
         "New signing key: {kid}\n\
          Tokens signed with the previous key stay valid until they expire.\n\
@@ -216,7 +228,7 @@ fn render_rotation(rotated: &Rotated) -> Result<String, CliError> {
          The edge Worker fetches the new public key from this agent within 5 seconds; nothing to\n\
          redeploy. The public keys now served (also at /.well-known/jwks.json):\n\
          \n\
-         {jwks}\n",
+         {jwks}\n{sealed}",
         kid = admin_client::sanitize(&rotated.kid),
     ))
 }

@@ -6,5 +6,6 @@ pub(crate) mod key_ring;
 pub(crate) mod lan;
 pub(crate) mod pairing;
 pub(crate) mod proxy;
+pub mod sealed_keys;
 pub mod store;
 pub(crate) mod tunnel;

@@ -109,6 +109,15 @@ async fn admit<'a>(
     }
     let classified = router::classify(req.method(), &target)?;
     *label = classified.label();
+    // A sealed request's ciphertext must be the one the edge signed: never a streamed body.
+    if classified.route
+        == argus_shared::route::Route::Agent(argus_shared::route::AgentRoute::Sealed)
+        && facts.body == BodyBinding::Unsigned
+    {
+        return Err(AgentError::SealedRefused {
+            reason: "sealed.unsigned_body",
+        });
+    }
 
     let client_upgrade = is_websocket_upgrade(req.headers()).then(|| hyper::upgrade::on(&mut req));
     let (parts, incoming) = req.into_parts();

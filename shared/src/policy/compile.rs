@@ -190,6 +190,7 @@ impl Policy {
             default_image_quality,
             platform_image_quality,
             image_webp: doc.images.webp.unwrap_or(true),
+            sealed_required: doc.sealed.required,
         })
     }
 }

@@ -12,8 +12,11 @@ pub const DEFAULT_ALLOW: &[&str] = &[
     "POST /api/v1/mobile/auth/refresh",
     "POST /api/v1/mobile/auth/revoke",
     "GET /.well-known/jwks.json",
+    "GET /.well-known/ohttp-keys",
     "GET /api/v1/health",
     "GET /api/v1/relay/status",
+    // Sealed mode (Oblivious HTTP): one opaque POST; the agent applies the path rules inside.
+    "POST /api/v1/relay/sealed",
     // Devices: relay device list/revoke/rename (agent) and push registration (backend).
     "GET,POST /api/v1/devices",
     "PUT,DELETE /api/v1/devices/*",

@@ -15,6 +15,15 @@ pub(super) struct PolicyDoc {
     pub(super) paths: Option<PathsDoc>,
     #[serde(default)]
     pub(super) images: ImagesDoc,
+    #[serde(default)]
+    pub(super) sealed: SealedDoc,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct SealedDoc {
+    #[serde(default)]
+    pub(super) required: bool,
 }
 
 #[derive(Debug, Default, Deserialize)]

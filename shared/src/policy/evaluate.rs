@@ -137,13 +137,17 @@ fn country_eq(code: &[u8; 2], reported: &str) -> bool {
 
 /// The relay's own device routes that a read-only device may call *on itself*: sign out,
 /// rename itself, revoke itself. The agent enforces "itself" (it knows the device); the scope rule
-/// here would otherwise stop a viewer from ever signing out.
+/// here would otherwise stop a viewer from ever signing out. Also the sealed route: its POST
+/// carries any inner method, which only the agent sees and checks against the scope.
 fn is_self_service(method: &str, decoded_path: &str) -> bool {
     use crate::route::{classify, AgentRoute, Route};
     matches!(
         classify(method, decoded_path),
         Route::Agent(
-            AgentRoute::DeviceDelete | AgentRoute::DeviceRename | AgentRoute::MobileRevoke
+            AgentRoute::DeviceDelete
+                | AgentRoute::DeviceRename
+                | AgentRoute::MobileRevoke
+                | AgentRoute::Sealed
         )
     )
 }

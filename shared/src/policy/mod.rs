@@ -17,6 +17,8 @@
 //! default_quality = "original"
 //! platform_quality = { ios = "mobile" }
 //! webp = true                      # false: JPEG only (the Workers free plan's 10 ms of CPU)
+//! [sealed]
+//! required = true                  # device requests only sealed (Oblivious HTTP); pairing stays plain
 //! ```
 //!
 //! [`Policy::from_toml`] parses and validates (unknown fields are errors; every error names its
@@ -96,6 +98,8 @@ pub struct Policy {
     platform_image_quality: Vec<(String, ImageQuality)>,
     /// `images.webp`: whether clients that name `image/webp` get WebP (else JPEG).
     image_webp: bool,
+    /// `sealed.required`: device requests must be sealed ([`crate::sealed`]).
+    sealed_required: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -126,7 +130,14 @@ impl Policy {
             default_image_quality: None,
             platform_image_quality: Vec::new(),
             image_webp: true,
+            sealed_required: false,
         }
+    }
+
+    /// `sealed.required` (default false): the edge refuses every plain device request
+    /// (`sealed.required`); only sealed requests and the public pairing routes pass.
+    pub fn sealed_required(&self) -> bool {
+        self.sealed_required
     }
 
     /// The image quality for devices that do not ask for one, if the policy sets it.

@@ -29,6 +29,8 @@
 //!   tunnel; with `--config`, the first ingress rule's service;
 //! - `STANDIN_CLOUDFLARED_EXPECT_TOKEN` — exit 1 ("Unauthorized") unless the token equals it;
 //! - `STANDIN_CLOUDFLARED_IGNORE_TERM=1` — ignore SIGTERM (a wedged process);
+//! - `STANDIN_CLOUDFLARED_TAP` — a file to append every byte relayed through the tunnel to, both
+//!   ways (what the Worker forwards and what it gets back), for tests that assert on them;
 //! - `STANDIN_CLOUDFLARED_LOG` — a file to append `<unix_ms> <pid> <event>` lines to: `start
 //!   token|config`, `connected`, `disconnected`, `hang`, `term`, `crash`.
 
@@ -399,12 +401,54 @@ async fn serve_edge(
                 .await;
                 return;
             };
+            let relay = async {
+                match env("STANDIN_CLOUDFLARED_TAP") {
+                    Some(tap) => relay_tapped(&mut client, &mut origin, Path::new(&tap)).await,
+                    None => {
+                        let _ = tokio::io::copy_bidirectional(&mut client, &mut origin).await;
+                    }
+                }
+            };
             tokio::select! {
-                _ = tokio::io::copy_bidirectional(&mut client, &mut origin) => {}
+                _ = relay => {}
                 _ = async { while connected.changed().await.is_ok() && *connected.borrow() {} } => {}
             }
         });
     }
+}
+
+/// Relays both ways like `copy_bidirectional`, appending every chunk to `tap`.
+async fn relay_tapped(client: &mut TcpStream, origin: &mut TcpStream, tap: &Path) {
+    async fn pump(
+        mut from: tokio::net::tcp::ReadHalf<'_>,
+        mut to: tokio::net::tcp::WriteHalf<'_>,
+        tap: &Path,
+    ) {
+        let mut buf = vec![0u8; 16 * 1024];
+        loop {
+            let n = match from.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => n,
+            };
+            if let Ok(mut f) = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(tap)
+            {
+                let _ = f.write_all(&buf[..n]);
+            }
+            if to.write_all(&buf[..n]).await.is_err() {
+                break;
+            }
+        }
+        let _ = to.shutdown().await;
+    }
+    let (client_read, client_write) = client.split();
+    let (origin_read, origin_write) = origin.split();
+    tokio::join!(
+        pump(client_read, origin_write, tap),
+        pump(origin_read, client_write, tap)
+    );
 }
 
 fn fail(msg: &str) -> ExitCode {

@@ -213,9 +213,24 @@ async fn rotate_keys(state: &AppState) -> Result<Response<Body>, AgentError> {
         .await
         .map_err(|e| internal(&e))?;
     state.keys.install(keys);
-    tracing::info!(kid = %signing.kid, "signing key rotated");
+    // The sealed-mode key rotates with it; the previous one is accepted during the overlap.
+    let ohttp_key_id = state
+        .store
+        .off_worker(move |s| crate::domain::sealed_keys::rotate(s, now))
+        .await
+        .map_err(|e| internal(&e))?;
+    state
+        .sealed_keys
+        .reload(&state.store, now)
+        .map_err(|e| internal(&e))?;
+    tracing::info!(kid = %signing.kid, ohttp_key_id, "signing and Oblivious HTTP keys rotated");
     Ok(body::json(
         StatusCode::OK,
-        &serde_json::json!({ "kid": signing.kid, "jwks": state.keys.jwks() }),
+        &serde_json::json!({
+            "kid": signing.kid,
+            "jwks": state.keys.jwks(),
+            "ohttp_key_id": ohttp_key_id,
+            "ohttp_keys_sha256": &*state.sealed_keys.pin(),
+        }),
     ))
 }

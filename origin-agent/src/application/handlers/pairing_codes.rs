@@ -103,6 +103,8 @@ pub async fn create_owner_code(
                         code: code.clone(),
                         url: state.config.public_url.clone(),
                         fingerprint,
+                        // `okp`: the Oblivious HTTP key pin (sealed mode).
+                        ohttp_keys_sha256: Some(state.sealed_keys.pin().to_string()),
                     }
                     .to_string(),
                     code,

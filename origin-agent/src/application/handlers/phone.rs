@@ -124,6 +124,7 @@ pub async fn public(
     let client = Client::from(ctx.client_ip);
     match route {
         PublicRoute::Jwks => Ok(body::json(StatusCode::OK, &state.keys.jwks())),
+        PublicRoute::OhttpKeys => Ok(crate::application::sealed::key_config_response(state)),
         PublicRoute::Health => Ok(body::json(
             StatusCode::OK,
             &serde_json::json!({
@@ -200,6 +201,8 @@ struct ServerInfo<'a> {
     url: &'a str,
     fingerprint: &'a str,
     instance_id: &'a str,
+    /// The Oblivious HTTP key pin (sealed mode), as in the QR link's `okp`.
+    ohttp_keys_sha256: String,
 }
 
 #[derive(Serialize)]
@@ -266,6 +269,7 @@ async fn redeem_owner_code(
                 url: &state.config.public_url,
                 fingerprint: &state.lan_fingerprint,
                 instance_id: &state.instance_id,
+                ohttp_keys_sha256: pair.ohttp_keys_sha256,
             },
         },
     ))
@@ -285,6 +289,7 @@ fn issue(state: &AppState, device: &Device, refresh_token: String, now: u64) -> 
         token_type: "bearer",
         expires_in: state.config.access_ttl(),
         device_id: device.id.clone(),
+        ohttp_keys_sha256: state.sealed_keys.pin().to_string(),
     }
 }
 
@@ -723,5 +728,7 @@ pub async fn device_route(
             }
             crate::application::handlers::status::answer(state, false).await
         }
+        // The router hands sealed requests to `crate::application::sealed`, never here.
+        AgentRoute::Sealed => Err(AgentError::NotFound),
     }
 }

@@ -14,6 +14,9 @@ pub enum Via {
     /// path rules (after the device token, as the Worker does) and transcodes image routes
     /// per `?quality=` ([`crate::domain::proxy::images`]).
     Lan,
+    /// The request inside a sealed one (`application::sealed`): the edge saw only ciphertext,
+    /// so the router does what it does for the LAN (path rules, images per `?quality=`).
+    Sealed,
 }
 
 /// What the listener established about the request before routing.

@@ -89,6 +89,10 @@ pub struct TokenPair {
     pub token_type: &'static str,
     pub expires_in: u64,
     pub device_id: String,
+    /// The pin of the agent's Oblivious HTTP key configuration
+    /// ([`argus_shared::sealed::key_config_pin`]): a sealed-mode phone checks the configuration
+    /// it fetches against it.
+    pub ohttp_keys_sha256: String,
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@ use rusqlite::{Connection, TransactionBehavior};
 use super::StoreError;
 
 /// Migration `i` takes the schema from version `i` to `i + 1`.
-pub(crate) const MIGRATIONS: &[&str] = &[V1, V2];
+pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3];
 
 /// The schema version this agent writes.
 pub(crate) const LATEST: i64 = MIGRATIONS.len() as i64;
@@ -159,4 +159,22 @@ CREATE TABLE backend_session (
     refused_reason TEXT    CHECK (length(refused_reason) <= 512),
     CHECK ((refused_at IS NULL) = (refused_reason IS NULL))
 ) STRICT;
+"#;
+
+/// Version 3: the agent's Oblivious HTTP keys (sealed mode, `crate::domain::sealed_keys`).
+///
+/// * `ikm` is the 32-byte input keying material the X25519 key pair is derived from (RFC 9180
+///   `DeriveKeyPair`), a secret like the signing seeds (the database is `0600`).
+/// * `key_id` is the RFC 9458 key identifier (one byte) the phone names in each request.
+/// * One current key (`superseded_at IS NULL`); a superseded one is still accepted until
+///   `superseded_at` + the overlap, then deleted.
+const V3: &str = r#"
+CREATE TABLE ohttp_keys (
+    key_id        INTEGER NOT NULL PRIMARY KEY CHECK (key_id BETWEEN 0 AND 255),
+    ikm           BLOB    NOT NULL CHECK (length(ikm) = 32),
+    created_at    INTEGER NOT NULL,
+    superseded_at INTEGER
+) STRICT;
+CREATE UNIQUE INDEX ohttp_keys_one_current
+    ON ohttp_keys ((superseded_at IS NULL)) WHERE superseded_at IS NULL;
 "#;

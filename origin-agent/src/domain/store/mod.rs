@@ -111,6 +111,7 @@
 mod backend_session;
 mod devices;
 mod migrations;
+mod ohttp_keys;
 mod pairing;
 mod refresh;
 mod secrets;
@@ -129,6 +130,7 @@ use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
 use serde::Serialize;
 
 pub use backend_session::StoredBackendSession;
+pub use ohttp_keys::{OhttpKeySecret, OHTTP_KEY_OVERLAP_SECS};
 pub use pairing::{PairingKind, PairingStatus, PendingPairing, PhonePairingRequest};
 pub use refresh::{refresh_token_hash, RefreshOutcome};
 pub use signing_keys::SigningKey;
