@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use origin_agent::client::pin::Pin;
+use argus_client::pin::Pin;
 use tokio::io::AsyncWriteExt;
 
 use super::load::Tally;
@@ -401,7 +401,7 @@ async fn lan_flood(
             }
         }));
     }
-    let http = match origin_agent::client::http::lan_client(pin, super::load::CLIENT_TIMEOUT) {
+    let http = match argus_client::http::lan_client(pin, super::load::CLIENT_TIMEOUT) {
         Ok(h) => Arc::new(h),
         Err(e) => return (opened, format!("no LAN client: {e}")),
     };

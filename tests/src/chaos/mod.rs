@@ -246,7 +246,7 @@ async fn chaos_stack(dir: &Path) -> (Stack, FaultKit, Vec<String>) {
         ..StackOptions::default()
     })
     .await;
-    let lan_pin = origin_agent::client::pin::Pin::of_certificate(
+    let lan_pin = argus_client::pin::Pin::of_certificate(
         crate::lan::agent_certificate(&stack).as_ref(),
     );
     let kit = FaultKit {
