@@ -411,12 +411,28 @@ fn selfhosted_relay_from_phone_to_home_through_the_vps() {
         !image.starts_with("passthrough"),
         "transcoded at the edge: {image}"
     );
-    // workerd without a cache service stores nothing: the second answer is made again.
-    let (_, headers, _) = get(
+    assert_eq!(headers["x-relay-cache"], "miss");
+    // The Cache API under workerd is the cache Worker `selfhost init` writes: the second answer
+    // comes from the VPS's cache, and the original crossed the tunnel once.
+    let transcoded = body;
+    let (status, headers, body) = get(
         &format!("/api/v1/{}?quality=mobile", thumb.trim_start_matches('/')),
         &[("accept", "image/jpeg")],
     );
-    assert_eq!(headers["x-relay-cache"], "miss");
+    assert_eq!(status, 200, "{}", logs(&vps, &agent_proc));
+    assert_eq!(headers["x-relay-cache"], "hit", "{headers:?}");
+    assert_eq!(body, transcoded, "the stored thumbnail");
+    let agent_log = agent_proc.output_text();
+    let fetched = agent_log
+        .lines()
+        .filter(|l| {
+            l.contains("listener=\"tunnel\"") && l.contains(&format!("path=/api/v1/{thumb} "))
+        })
+        .count();
+    assert_eq!(
+        fetched, 1,
+        "the agent served the original once:\n{agent_log}"
+    );
     let (status, headers, body) = get(
         &format!("/api/v1/events/{id}/video"),
         &[("range", "bytes=100-4195")],
