@@ -315,44 +315,64 @@ fn selfhosted_relay_from_phone_to_home_through_the_vps() {
     };
 
     // Pairing through the VPS, with an owner code made at home.
-    let (ok, out) = output_in(
-        &ns,
-        &ns.home,
-        &agent::binary(),
-        &[
-            "pair",
-            "--no-wait",
-            "--json",
-            "--scope",
-            "owner",
-            "--config",
-            &cfg,
-        ],
-    );
-    assert!(ok, "{out}");
-    let code: Value = serde_json::from_str(&out).unwrap();
-    let pairing = json!({"code": code["code"], "device_info": {"name": "Phone", "model": "iPhone15,2",
-        "platform": "ios", "os_version": "18.1", "app_version": "1.4.0"}});
-    let (status, answer) = rt.block_on(async {
-        let r = phone
-            .post(format!("{base}/api/v1/devices/pair"))
-            .json(&pairing)
-            .send()
-            .await
-            .unwrap();
+    let pair_phone = |name: &str| {
+        let (ok, out) = output_in(
+            &ns,
+            &ns.home,
+            &agent::binary(),
+            &[
+                "pair",
+                "--no-wait",
+                "--json",
+                "--scope",
+                "owner",
+                "--config",
+                &cfg,
+            ],
+        );
+        assert!(ok, "{out}");
+        let code: Value = serde_json::from_str(&out).unwrap();
+        let pairing = json!({"code": code["code"], "device_info": {"name": name, "model": "iPhone15,2",
+            "platform": "ios", "os_version": "18.1", "app_version": "1.4.0"}});
+        let (status, answer) = rt.block_on(async {
+            let r = phone
+                .post(format!("{base}/api/v1/devices/pair"))
+                .json(&pairing)
+                .send()
+                .await
+                .unwrap();
+            (
+                r.status().as_u16(),
+                r.json::<Value>().await.unwrap_or(Value::Null),
+            )
+        });
+        assert_eq!(
+            status,
+            200,
+            "pairing: {answer}\n{}",
+            logs(&vps, &agent_proc)
+        );
         (
-            r.status().as_u16(),
-            r.json::<Value>().await.unwrap_or(Value::Null),
+            answer["access_token"].as_str().unwrap().to_owned(),
+            answer["device_id"].as_str().unwrap().to_owned(),
         )
-    });
-    assert_eq!(
-        status,
-        200,
-        "pairing: {answer}\n{}",
-        logs(&vps, &agent_proc)
-    );
-    let token = answer["access_token"].as_str().unwrap().to_owned();
-    let device_id = answer["device_id"].as_str().unwrap().to_owned();
+    };
+    let (token, device_id) = pair_phone("Phone");
+    // A second device: its own API budget (below).
+    let (other_token, _) = pair_phone("Tablet");
+    // `GET path` with a device token: the status and the JSON error body, if any.
+    let status_of = |token: &str, path: &str| {
+        rt.block_on(async {
+            let r = phone
+                .get(format!("{base}{path}"))
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap();
+            let status = r.status().as_u16();
+            (status, r.json::<Value>().await.unwrap_or(Value::Null))
+        })
+    };
 
     let get = |path: &str, extra: &[(&str, &str)]| {
         rt.block_on(async {
@@ -411,12 +431,28 @@ fn selfhosted_relay_from_phone_to_home_through_the_vps() {
         !image.starts_with("passthrough"),
         "transcoded at the edge: {image}"
     );
-    // workerd without a cache service stores nothing: the second answer is made again.
-    let (_, headers, _) = get(
+    assert_eq!(headers["x-relay-cache"], "miss");
+    // The Cache API under workerd is the cache Worker `selfhost init` writes: the second answer
+    // comes from the VPS's cache, and the original crossed the tunnel once.
+    let transcoded = body;
+    let (status, headers, body) = get(
         &format!("/api/v1/{}?quality=mobile", thumb.trim_start_matches('/')),
         &[("accept", "image/jpeg")],
     );
-    assert_eq!(headers["x-relay-cache"], "miss");
+    assert_eq!(status, 200, "{}", logs(&vps, &agent_proc));
+    assert_eq!(headers["x-relay-cache"], "hit", "{headers:?}");
+    assert_eq!(body, transcoded, "the stored thumbnail");
+    let agent_log = agent_proc.output_text();
+    let fetched = agent_log
+        .lines()
+        .filter(|l| {
+            l.contains("listener=\"tunnel\"") && l.contains(&format!("path=/api/v1/{thumb} "))
+        })
+        .count();
+    assert_eq!(
+        fetched, 1,
+        "the agent served the original once:\n{agent_log}"
+    );
     let (status, headers, body) = get(
         &format!("/api/v1/events/{id}/video"),
         &[("range", "bytes=100-4195")],
@@ -529,6 +565,8 @@ fn selfhosted_relay_from_phone_to_home_through_the_vps() {
                 .unwrap();
             if r.status() == 429 {
                 assert_eq!(r.headers()["retry-after"], "60", "the edge's 429");
+                let body: Value = r.json().await.unwrap_or(Value::Null);
+                assert_eq!(body["error"]["code"], "rate_limited", "{body}");
                 limited = Some(i);
                 break;
             }
@@ -576,6 +614,17 @@ fn selfhosted_relay_from_phone_to_home_through_the_vps() {
     });
     eprintln!("device limit: {allowed} of 650 allowed");
     assert!((599..=601).contains(&allowed), "{allowed} of 650 allowed");
+    let (status, body) = status_of(&token, "/api/v1/events?limit=1");
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (429, Some("rate_limited")),
+        "{body}"
+    );
+    assert_eq!(
+        status_of(&other_token, "/api/v1/events?limit=1").0,
+        200,
+        "another device has its own budget"
+    );
 
     // Revocation: refused at the edge within the edge state's age.
     let (ok, out) = output_in(
@@ -585,10 +634,34 @@ fn selfhosted_relay_from_phone_to_home_through_the_vps() {
         &["revoke", &device_id, "--config", &cfg],
     );
     assert!(ok, "{out}");
-    wait_until(Duration::from_secs(10), || {
-        get("/api/v1/events?limit=1", &[]).0 == 401
+    // The same bound as on Cloudflare (edge_gate.rs): the edge state's MAX_AGE_SECS, plus one
+    // second for the request that observes it. (The device may still be rate limited: 429.)
+    let since = Instant::now();
+    let bound = Duration::from_secs(argus_shared::edge_state::MAX_AGE_SECS + 1);
+    let refused = |(status, body): &(u16, Value)| {
+        *status == 401
+            && body["error"]["code"] == "invalid_token"
+            && body["error"]["reason"] == "token.device_revoked"
+    };
+    wait_until(bound + Duration::from_secs(10), || {
+        refused(&status_of(&token, "/api/v1/events?limit=1"))
     })
     .expect("a revoked device is refused at the edge");
+    let took = since.elapsed();
+    eprintln!("revocation reached the self-hosted edge after {took:?} (bound {bound:?})");
+    assert!(took <= bound, "{took:?}");
+    // Once refused, it stays refused and nothing more of it crosses the tunnel.
+    let tunnel_events = |log: &str| {
+        log.lines()
+            .filter(|l| l.contains("listener=\"tunnel\"") && l.contains("path=/api/v1/events "))
+            .count()
+    };
+    let forwarded = tunnel_events(&agent_proc.output_text());
+    for _ in 0..3 {
+        let answer = status_of(&token, "/api/v1/events?limit=1");
+        assert!(refused(&answer), "{answer:?}");
+    }
+    assert_eq!(tunnel_events(&agent_proc.output_text()), forwarded);
 
     // Wrong server key: the agent does not connect, and doctor says why.
     agent_proc.kill();

@@ -8,6 +8,7 @@
 //! |---|---|
 //! | `worker/index.js`, `worker/index_bg.wasm` | the Worker bundle `wrangler deploy` publishes (`make worker`) |
 //! | `workerd.capnp` | workerd serving it on loopback, its vars, the secret from the environment, every fetch to the tunnel only |
+//! | `cache/cache.js` | the Cache API's store: a second Worker in the same workerd (an LRU in memory) |
 //! | `edge.env` (0600) | `RELAY_SIGNING_SECRET` for workerd |
 //! | `rathole.toml` (0600) | the rathole server: Noise private key, the service token, the service on loopback |
 //! | `Caddyfile` | TLS (Let's Encrypt, or `tls internal`) in front of workerd, the client IP in [`CLIENT_IP_HEADER`] |
@@ -45,6 +46,15 @@ pub const CLIENT_IP_HEADER: &str = "x-argus-client-ip";
 pub const WORKERD_VERSION: &str = "1.20261117.1";
 /// The rathole release the project tests with.
 pub const RATHOLE_VERSION: &str = "0.5.0";
+
+/// The Cache API's service under workerd (`cacheApiOutbound`): a bounded in-memory LRU.
+const CACHE_WORKER_JS: &str = include_str!("../../../deploy/selfhost/cache.js");
+/// The cache's bounds, as text bindings of the cache Worker (edit `workerd.capnp` to change them).
+pub const CACHE_LIMITS: [(&str, u64); 3] = [
+    ("CACHE_MAX_ENTRIES", 4096),
+    ("CACHE_MAX_BYTES", 64 * 1024 * 1024),
+    ("CACHE_MAX_ENTRY_BYTES", 8 * 1024 * 1024),
+];
 
 /// `wrangler.toml`: the Worker's compatibility date comes from there (one definition).
 const WRANGLER_TOML: &str = include_str!("../../../wrangler.toml");
@@ -137,7 +147,8 @@ fn compatibility_date() -> Result<String, CliError> {
 }
 
 /// `workerd.capnp`: the Worker on [`WORKERD_LISTEN`], its vars as text bindings, the secret from
-/// the environment, and every outbound fetch sent to the tunnel's port only.
+/// the environment, every outbound fetch sent to the tunnel's port only, and its Cache API
+/// operations to the cache Worker (`cache/cache.js`, bounded by [`CACHE_LIMITS`]).
 pub fn workerd_capnp(vars: &[(&str, String)], compat_date: &str) -> Result<String, CliError> {
     let mut bindings = String::new();
     for (name, value) in vars {
@@ -146,6 +157,10 @@ pub fn workerd_capnp(vars: &[(&str, String)], compat_date: &str) -> Result<Strin
             capnp_str(name)?,
             capnp_str(value)?
         ));
+    }
+    let mut cache_bindings = String::new();
+    for (name, value) in CACHE_LIMITS {
+        cache_bindings.push_str(&format!("    (name = \"{name}\", text = \"{value}\"),\n"));
     }
     Ok(format!(
         r#"# Written by `argus-relay selfhost init`: workerd serving the argus-relay edge Worker (the
@@ -156,6 +171,9 @@ using Workerd = import "/workerd/workerd.capnp";
 const config :Workerd.Config = (
   services = [
     (name = "edge", worker = .edge),
+    # The Cache API's store (caches.default): an LRU in memory, per VPS, empty after a restart.
+    (name = "cache", worker = .cache),
+    (name = "nowhere", network = (allow = [])),
     # The Worker reaches nothing but the tunnel (rathole's service port on loopback).
     (name = "tunnel", external = (address = "{origin}", http = ())),
   ],
@@ -175,6 +193,18 @@ const edge :Workerd.Worker = (
 {bindings}    (name = "RELAY_SIGNING_SECRET", fromEnvironment = "RELAY_SIGNING_SECRET"),
   ],
   globalOutbound = "tunnel",
+  cacheApiOutbound = "cache",
+);
+
+const cache :Workerd.Worker = (
+  modules = [
+    (name = "cache.js", esModule = embed "cache/cache.js"),
+  ],
+  compatibilityDate = {date},
+  bindings = [
+{cache_bindings}  ],
+  # It fetches nothing, and could reach nothing.
+  globalOutbound = "nowhere",
 );
 "#,
         origin = TUNNEL_ORIGIN,
@@ -421,6 +451,11 @@ pub fn init(args: SelfhostInitArgs) -> Result<String, CliError> {
     copy(&index_js, "index.js")?;
     copy(&wasm, "index_bg.wasm")?;
     write(
+        &out.join("cache").join("cache.js"),
+        CACHE_WORKER_JS.as_bytes(),
+        0o644,
+    )?;
+    write(
         &out.join("workerd.capnp"),
         workerd_capnp(&vars, &compatibility_date()?)?.as_bytes(),
         0o644,
@@ -530,6 +565,39 @@ mod tests {
         assert_eq!(capnp_str(r#"a"b\c"#).unwrap(), r#""a\"b\\c""#);
         assert!(capnp_str("line\nbreak").is_err());
         assert_eq!(compatibility_date().unwrap().len(), "2026-08-01".len());
+    }
+
+    #[test]
+    fn workerd_sends_the_cache_api_to_a_bounded_cache_worker() {
+        let text = workerd_capnp(&[], "2026-08-01").unwrap();
+        // The edge Worker's caches.default goes to the cache Worker, in the same process.
+        let edge = &text[text.find("const edge").unwrap()..text.find("const cache").unwrap()];
+        assert!(edge.contains(r#"cacheApiOutbound = "cache","#), "{edge}");
+        assert!(text.contains(r#"(name = "cache", worker = .cache),"#));
+        let cache = &text[text.find("const cache").unwrap()..];
+        assert!(
+            cache.contains(r#"esModule = embed "cache/cache.js""#),
+            "{cache}"
+        );
+        for (name, value) in CACHE_LIMITS {
+            assert!(
+                cache.contains(&format!(r#"(name = "{name}", text = "{value}"),"#)),
+                "{cache}"
+            );
+        }
+        // It reaches nothing: a network service that allows no address.
+        assert!(cache.contains(r#"globalOutbound = "nowhere","#));
+        assert!(text.contains(r#"(name = "nowhere", network = (allow = [])),"#));
+        // The module speaks workerd's cache protocol (src/workerd/api/cache.c++).
+        for word in [
+            "only-if-cached",
+            "cf-cache-status",
+            "PURGE",
+            "status: 413",
+            "CACHE_MAX_BYTES",
+        ] {
+            assert!(CACHE_WORKER_JS.contains(word), "{word}");
+        }
     }
 
     #[test]
