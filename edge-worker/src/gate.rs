@@ -77,7 +77,13 @@ pub async fn handle(req: Request, env: &Env, request_id: &str) -> Result<Respons
         Route::Agent(AgentRoute::Sealed) => {
             let claims = authenticate(&req, &cfg, request_id).await?;
             check_policy(&cfg, &method, &canonical, &cf, Some(&claims))?;
-            rate_limit(env, DEVICE_LIMITER, format!("device:{}", claims.sub)).await?;
+            rate_limit::check(
+                env,
+                cfg.limiter,
+                Class::Device,
+                format!("device:{}", claims.sub),
+            )
+            .await?;
             check_sealed_body(&req)?;
             forward::to_origin(
                 req,

@@ -246,9 +246,8 @@ async fn chaos_stack(dir: &Path) -> (Stack, FaultKit, Vec<String>) {
         ..StackOptions::default()
     })
     .await;
-    let lan_pin = argus_client::pin::Pin::of_certificate(
-        crate::lan::agent_certificate(&stack).as_ref(),
-    );
+    let lan_pin =
+        argus_client::pin::Pin::of_certificate(crate::lan::agent_certificate(&stack).as_ref());
     let kit = FaultKit {
         clock_file,
         lan_pin: Some(lan_pin),
