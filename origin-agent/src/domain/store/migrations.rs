@@ -7,7 +7,7 @@ use rusqlite::{Connection, TransactionBehavior};
 use super::StoreError;
 
 /// Migration `i` takes the schema from version `i` to `i + 1`.
-pub(crate) const MIGRATIONS: &[&str] = &[V1, V2];
+pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3];
 
 /// The schema version this agent writes.
 pub(crate) const LATEST: i64 = MIGRATIONS.len() as i64;
@@ -159,4 +159,14 @@ CREATE TABLE backend_session (
     refused_reason TEXT    CHECK (length(refused_reason) <= 512),
     CHECK ((refused_at IS NULL) = (refused_reason IS NULL))
 ) STRICT;
+"#;
+
+/// Version 3: refresh rotation with a reuse grace (see `REFRESH_REUSE_GRACE_SECS`).
+///
+/// `superseded_at` is set on a token whose rotation answer was presumed lost: its parent was
+/// presented again within the grace and rotated past it. Such a token was used by the agent, not
+/// by its holder, so it never earns a grace of its own: presenting it is reuse.
+const V3: &str = r#"
+ALTER TABLE refresh_tokens ADD COLUMN superseded_at INTEGER
+    CHECK (superseded_at IS NULL OR used_at IS NOT NULL);
 "#;
