@@ -276,18 +276,78 @@ async fn refresh_tokens_rotate_and_a_reused_one_ends_the_session() {
         200
     );
 
-    // Someone replays the old token: the whole family is revoked...
+    let (s, second) = refresh(&second_token).await;
+    assert_eq!(s, 200, "{second}");
+    let third_token = second["refresh_token"].as_str().unwrap().to_owned();
+
+    // Someone replays the first token (older than the one rotated just before, so no retry
+    // leeway): the whole family is revoked...
     let (s, reused) = refresh(&device.refresh_token).await;
     assert_error(s, &reused, 401, "invalid_token");
     assert_eq!(reused["error"]["reason"], "refresh.reused");
     // ...so the legitimate phone's current token stops working too, and it must pair again.
-    let (s, after) = refresh(&second_token).await;
+    let (s, after) = refresh(&third_token).await;
     assert_error(s, &after, 401, "invalid_token");
     assert_eq!(after["error"]["reason"], "refresh.revoked");
 
     // Garbage and foreign device ids are refused.
     let (s, b) = refresh("art1_not-a-token").await;
     assert_error(s, &b, 401, "invalid_token");
+}
+
+/// The phone's refresh answer is lost in flight (workerd restarted, a timeout under load): it
+/// refreshes again with the token it still holds, within the reuse grace, gets a fresh pair and
+/// keeps working; the device is not revoked. The pair it never received is dead.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_refresh_whose_answer_was_lost_can_be_retried_once() {
+    let stack = Stack::start().await;
+    let device = stack.pair_phone("owner").await;
+    let phone = stack.phone();
+    let refresh = |token: &str| {
+        let body = json!({"refresh_token": token, "device_id": device.device_id});
+        let phone = phone.clone();
+        async move {
+            phone
+                .post_json_json("/api/v1/mobile/auth/refresh", &body)
+                .await
+        }
+    };
+    // The agent rotates, but the answer never reaches the phone.
+    let (s, lost) = refresh(&device.refresh_token).await;
+    assert_eq!(s, 200, "{lost}");
+    let lost_token = lost["refresh_token"].as_str().unwrap().to_owned();
+
+    // The phone retries with the token it holds: a fresh pair, and it keeps working.
+    let (s, retried) = refresh(&device.refresh_token).await;
+    assert_eq!(s, 200, "{retried}");
+    let access = retried["access_token"].as_str().unwrap();
+    assert_eq!(
+        stack
+            .phone()
+            .with_token(access)
+            .get("/api/v1/events?limit=1")
+            .await
+            .status(),
+        200
+    );
+    let (s, next) = refresh(retried["refresh_token"].as_str().unwrap()).await;
+    assert_eq!(s, 200, "{next}");
+    let (s, devices) = stack
+        .phone()
+        .with_token(next["access_token"].as_str().unwrap())
+        .get_json("/api/v1/devices")
+        .await;
+    assert_eq!(s, 200, "{devices}");
+    let listed = devices["devices"]
+        .as_array()
+        .and_then(|d| d.iter().find(|d| d["id"] == device.device_id.as_str()))
+        .expect("the device is listed");
+    assert!(listed["revoked_at"].is_null(), "{listed}");
+
+    // The pair the phone never received was superseded: whoever presents it is a copy.
+    let (s, copied) = refresh(&lost_token).await;
+    assert_error(s, &copied, 401, "invalid_token");
+    assert_eq!(copied["error"]["reason"], "refresh.reused");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -537,6 +537,9 @@ async fn refresh(
             });
         }
     }
+    if outcome.grace_retry {
+        tracing::info!(device_id = %outcome.device.id, "refresh retried within the reuse grace (a lost answer): rotated again");
+    }
     state.touch_device(&outcome.device.id);
     Ok(body::json(
         StatusCode::OK,

@@ -7,7 +7,7 @@ use rusqlite::{Connection, TransactionBehavior};
 use super::StoreError;
 
 /// Migration `i` takes the schema from version `i` to `i + 1`.
-pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3];
+pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4];
 
 /// The schema version this agent writes.
 pub(crate) const LATEST: i64 = MIGRATIONS.len() as i64;
@@ -177,4 +177,14 @@ CREATE TABLE ohttp_keys (
 ) STRICT;
 CREATE UNIQUE INDEX ohttp_keys_one_current
     ON ohttp_keys ((superseded_at IS NULL)) WHERE superseded_at IS NULL;
+"#;
+
+/// Version 4: refresh rotation with a reuse grace (see `REFRESH_REUSE_GRACE_SECS`).
+///
+/// `superseded_at` is set on a token whose rotation answer was presumed lost: its parent was
+/// presented again within the grace and rotated past it. Such a token was used by the agent, not
+/// by its holder, so it never earns a grace of its own: presenting it is reuse.
+const V4: &str = r#"
+ALTER TABLE refresh_tokens ADD COLUMN superseded_at INTEGER
+    CHECK (superseded_at IS NULL OR used_at IS NOT NULL);
 "#;

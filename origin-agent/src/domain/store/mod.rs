@@ -86,8 +86,11 @@
 //! Tokens belong to a *family* (one per pairing). Rotation marks the presented token used and
 //! inserts its successor in the same family, atomically. Presenting a token that was already used
 //! means two parties hold the chain: the whole family is revoked, and its device with it
-//! (committed, even though the call returns [`RefreshError::Reused`]). Revoking a device revokes all its families in the same
-//! transaction. Tokens live [`REFRESH_TOKEN_LIFETIME_SECS`] (30 days) from issue.
+//! (committed, even though the call returns [`RefreshError::Reused`]), with one exception: the
+//! token rotated just before, presented again once within [`REFRESH_REUSE_GRACE_SECS`] while its
+//! successor is still unused, is taken as a retry after a lost answer and rotated again (the
+//! unused successor is superseded and counts as used). Revoking a device revokes all its families
+//! in the same transaction. Tokens live [`REFRESH_TOKEN_LIFETIME_SECS`] (30 days) from issue.
 //!
 //! # Signing keys
 //!
@@ -141,6 +144,12 @@ pub const MAX_ACCESS_TOKEN_LIFETIME_SECS: i64 =
     argus_shared::token::MAX_ACCESS_TOKEN_LIFETIME_SECS as i64;
 /// Lifetime of each refresh token, counted from its issue (rotation issues a fresh one).
 pub const REFRESH_TOKEN_LIFETIME_SECS: i64 = 30 * 24 * 60 * 60;
+/// How long after a rotation the token just rotated may be presented once more and be answered
+/// with a fresh pair instead of revoking its family (OAuth 2.0 Security BCP, refresh token
+/// rotation: a short reuse leeway). It covers a rotation answer lost in flight (workerd restarted,
+/// a client timeout under load): the phone then retries with the token it still holds. 30 s is a
+/// few client timeouts long and short enough that a stolen token replayed later still revokes.
+pub const REFRESH_REUSE_GRACE_SECS: i64 = 30;
 /// A pairing code dies after this many failed attempts charged to it.
 pub const MAX_FAILED_ATTEMPTS: i64 = 10;
 /// At most this many live (pending or confirmed, unexpired, unlocked) codes of each kind.

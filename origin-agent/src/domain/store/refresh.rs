@@ -5,7 +5,7 @@ use sha2::{Digest, Sha256};
 
 use super::devices::{load_device, revoke_device_in};
 use super::{
-    check_text, flatten, limits, Device, RefreshError, Store, StoreError,
+    check_text, flatten, limits, Device, RefreshError, Store, StoreError, REFRESH_REUSE_GRACE_SECS,
     REFRESH_TOKEN_LIFETIME_SECS,
 };
 
@@ -22,12 +22,19 @@ pub struct RefreshOutcome {
     pub family_id: String,
     /// When the new token expires.
     pub expires_at: i64,
+    /// The presented token had just been rotated and was taken as a retry after a lost answer
+    /// (within [`REFRESH_REUSE_GRACE_SECS`]); its unused successor is now superseded.
+    pub grace_retry: bool,
 }
 
 struct TokenRow {
     family_id: String,
     expires_at: i64,
     used_at: Option<i64>,
+    /// Rotated past by a grace retry of its parent, not by its holder.
+    superseded: bool,
+    /// The successor's hash and whether the successor was used, when this token was rotated.
+    child: Option<([u8; 32], bool)>,
     family_revoked_at: Option<i64>,
     family_revoked_reason: Option<String>,
     device_id: String,
@@ -71,6 +78,21 @@ fn insert_token(
     Ok(())
 }
 
+/// The reuse leeway: `row` (already used at `used_at`) may be rotated once more when it was
+/// rotated by its holder (not superseded) at most [`REFRESH_REUSE_GRACE_SECS`] ago and its
+/// successor was never used — so only the token rotated just before, only once (the retry uses up
+/// the successor), and never a token older than that (its successor was used).
+fn within_reuse_grace(row: &TokenRow, used_at: i64, now: i64) -> Option<[u8; 32]> {
+    match row.child {
+        Some((child, false))
+            if !row.superseded && (0..=REFRESH_REUSE_GRACE_SECS).contains(&(now - used_at)) =>
+        {
+            Some(child)
+        }
+        _ => None,
+    }
+}
+
 fn revoke_family(
     tx: &Transaction<'_>,
     family_id: &str,
@@ -102,7 +124,11 @@ impl Store {
     ///
     /// * unknown → [`RefreshError::Unknown`];
     /// * device revoked → [`RefreshError::DeviceRevoked`]; family revoked → [`RefreshError::Revoked`];
-    /// * already used → the whole family and its device are revoked (committed) and
+    /// * already used, within [`REFRESH_REUSE_GRACE_SECS`] of its rotation by its holder, its
+    ///   successor never used → a retry after a lost answer: the successor is superseded (marked
+    ///   used, so presenting it later is reuse) and replaced by the new token
+    ///   ([`RefreshOutcome::grace_retry`]);
+    /// * otherwise already used → the whole family and its device are revoked (committed) and
     ///   [`RefreshError::Reused`];
     /// * expired → [`RefreshError::Expired`];
     /// * otherwise the old token is marked used (replaced by the new one), the new token joins
@@ -119,34 +145,45 @@ impl Store {
         let outcome = flatten(self.write(|tx| {
             let row = tx
                 .query_row(
-                    "SELECT t.family_id, t.expires_at, t.used_at, f.revoked_at, f.revoked_reason,
-                            f.device_id
+                    "SELECT t.family_id, t.expires_at, t.used_at, t.superseded_at IS NOT NULL,
+                            t.replaced_by, c.used_at IS NOT NULL,
+                            f.revoked_at, f.revoked_reason, f.device_id
                      FROM refresh_tokens t JOIN refresh_families f ON f.id = t.family_id
+                     LEFT JOIN refresh_tokens c ON c.token_hash = t.replaced_by
                      WHERE t.token_hash = ?1",
                     [&old_hash[..]],
                     |r| {
+                        let child_used: bool = r.get(5)?;
+                        let child = r
+                            .get::<_, Option<Vec<u8>>>(4)?
+                            .and_then(|c| <[u8; 32]>::try_from(c).ok())
+                            .map(|c| (c, child_used));
                         Ok(TokenRow {
                             family_id: r.get(0)?,
                             expires_at: r.get(1)?,
                             used_at: r.get(2)?,
-                            family_revoked_at: r.get(3)?,
-                            family_revoked_reason: r.get(4)?,
-                            device_id: r.get(5)?,
+                            superseded: r.get(3)?,
+                            child,
+                            family_revoked_at: r.get(6)?,
+                            family_revoked_reason: r.get(7)?,
+                            device_id: r.get(8)?,
                         })
                     },
                 )
                 .optional()?;
-            let Some(TokenRow {
+            let Some(row) = row else {
+                return Ok(Err(RefreshError::Unknown));
+            };
+            let TokenRow {
                 family_id,
                 expires_at,
                 used_at,
                 family_revoked_at,
                 family_revoked_reason,
                 device_id,
-            }) = row
-            else {
-                return Ok(Err(RefreshError::Unknown));
-            };
+                ..
+            } = &row;
+            let (family_id, device_id) = (family_id.clone(), device_id.clone());
             // The session that ended on reuse says so (its device was revoked with it).
             if family_revoked_reason.as_deref() == Some("reuse") {
                 return Ok(Err(RefreshError::Revoked));
@@ -163,18 +200,25 @@ impl Store {
             if family_revoked_at.is_some() {
                 return Ok(Err(RefreshError::Revoked));
             }
-            if used_at.is_some() {
-                revoke_for_copy(tx, &family_id, &device_id, now)?;
-                return Ok(Err(RefreshError::Reused));
-            }
-            if expires_at <= now {
-                return Ok(Err(RefreshError::Expired));
-            }
+            // The token that rotates: the presented one, or — on a retry within the reuse
+            // grace — its unused successor, whose answer was lost (it is superseded).
+            let (rotated, grace_retry) = match *used_at {
+                None if *expires_at <= now => return Ok(Err(RefreshError::Expired)),
+                None => (*old_hash, false),
+                Some(used_at) => match within_reuse_grace(&row, used_at, now) {
+                    Some(child) => (child, true),
+                    None => {
+                        revoke_for_copy(tx, &family_id, &device_id, now)?;
+                        return Ok(Err(RefreshError::Reused));
+                    }
+                },
+            };
             insert_token(tx, &family_id, new_hash, now)?;
             let n = tx.execute(
-                "UPDATE refresh_tokens SET used_at = ?2, replaced_by = ?3
+                "UPDATE refresh_tokens SET used_at = ?2, replaced_by = ?3,
+                        superseded_at = CASE WHEN ?4 THEN ?2 END
                  WHERE token_hash = ?1 AND used_at IS NULL",
-                params![&old_hash[..], now, &new_hash[..]],
+                params![&rotated[..], now, &new_hash[..], grace_retry],
             )?;
             if n != 1 {
                 // Impossible under BEGIN IMMEDIATE; roll back rather than fork the family.
@@ -184,6 +228,7 @@ impl Store {
                 device,
                 family_id,
                 expires_at: now.saturating_add(REFRESH_TOKEN_LIFETIME_SECS),
+                grace_retry,
             }))
         }));
         if matches!(outcome, Err(RefreshError::Reused)) {

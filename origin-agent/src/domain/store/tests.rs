@@ -743,18 +743,19 @@ fn refresh_rotation_moves_along_the_family() {
 fn refresh_reuse_revokes_the_whole_family() {
     let s = paired();
     s.rotate_refresh(&h(1), &h(2), T0 + 60).unwrap();
-    // The thief (or a replay) presents the old token.
+    // The thief (or a replay) presents the old token, after the reuse grace.
+    let late = T0 + 61 + REFRESH_REUSE_GRACE_SECS;
     assert!(matches!(
-        s.rotate_refresh(&h(1), &h(10), T0 + 61),
+        s.rotate_refresh(&h(1), &h(10), late),
         Err(RefreshError::Reused)
     ));
     // The revocation was committed: the legitimate current token is dead too.
     assert!(matches!(
-        s.rotate_refresh(&h(2), &h(3), T0 + 62),
+        s.rotate_refresh(&h(2), &h(3), late + 1),
         Err(RefreshError::Revoked)
     ));
     assert!(matches!(
-        s.rotate_refresh(&h(10), &h(11), T0 + 62),
+        s.rotate_refresh(&h(10), &h(11), late + 1),
         Err(RefreshError::Unknown)
     ));
     // The device is revoked with it (the copy's access tokens and WebSockets end now), and
@@ -763,8 +764,8 @@ fn refresh_reuse_revokes_the_whole_family() {
     assert_eq!(s.device_count().unwrap(), 0);
     let d = s.device("dev-1").unwrap().unwrap();
     assert!(!d.is_active());
-    assert_eq!(d.revoked_at, Some(T0 + 61));
-    assert_eq!(d.reuse_detected_at, Some(T0 + 61));
+    assert_eq!(d.revoked_at, Some(late));
+    assert_eq!(d.reuse_detected_at, Some(late));
     assert_eq!(s.list_devices().unwrap(), vec![d]);
     assert_eq!(
         count(
@@ -775,6 +776,118 @@ fn refresh_reuse_revokes_the_whole_family() {
     );
 }
 
+/// The reuse grace, rule 1: the phone's rotation answer was lost, so it presents the token it
+/// still holds again within the grace. It gets a fresh pair; the successor it never received is
+/// superseded; nothing is revoked.
+#[test]
+fn a_refresh_retried_within_the_grace_rotates_again() {
+    let s = paired();
+    let watch = s.watch_revocations();
+    assert!(!s.rotate_refresh(&h(1), &h(2), T0 + 60).unwrap().grace_retry);
+    // The answer carrying h(2) is lost; the phone retries with h(1).
+    let out = s
+        .rotate_refresh(&h(1), &h(3), T0 + 60 + REFRESH_REUSE_GRACE_SECS)
+        .unwrap();
+    assert!(out.grace_retry);
+    assert_eq!(out.device.id, "dev-1");
+    assert_eq!(out.family_id, "fam-1");
+    assert!(!watch.has_changed().unwrap(), "a retry revokes nothing");
+    assert!(s.is_device_active("dev-1").unwrap());
+    // The phone goes on with the new token, as if nothing happened.
+    assert!(
+        !s.rotate_refresh(&h(3), &h(4), T0 + 500)
+            .unwrap()
+            .grace_retry
+    );
+    assert!(s.is_device_active("dev-1").unwrap());
+}
+
+/// Rule 2: the leeway is one retry. Presenting the same token a third time revokes.
+#[test]
+fn a_second_retry_within_the_grace_revokes() {
+    let s = paired();
+    s.rotate_refresh(&h(1), &h(2), T0 + 60).unwrap();
+    assert!(s.rotate_refresh(&h(1), &h(3), T0 + 61).unwrap().grace_retry);
+    assert!(matches!(
+        s.rotate_refresh(&h(1), &h(4), T0 + 62),
+        Err(RefreshError::Reused)
+    ));
+    assert!(!s.is_device_active("dev-1").unwrap());
+    assert!(matches!(
+        s.rotate_refresh(&h(3), &h(5), T0 + 63),
+        Err(RefreshError::Revoked)
+    ));
+}
+
+/// Rule 3: one second past the grace, the just-rotated token is reuse.
+#[test]
+fn a_retry_after_the_grace_revokes() {
+    let s = paired();
+    s.rotate_refresh(&h(1), &h(2), T0 + 60).unwrap();
+    assert!(matches!(
+        s.rotate_refresh(&h(1), &h(3), T0 + 61 + REFRESH_REUSE_GRACE_SECS),
+        Err(RefreshError::Reused)
+    ));
+    assert!(!s.is_device_active("dev-1").unwrap());
+}
+
+/// Rule 4: only the token rotated just before gets the leeway; an older one (its successor was
+/// used) revokes, even within the grace.
+#[test]
+fn an_older_token_within_the_grace_revokes() {
+    let s = paired();
+    s.rotate_refresh(&h(1), &h(2), T0 + 60).unwrap();
+    s.rotate_refresh(&h(2), &h(3), T0 + 61).unwrap();
+    assert!(matches!(
+        s.rotate_refresh(&h(1), &h(4), T0 + 62),
+        Err(RefreshError::Reused)
+    ));
+    assert!(!s.is_device_active("dev-1").unwrap());
+}
+
+/// Rule 5: the successor superseded by a retry was never the holder's to use; presenting it
+/// later (even within the grace) is reuse. So theft detection stays: a thief who raced the phone
+/// with a copied token has his pair superseded by the phone's retry, and his next refresh revokes.
+#[test]
+fn the_superseded_successor_presented_later_revokes() {
+    let s = paired();
+    // The thief refreshes with a copy of h(1) first and gets h(2)...
+    s.rotate_refresh(&h(1), &h(2), T0 + 60).unwrap();
+    // ...the phone's refresh with h(1) looks like a retry and gets h(3)...
+    assert!(s.rotate_refresh(&h(1), &h(3), T0 + 70).unwrap().grace_retry);
+    // ...and the thief's h(2) is now reuse: family and device revoked.
+    assert!(matches!(
+        s.rotate_refresh(&h(2), &h(4), T0 + 71),
+        Err(RefreshError::Reused)
+    ));
+    assert!(!s.is_device_active("dev-1").unwrap());
+    assert!(matches!(
+        s.rotate_refresh(&h(3), &h(5), T0 + 72),
+        Err(RefreshError::Revoked)
+    ));
+}
+
+/// And the other order: the thief who uses his successor before the phone's refresh makes the
+/// phone's (now older) token reuse.
+#[test]
+fn a_retry_after_the_successor_was_used_revokes() {
+    let s = paired();
+    s.rotate_refresh(&h(1), &h(2), T0 + 60).unwrap();
+    s.rotate_refresh(&h(2), &h(3), T0 + 61).unwrap();
+    assert!(matches!(
+        s.rotate_refresh(&h(2), &h(4), T0 + 62),
+        Ok(RefreshOutcome {
+            grace_retry: true,
+            ..
+        })
+    ));
+    assert!(matches!(
+        s.rotate_refresh(&h(1), &h(5), T0 + 63),
+        Err(RefreshError::Reused)
+    ));
+    assert!(!s.is_device_active("dev-1").unwrap());
+}
+
 #[test]
 fn a_refresh_reuse_wakes_the_revocation_watchers() {
     let s = paired();
@@ -783,7 +896,7 @@ fn a_refresh_reuse_wakes_the_revocation_watchers() {
     assert!(!watch.has_changed().unwrap(), "a rotation revokes nothing");
     let before = s.revocation_generation();
     assert!(matches!(
-        s.rotate_refresh(&h(1), &h(10), T0 + 61),
+        s.rotate_refresh(&h(1), &h(10), T0 + 61 + REFRESH_REUSE_GRACE_SECS),
         Err(RefreshError::Reused)
     ));
     assert!(watch.has_changed().unwrap());
@@ -841,7 +954,7 @@ fn refresh_reuse_is_committed_on_disk() {
             .unwrap();
         s.rotate_refresh(&h(1), &h(2), T0).unwrap();
         assert!(matches!(
-            s.rotate_refresh(&h(1), &h(3), T0),
+            s.rotate_refresh(&h(1), &h(3), T0 + REFRESH_REUSE_GRACE_SECS + 1),
             Err(RefreshError::Reused)
         ));
     }
