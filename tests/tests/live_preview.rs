@@ -190,7 +190,6 @@ fn skip(name: &str) -> bool {
 }
 
 #[test]
-#[ignore = "issue 15 open: small re-encoded frames hide saturation from write timing (docs/benchmarks.md, Live preview); run with --ignored"]
 fn at_500_kbits_the_stream_keeps_flowing_at_data_saver_with_fresh_frames() {
     let name = "at_500_kbits_the_stream_keeps_flowing_at_data_saver_with_fresh_frames";
     run(name, async {
@@ -226,7 +225,6 @@ fn at_500_kbits_the_stream_keeps_flowing_at_data_saver_with_fresh_frames() {
 }
 
 #[test]
-#[ignore = "issue 15 open: small re-encoded frames hide saturation from write timing (docs/benchmarks.md, Live preview); run with --ignored"]
 fn at_1_5_mbits_the_stream_settles_at_medium_or_below_within_500_ms() {
     let name = "at_1_5_mbits_the_stream_settles_at_medium_or_below_within_500_ms";
     run(name, async {
@@ -252,7 +250,6 @@ fn at_1_5_mbits_the_stream_settles_at_medium_or_below_within_500_ms() {
 }
 
 #[test]
-#[ignore = "issue 15 open: small re-encoded frames hide saturation from write timing (docs/benchmarks.md, Live preview); run with --ignored"]
 fn a_link_falling_from_wifi_speed_to_500_kbits_steps_down_within_3_s_without_backlog() {
     let name = "a_link_falling_from_wifi_speed_to_500_kbits_steps_down_within_3_s_without_backlog";
     run(name, async {
