@@ -564,7 +564,8 @@ pub fn plan(
     decoded_path: &str,
     phone: &PhoneFacts<'_>,
 ) -> Option<Box<StreamPlan>> {
-    use argus_shared::live_stream::{EdgeLink, Network, StartHints, LINK_HEADER, NETWORK_HEADER};
+    use argus_shared::headers::RELAY_LINK;
+    use argus_shared::live_stream::{EdgeLink, Network, StartHints, NETWORK_HEADER};
     let (camera_id, backend_levels) = stream_route(decoded_path)?;
     let query = head.uri.query().unwrap_or("");
     let asked = query
@@ -582,7 +583,7 @@ pub fn plan(
     let mut edge = if phone.lan {
         EdgeLink::default()
     } else {
-        header(LINK_HEADER).map(EdgeLink::parse).unwrap_or_default()
+        header(RELAY_LINK).map(EdgeLink::parse).unwrap_or_default()
     };
     if edge.platform.is_none() {
         edge.platform = phone.platform.map(str::to_ascii_lowercase);
