@@ -10,6 +10,7 @@
 //!   way. See docs/benchmarks.md.
 
 use argus_shared::encoding;
+use argus_shared::live_stream::EdgeLink;
 use argus_shared::path::CanonicalTarget;
 use argus_shared::route;
 use argus_shared::token::AccessClaims;
@@ -34,11 +35,31 @@ pub async fn to_origin(
     }
     // Cloudflare (and Miniflare) rewrite the request's Accept-Encoding; what the phone can
     // decode is in `request.cf.clientAcceptEncoding` when they did.
-    let accept_encoding = CfFacts::of(&req)
+    let cf = CfFacts::of(&req);
+    // A WebSocket upgrade may be a live stream: the agent starts it at a level that fits what
+    // the edge knows of the phone's link.
+    let link = forward::is_websocket(&req)
+        .then(|| {
+            EdgeLink {
+                rtt_ms: cf.client_tcp_rtt,
+                platform: Some(claims.platform.clone()),
+            }
+            .to_header_value()
+        })
+        .flatten();
+    let accept_encoding = cf
         .client_accept_encoding
         .or_else(|| req.headers().get("accept-encoding").ok().flatten());
-    let resp =
-        forward::to_origin(req, cfg, target, Some(&claims.sub), client_ip, request_id).await?;
+    let resp = forward::to_origin(
+        req,
+        cfg,
+        target,
+        Some(&claims.sub),
+        client_ip,
+        link.as_deref(),
+        request_id,
+    )
+    .await?;
     compress_for_phone(resp, accept_encoding.as_deref())
 }
 

@@ -16,6 +16,10 @@ pub struct CfFacts {
     pub asn: Option<u32>,
     #[serde(default)]
     pub tls_version: Option<String>,
+    /// The TCP round trip between the phone and Cloudflare, in ms (`clientTcpRtt`; absent over
+    /// QUIC and under local workerd).
+    #[serde(default)]
+    pub client_tcp_rtt: Option<u32>,
     /// The `Accept-Encoding` the client really sent, when Cloudflare replaced the header the
     /// Worker sees (it normalises it, e.g. to `gzip, br`). Empty: the client sent none.
     #[serde(default)]

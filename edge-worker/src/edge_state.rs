@@ -98,6 +98,7 @@ async fn fetch(cfg: &EdgeConfig, request_id: &str, now_ms: u64) -> Result<FreshS
             device_id: None,
             client_ip: None,
             body: BodyBinding::of_bytes(b""),
+            link: None,
         },
     )?;
     out_headers

@@ -68,6 +68,7 @@ pub async fn to_origin(
     target: &CanonicalTarget,
     device_id: Option<&str>,
     client_ip: Option<&str>,
+    link: Option<&str>,
     request_id: &str,
 ) -> Result<Response, EdgeError> {
     let method = req.method();
@@ -106,6 +107,7 @@ pub async fn to_origin(
             device_id,
             client_ip,
             body: binding,
+            link,
         },
     )?;
     let set = |k: &str, v: &str| out_headers.set(k, v).map_err(internal("forward.headers"));
@@ -133,8 +135,8 @@ pub async fn to_origin(
 }
 
 /// Signs `parts` now with a fresh nonce and sets the signature headers on `out`
-/// (`x-relay-signature`, `-timestamp`, `-nonce`, `-body-digest`, and `-device` / `-client-ip` when
-/// present). Every request the Worker sends to the origin goes through here. Returns the nonce.
+/// (`x-relay-signature`, `-timestamp`, `-nonce`, `-body-digest`, and `-device` / `-client-ip` /
+/// `-link` when present). Every request the Worker sends to the origin goes through here. Returns the nonce.
 pub fn sign_into(
     out: &Headers,
     secret: &[u8],
@@ -153,6 +155,9 @@ pub fn sign_into(
     }
     if let Some(ip) = parts.client_ip {
         set(headers::RELAY_CLIENT_IP, ip)?;
+    }
+    if let Some(link) = parts.link {
+        set(headers::RELAY_LINK, link)?;
     }
     Ok(nonce)
 }

@@ -70,6 +70,7 @@ pub async fn handle(req: Request, env: &Env, request_id: &str) -> Result<Respons
                 &canonical,
                 None,
                 client_ip.as_deref(),
+                None,
                 request_id,
             )
             .await

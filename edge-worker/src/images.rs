@@ -72,13 +72,15 @@ pub async fn serve(
         ImageAction::Transcode { variant, format } => (variant, format),
         ImageAction::Original => {
             let mut resp =
-                forward::to_origin(req, cfg, &forwarded, device, client_ip, request_id).await?;
+                forward::to_origin(req, cfg, &forwarded, device, client_ip, None, request_id)
+                    .await?;
             mark(&mut resp, img_resp::ORIGINAL)?;
             return Ok(resp);
         }
         ImageAction::NotAcceptable => {
             let mut resp =
-                forward::to_origin(req, cfg, &forwarded, device, client_ip, request_id).await?;
+                forward::to_origin(req, cfg, &forwarded, device, client_ip, None, request_id)
+                    .await?;
             mark(&mut resp, img_resp::NOT_ACCEPTABLE)?;
             // Another `Accept` would have got a variant.
             resp.headers_mut()
@@ -107,7 +109,10 @@ pub async fn serve(
 
     // 5. The origin, without the client's conditionals.
     let outgoing = without_conditionals(&req)?;
-    let resp = forward::to_origin(outgoing, cfg, &forwarded, device, client_ip, request_id).await?;
+    let resp = forward::to_origin(
+        outgoing, cfg, &forwarded, device, client_ip, None, request_id,
+    )
+    .await?;
     if resp.status_code() != 200 {
         return Ok(resp);
     }

@@ -13,6 +13,9 @@ pub const RELAY_DEVICE: &str = "x-relay-device";
 pub const RELAY_BODY_DIGEST: &str = "x-relay-body-digest";
 /// The client IP the edge saw, signed together with the rest (so the agent can trust it).
 pub const RELAY_CLIENT_IP: &str = "x-relay-client-ip";
+/// What the edge knows of the phone's link, on WebSocket upgrades (`rtt=<ms>; platform=<name>`,
+/// [`crate::live_stream::EdgeLink`]): the live preview's start level. Signed with the rest.
+pub const RELAY_LINK: &str = "x-relay-link";
 /// Response header on image routes: what the edge did with the picture, e.g.
 /// `transcoded; variant=mobile; format=webp; from=1920x1080; to=480x270` or `passthrough; reason=small`
 /// (see [`crate::image::Passthrough::reason`]).

@@ -254,11 +254,9 @@ impl Network {
 }
 
 /// The edge's facts about the phone's link, sent by the Worker to the agent in the
-/// `x-relay-link` header (covered by the edge signature; a phone's own `x-relay-*` headers are
-/// dropped at the edge): `rtt=<ms>; platform=<name>`, either part optional.
-pub const LINK_HEADER: &str = "x-relay-link";
-
-/// Parsed [`LINK_HEADER`].
+/// [`crate::headers::RELAY_LINK`] header (covered by the edge signature; a phone's own
+/// `x-relay-*` headers are dropped at the edge): `rtt=<ms>; platform=<name>`, either part
+/// optional.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct EdgeLink {
     /// `request.cf.clientTcpRtt`: the TCP round trip between the phone and Cloudflare, ms.

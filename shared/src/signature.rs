@@ -85,6 +85,9 @@ pub struct SignedParts<'a> {
     pub device_id: Option<&'a str>,
     pub client_ip: Option<&'a str>,
     pub body: BodyBinding,
+    /// The edge's facts about the phone's link (`x-relay-link`, WebSocket upgrades); when
+    /// present it is a last line of the signed string (absent, the string is as before).
+    pub link: Option<&'a str>,
 }
 
 /// Why a signature was refused. Each maps to 401 `invalid_signature` on the wire.
@@ -153,12 +156,20 @@ pub fn signed_string(
             return Err(SignatureError::Malformed(name));
         }
     }
-    Ok(format!(
+    let mut signed = format!(
         "{DOMAIN}\n{timestamp}\n{nonce}\n{}\n{}\n{device}\n{ip}\n{}",
         parts.method,
         parts.path_and_query,
         parts.body.to_header_value()
-    ))
+    );
+    if let Some(link) = parts.link {
+        if link.is_empty() || !no_newline(link) {
+            return Err(SignatureError::Malformed("link"));
+        }
+        signed.push('\n');
+        signed.push_str(link);
+    }
+    Ok(signed)
 }
 
 fn mac(secret: &[u8]) -> Result<HmacSha256, SignatureError> {
@@ -236,7 +247,43 @@ mod tests {
             device_id: Some("dev_1"),
             client_ip: Some("203.0.113.9"),
             body: BodyBinding::of_bytes(b""),
+            link: None,
         }
+    }
+
+    #[test]
+    fn the_link_is_covered_by_the_signature() {
+        let with_link = SignedParts {
+            link: Some("rtt=42; platform=ios"),
+            ..parts()
+        };
+        let sig = sign(SECRET, &with_link, 1_000, NONCE).unwrap();
+        assert_eq!(
+            verify(SECRET, &with_link, 1_000, NONCE, &sig, 1_000),
+            Ok(())
+        );
+        for forged in [None, Some("rtt=900; platform=ios")] {
+            let parts = SignedParts {
+                link: forged,
+                ..parts()
+            };
+            assert_eq!(
+                verify(SECRET, &parts, 1_000, NONCE, &sig, 1_000),
+                Err(SignatureError::Mismatch),
+                "{forged:?}"
+            );
+        }
+        let plain = sign(SECRET, &parts(), 1_000, NONCE).unwrap();
+        assert_eq!(
+            verify(SECRET, &with_link, 1_000, NONCE, &plain, 1_000),
+            Err(SignatureError::Mismatch),
+            "a link added to a request signed without one"
+        );
+        let newline = SignedParts {
+            link: Some("rtt=1\nx"),
+            ..parts()
+        };
+        assert!(sign(SECRET, &newline, 1_000, NONCE).is_err());
     }
 
     #[test]

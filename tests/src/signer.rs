@@ -77,6 +77,7 @@ pub fn signed_headers(
         device_id: how.device_id.as_deref(),
         client_ip: how.client_ip.as_deref(),
         body,
+        link: None,
     };
     let mut sig = signature::sign(secret, &parts, ts, &nonce).expect("signable request");
     if how.tamper {

@@ -121,12 +121,14 @@ fn edge_signature_ok(
     (|| {
         let secret = hex_decode(SECRET_HEX);
         let ts = signature::parse_timestamp(&get("x-relay-timestamp")?).ok()?;
+        let link = get("x-relay-link");
         let parts = SignedParts {
             method: req.method().as_str(),
             path_and_query: target,
             device_id: device,
             client_ip: ip,
             body,
+            link: link.as_deref(),
         };
         signature::verify(
             &secret,

@@ -190,7 +190,6 @@ fn skip(name: &str) -> bool {
 }
 
 #[test]
-#[ignore = "issue 15 open: small re-encoded frames hide saturation from write timing (docs/benchmarks.md, Live preview); run with --ignored"]
 fn at_500_kbits_the_stream_keeps_flowing_at_data_saver_with_fresh_frames() {
     let name = "at_500_kbits_the_stream_keeps_flowing_at_data_saver_with_fresh_frames";
     run(name, async {
@@ -226,7 +225,6 @@ fn at_500_kbits_the_stream_keeps_flowing_at_data_saver_with_fresh_frames() {
 }
 
 #[test]
-#[ignore = "issue 15 open: small re-encoded frames hide saturation from write timing (docs/benchmarks.md, Live preview); run with --ignored"]
 fn at_1_5_mbits_the_stream_settles_at_medium_or_below_within_500_ms() {
     let name = "at_1_5_mbits_the_stream_settles_at_medium_or_below_within_500_ms";
     run(name, async {
@@ -252,7 +250,6 @@ fn at_1_5_mbits_the_stream_settles_at_medium_or_below_within_500_ms() {
 }
 
 #[test]
-#[ignore = "issue 15 open: small re-encoded frames hide saturation from write timing (docs/benchmarks.md, Live preview); run with --ignored"]
 fn a_link_falling_from_wifi_speed_to_500_kbits_steps_down_within_3_s_without_backlog() {
     let name = "a_link_falling_from_wifi_speed_to_500_kbits_steps_down_within_3_s_without_backlog";
     run(name, async {
@@ -493,6 +490,10 @@ async fn through_the_relay_an_unshaped_stream_reaches_the_phones_ceiling() {
     );
     req.headers_mut()
         .insert("x-network", HeaderValue::from_static("cellular"));
+    // A phone cannot speak for the edge: its own `x-relay-link` (a round trip that would start
+    // the stream at data saver) is dropped by the Worker.
+    req.headers_mut()
+        .insert("x-relay-link", HeaderValue::from_static("rtt=900"));
     e2e::ws::bearer(&mut req, &device.access_token);
     let (mut ws, resp) = tokio_tungstenite::connect_async(req)
         .await
@@ -511,6 +512,45 @@ async fn through_the_relay_an_unshaped_stream_reaches_the_phones_ceiling() {
         "and rises to the phone's ceiling"
     );
     assert_eq!(stack.backend.stream_qualities(), ["low", "medium"]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn through_the_relay_a_long_round_trip_seen_by_the_edge_starts_the_stream_at_data_saver() {
+    let stack = Stack::start().await;
+    let device = stack.pair_phone("viewer").await;
+    let camera = stack.backend.camera_id("Driveway").unwrap();
+    let url = format!(
+        "{}/api/v1/cameras/{camera}/stream",
+        stack.edge_url().replace("http://", "ws://")
+    );
+    let mut req = url.into_client_request().unwrap();
+    // Cloudflare measured a 400 ms TCP round trip to the phone (`request.cf.clientTcpRtt`): the
+    // Worker tells the agent in the signed `x-relay-link` header.
+    let mut cf = stack.phone().cf.clone();
+    cf["clientTcpRtt"] = serde_json::json!(400);
+    req.headers_mut().insert(
+        "mf-cf-blob",
+        HeaderValue::from_str(&cf.to_string()).unwrap(),
+    );
+    e2e::ws::bearer(&mut req, &device.access_token);
+    let (mut ws, resp) = tokio_tungstenite::connect_async(req)
+        .await
+        .unwrap_or_else(|e| panic!("upgrade refused: {e}\n{}", stack.logs()));
+    assert_eq!(resp.status(), 101);
+    let (frames, _) = watch(&mut ws, Duration::from_secs(3)).await;
+    report("through the Worker, 400 ms round trip", &frames);
+    assert!(!frames.is_empty(), "frames flow");
+    assert_eq!(
+        frames.first().unwrap().width,
+        320,
+        "data saver: {:?}",
+        widths(&frames)
+    );
+    assert_eq!(
+        stack.backend.stream_qualities(),
+        ["low"],
+        "ArgusAI streams its lowest level, which the relay re-encodes"
+    );
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -101,6 +101,7 @@ fn one(f: &Fixture, i: u32, remembered: Option<&mut VerifiedTokens>) -> u32 {
             device_id: Some(&claims.sub),
             client_ip: Some("203.0.113.7"),
             body: BodyBinding::of_bytes(b""),
+            link: None,
         },
         NOW,
         "0123456789abcdef0123456789abcdef",

@@ -221,6 +221,7 @@ fn request(
             device_id: a.device.as_deref(),
             client_ip: Some(&a.client_ip),
             body: binding,
+            link: None,
         };
         if let Ok(sig) = signature::sign(secret, &parts, now, &nonce) {
             rb = rb

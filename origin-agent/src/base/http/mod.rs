@@ -8,6 +8,7 @@ pub(crate) mod detach_head;
 pub(crate) mod drain;
 pub(crate) mod log;
 pub(crate) mod request_id;
+pub(crate) mod send_queue;
 pub(crate) mod server;
 
 pub(crate) use context::{RequestContext, Via};

@@ -190,12 +190,14 @@ pub async fn serve_with<H, F, Fut>(
         let handler = handler.clone();
         let activity = ConnActivity::new();
         let act = activity.clone();
+        let send_queue = crate::base::http::send_queue::SendQueue::of(&stream);
         let service = service_fn(move |req: Request<Incoming>| {
             let handler = handler.clone();
             let in_flight = act.request_started();
             // Here, not in the future: hyper calls this before it reads on (detach_head).
             let (mut parts, body) = req.into_parts();
             crate::base::http::detach_head::detach(&mut parts);
+            parts.extensions.insert(send_queue);
             let req = Request::from_parts(parts, body);
             async move {
                 let resp = handler(req, peer).await;

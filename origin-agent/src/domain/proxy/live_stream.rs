@@ -43,12 +43,22 @@ use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 
+use crate::base::http::send_queue::SendQueue;
 use crate::base::stream_stats::{StreamIdentity, StreamStats};
 use crate::domain::proxy::ws_bridge::{BridgeEnd, SocketLifetime, CLOSE_WITHIN};
 
 /// A write to the phone that takes longer than this ends the stream: the phone stopped
 /// reading (a zero window) or its link is gone.
 pub const WRITE_STALL_LIMIT: Duration = Duration::from_secs(10);
+/// After writing a frame, the next waits until the phone's socket holds at most this share of
+/// it (sent but unacknowledged, or unsent; at least [`MIN_IN_FLIGHT`]): the time that takes is
+/// the frame's drain time, and the frames that arrive meanwhile replace each other in the
+/// mailbox instead of queueing on the link. A little is left in flight so that the link's round
+/// trip is not spent idle between frames.
+const IN_FLIGHT_SHARE: u64 = 4;
+const MIN_IN_FLIGHT: u64 = 2 * 1024;
+/// How often the phone's socket is asked while a frame drains.
+const DRAIN_POLL: Duration = Duration::from_millis(5);
 /// How often the controller judges the link.
 const EVALUATE_EVERY: Duration = Duration::from_millis(250);
 /// Text messages waiting for the phone at most (pongs, ArgusAI's errors, replies); more means
@@ -72,6 +82,9 @@ pub struct StreamPlan {
     /// ArgusAI takes `quality_change` on this route (`/api/v1/cameras/{id}/stream`); the older
     /// `/ws/stream/{id}` streams at one level, which the relay can only thin and re-encode.
     pub backend_levels: bool,
+    /// The phone's socket, asked whether the link has delivered a frame before the next one
+    /// goes (`None`: not a TCP connection the agent accepted; write completion alone is timed).
+    pub send_queue: Option<SendQueue>,
 }
 
 /// What waits for the phone, shared by the reading side and the writer.
@@ -161,6 +174,7 @@ where
     let (phone_tx, mut phone_rx) = phone.split();
     let (mut backend_tx, mut backend_rx) = backend.split();
 
+    let plan_send_queue = plan.send_queue;
     let epoch = Instant::now();
     let now_ms = move || millis(epoch.elapsed());
     let stats = StreamStats::register(plan.who.clone(), plan.start);
@@ -183,7 +197,7 @@ where
     };
     relay.backend_quality = Some(relay.plan.start.backend());
 
-    let writer = write_to_phone(phone_tx, outbox.clone(), stats.clone());
+    let writer = write_to_phone(phone_tx, outbox.clone(), stats.clone(), plan_send_queue);
     tokio::pin!(writer);
     let ended = lifetime.ended();
     tokio::pin!(ended);
@@ -419,6 +433,7 @@ async fn write_to_phone<S>(
     mut phone: SplitSink<WebSocketStream<S>, Message>,
     outbox: Arc<Outbox>,
     stats: Arc<StreamStats>,
+    send_queue: Option<SendQueue>,
 ) -> WriterEnd
 where
     S: AsyncRead + AsyncWrite + Unpin,
@@ -466,9 +481,14 @@ where
                 };
                 let bytes = jpeg.len() as u64;
                 let started = Instant::now();
-                match tokio::time::timeout(WRITE_STALL_LIMIT, phone.send(Message::Binary(jpeg)))
-                    .await
-                {
+                let sent = async {
+                    phone.send(Message::Binary(jpeg)).await?;
+                    if let Some(queue) = send_queue {
+                        drained(queue, (bytes / IN_FLIGHT_SHARE).max(MIN_IN_FLIGHT)).await;
+                    }
+                    Ok::<(), tokio_tungstenite::tungstenite::Error>(())
+                };
+                match tokio::time::timeout(WRITE_STALL_LIMIT, sent).await {
                     Ok(Ok(())) => {}
                     Ok(Err(e)) => return WriterEnd::Failed(e),
                     Err(_) => return WriterEnd::Stalled,
@@ -478,6 +498,13 @@ where
                 stats.frame_sent(bytes, frame.arrived.elapsed());
             }
         }
+    }
+}
+
+/// Returns once the phone's socket holds at most `in_flight` bytes (or cannot say).
+async fn drained(queue: SendQueue, in_flight: u64) {
+    while queue.bytes().is_some_and(|queued| queued > in_flight) {
+        tokio::time::sleep(DRAIN_POLL).await;
     }
 }
 
@@ -537,7 +564,8 @@ pub fn plan(
     decoded_path: &str,
     phone: &PhoneFacts<'_>,
 ) -> Option<Box<StreamPlan>> {
-    use argus_shared::live_stream::{EdgeLink, Network, StartHints, LINK_HEADER, NETWORK_HEADER};
+    use argus_shared::headers::RELAY_LINK;
+    use argus_shared::live_stream::{EdgeLink, Network, StartHints, NETWORK_HEADER};
     let (camera_id, backend_levels) = stream_route(decoded_path)?;
     let query = head.uri.query().unwrap_or("");
     let asked = query
@@ -555,7 +583,7 @@ pub fn plan(
     let mut edge = if phone.lan {
         EdgeLink::default()
     } else {
-        header(LINK_HEADER).map(EdgeLink::parse).unwrap_or_default()
+        header(RELAY_LINK).map(EdgeLink::parse).unwrap_or_default()
     };
     if edge.platform.is_none() {
         edge.platform = phone.platform.map(str::to_ascii_lowercase);
@@ -594,5 +622,6 @@ pub fn plan(
         requested,
         start,
         backend_levels,
+        send_queue: head.extensions.get::<SendQueue>().copied(),
     }))
 }

@@ -60,12 +60,14 @@ fn check_inner(
     let body = BodyBinding::parse_header_value(required(h, headers::RELAY_BODY_DIGEST)?)?;
     let device_id = header(h, headers::RELAY_DEVICE)?;
     let client_ip = header(h, headers::RELAY_CLIENT_IP)?;
+    let link = header(h, headers::RELAY_LINK)?;
     let parts = SignedParts {
         method,
         path_and_query,
         device_id,
         client_ip,
         body,
+        link,
     };
     signature::verify(secret, &parts, timestamp, nonce, sig, now)?;
     // Only a correctly signed nonce is remembered, so nobody can burn nonces for the edge.
