@@ -92,6 +92,7 @@ pub async fn handle(req: Request, env: &Env, request_id: &str) -> Result<Respons
                 &canonical,
                 Some(&claims.sub),
                 client_ip.as_deref(),
+                None,
                 request_id,
             )
             .await
