@@ -59,7 +59,14 @@ pub fn run_isolated(name: &str) -> bool {
         .args(["--net", "--", "sh", "-c"])
         .arg(format!("{ip} link set lo up && exec \"$0\" \"$@\""))
         .arg(exe)
-        .args([name, "--exact", "--nocapture", "--test-threads=1"])
+        // `--include-ignored`: an ignored test (a benchmark) asked for by name runs in there too.
+        .args([
+            name,
+            "--exact",
+            "--include-ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env(INSIDE, "1")
         .status();
     match status {

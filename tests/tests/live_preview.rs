@@ -628,7 +628,8 @@ fn bench_reencode_cpu_per_level() {
 #[ignore = "benchmark: make bench"]
 fn bench_frame_age_relay_vs_pass_through() {
     let name = "bench_frame_age_relay_vs_pass_through";
-    run(name, async {
+    // Three rates, two paths, 20 s each, plus the stack: longer than a test's limit.
+    e2e::lan::run_isolated_test(name, Duration::from_secs(300), async {
         if skip(name) {
             return;
         }

@@ -236,6 +236,11 @@ async fn refresh_rotates_and_a_reused_token_ends_the_device() {
     let next = rotated["refresh_token"].as_str().unwrap();
     assert_ne!(next, phone.refresh_token);
     assert_eq!(rotated["device_id"], phone.device_id.as_str());
+    // The phone got its successor and used it: the first token is now spent for good (the
+    // reuse grace covers only an answer that never arrived, `REFRESH_REUSE_GRACE_SECS`).
+    let (status, again) = refresh(&agent, next, None).await;
+    assert_eq!(status, StatusCode::OK, "{again}");
+    let latest = again["refresh_token"].as_str().unwrap();
 
     let (status, body) = refresh(&agent, &phone.refresh_token, None).await;
     assert_eq!(
@@ -243,8 +248,8 @@ async fn refresh_rotates_and_a_reused_token_ends_the_device() {
         (StatusCode::UNAUTHORIZED, "invalid_token", "refresh.reused")
     );
     assert!(!active(&agent, &phone));
-    // The whole family is revoked, the successor with it.
-    let (status, body) = refresh(&agent, next, None).await;
+    // The whole family is revoked, the latest token with it.
+    let (status, body) = refresh(&agent, latest, None).await;
     assert_eq!(
         (status, error_reason(&body)),
         (StatusCode::UNAUTHORIZED, "refresh.revoked")
