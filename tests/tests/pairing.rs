@@ -248,20 +248,28 @@ async fn a_denied_request_never_pairs() {
     assert_error(s, &b, 404, "invalid_code");
 }
 
+/// The phone's `POST /api/v1/mobile/auth/refresh` with `token` for `device_id` (the future
+/// borrows nothing, so a closure can hand it out).
+fn refresh(
+    phone: &Phone,
+    device_id: &str,
+    token: &str,
+) -> impl std::future::Future<Output = (u16, serde_json::Value)> {
+    let body = json!({"refresh_token": token, "device_id": device_id});
+    let phone = phone.clone();
+    async move {
+        phone
+            .post_json_json("/api/v1/mobile/auth/refresh", &body)
+            .await
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn refresh_tokens_rotate_and_a_reused_one_ends_the_session() {
     let stack = Stack::start().await;
     let device = stack.pair_phone("owner").await;
     let phone = stack.phone();
-    let refresh = |token: &str| {
-        let body = json!({"refresh_token": token, "device_id": device.device_id});
-        let phone = phone.clone();
-        async move {
-            phone
-                .post_json_json("/api/v1/mobile/auth/refresh", &body)
-                .await
-        }
-    };
+    let refresh = |token: &str| refresh(&phone, &device.device_id, token);
     let (s, first) = refresh(&device.refresh_token).await;
     assert_eq!(s, 200, "{first}");
     let second_token = first["refresh_token"].as_str().unwrap().to_owned();
@@ -303,15 +311,7 @@ async fn a_refresh_whose_answer_was_lost_can_be_retried_once() {
     let stack = Stack::start().await;
     let device = stack.pair_phone("owner").await;
     let phone = stack.phone();
-    let refresh = |token: &str| {
-        let body = json!({"refresh_token": token, "device_id": device.device_id});
-        let phone = phone.clone();
-        async move {
-            phone
-                .post_json_json("/api/v1/mobile/auth/refresh", &body)
-                .await
-        }
-    };
+    let refresh = |token: &str| refresh(&phone, &device.device_id, token);
     // The agent rotates, but the answer never reaches the phone.
     let (s, lost) = refresh(&device.refresh_token).await;
     assert_eq!(s, 200, "{lost}");
