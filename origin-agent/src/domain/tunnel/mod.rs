@@ -114,16 +114,6 @@ impl TunnelMonitor {
             },
             state: "disconnected".into(),
             connected: Some(false),
-            ready_connections: 0,
-            connector_id: None,
-            state_since: None,
-            connected_since: None,
-            uptime_secs: None,
-            reconnects: 0,
-            restarts: 0,
-            last_error: None,
-            next_attempt_in_ms: None,
-            checked_secs_ago: None,
             hostname: watched.hostname.clone(),
             cloudflared_version: r.version.clone(),
             process: detail.then(|| ProcessView {
@@ -132,6 +122,7 @@ impl TunnelMonitor {
                 binary: (watched.mode == Mode::Supervised)
                     .then(|| watched.binary.display().to_string()),
             }),
+            ..TunnelView::unmonitored()
         };
         let Some(s) = &r.snapshot else {
             return view;
