@@ -102,6 +102,7 @@ async fn admit<'a>(
         }
     })?;
     state.last_edge_request.store(now, Ordering::Relaxed);
+    state.tunnel.carried_request();
     state.edge_stats.accepted();
     if target == EDGE_STATE_PATH {
         *label = RouteLabel::EdgeState;

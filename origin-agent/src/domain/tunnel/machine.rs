@@ -15,7 +15,10 @@
 //!
 //! Rules that keep the status truthful:
 //! - **Connected** only on a `/ready` answer with HTTP 200 *and* at least one ready connection;
-//!   any other answer, or none, leaves Connected at once.
+//!   any other answer, or none, leaves Connected at once — except no answer while the tunnel
+//!   keeps carrying requests the Worker signed ([`Machine::carried`]) since the previous verdict:
+//!   a cloudflared whose metrics server is slow under load is busy, not hung, and restarting it
+//!   would drop every request in flight (the load suite saw exactly that).
 //! - A process that is alive but not ready for [`Timing::ready_timeout`] is restarted; one whose
 //!   metrics server does not answer for [`Timing::unresponsive_timeout`] is taken as hung and
 //!   restarted.
@@ -183,6 +186,8 @@ pub struct Machine {
     last_error: Option<LastError>,
     retry_at: Option<Instant>,
     checked_at: Option<Instant>,
+    /// When the tunnel last carried a request signed by the Worker ([`Machine::carried`]).
+    last_carried: Option<Instant>,
     terminating: bool,
     stopping: bool,
 }
@@ -216,6 +221,7 @@ impl Machine {
             last_error: None,
             retry_at: None,
             checked_at: None,
+            last_carried: None,
             terminating: false,
             stopping: false,
         }
@@ -316,12 +322,28 @@ impl Machine {
         self.enter_backoff(now)
     }
 
+    /// A request the Worker signed arrived through the tunnel at `at`: the program forwards, so
+    /// it is alive and connected, whatever its metrics server says in time.
+    pub fn carried(&mut self, at: Instant) {
+        self.last_carried = self.last_carried.max(Some(at));
+    }
+
+    /// Whether the tunnel carried a request since the previous verdict (and, supervised, since
+    /// the current process started).
+    fn carried_since(&self, previous_check: Option<Instant>) -> bool {
+        let Some(carried) = self.last_carried else {
+            return false;
+        };
+        let since = previous_check.max(self.process_started);
+        since.is_none_or(|since| carried > since)
+    }
+
     pub fn probe(&mut self, probe: Probe, now: Instant) -> Action {
         if self.mode == Mode::Supervised && self.process_started.is_none() {
             // A late answer about a process that is gone proves nothing.
             return self.next_action(now);
         }
-        self.checked_at = Some(now);
+        let previous_check = self.checked_at.replace(now);
         let Naming { program, peer } = self.naming;
         match probe {
             Probe::Ready {
@@ -366,6 +388,13 @@ impl Machine {
                 self.lose_connection(now);
                 self.set_state(self.trying_state(), now);
                 self.check_ready_timeout(now)
+            }
+            Probe::NoAnswer { .. }
+                if self.state == TunnelState::Connected && self.carried_since(previous_check) =>
+            {
+                // Busy, not hung: the requests it forwards are its answer.
+                self.last_answer = Some(now);
+                Action::Probe
             }
             Probe::NoAnswer { reason } => {
                 if self.state == TunnelState::Connected || self.mode == Mode::Observed {
@@ -702,6 +731,43 @@ mod tests {
         );
         m.probe(ready(), t0 + 9 * SEC);
         assert_eq!(m.snapshot().reconnects, 1);
+    }
+
+    #[test]
+    fn a_busy_tunnel_whose_metrics_server_is_slow_stays_connected_while_it_carries_requests() {
+        for mode in [Mode::Supervised, Mode::Observed] {
+            let (mut m, t0) = running(mode);
+            m.probe(ready(), t0 + SEC);
+            for s in 2..30 {
+                m.carried(t0 + SEC * s - SEC / 2);
+                assert_eq!(m.probe(no_answer(), t0 + SEC * s), Action::Probe, "{s}");
+                assert_eq!(m.state(), TunnelState::Connected, "{mode:?} {s}");
+            }
+            assert!(m.snapshot().last_error.is_none());
+            // The requests stop: silence is no answer again, and then a hang.
+            assert_eq!(m.probe(no_answer(), t0 + 30 * SEC), Action::Probe);
+            assert_ne!(m.state(), TunnelState::Connected);
+            if mode == Mode::Supervised {
+                let restarted = (31..40).any(|s| {
+                    matches!(m.probe(no_answer(), t0 + SEC * s), Action::Terminate { .. })
+                });
+                assert!(restarted, "a silent tunnel is still taken as hung");
+            }
+        }
+    }
+
+    #[test]
+    fn requests_carried_before_a_restart_say_nothing_about_the_new_process() {
+        let (mut m, t0) = running(Mode::Supervised);
+        m.probe(ready(), t0 + SEC);
+        m.carried(t0 + 2 * SEC);
+        m.probe(not_ready(), t0 + 2 * SEC);
+        m.exited("exit status 1", t0 + 3 * SEC);
+        m.backoff_elapsed(t0 + 4 * SEC);
+        m.spawned(t0 + 4 * SEC);
+        m.probe(ready(), t0 + 5 * SEC);
+        assert_eq!(m.probe(no_answer(), t0 + 6 * SEC), Action::Probe);
+        assert_eq!(m.state(), TunnelState::Reconnecting);
     }
 
     #[test]

@@ -27,6 +27,7 @@ pub mod supervisor;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -65,6 +66,15 @@ struct Report {
 pub struct TunnelMonitor {
     watched: Option<Arc<Watched>>,
     report: Arc<Mutex<Report>>,
+    carried: Arc<Carried>,
+}
+
+/// When the tunnel last carried a request the Worker signed, as milliseconds after `epoch`
+/// (0: never). Written by the tunnel listener on every request, read by the supervisor.
+#[derive(Debug)]
+struct Carried {
+    epoch: Instant,
+    last_ms: AtomicU64,
 }
 
 impl TunnelMonitor {
@@ -83,6 +93,26 @@ impl TunnelMonitor {
                 })
             }),
             report: Arc::new(Mutex::new(Report::default())),
+            carried: Arc::new(Carried {
+                epoch: Instant::now(),
+                last_ms: AtomicU64::new(0),
+            }),
+        }
+    }
+
+    /// A request with a valid edge signature arrived through the tunnel (the tunnel listener
+    /// calls this): the tunnel program is alive and connected ([`machine::Machine::carried`]).
+    pub fn carried_request(&self) {
+        let ms = self.carried.epoch.elapsed().as_millis();
+        let ms = u64::try_from(ms).unwrap_or(u64::MAX).max(1);
+        self.carried.last_ms.fetch_max(ms, Ordering::Relaxed);
+    }
+
+    /// When the tunnel last carried a signed request, if ever.
+    pub fn last_carried(&self) -> Option<Instant> {
+        match self.carried.last_ms.load(Ordering::Relaxed) {
+            0 => None,
+            ms => Some(self.carried.epoch + Duration::from_millis(ms)),
         }
     }
 

@@ -213,6 +213,9 @@ async fn run(cfg: TunnelProvider, monitor: TunnelMonitor, mut stop: watch::Recei
                             }
                             TunnelProvider::Rathole { .. } => rathole_probe(running.as_ref()),
                         };
+                        if let Some(at) = monitor.last_carried() {
+                            machine.carried(at);
+                        }
                         machine.probe(probe, Instant::now())
                     }
                 }
