@@ -295,6 +295,14 @@ async fn handle(st: Arc<State>, peer: SocketAddr, mut req: Request<Incoming>) ->
             _ => response(StatusCode::FORBIDDEN, None, empty()),
         }
     } else if let Some(denied) = auth(&st, &req, &path).await {
+        // Read what the client is still sending first: a connection closed on an unread body is
+        // reset, and the reset can destroy the 401 before the agent reads it (a streamed body
+        // then looked like an unreachable backend, 502, one run in many).
+        let _ = tokio::time::timeout(
+            Duration::from_secs(2),
+            http_body_util::Limited::new(req.into_body(), 1 << 20).collect(),
+        )
+        .await;
         denied
     } else if let Some(preflight) = cors_preflight(&st, &req) {
         preflight

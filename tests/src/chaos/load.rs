@@ -256,6 +256,8 @@ pub struct Load {
     stop: Arc<AtomicBool>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
     notify_seq: Arc<AtomicU64>,
+    /// Each phone's current tokens, in the order of the devices it was started with.
+    tokens: Vec<Arc<tokio::sync::Mutex<Tokens>>>,
 }
 
 /// A paired phone's tokens, rotated by its refreshes.
@@ -280,6 +282,7 @@ impl Load {
         let stop = Arc::new(AtomicBool::new(false));
         let notify_seq = Arc::new(AtomicU64::new(0));
         let mut tasks = Vec::new();
+        let mut all_tokens = Vec::new();
         let edge = stack.edge_url();
         for (i, device) in devices.iter().enumerate() {
             let tokens = Arc::new(tokio::sync::Mutex::new(Tokens {
@@ -287,6 +290,7 @@ impl Load {
                 access: device.access_token.clone(),
                 refresh: device.refresh_token.clone(),
             }));
+            all_tokens.push(tokens.clone());
             let phone = Phone::new(&edge);
             tasks.push(tokio::spawn(client_loop(
                 i,
@@ -333,6 +337,7 @@ impl Load {
             stop,
             tasks,
             notify_seq,
+            tokens: all_tokens,
         }
     }
 
@@ -364,11 +369,19 @@ impl Load {
             .notify(serde_json::json!({"type": "chaos", "seq": seq}));
     }
 
-    /// Stops every client and waits for them (each within its request timeout).
-    pub async fn stop(self) {
+    /// Stops every client and waits for them (each within its request timeout). `devices` (the
+    /// ones the load started with) get the tokens their refreshes rotated to: the next load, or
+    /// the soak, goes on from each phone's current tokens as the app would. Starting again from
+    /// the pairing's tokens is a reused refresh token, and the agent rightly revokes the device.
+    pub async fn stop(self, devices: &mut [PairedDevice]) {
         self.stop.store(true, Ordering::Relaxed);
         for t in self.tasks {
             let _ = tokio::time::timeout(CLIENT_TIMEOUT + Duration::from_secs(5), t).await;
+        }
+        for (device, tokens) in devices.iter_mut().zip(&self.tokens) {
+            let tokens = tokens.lock().await;
+            device.access_token.clone_from(&tokens.access);
+            device.refresh_token.clone_from(&tokens.refresh);
         }
     }
 }

@@ -341,7 +341,7 @@ pub async fn run(config: ChaosConfig, progress: impl Fn(&str)) -> ChaosReport {
         progress(&format!("SKIPPED: {s}"));
     }
     let most = config.clients.iter().copied().max().unwrap_or(1);
-    let phones = pair_phones(&stack, most).await;
+    let mut phones = pair_phones(&stack, most).await;
     let probe_phone = stack.phone();
     let reference = Arc::new(Reference::of(&stack));
     reference
@@ -414,7 +414,7 @@ pub async fn run(config: ChaosConfig, progress: impl Fn(&str)) -> ChaosReport {
             progress(&report::row_line(&row));
             rows.push(row);
         }
-        load.stop().await;
+        load.stop(&mut phones[..clients]).await;
     }
 
     let soak = match config.soak {
@@ -422,7 +422,7 @@ pub async fn run(config: ChaosConfig, progress: impl Fn(&str)) -> ChaosReport {
             soak(
                 &stack,
                 &reference,
-                &phones[..config.clients[0]],
+                &mut phones[..config.clients[0]],
                 &config,
                 length,
                 &progress,
@@ -456,7 +456,7 @@ pub async fn run(config: ChaosConfig, progress: impl Fn(&str)) -> ChaosReport {
 async fn soak(
     stack: &Stack,
     reference: &Arc<Reference>,
-    phones: &[PairedDevice],
+    phones: &mut [PairedDevice],
     config: &ChaosConfig,
     length: Duration,
     progress: &impl Fn(&str),
@@ -494,7 +494,7 @@ async fn soak(
             ));
         }
     }
-    load.stop().await;
+    load.stop(phones).await;
     let span = (60.0_f64).min(length.as_secs_f64() / 3.0);
     let total = started.elapsed().as_secs_f64();
     let mut first = Tally::default();

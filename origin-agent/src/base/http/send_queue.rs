@@ -7,8 +7,8 @@
 
 use std::os::fd::RawFd;
 
-/// The accepted socket of one connection, for asking its send queue. Put in each request's
-/// extensions by the accept loop (`base::http::server`).
+/// The accepted socket of one connection, for asking its send queue. Put in the extensions of
+/// each WebSocket upgrade request by the accept loop (`base::http::server`).
 ///
 /// Holds the raw descriptor, not the socket: it is valid while the connection is, which is as
 /// long as anything serving a request of that connection (or its upgraded stream) runs.

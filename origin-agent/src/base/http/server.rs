@@ -197,7 +197,12 @@ pub async fn serve_with<H, F, Fut>(
             // Here, not in the future: hyper calls this before it reads on (detach_head).
             let (mut parts, body) = req.into_parts();
             crate::base::http::detach_head::detach(&mut parts);
-            parts.extensions.insert(send_queue);
+            // Only a WebSocket upgrade can become a live preview, the queue's one reader; other
+            // requests skip the extension map's allocation.
+            let upgrade = parts.headers.get(hyper::header::UPGRADE);
+            if argus_shared::headers::is_websocket_upgrade(upgrade.and_then(|v| v.to_str().ok())) {
+                parts.extensions.insert(send_queue);
+            }
             let req = Request::from_parts(parts, body);
             async move {
                 let resp = handler(req, peer).await;
