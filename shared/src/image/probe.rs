@@ -274,10 +274,10 @@ fn exif_orientation(tiff: &[u8]) -> Option<u16> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    /// SOI, an optional APP1, then SOF`code` with the given geometry, then EOI.
+    /// SOI, then SOF`code` with the given geometry, then EOI (no tables, no scan).
     pub(crate) fn jpeg_header(code: u8, w: u16, h: u16, components: u8) -> Vec<u8> {
         let mut v = vec![0xFF, 0xD8, 0xFF, code];
         let len = 8 + 3 * u16::from(components);

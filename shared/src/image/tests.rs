@@ -4,6 +4,7 @@
 //! ([`crate::test_photos`], always) and the real photos in `../shared/testdata/photos` beside the
 //! checkout (CI has them; a fresh clone does not, and the tests then say so on stderr).
 
+use super::probe::tests::jpeg_header;
 use super::*;
 use crate::fuzzing::XorShift as Rng;
 use std::io::Write as _;
@@ -180,26 +181,10 @@ fn target_sizes_keep_the_aspect_and_never_upscale() {
     assert_eq!(target_size(10, 0, 480), None);
 }
 
-/// SOI + SOF`code` header of the given geometry + EOI.
-fn header(code: u8, w: u16, h: u16, components: u8) -> Vec<u8> {
-    let mut v = vec![0xFF, 0xD8, 0xFF, code];
-    let len = 8 + 3 * u16::from(components);
-    v.extend_from_slice(&len.to_be_bytes());
-    v.push(8);
-    v.extend_from_slice(&h.to_be_bytes());
-    v.extend_from_slice(&w.to_be_bytes());
-    v.push(components);
-    for c in 0..components {
-        v.extend_from_slice(&[c + 1, 0x11, 0]);
-    }
-    v.extend_from_slice(&[0xFF, 0xD9]);
-    v
-}
-
 #[test]
 fn decompression_bombs_are_refused_from_the_header() {
     for set in photo_sets("decompression_bombs_are_refused_from_the_header") {
-        let bomb = header(0xC0, 65535, 65535, 3);
+        let bomb = jpeg_header(0xC0, 65535, 65535, 3);
         assert_eq!(
             transcode(&bomb, &Variant::MOBILE, &Limits::DEFAULT),
             Err(Passthrough::TooManyPixels {
@@ -210,21 +195,21 @@ fn decompression_bombs_are_refused_from_the_header() {
         // Just over the baseline cap; progressive has its own, lower one.
         assert!(matches!(
             plan(
-                &header(0xC0, 4097, 4096, 3),
+                &jpeg_header(0xC0, 4097, 4096, 3),
                 &Variant::MOBILE,
                 &Limits::DEFAULT
             ),
             Err(Passthrough::TooManyPixels { .. })
         ));
         assert!(plan(
-            &header(0xC2, 3840, 2160, 3),
+            &jpeg_header(0xC2, 3840, 2160, 3),
             &Variant::MOBILE,
             &Limits::DEFAULT
         )
         .is_ok());
         assert!(matches!(
             plan(
-                &header(0xC2, 4096, 4096, 3),
+                &jpeg_header(0xC2, 4096, 4096, 3),
                 &Variant::MOBILE,
                 &Limits::DEFAULT
             ),
@@ -269,14 +254,14 @@ fn foreign_and_unusual_inputs_pass_through_with_a_reason() {
         (b"GIF89a\x80\x07\x38\x04".to_vec(), "unsupported_format"),
         (b"SQLite format 3\0".to_vec(), "unsupported_format"),
         (Vec::new(), "unsupported_format"),
-        (header(0xC0, 1920, 1080, 4), "cmyk"),
-        (header(0xC0, 1920, 1080, 2), "unsupported_jpeg"),
-        (header(0xC3, 1920, 1080, 3), "unsupported_jpeg"),
-        (header(0xC9, 1920, 1080, 3), "unsupported_jpeg"),
-        (header(0xC0, 1920, 0, 3), "unsupported_jpeg"),
+        (jpeg_header(0xC0, 1920, 1080, 4), "cmyk"),
+        (jpeg_header(0xC0, 1920, 1080, 2), "unsupported_jpeg"),
+        (jpeg_header(0xC3, 1920, 1080, 3), "unsupported_jpeg"),
+        (jpeg_header(0xC9, 1920, 1080, 3), "unsupported_jpeg"),
+        (jpeg_header(0xC0, 1920, 0, 3), "unsupported_jpeg"),
         (vec![0xFF, 0xD8, 0xFF], "corrupt"),
         // A frame header but no tables and no scan.
-        (header(0xC0, 1920, 1080, 3), "corrupt"),
+        (jpeg_header(0xC0, 1920, 1080, 3), "corrupt"),
     ];
     for (input, reason) in cases {
         let got = transcode(&input, &Variant::MOBILE, &Limits::DEFAULT);
