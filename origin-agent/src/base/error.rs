@@ -28,6 +28,13 @@ pub enum AgentError {
     InvalidToken { reason: &'static str },
     #[error("the edge signature is not valid")]
     InvalidSignature { reason: &'static str },
+    /// A correctly signed request that already arrived once. Refused, but answered as a
+    /// transport failure (503, `Retry-After`) rather than an authentication one: the usual
+    /// sender is workerd itself, which sends a GET again, with the same headers, on a new
+    /// connection when a reused one is reset before the answer (the first copy may have been
+    /// served) — and the phone should simply ask again, which the Worker signs afresh.
+    #[error("this request already reached the home server once; send it again")]
+    SignatureReplayed,
     #[error("this device may not do that")]
     InsufficientScope,
     /// A policy rule refused the request (`reason`: the rule's stable code, e.g. `path.denied`).
@@ -101,7 +108,9 @@ impl AgentError {
             AgentError::BackendTimeout => ErrorCode::GatewayTimeout,
             AgentError::BackendSessionRefused { .. } => ErrorCode::BackendSessionRefused,
             AgentError::BackendSessionMissing => ErrorCode::BackendSessionMissing,
-            AgentError::BackendSessionRenewed | AgentError::StorageFull => ErrorCode::Unavailable,
+            AgentError::BackendSessionRenewed
+            | AgentError::StorageFull
+            | AgentError::SignatureReplayed => ErrorCode::Unavailable,
             AgentError::Internal => ErrorCode::Internal,
         }
     }
@@ -117,6 +126,20 @@ impl AgentError {
             | AgentError::InvalidParameter { reason }
             | AgentError::SealedRefused { reason } => Some(reason),
             AgentError::StorageFull => Some("storage_full"),
+            AgentError::SignatureReplayed => {
+                Some(argus_shared::signature::SignatureError::Replayed.reason())
+            }
+            _ => None,
+        }
+    }
+
+    /// Why the edge signature was refused (`signature.*`), when that is what this error is.
+    pub fn signature_rejection(&self) -> Option<&'static str> {
+        match self {
+            AgentError::InvalidSignature { reason } => Some(reason),
+            AgentError::SignatureReplayed => {
+                Some(argus_shared::signature::SignatureError::Replayed.reason())
+            }
             _ => None,
         }
     }
@@ -128,7 +151,7 @@ impl AgentError {
             h.insert("www-authenticate", HeaderValue::from_static(challenge));
         }
         match &self {
-            AgentError::BackendSessionRenewed => {
+            AgentError::BackendSessionRenewed | AgentError::SignatureReplayed => {
                 h.insert("retry-after", HeaderValue::from_static("1"));
             }
             AgentError::RateLimited { retry_after_secs } => {
@@ -139,5 +162,29 @@ impl AgentError {
             _ => {}
         }
         resp
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_replayed_signature_is_refused_as_a_request_to_ask_again() {
+        let e = AgentError::SignatureReplayed;
+        assert_eq!(e.signature_rejection(), Some("signature.replayed"));
+        let resp = e.into_response("req-1");
+        assert_eq!(resp.status(), 503);
+        assert_eq!(resp.headers()["retry-after"], "1");
+        assert!(resp.headers().get("www-authenticate").is_none());
+    }
+
+    #[test]
+    fn other_signature_failures_stay_authentication_failures() {
+        let e = AgentError::InvalidSignature {
+            reason: "signature.stale",
+        };
+        assert_eq!(e.signature_rejection(), Some("signature.stale"));
+        assert_eq!(e.into_response("req-1").status(), 401);
     }
 }

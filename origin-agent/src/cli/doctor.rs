@@ -343,6 +343,12 @@ pub fn judge_edge_signature(e: &Evidence<'_>) -> Finding {
                 .fix("redeploy the Worker from this release and set its secret again (`argus-relay worker-config`)"),
             }
         }
+        "unavailable" if reason == "signature.replayed" => finding(
+            CHECK,
+            Verdict::Warn,
+            "the probe was cut off between the edge and this agent and arrived twice",
+        )
+        .fix("run `argus-relay doctor` again; if it repeats, the tunnel is dropping connections (see `argus-relay status`)"),
         "unavailable" if reason.starts_with("config.") => finding(
             CHECK,
             Verdict::Fail,

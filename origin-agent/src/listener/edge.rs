@@ -57,7 +57,7 @@ pub async fn handle(
     let resp = match result {
         Ok(resp) => resp,
         Err(e) => {
-            if let AgentError::InvalidSignature { reason } = &e {
+            if let Some(reason) = e.signature_rejection() {
                 METRICS.signature_rejected(reason);
             }
             e.into_response(&request_id)
@@ -97,7 +97,7 @@ async fn admit<'a>(
         now,
     )
     .inspect_err(|e| {
-        if let AgentError::InvalidSignature { reason } = e {
+        if let Some(reason) = e.signature_rejection() {
             state.edge_stats.rejected(reason, &target, now);
         }
     })?;

@@ -42,8 +42,10 @@ pub fn check(
     h: &HeaderMap,
     now: u64,
 ) -> Result<EdgeFacts, AgentError> {
-    check_inner(secret, replay, method, path_and_query, h, now)
-        .map_err(|e| AgentError::InvalidSignature { reason: e.reason() })
+    check_inner(secret, replay, method, path_and_query, h, now).map_err(|e| match e {
+        SignatureError::Replayed => AgentError::SignatureReplayed,
+        e => AgentError::InvalidSignature { reason: e.reason() },
+    })
 }
 
 fn check_inner(
