@@ -5,8 +5,10 @@
 //! for event-list pages (the app's `limit`/`offset` and the relay's compact `page`/`fields`),
 //! event details, event thumbnails (transcoded and cached by the Worker), and now and then
 //! refreshes its tokens (at once when the access token has expired, as the app does; after a
-//! failed refresh it keeps the refresh token it has, as the app must). A few phones keep the WebSocket notification stream open and one
-//! watches a live camera stream; they reconnect when it drops.
+//! failed refresh it keeps the refresh token it has, as the app must, and when the answer was
+//! lost — no answer, or a 5xx — sends the refresh again at once, within the agent's 30 s grace,
+//! as docs/mobile-integration.md asks). A few phones keep the WebSocket notification stream
+//! open and one watches a live camera stream; they reconnect when it drops.
 //!
 //! Checks: a list page must hold exactly the ids the backend has at that offset, each event
 //! equal to the backend's; a detail must equal the backend's event; a thumbnail must be a JPEG
@@ -38,6 +40,9 @@ const COMPACT_FIELDS: &str = "id,timestamp,thumbnail_url,description";
 /// A phone gives up on an answer after this long (the harness's phones, and about what an app's
 /// HTTP client waits; a request of the "slow backend" fault takes 5 s).
 pub const CLIENT_TIMEOUT: Duration = Duration::from_secs(30);
+/// A refresh gives up sooner: a lost answer is retried at once, and the retry must reach the
+/// agent within 30 s of the first attempt (docs/mobile-integration.md, "Tokens").
+const REFRESH_TIMEOUT: Duration = Duration::from_secs(10);
 /// The recovery probe gives up on one answer after this long and asks again.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -398,20 +403,31 @@ async fn client_loop(
     refresh_every: u64,
 ) {
     let mut n: u64 = 0;
-    let mut expired = false;
+    let mut refresh_next = false;
     while !stop.load(Ordering::Relaxed) {
-        // As the app does: an expired access token is refreshed before anything else.
-        let ask = if expired {
+        // As the app does (docs/mobile-integration.md, "Tokens"): an expired access token is
+        // refreshed before anything else, and a refresh whose answer was lost is sent again at
+        // once with the same token.
+        let ask = if refresh_next {
             Ask::Refresh
         } else {
             Ask::nth(&reference, index, n, refresh_every)
         };
         n += 1;
         let started = Instant::now();
-        let outcome = run(&phone, &tokens, &reference, &ask, CLIENT_TIMEOUT).await;
+        let timeout = match ask {
+            Ask::Refresh => REFRESH_TIMEOUT,
+            _ => CLIENT_TIMEOUT,
+        };
+        let outcome = run(&phone, &tokens, &reference, &ask, timeout).await;
         let took = started.elapsed();
         let failed = !matches!(outcome, Outcome::Ok);
-        expired = matches!(&outcome, Outcome::Failed(how) if how.contains("token_expired"));
+        refresh_next = match (&ask, &outcome) {
+            (_, Outcome::Failed(how)) if how.contains("token_expired") => true,
+            // No answer, or the relay's own 5xx: the agent may have rotated the tokens.
+            (Ask::Refresh, Outcome::Failed(how)) => !how.starts_with('4'),
+            _ => false,
+        };
         window
             .lock()
             .unwrap_or_else(|p| p.into_inner())
