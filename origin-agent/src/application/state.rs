@@ -2,7 +2,6 @@
 //! pieces of in-memory state (replay cache, per-client pairing windows, liveness facts).
 
 use std::collections::HashMap;
-use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 
 use argus_shared::token::Expectations;
@@ -47,8 +46,6 @@ pub struct AppState {
     /// Phone-initiated pairing requests per client.
     pub pairing_requests: FailureLimiter,
     pub started_at: u64,
-    /// Unix time of the last request with a valid edge signature (0 = none yet).
-    pub last_edge_request: AtomicU64,
     /// Signed requests accepted and refused, by reason (for status and `doctor`).
     pub edge_stats: crate::domain::auth::edge::stats::EdgeStats,
     /// The latest word on cloudflared (see [`crate::domain::tunnel`]).
@@ -205,7 +202,6 @@ impl AppState {
             pairing_failures: FailureLimiter::default(),
             pairing_requests: FailureLimiter::default(),
             started_at: now,
-            last_edge_request: AtomicU64::new(0),
             edge_stats: crate::domain::auth::edge::stats::EdgeStats::default(),
             tunnel,
             owner_codes: Mutex::new(HashMap::new()),

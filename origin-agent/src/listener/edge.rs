@@ -10,7 +10,6 @@
 //! data arrives for `limits.idle_timeout_secs`.
 
 use std::net::SocketAddr;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use argus_shared::edge_state::{self, EdgeState, RevokedDevice, EDGE_STATE_PATH};
@@ -101,7 +100,6 @@ async fn admit<'a>(
             state.edge_stats.rejected(reason, &target, now);
         }
     })?;
-    state.last_edge_request.store(now, Ordering::Relaxed);
     state.tunnel.carried_request();
     state.edge_stats.accepted();
     if target == EDGE_STATE_PATH {

@@ -41,7 +41,6 @@
 //! for its MAC. Other refused requests — anyone can send the tunnel a bad signature — are
 //! `notes`: information, not a fault.
 
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use hyper::{Response, StatusCode};
@@ -263,14 +262,17 @@ pub async fn collect(state: &AppState, detail: bool) -> Result<RelayStatus, Agen
     let backend = backend_status(state).await;
     let now = unix_now();
     let tunnel = state.tunnel.view(Instant::now(), now, detail);
-    let last = state.last_edge_request.load(Ordering::Relaxed);
+    let last = state
+        .tunnel
+        .last_carried()
+        .map(|at| now.saturating_sub(Instant::now().saturating_duration_since(at).as_secs()));
     let paired = state.store.device_count().map_err(|e| {
         tracing::error!(error = %e, "store failure");
         AgentError::Internal
     })?;
     let edge = EdgeStatus {
-        last_request_at: (last != 0).then_some(last),
-        last_request_secs_ago: (last != 0).then(|| now.saturating_sub(last)),
+        last_request_at: last,
+        last_request_secs_ago: last.map(|last| now.saturating_sub(last)),
         signed_requests: state.edge_stats.accepted_total(),
         rejected: state.edge_stats.rejections(),
     };

@@ -170,12 +170,13 @@ impl RatholeConfig {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    const KEY: &str = "yQpXB5BspCKpOMkzWxVCiL7rwa0z7Xfvwl8D6v5B9zw=";
+    pub(crate) const KEY: &str = "yQpXB5BspCKpOMkzWxVCiL7rwa0z7Xfvwl8D6v5B9zw=";
 
-    fn cfg() -> RatholeConfig {
+    /// A valid `[rathole]` section for tests.
+    pub(crate) fn cfg() -> RatholeConfig {
         RatholeConfig {
             token: Some("0123456789abcdef0123".into()),
             ..RatholeConfig::new("relay.example.org:2333".into(), KEY.into())

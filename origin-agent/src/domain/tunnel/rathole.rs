@@ -125,15 +125,7 @@ pub fn explain(words: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    const KEY: &str = "yQpXB5BspCKpOMkzWxVCiL7rwa0z7Xfvwl8D6v5B9zw=";
-
-    fn cfg() -> RatholeConfig {
-        RatholeConfig {
-            token: Some("0123456789abcdef0123".into()),
-            ..RatholeConfig::new("relay.example.org:2333".into(), KEY.into())
-        }
-    }
+    use crate::base::config::rathole::tests::{cfg, KEY};
 
     #[test]
     fn the_client_file_pins_the_key_and_forwards_to_the_tunnel_listener() {
