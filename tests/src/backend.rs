@@ -590,6 +590,11 @@ impl StandInBackend {
         self.state.faults.delay_ms.store(ms, Ordering::Relaxed);
     }
 
+    /// Requests the backend took while slow ([`Self::set_delay`]) and has not answered yet.
+    pub fn slow_answers_owed(&self) -> u64 {
+        self.state.faults.delayed.load(Ordering::SeqCst)
+    }
+
     /// Fault mode: every answer of a known length from now on announces its length, sends half
     /// of its body and drops the connection (`false`: off).
     pub fn set_half_bodies(&self, on: bool) {

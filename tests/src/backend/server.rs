@@ -90,6 +90,8 @@ pub(crate) struct Peer(pub SocketAddr);
 pub(crate) struct Faults {
     /// Every HTTP answer (not WebSocket handshakes) waits this long first (0 = off).
     pub delay_ms: std::sync::atomic::AtomicU64,
+    /// Requests taken while `delay_ms` was on whose answer is not yet given.
+    pub delayed: std::sync::atomic::AtomicU64,
     /// Streamed downloads (backup, SSE) die after this many bytes, as if the process crashed
     /// (`u64::MAX` = off): the connection is aborted mid-body.
     pub cut_after: std::sync::atomic::AtomicU64,
@@ -101,10 +103,31 @@ pub(crate) struct Faults {
     pub life: watch::Sender<u64>,
 }
 
+/// One request answered slowly, in [`Faults::delayed`] while it lives.
+struct Delayed<'a>(&'a Faults);
+
+impl<'a> Delayed<'a> {
+    fn count(faults: &'a Faults) -> Self {
+        faults
+            .delayed
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Delayed(faults)
+    }
+}
+
+impl Drop for Delayed<'_> {
+    fn drop(&mut self) {
+        self.0
+            .delayed
+            .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
 impl Default for Faults {
     fn default() -> Self {
         Faults {
             delay_ms: std::sync::atomic::AtomicU64::new(0),
+            delayed: std::sync::atomic::AtomicU64::new(0),
             cut_after: std::sync::atomic::AtomicU64::new(u64::MAX),
             half_bodies: std::sync::atomic::AtomicBool::new(false),
             life: watch::Sender::new(0),
@@ -280,7 +303,9 @@ async fn handle(st: Arc<State>, peer: SocketAddr, mut req: Request<Incoming>) ->
         .faults
         .delay_ms
         .load(std::sync::atomic::Ordering::Relaxed);
-    if delay > 0 && !ws::is_upgrade(&req) {
+    // Counted until this function returns (the answer is given), cancelled or not.
+    let _delayed = (delay > 0 && !ws::is_upgrade(&req)).then(|| Delayed::count(&st.faults));
+    if _delayed.is_some() {
         tokio::time::sleep(Duration::from_millis(delay)).await;
     }
     let mut resp = if ws::is_upgrade(&req) {

@@ -174,6 +174,17 @@ pub async fn inject(
             stack.backend.set_delay(Some(Duration::from_secs(5)));
             tokio::time::sleep(hold.max(Duration::from_secs(6))).await;
             stack.backend.set_delay(None);
+            // The backend is back when it has given the answers it took while slow (each one
+            // still takes its 5 s): until then they hold the agent's backend slots.
+            let since = Instant::now();
+            while stack.backend.slow_answers_owed() > 0 && since.elapsed() < Duration::from_secs(10)
+            {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            out.notes.push(format!(
+                "its last slow answer left {:.1} s after it turned fast",
+                since.elapsed().as_secs_f64()
+            ));
         }
         Fault::BackendHalfClosed => {
             stack.backend.set_half_bodies(true);
@@ -206,19 +217,26 @@ pub async fn inject(
             // A phone that will renew its tokens while the disk is full.
             let mut renewing = stack.pair_phone("viewer").await;
             let disk = stack.small_disk.as_ref().ok_or("no small disk")?;
+            // SQLite goes on writing into room its WAL file already has, so a disk that fills
+            // while the WAL is long refuses nothing for a while. The case that bites is a disk
+            // filling just after a checkpoint emptied the WAL: make it, then take every byte.
+            blocking(|| checkpoint_wal(stack.agent.data_dir()))?;
             let filled = blocking(|| disk.fill())?;
-            out.notes.push(format!("filled {} KiB", filled / 1024));
+            out.notes.push(format!(
+                "filled {} KiB after a WAL checkpoint",
+                filled / 1024
+            ));
             tokio::time::sleep(hold / 2).await;
-            // A write fits while SQLite still has room in its files (free pages, the WAL it
-            // already grew); otherwise it must be refused as storage_full, nothing else.
+            // With the WAL empty every write needs new space: both are refused as storage_full,
+            // nothing else (a 200 would mean the fault did not take and the row shows nothing).
             let pairing = try_pairing(stack).await;
             let refresh = try_refresh(stack, &mut renewing).await;
             out.notes
                 .push(format!("while full: pairing {pairing}, refresh {refresh}"));
             for (what, answer) in [("pairing", &pairing), ("refresh", &refresh)] {
-                if answer != "200" && !answer.contains("storage_full") {
+                if !answer.contains("storage_full") {
                     out.broken.push(format!(
-                        "{what} while the disk is full: {answer} (expected 200 or a storage_full error)"
+                        "{what} while the disk is full: {answer} (expected a storage_full error)"
                     ));
                 }
             }
@@ -275,6 +293,27 @@ pub async fn inject(
     Ok(out)
 }
 
+/// `PRAGMA wal_checkpoint(TRUNCATE)` on the agent's database, beside the running agent (as its
+/// own automatic checkpoint does, down to an empty WAL file).
+fn checkpoint_wal(data_dir: &Path) -> Result<(), String> {
+    let path = data_dir.join("relay.db");
+    let run = || -> rusqlite::Result<(i64, i64, i64)> {
+        let db = rusqlite::Connection::open(&path)?;
+        db.busy_timeout(Duration::from_secs(5))?;
+        db.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })
+    };
+    match run() {
+        Ok((0, _, _)) => Ok(()),
+        Ok((busy, log, done)) => Err(format!(
+            "WAL checkpoint of {} incomplete (busy {busy}, {done} of {log} frames)",
+            path.display()
+        )),
+        Err(e) => Err(format!("WAL checkpoint of {}: {e}", path.display())),
+    }
+}
+
 /// A token refresh of `device` through the Worker (its tokens replaced by the new ones when it
 /// succeeds): `200`, or its status, error code and reason.
 async fn try_refresh(stack: &Stack, device: &mut crate::stack::PairedDevice) -> String {
@@ -295,13 +334,12 @@ async fn try_refresh(stack: &Stack, device: &mut crate::stack::PairedDevice) -> 
     error_text(status, &answer)
 }
 
-/// `200`, or `503 unavailable (storage_full: the relay's disk is full…)`.
+/// `200`, or its status, error code and reason: `503 unavailable (storage_full)`.
 fn error_text(status: u16, answer: &serde_json::Value) -> String {
     match answer["error"]["code"].as_str() {
         Some(code) => format!(
-            "{status} {code} ({}: {})",
-            answer["error"]["reason"].as_str().unwrap_or("-"),
-            answer["error"]["message"].as_str().unwrap_or("")
+            "{status} {code} ({})",
+            answer["error"]["reason"].as_str().unwrap_or("-")
         ),
         None => status.to_string(),
     }
@@ -326,12 +364,11 @@ async fn try_pairing(stack: &Stack) -> String {
                 .trim()
                 .to_owned();
             // The CLI prints the agent's error message; a full disk has its own.
-            let reason = if said.contains("disk is full") {
-                "storage_full: "
+            return if said.contains("disk is full") {
+                "owner code refused (storage_full)".into()
             } else {
-                ""
+                format!("owner code refused ({said})")
             };
-            return format!("owner code refused ({reason}{said})");
         }
     };
     let Some(code) = code else {
