@@ -64,7 +64,22 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let result = runtime.block_on(chaos::run(config, |line| eprintln!("chaos: {line}")));
+    // Ctrl-C or SIGTERM drops the run: the stack's processes are killed as groups and the
+    // agent's small disk unmounted; the kernel's parent-death signal alone would leave the
+    // Worker's workerd (a grandchild, under wrangler) running.
+    let result = runtime.block_on(async {
+        tokio::select! {
+            result = chaos::run(config, |line| eprintln!("chaos: {line}")) => Some(result),
+            signal = interrupted() => {
+                eprintln!("chaos: {signal}: stopping every process the run started");
+                None
+            }
+        }
+    });
+    let Some(result) = result else {
+        eprintln!("chaos: interrupted, no report written");
+        return ExitCode::from(130);
+    };
     let tuning = Tuning::default();
     let tunnel_bound =
         Duration::from_secs(tuning.unresponsive_timeout_secs + tuning.backoff_max_secs)
@@ -85,4 +100,20 @@ fn main() -> ExitCode {
         return ExitCode::FAILURE;
     }
     ExitCode::SUCCESS
+}
+
+/// Resolves on SIGINT or SIGTERM, naming it.
+async fn interrupted() -> &'static str {
+    use tokio::signal::unix::{signal, SignalKind};
+    match (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) {
+        (Ok(mut int), Ok(mut term)) => tokio::select! {
+            _ = int.recv() => "SIGINT",
+            _ = term.recv() => "SIGTERM",
+        },
+        // Without handlers the default actions stay (and the parent-death signal).
+        _ => std::future::pending().await,
+    }
 }

@@ -23,6 +23,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use argus_shared::image::{probe, Probe};
+use base64::Engine as _;
 use futures_util::StreamExt;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -272,6 +273,36 @@ struct Tokens {
     refresh: String,
 }
 
+impl Tokens {
+    fn new(device_id: &str, access: &str, refresh: &str) -> Tokens {
+        Tokens {
+            device_id: device_id.to_owned(),
+            access: access.to_owned(),
+            refresh: refresh.to_owned(),
+        }
+    }
+
+    /// The app renews a minute before the access token runs out (docs/mobile-integration.md,
+    /// "Tokens"); its `exp` says when as well as the answer's `expires_in` does.
+    fn renewal_due(&self) -> bool {
+        let exp = self
+            .access
+            .split('.')
+            .nth(1)
+            .and_then(|claims| {
+                base64::engine::general_purpose::URL_SAFE_NO_PAD
+                    .decode(claims)
+                    .ok()
+            })
+            .and_then(|json| serde_json::from_slice::<Value>(&json).ok())
+            .and_then(|claims| claims["exp"].as_u64());
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        exp.is_some_and(|exp| now + 60 >= exp)
+    }
+}
+
 impl Load {
     /// Starts `clients` phones (the first `devices.len()` of them, one device each), `streams`
     /// of which also keep a notification WebSocket open, and one live stream.
@@ -290,11 +321,11 @@ impl Load {
         let mut all_tokens = Vec::new();
         let edge = stack.edge_url();
         for (i, device) in devices.iter().enumerate() {
-            let tokens = Arc::new(tokio::sync::Mutex::new(Tokens {
-                device_id: device.device_id.clone(),
-                access: device.access_token.clone(),
-                refresh: device.refresh_token.clone(),
-            }));
+            let tokens = Arc::new(tokio::sync::Mutex::new(Tokens::new(
+                &device.device_id,
+                &device.access_token,
+                &device.refresh_token,
+            )));
             all_tokens.push(tokens.clone());
             let phone = Phone::new(&edge);
             tasks.push(tokio::spawn(client_loop(
@@ -405,10 +436,10 @@ async fn client_loop(
     let mut n: u64 = 0;
     let mut refresh_next = false;
     while !stop.load(Ordering::Relaxed) {
-        // As the app does (docs/mobile-integration.md, "Tokens"): an expired access token is
-        // refreshed before anything else, and a refresh whose answer was lost is sent again at
-        // once with the same token.
-        let ask = if refresh_next {
+        // As the app does (docs/mobile-integration.md, "Tokens"): the access token is renewed
+        // a minute before it runs out, an expired one is refreshed before anything else, and a
+        // refresh whose answer was lost is sent again at once with the same token.
+        let ask = if refresh_next || tokens.lock().await.renewal_due() {
             Ask::Refresh
         } else {
             Ask::nth(&reference, index, n, refresh_every)
@@ -545,11 +576,7 @@ pub async fn probe_detail(phone: &Phone, token: &str, r: &Reference) -> bool {
     let Some(id) = r.ids.first() else {
         return false;
     };
-    let tokens = tokio::sync::Mutex::new(Tokens {
-        device_id: String::new(),
-        access: token.to_owned(),
-        refresh: String::new(),
-    });
+    let tokens = tokio::sync::Mutex::new(Tokens::new("", token, ""));
     let ask = Ask::Detail { id: id.clone() };
     run(phone, &tokens, r, &ask, PROBE_TIMEOUT).await == Outcome::Ok
 }
@@ -720,5 +747,36 @@ async fn socket_loop(
             }
         }
         let _ = ws.close(None).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A token shaped like the agent's (only the claims are read; nothing is verified here).
+    fn token_expiring_in(secs: i64) -> String {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
+        let claims = serde_json::json!({"sub": "dev-1", "exp": now + secs});
+        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        format!(
+            "{}.{}.sig",
+            b64.encode(br#"{"alg":"EdDSA"}"#),
+            b64.encode(claims.to_string())
+        )
+    }
+
+    #[test]
+    fn a_phone_renews_a_minute_before_its_access_token_runs_out() {
+        let fresh = Tokens::new("dev-1", &token_expiring_in(900), "r");
+        assert!(!fresh.renewal_due());
+        let closing = Tokens::new("dev-1", &token_expiring_in(59), "r");
+        assert!(closing.renewal_due());
+        let expired = Tokens::new("dev-1", &token_expiring_in(-5), "r");
+        assert!(expired.renewal_due());
+        // Not a token it can read: it waits for the agent's 401 instead.
+        assert!(!Tokens::new("dev-1", "opaque", "r").renewal_due());
     }
 }
