@@ -13,7 +13,8 @@
 #
 # Needs root for the "disk full" fault (a tmpfs for the agent's data) and libfaketime for the
 # clock steps (bootstrap installs it); without them those rows say "not injected" and why.
-# Loopback only; every process it starts belongs to the run and dies with it.
+# Loopback only; every process it starts belongs to the run and dies with it (Ctrl-C stops the
+# run, its processes and the agent's small disk with it, and writes no report).
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 cd "$ROOT"
