@@ -9,8 +9,11 @@
 //! What makes them photo-like where the pipeline cares: smooth lighting gradients and
 //! low-frequency structure (what resizing keeps), soft-edged objects (edges that ring when
 //! resized badly), fine texture and sensor grain (what makes a photo's JPEG large: ~180-330 KB
-//! at 1920×1080, ~12-20 KB at 320×180, like the reference photos). Everything is a pure function
-//! of the scene's seed and the size: the same bytes on every machine and every run.
+//! at 1920×1080, ~12-20 KB at 320×180, like the reference photos), and a mid-scale texture that
+//! survives being made smaller, so the live stream's 640 and 1280 px frames weigh what the
+//! reference photos' do (~28 KB and ~100 KB; without it they were a third lighter, and a link
+//! shaped to 1.5 Mbit/s looked roomier than it is with a camera's frames). Everything is a pure
+//! function of the scene's seed and the size: the same bytes on every machine and every run.
 
 use crate::fuzzing::XorShift;
 
@@ -33,6 +36,8 @@ struct Scene {
     bottom: [u8; 3],
     /// How many soft-edged objects stand in the scene.
     objects: usize,
+    /// Strength of the mid-scale texture in percent (how busy the scene is once made smaller).
+    detail: u8,
 }
 
 const CUPS: Scene = Scene {
@@ -40,18 +45,21 @@ const CUPS: Scene = Scene {
     top: [232, 220, 200],
     bottom: [120, 86, 60],
     objects: 9,
+    detail: 50,
 };
 const LEAF: Scene = Scene {
     seed: 0x6c65_6166,
     top: [70, 96, 40],
     bottom: [150, 90, 30],
     objects: 6,
+    detail: 90,
 };
 const WATER: Scene = Scene {
     seed: 0x7761_7465,
     top: [150, 190, 230],
     bottom: [20, 70, 110],
     objects: 12,
+    detail: 100,
 };
 
 const fn photo(name: &'static str, scene: Scene, width: u32, quality: u8) -> TestPhoto {
@@ -193,9 +201,11 @@ fn render(scene: &Scene, width: u32, height: u32) -> Vec<u8> {
         ];
         for x in 0..width {
             let u = (x as f32 + 0.5) * scale;
-            // Background: gradient, cloud-like structure, a little fine texture.
+            // Background: gradient, cloud-like structure, a mid-scale texture (what is left
+            // of a photo's detail once it is made smaller) and a little fine texture.
             let light = 1.0
                 + 0.35 * fbm(scene.seed, u * 3.0, v * 3.0, 3)
+                + f32::from(scene.detail) / 100.0 * fbm(scene.seed ^ 0xaa, u * 60.0, v * 60.0, 2)
                 + 0.22 * fbm(scene.seed ^ 0x55, u * 90.0, v * 90.0, 2);
             let mut px = background.map(|c| c * light);
             for o in &objects {

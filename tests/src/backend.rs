@@ -206,7 +206,7 @@ pub fn default_photos_dir() -> PathBuf {
     }
 }
 
-/// `target/generated-photos-v1/`, holding every [`argus_shared::test_photos::ALL`] JPEG. Each file
+/// `target/generated-photos-v2/`, holding every [`argus_shared::test_photos::ALL`] JPEG. Each file
 /// is written under a temporary name and renamed, so test processes running at once never read a
 /// partial one; they are deterministic, so whichever process wrote one wrote the same bytes.
 /// Bump the version when the generator changes.
@@ -215,7 +215,7 @@ fn generated_photos_dir() -> PathBuf {
     DIR.get_or_init(|| {
         let dir = crate::workspace_root()
             .join("target")
-            .join("generated-photos-v1");
+            .join("generated-photos-v2");
         let made = (|| -> io::Result<()> {
             std::fs::create_dir_all(&dir)?;
             for photo in &argus_shared::test_photos::ALL {
