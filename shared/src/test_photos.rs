@@ -11,9 +11,9 @@
 //! resized badly), fine texture and sensor grain (what makes a photo's JPEG large: ~180-330 KB
 //! at 1920×1080, ~12-20 KB at 320×180, like the reference photos), and a mid-scale texture that
 //! survives being made smaller, so the live stream's 640 and 1280 px frames weigh what the
-//! reference photos' do (~28 KB and ~100 KB; without it they were a third lighter, and a link
-//! shaped to 1.5 Mbit/s looked roomier than it is with a camera's frames). Everything is a pure
-//! function of the scene's seed and the size: the same bytes on every machine and every run.
+//! reference photos' do (lighter frames would make a shaped link look roomier than a camera's
+//! frames find it). Everything is a pure function of the scene's seed and the size: the same
+//! bytes on every machine and every run.
 
 use crate::fuzzing::XorShift;
 

@@ -304,8 +304,8 @@ async fn handle(st: Arc<State>, peer: SocketAddr, mut req: Request<Incoming>) ->
         .delay_ms
         .load(std::sync::atomic::Ordering::Relaxed);
     // Counted until this function returns (the answer is given), cancelled or not.
-    let _delayed = (delay > 0 && !ws::is_upgrade(&req)).then(|| Delayed::count(&st.faults));
-    if _delayed.is_some() {
+    let delayed = (delay > 0 && !ws::is_upgrade(&req)).then(|| Delayed::count(&st.faults));
+    if delayed.is_some() {
         tokio::time::sleep(Duration::from_millis(delay)).await;
     }
     let mut resp = if ws::is_upgrade(&req) {

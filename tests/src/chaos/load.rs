@@ -271,22 +271,27 @@ struct Tokens {
     device_id: String,
     access: String,
     refresh: String,
+    /// The access token's `exp`, read once when it arrives.
+    access_exp: Option<u64>,
 }
 
 impl Tokens {
     fn new(device_id: &str, access: &str, refresh: &str) -> Tokens {
-        Tokens {
+        let mut tokens = Tokens {
             device_id: device_id.to_owned(),
-            access: access.to_owned(),
-            refresh: refresh.to_owned(),
-        }
+            access: String::new(),
+            refresh: String::new(),
+            access_exp: None,
+        };
+        tokens.renewed(access, refresh);
+        tokens
     }
 
-    /// The app renews a minute before the access token runs out (docs/mobile-integration.md,
-    /// "Tokens"); its `exp` says when as well as the answer's `expires_in` does.
-    fn renewal_due(&self) -> bool {
-        let exp = self
-            .access
+    /// Takes a new pair (pairing or refresh answer).
+    fn renewed(&mut self, access: &str, refresh: &str) {
+        self.access = access.to_owned();
+        self.refresh = refresh.to_owned();
+        self.access_exp = access
             .split('.')
             .nth(1)
             .and_then(|claims| {
@@ -296,10 +301,13 @@ impl Tokens {
             })
             .and_then(|json| serde_json::from_slice::<Value>(&json).ok())
             .and_then(|claims| claims["exp"].as_u64());
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
-        exp.is_some_and(|exp| now + 60 >= exp)
+    }
+
+    /// The app renews a minute before the access token runs out (docs/mobile-integration.md,
+    /// "Tokens"); its `exp` says when as well as the answer's `expires_in` does.
+    fn renewal_due(&self) -> bool {
+        self.access_exp
+            .is_some_and(|exp| crate::signer::unix_now() + 60 >= exp)
     }
 }
 
@@ -556,8 +564,7 @@ async fn run(
                     if let (Ask::Refresh, Some(t)) = (ask, held.as_mut()) {
                         match (v["access_token"].as_str(), v["refresh_token"].as_str()) {
                             (Some(a), Some(f)) => {
-                                t.access = a.to_owned();
-                                t.refresh = f.to_owned();
+                                t.renewed(a, f);
                             }
                             _ => return Outcome::Crossed(format!("{}: no tokens", what())),
                         }
@@ -756,10 +763,8 @@ mod tests {
 
     /// A token shaped like the agent's (only the claims are read; nothing is verified here).
     fn token_expiring_in(secs: i64) -> String {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs() as i64);
-        let claims = serde_json::json!({"sub": "dev-1", "exp": now + secs});
+        let exp = crate::signer::unix_now().saturating_add_signed(secs);
+        let claims = serde_json::json!({"sub": "dev-1", "exp": exp});
         let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
         format!(
             "{}.{}.sig",

@@ -244,8 +244,8 @@ pub fn markdown(r: &ChaosReport, machine: &str, command: &str, tunnel_bound: Dur
          `PRAGMA integrity_check`, and no device or refresh family that was there before may be \
          gone. Recovery: from the faulty part being back (a slow backend: once it has given the \
          answers it took while slow, which hold the agent's backend slots until then; a hanging \
-         tunnel: from the hang, the agent has to notice it) until a probe phone, asking every 100 ms, gets a correct \
-         answer through the whole chain.\n",
+         tunnel: from the hang, the agent has to notice it) until a probe phone, asking every \
+         100 ms, gets a correct answer through the whole chain.\n",
         c.refresh_every
     );
     let _ = writeln!(md, "## Figures\n");
